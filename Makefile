@@ -1,0 +1,37 @@
+# augur: `make run` starts the whole pipeline on an embedded broker,
+# `make test` runs every test. See README.md.
+GO ?= go
+GOLANGCI_LINT_VERSION ?= v2.6.2
+BIN := bin
+
+.PHONY: run build test test-short lint bench proto fuzz
+
+build:
+	$(GO) build -o $(BIN)/augur ./cmd/augur
+
+run: build
+	$(BIN)/augur run
+
+test:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+proto:
+	protoc --go_out=. --go_opt=paths=source_relative proto/augur.proto
+
+# Runs every fuzz target for a short while (FUZZTIME=30s by default).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
