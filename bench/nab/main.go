@@ -1,0 +1,75 @@
+// Command nab scores anomaly detectors on the Numenta Anomaly Benchmark the
+// way NAB's own scorer does (sweeper, profiles, corpus-wide threshold,
+// normalisation between the null and the perfect detector).
+//
+//	go run ./bench/nab -detector augur
+//	go run ./bench/nab -detector numenta   # NAB's published outputs
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "nab:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("nab", flag.ContinueOnError)
+	dir := fs.String("data", filepath.Join("..", "shared", "data", "nab"), "NAB folder with data/, labels/ and reference/")
+	det := fs.String("detector", "augur", "augur, or the name of a detector in <data>/reference (numenta, windowedGaussian)")
+	verbose := fs.Bool("v", false, "print the per-file table of every profile")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	files, err := loadCorpus(*dir)
+	if err != nil {
+		return err
+	}
+	profiles, err := loadProfiles(filepath.Join(*dir, "reference", "profiles.json"))
+	if err != nil {
+		return err
+	}
+	var scores [][]float64
+	if *det == "augur" {
+		scores = runAugur(files)
+	} else {
+		scores, err = referenceScores(filepath.Join(*dir, "reference"), *det, files)
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "detector %s: %d files, %d windows\n", *det, len(files), countWindows(files))
+	for _, p := range profiles {
+		r, err := evaluate(files, scores, p)
+		if err != nil {
+			return err
+		}
+		if *verbose {
+			for _, f := range r.Files {
+				fmt.Fprintf(out, "  %-55s %8.3f TP %4d FP %4d FN %4d\n", f.File, f.Score, f.TP, f.FP, f.FN)
+			}
+		}
+		fmt.Fprintf(out, "%-20s threshold %.6f raw %8.3f (null %.1f, perfect %.1f) normalised %6.2f\n",
+			r.Profile, r.Threshold, r.Raw, r.Null, r.Perfect, r.Normalized)
+	}
+	if *det == "augur" {
+		printOperational(out, files, scores)
+	}
+	return nil
+}
+
+func countWindows(files []dataFile) int {
+	n := 0
+	for _, f := range files {
+		n += len(f.Windows)
+	}
+	return n
+}
