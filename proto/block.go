@@ -1,0 +1,565 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// The samples block.
+//
+// Every record on augur.samples carries one block: an Arrow IPC stream
+// (schema message, one record batch, end-of-stream marker) holding one row per
+// series of one partition of one remote-write request. Any Arrow
+// implementation reads it (pyarrow: `pa.ipc.open_stream(value).read_all()`).
+//
+// Columns, none nullable:
+//
+//	labels          map<utf8, utf8>   the series labels, keys sorted, __name__ included
+//	timestamps      list<int64>       sample timestamps, unix milliseconds
+//	values          list<float64>     sample values; stale markers keep their NaN bits
+//	start_timestamp int64             remote-write 2.0 created timestamp (ms), 0 when unknown
+//	metric_type     utf8              counter, gauge, histogram, gaugehistogram, summary, info, stateset, or ""
+//	help            utf8              metadata help text, or ""
+//	unit            utf8              metadata unit, or ""
+//	histograms      list<binary>      native histograms, each the protobuf encoding of the
+//	                                  remote-write Histogram message (the same in 1.0 and 2.0)
+//	exemplars       list<binary>      exemplars, each the protobuf encoding of the remote-write
+//	                                  1.0 Exemplar message (labels, value, timestamp)
+//
+// Schema metadata: "augur.block.version" = "1", "tenant" = the request's
+// X-Scope-OrgID (also in the Kafka record header "tenant").
+
+// BlockVersion is the value of the schema metadata key "augur.block.version".
+const BlockVersion = "1"
+
+// Label is one label of a series. In a BlockReader the strings point into the
+// block and are valid until the next Reset.
+type Label struct {
+	Name, Value string
+}
+
+// Metadata is what remote-write 2.0 says about a series' metric.
+type Metadata struct {
+	Type, Help, Unit string
+}
+
+var blockFields = []arrow.Field{
+	{Name: "labels", Type: labelsType},
+	{Name: "timestamps", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int64)},
+	{Name: "values", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float64)},
+	{Name: "start_timestamp", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "metric_type", Type: arrow.BinaryTypes.String},
+	{Name: "help", Type: arrow.BinaryTypes.String},
+	{Name: "unit", Type: arrow.BinaryTypes.String},
+	{Name: "histograms", Type: arrow.ListOfNonNullable(arrow.BinaryTypes.Binary)},
+	{Name: "exemplars", Type: arrow.ListOfNonNullable(arrow.BinaryTypes.Binary)},
+}
+
+var labelsType = func() *arrow.MapType {
+	t := arrow.MapOfFields(
+		arrow.Field{Name: "key", Type: arrow.BinaryTypes.String},
+		arrow.Field{Name: "value", Type: arrow.BinaryTypes.String})
+	t.KeysSorted = true
+	return t
+}()
+
+// varlen is an Arrow variable-length column under construction: int32
+// offsets and the concatenated bytes.
+type varlen struct {
+	offsets []int32
+	data    []byte
+}
+
+func (v *varlen) reset() {
+	v.offsets = append(v.offsets[:0], 0)
+	v.data = v.data[:0]
+}
+
+func (v *varlen) appendString(s string) {
+	v.data = append(v.data, s...)
+	v.offsets = append(v.offsets, int32(len(v.data)))
+}
+
+func (v *varlen) appendBytes(b []byte) {
+	v.data = append(v.data, b...)
+	v.offsets = append(v.offsets, int32(len(v.data)))
+}
+
+// BlockBuilder builds one samples block. The zero value is ready after Reset.
+// It reuses its buffers across blocks and allocates nothing per sample once
+// they have grown. Not safe for concurrent use.
+//
+// Use: Reset, then per series StartSeries followed by that series'
+// AppendSample / AppendHistogram / AppendExemplar calls, then AppendIPC.
+type BlockBuilder struct {
+	tenant string
+	n      int // series
+
+	labelOffsets []int32 // per series, index into keys
+	keys, vals   varlen
+	tsOffsets    []int32 // per series, index into ts and vs
+	ts           []int64
+	vs           []float64
+	startTs      []int64
+	typ, help    varlen
+	unit         varlen
+	histOffsets  []int32
+	hists        varlen
+	exOffsets    []int32
+	exemplars    varlen
+
+	samples int
+	out     bytes.Buffer
+}
+
+// Reset empties the builder for a new block of the given tenant.
+func (b *BlockBuilder) Reset(tenant string) {
+	b.tenant = tenant
+	b.n = 0
+	b.samples = 0
+	b.labelOffsets = append(b.labelOffsets[:0], 0)
+	b.keys.reset()
+	b.vals.reset()
+	b.tsOffsets = append(b.tsOffsets[:0], 0)
+	b.ts = b.ts[:0]
+	b.vs = b.vs[:0]
+	b.startTs = b.startTs[:0]
+	b.typ.reset()
+	b.help.reset()
+	b.unit.reset()
+	b.histOffsets = append(b.histOffsets[:0], 0)
+	b.hists.reset()
+	b.exOffsets = append(b.exOffsets[:0], 0)
+	b.exemplars.reset()
+}
+
+// Series returns the number of series added since Reset.
+func (b *BlockBuilder) Series() int { return b.n }
+
+// Samples returns the number of float samples added since Reset.
+func (b *BlockBuilder) Samples() int { return b.samples }
+
+// StartSeries begins a new row. lbls must be sorted by name; the builder
+// copies them.
+func (b *BlockBuilder) StartSeries(lbls []Label, md Metadata, startTs int64) {
+	b.StartSeriesFunc(len(lbls), func(i int) (string, string) { return lbls[i].Name, lbls[i].Value }, md, startTs)
+}
+
+// StartSeriesFunc is StartSeries for callers that keep labels in another
+// form: label(i) returns the i-th of n labels, in name order.
+func (b *BlockBuilder) StartSeriesFunc(n int, label func(i int) (name, value string), md Metadata, startTs int64) {
+	for i := range n {
+		k, v := label(i)
+		b.keys.appendString(k)
+		b.vals.appendString(v)
+	}
+	b.n++
+	b.labelOffsets = append(b.labelOffsets, int32(len(b.keys.offsets)-1))
+	b.tsOffsets = append(b.tsOffsets, int32(len(b.ts)))
+	b.histOffsets = append(b.histOffsets, int32(len(b.hists.offsets)-1))
+	b.exOffsets = append(b.exOffsets, int32(len(b.exemplars.offsets)-1))
+	b.startTs = append(b.startTs, startTs)
+	b.typ.appendString(md.Type)
+	b.help.appendString(md.Help)
+	b.unit.appendString(md.Unit)
+}
+
+// AppendSample adds a float sample to the current series.
+func (b *BlockBuilder) AppendSample(ts int64, v float64) {
+	b.ts = append(b.ts, ts)
+	b.vs = append(b.vs, v)
+	b.tsOffsets[b.n] = int32(len(b.ts))
+	b.samples++
+}
+
+// AppendHistogram adds a native histogram, given as the protobuf encoding of
+// the remote-write Histogram message, to the current series. raw is copied.
+func (b *BlockBuilder) AppendHistogram(raw []byte) {
+	b.hists.appendBytes(raw)
+	b.histOffsets[b.n] = int32(len(b.hists.offsets) - 1)
+}
+
+// AppendExemplarRaw adds an exemplar given as the protobuf encoding of the
+// remote-write 1.0 Exemplar message. raw is copied.
+func (b *BlockBuilder) AppendExemplarRaw(raw []byte) {
+	b.exemplars.appendBytes(raw)
+	b.exOffsets[b.n] = int32(len(b.exemplars.offsets) - 1)
+}
+
+// AppendExemplar encodes an exemplar as a remote-write 1.0 Exemplar message
+// and adds it to the current series.
+func (b *BlockBuilder) AppendExemplar(lbls []Label, value float64, ts int64) {
+	b.exemplars.data = AppendExemplarProto(b.exemplars.data, lbls, value, ts)
+	b.exemplars.offsets = append(b.exemplars.offsets, int32(len(b.exemplars.data)))
+	b.exOffsets[b.n] = int32(len(b.exemplars.offsets) - 1)
+}
+
+// AppendExemplarProto appends the protobuf encoding of a remote-write 1.0
+// Exemplar (field 1 labels, 2 value, 3 timestamp) to dst.
+func AppendExemplarProto(dst []byte, lbls []Label, value float64, ts int64) []byte {
+	for _, l := range lbls {
+		n := 1 + uvarintLen(uint64(len(l.Name))) + len(l.Name) + 1 + uvarintLen(uint64(len(l.Value))) + len(l.Value)
+		dst = append(dst, 0x0a)
+		dst = binary.AppendUvarint(dst, uint64(n))
+		dst = append(dst, 0x0a)
+		dst = binary.AppendUvarint(dst, uint64(len(l.Name)))
+		dst = append(dst, l.Name...)
+		dst = append(dst, 0x12)
+		dst = binary.AppendUvarint(dst, uint64(len(l.Value)))
+		dst = append(dst, l.Value...)
+	}
+	dst = append(dst, 0x11)
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(value))
+	dst = append(dst, 0x18)
+	return binary.AppendUvarint(dst, uint64(ts))
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// AppendIPC appends the block as an Arrow IPC stream to dst and returns it.
+// The builder stays valid; Reset it before the next block.
+func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
+	n := b.n
+	keys := stringData(b.keys, len(b.keys.offsets)-1)
+	vals := stringData(b.vals, len(b.vals.offsets)-1)
+	entries := array.NewData(labelsType.Elem(), len(b.keys.offsets)-1, []*memory.Buffer{nil}, []arrow.ArrayData{keys, vals}, 0, 0)
+	labels := array.NewData(labelsType, n, []*memory.Buffer{nil, int32Buf(b.labelOffsets)}, []arrow.ArrayData{entries}, 0, 0)
+
+	tsChild := array.NewData(arrow.PrimitiveTypes.Int64, len(b.ts), []*memory.Buffer{nil, int64Buf(b.ts)}, nil, 0, 0)
+	tsList := array.NewData(blockFields[1].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{tsChild}, 0, 0)
+	vsChild := array.NewData(arrow.PrimitiveTypes.Float64, len(b.vs), []*memory.Buffer{nil, float64Buf(b.vs)}, nil, 0, 0)
+	vsList := array.NewData(blockFields[2].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{vsChild}, 0, 0)
+	start := array.NewData(arrow.PrimitiveTypes.Int64, n, []*memory.Buffer{nil, int64Buf(b.startTs)}, nil, 0, 0)
+
+	histChild := binaryData(b.hists, len(b.hists.offsets)-1)
+	histList := array.NewData(blockFields[7].Type, n, []*memory.Buffer{nil, int32Buf(b.histOffsets)}, []arrow.ArrayData{histChild}, 0, 0)
+	exChild := binaryData(b.exemplars, len(b.exemplars.offsets)-1)
+	exList := array.NewData(blockFields[8].Type, n, []*memory.Buffer{nil, int32Buf(b.exOffsets)}, []arrow.ArrayData{exChild}, 0, 0)
+
+	datas := []arrow.ArrayData{labels, tsList, vsList, start,
+		stringData(b.typ, n), stringData(b.help, n), stringData(b.unit, n), histList, exList}
+	cols := make([]arrow.Array, len(datas))
+	for i, d := range datas {
+		cols[i] = array.MakeFromData(d)
+	}
+	md := arrow.NewMetadata([]string{"augur.block.version", "tenant"}, []string{BlockVersion, b.tenant})
+	schema := arrow.NewSchema(blockFields, &md)
+	rec := array.NewRecordBatch(schema, cols, int64(n))
+
+	b.out.Reset()
+	w := ipc.NewWriter(&b.out, ipc.WithSchema(schema))
+	err := w.Write(rec)
+	if err == nil {
+		err = w.Close()
+	}
+	rec.Release()
+	for _, c := range cols {
+		c.Release()
+	}
+	if err != nil {
+		return dst, fmt.Errorf("encode samples block: %w", err)
+	}
+	return append(dst, b.out.Bytes()...), nil
+}
+
+func stringData(v varlen, n int) arrow.ArrayData {
+	return array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{nil, int32Buf(v.offsets), memory.NewBufferBytes(v.data)}, nil, 0, 0)
+}
+
+func binaryData(v varlen, n int) arrow.ArrayData {
+	return array.NewData(arrow.BinaryTypes.Binary, n, []*memory.Buffer{nil, int32Buf(v.offsets), memory.NewBufferBytes(v.data)}, nil, 0, 0)
+}
+
+func int32Buf(s []int32) *memory.Buffer {
+	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*4))
+}
+
+func int64Buf(s []int64) *memory.Buffer {
+	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*8))
+}
+
+func float64Buf(s []float64) *memory.Buffer {
+	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*8))
+}
+
+// ErrBadBlock wraps every error of BlockReader.Reset: the record is not a
+// samples block this version of augur understands.
+var ErrBadBlock = errors.New("bad samples block")
+
+// BlockReader decodes samples blocks. Reset it with a record value, then read
+// rows. Strings and slices it returns point into the value or the reader's
+// buffers and stay valid until the next Reset. Not safe for concurrent use.
+type BlockReader struct {
+	tenant string
+	n      int
+
+	labelOffsets []int32
+	keyOffsets   []int32
+	keyData      []byte
+	valOffsets   []int32
+	valData      []byte
+	tsOffsets    []int32
+	ts           []int64
+	vs           []float64
+	startTs      []int64
+	typ          *array.String
+	help         *array.String
+	unit         *array.String
+	histOffsets  []int32
+	hist         *array.Binary
+	exOffsets    []int32
+	ex           *array.Binary
+
+	rec arrow.RecordBatch
+}
+
+// Reset decodes value. On error the reader is empty and the error wraps
+// ErrBadBlock.
+func (r *BlockReader) Reset(value []byte) (err error) {
+	r.release()
+	defer func() {
+		if p := recover(); p != nil {
+			// arrow-go panics on some malformed inputs; a bad record must not
+			// take the consumer down.
+			r.release()
+			err = fmt.Errorf("%w: %v", ErrBadBlock, p)
+		}
+	}()
+	if err := r.decode(value); err != nil {
+		r.release()
+		return fmt.Errorf("%w: %w", ErrBadBlock, err)
+	}
+	return nil
+}
+
+func (r *BlockReader) release() {
+	if r.rec != nil {
+		r.rec.Release()
+	}
+	*r = BlockReader{}
+}
+
+func (r *BlockReader) decode(value []byte) error {
+	rd, err := ipc.NewReader(bytes.NewReader(value))
+	if err != nil {
+		return err
+	}
+	defer rd.Release()
+	schema := rd.Schema()
+	if v, _ := metaValue(schema, "augur.block.version"); v != BlockVersion {
+		return fmt.Errorf("block version %q, want %q", v, BlockVersion)
+	}
+	if len(schema.Fields()) != len(blockFields) {
+		return fmt.Errorf("%d columns, want %d", len(schema.Fields()), len(blockFields))
+	}
+	for i, f := range schema.Fields() {
+		if f.Name != blockFields[i].Name || !arrow.TypeEqual(f.Type, blockFields[i].Type) {
+			return fmt.Errorf("column %d is %s %s, want %s %s", i, f.Name, f.Type, blockFields[i].Name, blockFields[i].Type)
+		}
+	}
+	if !rd.Next() {
+		if rd.Err() != nil {
+			return rd.Err()
+		}
+		return errors.New("no record batch")
+	}
+	rec := rd.RecordBatch()
+	rec.Retain()
+	r.rec = rec
+	r.tenant, _ = metaValue(schema, "tenant")
+	r.n = int(rec.NumRows())
+
+	labels := rec.Column(0).(*array.Map)
+	keys := labels.Keys().(*array.String)
+	vals := labels.Items().(*array.String)
+	r.labelOffsets = labels.Offsets()
+	r.keyOffsets, r.keyData = keys.ValueOffsets(), keys.ValueBytes()
+	r.valOffsets, r.valData = vals.ValueOffsets(), vals.ValueBytes()
+	if keys.NullN() > 0 || vals.NullN() > 0 || labels.NullN() > 0 {
+		return errors.New("null labels")
+	}
+	if err := checkOffsets(r.labelOffsets, r.n, keys.Len()); err != nil {
+		return fmt.Errorf("labels: %w", err)
+	}
+	if err := checkOffsets(r.keyOffsets, keys.Len(), len(r.keyData)); err != nil {
+		return fmt.Errorf("label names: %w", err)
+	}
+	if err := checkOffsets(r.valOffsets, vals.Len(), len(r.valData)); err != nil {
+		return fmt.Errorf("label values: %w", err)
+	}
+	if keys.Len() != vals.Len() {
+		return errors.New("label names and values differ in count")
+	}
+
+	tsList := rec.Column(1).(*array.List)
+	vsList := rec.Column(2).(*array.List)
+	r.tsOffsets = tsList.Offsets()
+	r.ts = tsList.ListValues().(*array.Int64).Int64Values()
+	r.vs = vsList.ListValues().(*array.Float64).Float64Values()
+	if err := checkOffsets(r.tsOffsets, r.n, len(r.ts)); err != nil {
+		return fmt.Errorf("timestamps: %w", err)
+	}
+	vo := vsList.Offsets()
+	if len(vo) != len(r.tsOffsets) || len(r.vs) != len(r.ts) {
+		return errors.New("timestamps and values differ in shape")
+	}
+	for i := range vo {
+		if vo[i] != r.tsOffsets[i] {
+			return errors.New("timestamps and values differ in shape")
+		}
+	}
+	r.startTs = rec.Column(3).(*array.Int64).Int64Values()
+	if len(r.startTs) != r.n {
+		return errors.New("start_timestamp: wrong length")
+	}
+	r.typ = rec.Column(4).(*array.String)
+	r.help = rec.Column(5).(*array.String)
+	r.unit = rec.Column(6).(*array.String)
+	for _, s := range []*array.String{r.typ, r.help, r.unit} {
+		if s.Len() != r.n {
+			return errors.New("metadata: wrong length")
+		}
+		if err := checkOffsets(s.ValueOffsets(), r.n, len(s.ValueBytes())); err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
+	}
+	histList := rec.Column(7).(*array.List)
+	r.histOffsets = histList.Offsets()
+	r.hist = histList.ListValues().(*array.Binary)
+	if err := checkOffsets(r.histOffsets, r.n, r.hist.Len()); err != nil {
+		return fmt.Errorf("histograms: %w", err)
+	}
+	if err := checkOffsets(r.hist.ValueOffsets(), r.hist.Len(), len(r.hist.ValueBytes())); err != nil {
+		return fmt.Errorf("histograms: %w", err)
+	}
+	exList := rec.Column(8).(*array.List)
+	r.exOffsets = exList.Offsets()
+	r.ex = exList.ListValues().(*array.Binary)
+	if err := checkOffsets(r.exOffsets, r.n, r.ex.Len()); err != nil {
+		return fmt.Errorf("exemplars: %w", err)
+	}
+	if err := checkOffsets(r.ex.ValueOffsets(), r.ex.Len(), len(r.ex.ValueBytes())); err != nil {
+		return fmt.Errorf("exemplars: %w", err)
+	}
+	return nil
+}
+
+// checkOffsets verifies that offs describes n monotonic ranges inside [0, size].
+func checkOffsets(offs []int32, n, size int) error {
+	if n == 0 && len(offs) == 0 {
+		return nil
+	}
+	if len(offs) < n+1 {
+		return fmt.Errorf("%d offsets for %d rows", len(offs), n)
+	}
+	prev := offs[0]
+	if prev < 0 {
+		return errors.New("negative offset")
+	}
+	for _, o := range offs[1 : n+1] {
+		if o < prev {
+			return errors.New("offsets not monotonic")
+		}
+		prev = o
+	}
+	if int(prev) > size {
+		return fmt.Errorf("offset %d past end %d", prev, size)
+	}
+	return nil
+}
+
+func metaValue(s *arrow.Schema, key string) (string, bool) {
+	md := s.Metadata()
+	i := md.FindKey(key)
+	if i < 0 {
+		return "", false
+	}
+	return md.Values()[i], true
+}
+
+// Tenant returns the tenant of the block, "" when none.
+func (r *BlockReader) Tenant() string { return r.tenant }
+
+// Len returns the number of series in the block.
+func (r *BlockReader) Len() int { return r.n }
+
+// NumLabels returns the number of labels of series i.
+func (r *BlockReader) NumLabels(i int) int {
+	return int(r.labelOffsets[i+1] - r.labelOffsets[i])
+}
+
+// Label returns label j of series i.
+func (r *BlockReader) Label(i, j int) Label {
+	k := int(r.labelOffsets[i]) + j
+	return Label{
+		Name:  bstr(r.keyData[r.keyOffsets[k]:r.keyOffsets[k+1]]),
+		Value: bstr(r.valData[r.valOffsets[k]:r.valOffsets[k+1]]),
+	}
+}
+
+// AppendLabels appends the labels of series i to dst and returns it.
+func (r *BlockReader) AppendLabels(dst []Label, i int) []Label {
+	for j := range r.NumLabels(i) {
+		dst = append(dst, r.Label(i, j))
+	}
+	return dst
+}
+
+// Samples returns the timestamps (unix ms) and values of series i.
+func (r *BlockReader) Samples(i int) ([]int64, []float64) {
+	lo, hi := r.tsOffsets[i], r.tsOffsets[i+1]
+	return r.ts[lo:hi:hi], r.vs[lo:hi:hi]
+}
+
+// StartTimestamp returns the created timestamp of series i (ms), 0 if unknown.
+func (r *BlockReader) StartTimestamp(i int) int64 { return r.startTs[i] }
+
+// Metadata returns the metric metadata of series i.
+func (r *BlockReader) Metadata(i int) Metadata {
+	return Metadata{Type: r.typ.Value(i), Help: r.help.Value(i), Unit: r.unit.Value(i)}
+}
+
+// NumHistograms returns the number of native histograms of series i.
+func (r *BlockReader) NumHistograms(i int) int {
+	return int(r.histOffsets[i+1] - r.histOffsets[i])
+}
+
+// Histogram returns native histogram j of series i: the protobuf encoding of
+// the remote-write Histogram message.
+func (r *BlockReader) Histogram(i, j int) []byte {
+	return r.hist.Value(int(r.histOffsets[i]) + j)
+}
+
+// NumExemplars returns the number of exemplars of series i.
+func (r *BlockReader) NumExemplars(i int) int {
+	return int(r.exOffsets[i+1] - r.exOffsets[i])
+}
+
+// Exemplar returns exemplar j of series i: the protobuf encoding of the
+// remote-write 1.0 Exemplar message.
+func (r *BlockReader) Exemplar(i, j int) []byte {
+	return r.ex.Value(int(r.exOffsets[i]) + j)
+}
+
+// NumSamples returns the number of float samples in the block.
+func (r *BlockReader) NumSamples() int { return len(r.ts) }
+
+func bstr(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
