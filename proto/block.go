@@ -326,7 +326,8 @@ type BlockReader struct {
 	exOffsets    []int32
 	ex           *array.Binary
 
-	rec arrow.RecordBatch
+	rec   arrow.RecordBatch
+	arena *arena
 }
 
 // Reset decodes value. On error the reader is empty and the error wraps
@@ -352,11 +353,16 @@ func (r *BlockReader) release() {
 	if r.rec != nil {
 		r.rec.Release()
 	}
-	*r = BlockReader{}
+	a := r.arena
+	*r = BlockReader{arena: a}
 }
 
 func (r *BlockReader) decode(value []byte) error {
-	rd, err := ipc.NewReader(bytes.NewReader(value))
+	if r.arena == nil {
+		r.arena = &arena{}
+	}
+	r.arena.reset()
+	rd, err := ipc.NewReader(bytes.NewReader(value), ipc.WithAllocator(r.arena))
 	if err != nil {
 		return err
 	}
@@ -563,3 +569,44 @@ func (r *BlockReader) NumSamples() int { return len(r.ts) }
 func bstr(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
+
+// arena is a memory.Allocator for BlockReader: it hands out pieces of one
+// reused buffer, so decoding a block allocates nothing once the buffer has
+// grown to the block size. Everything it handed out is invalid after reset.
+type arena struct {
+	buf  []byte
+	off  int
+	need int // bytes asked for since reset, to size the next buffer
+}
+
+func (a *arena) reset() {
+	if a.need > len(a.buf) {
+		a.buf = make([]byte, a.need+a.need/4)
+	}
+	a.off, a.need = 0, 0
+}
+
+func (a *arena) Allocate(size int) []byte {
+	aligned := (size + 63) &^ 63
+	a.need += aligned
+	if a.off+aligned > len(a.buf) {
+		// Out of room: fall back to the heap for this block; reset grows
+		// the buffer so the next block of this size fits.
+		return make([]byte, size, aligned)
+	}
+	b := a.buf[a.off : a.off+size : a.off+aligned]
+	clear(b)
+	a.off += aligned
+	return b
+}
+
+func (a *arena) Reallocate(size int, b []byte) []byte {
+	if size <= cap(b) {
+		return b[:size]
+	}
+	nb := a.Allocate(size)
+	copy(nb, b)
+	return nb
+}
+
+func (a *arena) Free([]byte) {}
