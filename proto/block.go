@@ -26,7 +26,7 @@ import (
 //	labels          map<utf8, utf8>   the series labels, keys sorted, __name__ included
 //	timestamps      list<int64>       sample timestamps, unix milliseconds
 //	values          list<float64>     sample values; stale markers keep their NaN bits
-//	start_timestamp int64             remote-write 2.0 created timestamp (ms), 0 when unknown
+//	start_timestamps list<int64>      per sample: remote-write 2.0 start (created) timestamp, ms, 0 when unknown
 //	metric_type     utf8              counter, gauge, histogram, gaugehistogram, summary, info, stateset, or ""
 //	help            utf8              metadata help text, or ""
 //	unit            utf8              metadata unit, or ""
@@ -56,7 +56,7 @@ var blockFields = []arrow.Field{
 	{Name: "labels", Type: labelsType},
 	{Name: "timestamps", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int64)},
 	{Name: "values", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float64)},
-	{Name: "start_timestamp", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "start_timestamps", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int64)},
 	{Name: "metric_type", Type: arrow.BinaryTypes.String},
 	{Name: "help", Type: arrow.BinaryTypes.String},
 	{Name: "unit", Type: arrow.BinaryTypes.String},
@@ -109,7 +109,7 @@ type BlockBuilder struct {
 	tsOffsets    []int32 // per series, index into ts and vs
 	ts           []int64
 	vs           []float64
-	startTs      []int64
+	startTs      []int64 // per sample
 	typ, help    varlen
 	unit         varlen
 	histOffsets  []int32
@@ -150,24 +150,16 @@ func (b *BlockBuilder) Samples() int { return b.samples }
 
 // StartSeries begins a new row. lbls must be sorted by name; the builder
 // copies them.
-func (b *BlockBuilder) StartSeries(lbls []Label, md Metadata, startTs int64) {
-	b.StartSeriesFunc(len(lbls), func(i int) (string, string) { return lbls[i].Name, lbls[i].Value }, md, startTs)
-}
-
-// StartSeriesFunc is StartSeries for callers that keep labels in another
-// form: label(i) returns the i-th of n labels, in name order.
-func (b *BlockBuilder) StartSeriesFunc(n int, label func(i int) (name, value string), md Metadata, startTs int64) {
-	for i := range n {
-		k, v := label(i)
-		b.keys.appendString(k)
-		b.vals.appendString(v)
+func (b *BlockBuilder) StartSeries(lbls []Label, md Metadata) {
+	for _, l := range lbls {
+		b.keys.appendString(l.Name)
+		b.vals.appendString(l.Value)
 	}
 	b.n++
 	b.labelOffsets = append(b.labelOffsets, int32(len(b.keys.offsets)-1))
 	b.tsOffsets = append(b.tsOffsets, int32(len(b.ts)))
 	b.histOffsets = append(b.histOffsets, int32(len(b.hists.offsets)-1))
 	b.exOffsets = append(b.exOffsets, int32(len(b.exemplars.offsets)-1))
-	b.startTs = append(b.startTs, startTs)
 	b.typ.appendString(md.Type)
 	b.help.appendString(md.Help)
 	b.unit.appendString(md.Unit)
@@ -175,8 +167,15 @@ func (b *BlockBuilder) StartSeriesFunc(n int, label func(i int) (name, value str
 
 // AppendSample adds a float sample to the current series.
 func (b *BlockBuilder) AppendSample(ts int64, v float64) {
+	b.AppendSampleStart(ts, 0, v)
+}
+
+// AppendSampleStart adds a float sample with its start (created) timestamp
+// to the current series.
+func (b *BlockBuilder) AppendSampleStart(ts, start int64, v float64) {
 	b.ts = append(b.ts, ts)
 	b.vs = append(b.vs, v)
+	b.startTs = append(b.startTs, start)
 	b.tsOffsets[b.n] = int32(len(b.ts))
 	b.samples++
 }
@@ -245,7 +244,8 @@ func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 	tsList := array.NewData(blockFields[1].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{tsChild}, 0, 0)
 	vsChild := array.NewData(arrow.PrimitiveTypes.Float64, len(b.vs), []*memory.Buffer{nil, float64Buf(b.vs)}, nil, 0, 0)
 	vsList := array.NewData(blockFields[2].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{vsChild}, 0, 0)
-	start := array.NewData(arrow.PrimitiveTypes.Int64, n, []*memory.Buffer{nil, int64Buf(b.startTs)}, nil, 0, 0)
+	stChild := array.NewData(arrow.PrimitiveTypes.Int64, len(b.startTs), []*memory.Buffer{nil, int64Buf(b.startTs)}, nil, 0, 0)
+	start := array.NewData(blockFields[3].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{stChild}, 0, 0)
 
 	histChild := binaryData(b.hists, len(b.hists.offsets)-1)
 	histList := array.NewData(blockFields[7].Type, n, []*memory.Buffer{nil, int32Buf(b.histOffsets)}, []arrow.ArrayData{histChild}, 0, 0)
@@ -430,9 +430,16 @@ func (r *BlockReader) decode(value []byte) error {
 			return errors.New("timestamps and values differ in shape")
 		}
 	}
-	r.startTs = rec.Column(3).(*array.Int64).Int64Values()
-	if len(r.startTs) != r.n {
-		return errors.New("start_timestamp: wrong length")
+	stList := rec.Column(3).(*array.List)
+	r.startTs = stList.ListValues().(*array.Int64).Int64Values()
+	so := stList.Offsets()
+	if len(so) != len(r.tsOffsets) || len(r.startTs) != len(r.ts) {
+		return errors.New("start_timestamps and timestamps differ in shape")
+	}
+	for i := range so {
+		if so[i] != r.tsOffsets[i] {
+			return errors.New("start_timestamps and timestamps differ in shape")
+		}
 	}
 	r.typ = rec.Column(4).(*array.String)
 	r.help = rec.Column(5).(*array.String)
@@ -533,8 +540,12 @@ func (r *BlockReader) Samples(i int) ([]int64, []float64) {
 	return r.ts[lo:hi:hi], r.vs[lo:hi:hi]
 }
 
-// StartTimestamp returns the created timestamp of series i (ms), 0 if unknown.
-func (r *BlockReader) StartTimestamp(i int) int64 { return r.startTs[i] }
+// StartTimestamps returns the start (created) timestamps of the samples of
+// series i (ms, 0 where unknown), parallel to Samples.
+func (r *BlockReader) StartTimestamps(i int) []int64 {
+	lo, hi := r.tsOffsets[i], r.tsOffsets[i+1]
+	return r.startTs[lo:hi:hi]
+}
 
 // Metadata returns the metric metadata of series i.
 func (r *BlockReader) Metadata(i int) Metadata {

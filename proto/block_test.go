@@ -26,9 +26,9 @@ func buildBlock(t testing.TB, tenant string, series []testSeries) []byte {
 	var b BlockBuilder
 	b.Reset(tenant)
 	for _, s := range series {
-		b.StartSeries(s.labels, s.md, s.start)
+		b.StartSeries(s.labels, s.md)
 		for i := range s.ts {
-			b.AppendSample(s.ts[i], s.vs[i])
+			b.AppendSampleStart(s.ts[i], s.start, s.vs[i])
 		}
 		for _, h := range s.hists {
 			b.AppendHistogram(h)
@@ -81,8 +81,13 @@ func TestBlockRoundTrip(t *testing.T) {
 				t.Errorf("series %d value %d bits %x, want %x", i, j, math.Float64bits(vs[j]), math.Float64bits(s.vs[j]))
 			}
 		}
-		if r.Metadata(i) != s.md || r.StartTimestamp(i) != s.start {
-			t.Errorf("series %d metadata %+v start %d", i, r.Metadata(i), r.StartTimestamp(i))
+		if r.Metadata(i) != s.md {
+			t.Errorf("series %d metadata %+v", i, r.Metadata(i))
+		}
+		for _, st := range r.StartTimestamps(i) {
+			if st != s.start {
+				t.Errorf("series %d start timestamp %d, want %d", i, st, s.start)
+			}
 		}
 		if r.NumHistograms(i) != len(s.hists) {
 			t.Errorf("series %d: %d histograms, want %d", i, r.NumHistograms(i), len(s.hists))
@@ -146,7 +151,9 @@ func FuzzBlockReader(f *testing.F) {
 				t.Fatalf("series %d: %d timestamps, %d values", i, len(ts), len(vs))
 			}
 			_ = r.Metadata(i)
-			_ = r.StartTimestamp(i)
+			if len(r.StartTimestamps(i)) != len(ts) {
+				t.Fatalf("series %d: start timestamps differ in length", i)
+			}
 			for j := range r.NumHistograms(i) {
 				_ = r.Histogram(i, j)
 			}
@@ -168,7 +175,7 @@ func BenchmarkBlockBuild(b *testing.B) {
 	for b.Loop() {
 		bb.Reset("")
 		for j := range 1000 {
-			bb.StartSeries(lbls, Metadata{}, 0)
+			bb.StartSeries(lbls, Metadata{})
 			bb.AppendSample(int64(j), float64(j))
 		}
 		var err error
@@ -188,7 +195,7 @@ func BenchmarkBlockRead(b *testing.B) {
 	var bb BlockBuilder
 	bb.Reset("")
 	for j := range 1000 {
-		bb.StartSeries(lbls, Metadata{}, 0)
+		bb.StartSeries(lbls, Metadata{})
 		bb.AppendSample(int64(j), float64(j))
 	}
 	block, _ := bb.AppendIPC(nil)
