@@ -621,3 +621,12 @@ func (a *arena) Reallocate(size int, b []byte) []byte {
 }
 
 func (a *arena) Free([]byte) {}
+
+// AddSeries is StartSeries followed by AppendSample for each (ts, vs) pair,
+// for callers with whole series at hand.
+func (b *BlockBuilder) AddSeries(lbls []Label, ts []int64, vs []float64) {
+	b.StartSeries(lbls, Metadata{})
+	for i := range ts {
+		b.AppendSample(ts[i], vs[i])
+	}
+}
