@@ -1,0 +1,565 @@
+package actuators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+// Actuator consumes decisions, guards them, executes them and audits every
+// one. Create it with New and run it with Run.
+type Actuator struct {
+	cfg  Config
+	cl   *kgo.Client
+	kube Executor
+	arc  Executor
+	log  *slog.Logger
+	m    *metrics
+
+	kill atomic.Bool
+
+	// mu guards the guardrail state below. Handle is called from Run's one
+	// goroutine, but tests and HandleDecision callers may call it directly.
+	mu      sync.Mutex
+	seen    map[string]time.Time // decision id -> decision expiry
+	targets map[string]*targetState
+	changes []time.Time          // rate-limit window, oldest first
+	nodes   map[string]time.Time // node -> when augur tainted it
+	taints  []time.Time          // node actions in the blast-radius window
+	shifts  map[string]int       // resource -> active zonal shifts last seen
+}
+
+// targetState is the per-target memory of cooldowns and stabilization.
+type targetState struct {
+	lastUp, lastChange time.Time
+	recs               []rec // recent desired replicas, oldest first
+}
+
+type rec struct {
+	at       time.Time
+	replicas int32
+}
+
+// ClientOptions returns the kgo options the Actuator needs on its client:
+// the consumer group, the decisions topic, manual commits (offsets commit
+// only after the audit record is written), blocking rebalances while a poll
+// is being handled, and read-committed fetches (decisions are written in
+// transactions). Add seed brokers, TLS and SASL.
+func ClientOptions(cfg Config, group string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(cfg.DecisionsTopic),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}
+}
+
+// New returns an Actuator. cl must be built with ClientOptions (New checks
+// the consumer group and manual commits); the caller owns cl and closes it
+// after Run returns. kube and arc may be nil: decisions of their kinds are
+// then refused with guardrail "no_executor". Metrics are registered on reg.
+func New(cfg Config, cl *kgo.Client, kube, arc Executor, reg prometheus.Registerer, log *slog.Logger) (*Actuator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("actuator config: %w", err)
+	}
+	if cl != nil {
+		if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g == "" {
+			return nil, errors.New("actuator client: a consumer group is required (use ClientOptions)")
+		}
+		if auto, _ := cl.OptValue(kgo.DisableAutoCommit).(bool); !auto {
+			return nil, errors.New("actuator client: auto commit must be disabled (use ClientOptions)")
+		}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	a := &Actuator{cfg: cfg, cl: cl, kube: kube, arc: arc, log: log, m: m,
+		seen: map[string]time.Time{}, targets: map[string]*targetState{}, nodes: map[string]time.Time{}, shifts: map[string]int{}}
+	a.kill.Store(cfg.KillSwitch)
+	return a, nil
+}
+
+// SetKillSwitch turns the kill switch on or off at run time. While on, every
+// decision is refused with guardrail "kill_switch".
+func (a *Actuator) SetKillSwitch(on bool) { a.kill.Store(on) }
+
+// Run consumes decisions until ctx is cancelled, then finishes the batch in
+// hand (its audit records and offsets get up to 10s after cancellation) and
+// returns nil. It returns an error when the audit records cannot be written:
+// offsets are then not committed, so the decisions are seen again after a
+// restart. Run does not close the client.
+func (a *Actuator) Run(ctx context.Context) error {
+	if a.cl == nil {
+		return errors.New("actuator has no Kafka client")
+	}
+	for {
+		fetches := a.cl.PollRecords(ctx, a.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		recs := fetches.Records()
+		if len(recs) > 0 {
+			if err := a.handleBatch(ctx, recs); err != nil {
+				a.cl.AllowRebalance()
+				return err
+			}
+		}
+		a.cl.AllowRebalance()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// handleBatch handles recs, writes their audit records and then commits
+// their offsets.
+func (a *Actuator) handleBatch(ctx context.Context, recs []*kgo.Record) error {
+	out := make([]*kgo.Record, 0, len(recs))
+	for _, r := range recs {
+		act := a.Handle(ctx, r.Value)
+		v, err := proto.MarshalJSON(act)
+		if err != nil {
+			return fmt.Errorf("encode action for decision %s: %w", act.GetDecisionId(), err)
+		}
+		out = append(out, &kgo.Record{Topic: a.cfg.ActionsTopic, Key: r.Key, Value: v})
+	}
+	// The audit write and commit must finish even when ctx was cancelled
+	// mid-batch: the actions were taken, so their records must exist.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := a.cl.ProduceSync(wctx, out...).FirstErr(); err != nil {
+		return fmt.Errorf("write %d audit records: %w", len(out), err)
+	}
+	if err := a.cl.CommitRecords(wctx, recs...); err != nil {
+		// The audit records exist; a restart sees the decisions again and
+		// records them as no-ops or duplicates, never acts twice.
+		return fmt.Errorf("commit decisions offsets: %w", err)
+	}
+	return nil
+}
+
+// Handle runs one record value of augur.decisions through verification,
+// guardrails and execution and returns its audit record. It never returns
+// nil. It is safe for concurrent use but serializes decisions.
+func (a *Actuator) Handle(ctx context.Context, value []byte) *proto.Action {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.cfg.Now()
+	act, d, obs := a.handle(ctx, value, now)
+	act.At = timestamppb.New(now)
+	act.Actor = a.cfg.Actor
+	if act.Mode == "" {
+		act.Mode = string(a.cfg.Mode)
+	}
+	kind := act.GetKind()
+	if !slices.Contains(proto.Kinds, kind) {
+		kind = "unknown"
+	}
+	a.m.actions.WithLabelValues(kind, act.GetOutcome()).Inc()
+	if g := act.GetGuardrail(); g != "" {
+		a.m.refusals.WithLabelValues(g).Inc()
+	}
+	if obs != nil {
+		a.updateGauges(d, act, obs)
+	}
+	if d != nil && verifiedOutcome(act) {
+		if r, ok := a.executor(d.GetKind()).(EventRecorder); ok {
+			r.RecordOutcome(ctx, d, act)
+		}
+	}
+	a.log.Info("decision handled", "decision_id", act.GetDecisionId(), "kind", act.GetKind(),
+		"outcome", act.GetOutcome(), "guardrail", act.GetGuardrail(), "error", act.GetError())
+	return act
+}
+
+// verifiedOutcome reports whether the decision got past the signature,
+// expiry and replay checks, so that it may leave a trace on its object.
+func verifiedOutcome(a *proto.Action) bool {
+	switch a.GetGuardrail() {
+	case GuardMalformed, GuardSignature, GuardExpired, GuardDuplicate:
+		return false
+	}
+	return true
+}
+
+func (a *Actuator) executor(kind string) Executor {
+	switch kind {
+	case proto.KindScale, proto.KindReserveCapacity, proto.KindSetHPAMin, proto.KindTaintNode, proto.KindUntaintNode:
+		return a.kube
+	case proto.KindZonalShift, proto.KindCancelZonalShift:
+		return a.arc
+	}
+	return nil
+}
+
+func refused(act *proto.Action, guardrail, format string, args ...any) *proto.Action {
+	act.Outcome = proto.OutcomeRefused
+	act.Guardrail = guardrail
+	act.Error = fmt.Sprintf(format, args...)
+	return act
+}
+
+// handle is Handle without the bookkeeping. It returns the observation when
+// one was made.
+func (a *Actuator) handle(ctx context.Context, value []byte, now time.Time) (*proto.Action, *proto.Decision, *Observation) {
+	d, err := proto.UnmarshalDecision(value)
+	if err != nil {
+		return refused(&proto.Action{}, GuardMalformed, "%v", err), nil, nil
+	}
+	act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget()}
+	if !a.verify(d) {
+		return refused(act, GuardSignature, "signature does not verify under any decision key"), nil, nil
+	}
+	exp := d.GetExpiresAt()
+	if exp == nil || !now.Before(exp.AsTime()) {
+		act.Outcome = proto.OutcomeExpired
+		act.Guardrail = GuardExpired
+		act.Error = "decision expired or has no expiry"
+		return act, nil, nil
+	}
+	if _, dup := a.seen[d.GetId()]; dup || d.GetId() == "" {
+		act.Outcome = proto.OutcomeDuplicate
+		act.Guardrail = GuardDuplicate
+		act.Error = "decision id seen before"
+		return act, nil, nil
+	}
+	a.remember(d.GetId(), exp.AsTime(), now)
+
+	rule := a.cfg.rule(d.GetRule())
+	act.Mode = string(rule.Mode)
+	if a.kill.Load() || a.killFile() {
+		return refused(act, GuardKillSwitch, "kill switch is on"), d, nil
+	}
+	if rule.Mode == ModeOff {
+		return refused(act, GuardModeOff, "mode is off"), d, nil
+	}
+	if d.GetKind() == proto.KindAlert {
+		act.Outcome = proto.OutcomeNoop
+		act.Error = "alerts change nothing"
+		return act, d, nil
+	}
+	if !slices.Contains(proto.Kinds, d.GetKind()) {
+		return refused(act, GuardUnknownKind, "unknown kind %q", d.GetKind()), d, nil
+	}
+	if g, why := a.static(d, rule, now); g != "" {
+		return refused(act, g, "%s", why), d, nil
+	}
+	ex := a.executor(d.GetKind())
+	if ex == nil {
+		return refused(act, GuardNoExecutor, "no executor configured for %s", d.GetKind()), d, nil
+	}
+	obs, err := ex.Observe(ctx, d)
+	if err != nil {
+		return a.failure(act, err), d, nil
+	}
+	act.Before = obs.Before
+	if obs.Holds {
+		act.Outcome = proto.OutcomeNoop
+		act.After = obs.Before
+		return act, d, &obs
+	}
+	if g, why := a.dynamic(d, rule, &obs, now); g != "" {
+		return refused(act, g, "%s", why), d, &obs
+	}
+	if rule.RequireApproval || (a.cfg.ZonalShiftApproval && d.GetKind() == proto.KindZonalShift) {
+		act.Outcome = proto.OutcomePendingApproval
+		act.Guardrail = GuardApproval
+		act.Error = "human approval required: intent recorded, nothing applied"
+		return act, d, &obs
+	}
+	if g, why := a.rateLimit(now); g != "" {
+		return refused(act, g, "%s", why), d, &obs
+	}
+	dry := rule.Mode != ModeEnforce
+	after, err := ex.Apply(ctx, d, obs, dry)
+	if err != nil {
+		return a.failure(act, err), d, &obs
+	}
+	act.After = after
+	act.Outcome = proto.OutcomeApplied
+	if dry {
+		act.Outcome = proto.OutcomeDryRun
+	}
+	a.record(d, &obs, now)
+	return act, d, &obs
+}
+
+// failure maps an executor error to the audit record: a *Refusal refuses,
+// anything else fails.
+func (a *Actuator) failure(act *proto.Action, err error) *proto.Action {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return refused(act, r.Guardrail, "%s", r.Reason)
+	}
+	act.Outcome = proto.OutcomeFailed
+	act.Error = err.Error()
+	return act
+}
+
+func (a *Actuator) verify(d *proto.Decision) bool {
+	for _, k := range a.cfg.DecisionKeys {
+		if proto.Verify(d, k) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Actuator) killFile() bool {
+	if a.cfg.KillSwitchFile == "" {
+		return false
+	}
+	_, err := os.Stat(a.cfg.KillSwitchFile)
+	return err == nil
+}
+
+// remember adds id to the replay set, dropping expired ids first and the
+// soonest-expiring ones when still full. An expired id needs no memory: its
+// decision is refused as expired anyway.
+func (a *Actuator) remember(id string, exp, now time.Time) {
+	if len(a.seen) >= a.cfg.SeenCapacity {
+		for k, e := range a.seen {
+			if !now.Before(e) {
+				delete(a.seen, k)
+			}
+		}
+		for len(a.seen) >= a.cfg.SeenCapacity {
+			var first string
+			var fe time.Time
+			for k, e := range a.seen {
+				if first == "" || e.Before(fe) {
+					first, fe = k, e
+				}
+			}
+			delete(a.seen, first)
+		}
+	}
+	a.seen[id] = exp
+}
+
+// replicaKind reports whether kind changes a replica count.
+func replicaKind(kind string) bool {
+	return kind == proto.KindScale || kind == proto.KindSetHPAMin || kind == proto.KindReserveCapacity
+}
+
+// static runs the guardrails that need no observation.
+func (a *Actuator) static(d *proto.Decision, rule Rule, now time.Time) (string, string) {
+	ch := d.GetDesired()
+	switch d.GetKind() {
+	case proto.KindScale, proto.KindSetHPAMin, proto.KindReserveCapacity:
+		obj := ch.GetObject()
+		if obj.GetName() == "" || (d.GetKind() != proto.KindReserveCapacity && obj.GetNamespace() == "") {
+			return GuardInvalid, "decision names no object"
+		}
+		if ns := obj.GetNamespace(); ns != "" {
+			if slices.Contains(a.cfg.DenyNamespaces, ns) {
+				return GuardNamespaceDenied, fmt.Sprintf("namespace %s is on the deny list", ns)
+			}
+			if len(a.cfg.AllowNamespaces) > 0 && !slices.Contains(a.cfg.AllowNamespaces, ns) {
+				return GuardNamespaceNotAllow, fmt.Sprintf("namespace %s is not on the allow list", ns)
+			}
+		}
+		if obj.GetKind() == "StatefulSet" && !rule.AllowStatefulSets {
+			return GuardStatefulSet, fmt.Sprintf("rule %q has not opted in to StatefulSets", d.GetRule())
+		}
+		n := ch.GetReplicas()
+		minR := rule.MinReplicas
+		if d.GetKind() == proto.KindReserveCapacity {
+			minR = 0 // a placeholder may go to zero
+		}
+		if n < minR {
+			return GuardMinReplicas, fmt.Sprintf("replicas %d below minimum %d", n, minR)
+		}
+		if n > rule.MaxReplicas {
+			return GuardMaxReplicas, fmt.Sprintf("replicas %d above maximum %d", n, rule.MaxReplicas)
+		}
+	case proto.KindTaintNode, proto.KindUntaintNode:
+		if ch.GetNode() == "" || ch.GetTaint().GetKey() == "" {
+			return GuardInvalid, "decision names no node or taint"
+		}
+		switch ch.GetTaint().GetEffect() {
+		case "NoSchedule", "NoExecute", "PreferNoSchedule":
+		default:
+			return GuardInvalid, fmt.Sprintf("taint effect %q", ch.GetTaint().GetEffect())
+		}
+		if d.GetKind() == proto.KindUntaintNode {
+			if at, ok := a.nodes[ch.GetNode()]; ok && now.Sub(at) < a.cfg.UntaintHoldDown {
+				return GuardUntaintHoldDown, fmt.Sprintf("node %s tainted %v ago, hold-down %v", ch.GetNode(), now.Sub(at), a.cfg.UntaintHoldDown)
+			}
+		}
+	case proto.KindZonalShift, proto.KindCancelZonalShift:
+		zs := ch.GetZonalShift()
+		if zs.GetResourceIdentifier() == "" {
+			return GuardInvalid, "decision names no resource"
+		}
+		if d.GetKind() == proto.KindZonalShift {
+			if zs.GetAwayFrom() == "" {
+				return GuardInvalid, "decision names no zone"
+			}
+			e := time.Duration(zs.GetExpiresInSeconds()) * time.Second
+			if e <= 0 || e > a.cfg.MaxZonalShiftExpiry {
+				return GuardZonalExpiry, fmt.Sprintf("expiry %v not in (0, %v]", e, a.cfg.MaxZonalShiftExpiry)
+			}
+		}
+	}
+	return "", ""
+}
+
+// dynamic runs the guardrails that compare the decision with what was
+// observed and with recent history.
+func (a *Actuator) dynamic(d *proto.Decision, rule Rule, obs *Observation, now time.Time) (string, string) {
+	ch := d.GetDesired()
+	switch {
+	case replicaKind(d.GetKind()):
+		if obs.Kind == "StatefulSet" && !rule.AllowStatefulSets {
+			return GuardStatefulSet, fmt.Sprintf("rule %q has not opted in to StatefulSets", d.GetRule())
+		}
+		want, cur := ch.GetReplicas(), obs.Replicas
+		ts := a.target(d.GetTarget())
+		ts.recs = append(ts.recs, rec{now, want})
+		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
+		step := max(1, int32(math.Ceil(float64(cur)*a.cfg.MaxStep)))
+		if diff := want - cur; diff > step || -diff > step {
+			return GuardMaxStep, fmt.Sprintf("change %d -> %d exceeds the step of %d (%.0f%%)", cur, want, step, a.cfg.MaxStep*100)
+		}
+		if want > cur && !ts.lastUp.IsZero() && now.Sub(ts.lastUp) < a.cfg.CooldownUp {
+			return GuardCooldownUp, fmt.Sprintf("last scale-up %v ago, cooldown %v", now.Sub(ts.lastUp), a.cfg.CooldownUp)
+		}
+		if want < cur {
+			if !ts.lastChange.IsZero() && now.Sub(ts.lastChange) < a.cfg.CooldownDown {
+				return GuardCooldownDown, fmt.Sprintf("last scale change %v ago, cooldown %v", now.Sub(ts.lastChange), a.cfg.CooldownDown)
+			}
+			for _, r := range ts.recs {
+				if r.replicas > want {
+					return GuardStabilization, fmt.Sprintf("a decision %v ago asked for %d replicas, stabilization window %v", now.Sub(r.at), r.replicas, a.cfg.ScaleDownStabilization)
+				}
+			}
+		}
+	case d.GetKind() == proto.KindTaintNode:
+		a.taints = slices.DeleteFunc(a.taints, func(t time.Time) bool { return now.Sub(t) > a.cfg.NodeWindow })
+		if obs.TaintedNodes+1 > a.cfg.MaxNodeActions {
+			return GuardBlastRadius, fmt.Sprintf("%d nodes already tainted by augur, limit %d", obs.TaintedNodes, a.cfg.MaxNodeActions)
+		}
+		if len(a.taints)+1 > a.cfg.MaxNodeActions {
+			return GuardBlastRadius, fmt.Sprintf("%d node actions in the last %v, limit %d", len(a.taints), a.cfg.NodeWindow, a.cfg.MaxNodeActions)
+		}
+		if obs.Nodes > 0 && float64(obs.TaintedNodes+1)/float64(obs.Nodes) > a.cfg.MaxNodeShare &&
+			obs.TaintedNodes > 0 { // the first node is always allowed: a breaker, not a ban
+			return GuardBlastRadius, fmt.Sprintf("%d of %d nodes would be tainted, share limit %.0f%%", obs.TaintedNodes+1, obs.Nodes, a.cfg.MaxNodeShare*100)
+		}
+	case d.GetKind() == proto.KindZonalShift:
+		zs := ch.GetZonalShift()
+		away := map[string]bool{zs.GetAwayFrom(): true}
+		for _, s := range obs.Shifts {
+			if s.AwayFrom != zs.GetAwayFrom() {
+				return GuardZonalOneAtATime, fmt.Sprintf("shift %s already moves traffic away from %s", s.ID, s.AwayFrom)
+			}
+			away[s.AwayFrom] = true
+		}
+		healthy := 0
+		for _, z := range obs.Zones {
+			if !away[z] {
+				healthy++
+			}
+		}
+		if !slices.Contains(obs.Zones, zs.GetAwayFrom()) {
+			return GuardInvalid, fmt.Sprintf("zone %s is not one of the resource's zones %v", zs.GetAwayFrom(), obs.Zones)
+		}
+		if healthy < a.cfg.MinHealthyZones {
+			return GuardZonalHealthyZones, fmt.Sprintf("shifting away from %s leaves %d healthy zones of %v, minimum %d", zs.GetAwayFrom(), healthy, obs.Zones, a.cfg.MinHealthyZones)
+		}
+	}
+	return "", ""
+}
+
+func (a *Actuator) target(t string) *targetState {
+	ts := a.targets[t]
+	if ts == nil {
+		ts = &targetState{}
+		a.targets[t] = ts
+	}
+	return ts
+}
+
+// rateLimit refuses when RateLimit changes happened in the last RateWindow.
+func (a *Actuator) rateLimit(now time.Time) (string, string) {
+	a.changes = slices.DeleteFunc(a.changes, func(t time.Time) bool { return now.Sub(t) >= a.cfg.RateWindow })
+	if len(a.changes) >= a.cfg.RateLimit {
+		return GuardRateLimit, fmt.Sprintf("%d changes in the last %v, limit %d", len(a.changes), a.cfg.RateWindow, a.cfg.RateLimit)
+	}
+	return "", ""
+}
+
+// record remembers an applied (or dry-run) change for the cooldowns, the
+// rate limit and the blast radius. Dry-run changes count too, so that
+// dry-run shows what enforce would do.
+func (a *Actuator) record(d *proto.Decision, obs *Observation, now time.Time) {
+	a.changes = append(a.changes, now)
+	switch d.GetKind() {
+	case proto.KindTaintNode:
+		a.taints = append(a.taints, now)
+		a.nodes[d.GetDesired().GetNode()] = now
+	case proto.KindUntaintNode:
+		delete(a.nodes, d.GetDesired().GetNode())
+	}
+	if replicaKind(d.GetKind()) {
+		ts := a.target(d.GetTarget())
+		if d.GetDesired().GetReplicas() > obs.Replicas {
+			ts.lastUp = now
+		}
+		ts.lastChange = now
+	}
+}
+
+// updateGauges keeps the tainted-nodes and active-zonal-shifts gauges at the
+// last observed values, corrected by the change just made.
+func (a *Actuator) updateGauges(d *proto.Decision, act *proto.Action, obs *Observation) {
+	applied := act.GetOutcome() == proto.OutcomeApplied
+	switch d.GetKind() {
+	case proto.KindTaintNode, proto.KindUntaintNode:
+		n := obs.TaintedNodes
+		if applied && d.GetKind() == proto.KindTaintNode {
+			n++
+		} else if applied {
+			n = max(0, n-1)
+		}
+		a.m.taintedNodes.Set(float64(n))
+	case proto.KindZonalShift, proto.KindCancelZonalShift:
+		n := len(obs.Shifts)
+		if applied && d.GetKind() == proto.KindZonalShift && n == 0 {
+			n = 1
+		} else if applied && d.GetKind() == proto.KindCancelZonalShift {
+			n = max(0, n-1)
+		}
+		a.shifts[d.GetDesired().GetZonalShift().GetResourceIdentifier()] = n
+		total := 0
+		for _, v := range a.shifts {
+			total += v
+		}
+		a.m.zonalShifts.Set(float64(total))
+	}
+}
