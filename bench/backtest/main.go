@@ -1,0 +1,108 @@
+// Command backtest reproduces the forecast accuracy table of
+// bench/RESULTS-forecast.md: every series of the crane traces and of NAB's
+// realAWSCloudwatch set, backtested at a 30-minute horizon, each forecaster
+// against the baselines.
+//
+//	go run ./bench/backtest [-data /work/shared/data] [-horizon 30m]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/augur-ops/augur/models/backtest"
+)
+
+func main() {
+	data := flag.String("data", "/work/shared/data", "folder holding traces/crane and nab/data")
+	horizon := flag.Duration("horizon", 30*time.Minute, "forecast horizon")
+	verbose := flag.Bool("v", false, "print every series' metrics")
+	flag.Parse()
+	var files []string
+	for _, g := range []string{"traces/crane/*.csv.gz", "nab/data/realAWSCloudwatch/*.csv"} {
+		m, err := filepath.Glob(filepath.Join(*data, g))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		fmt.Fprintln(os.Stderr, "no series found under", *data)
+		os.Exit(1)
+	}
+	cols := []int{backtest.ColSeasonalNaive, backtest.ColHoltWinters, backtest.ColFourier, backtest.ColBank,
+		backtest.ColDailyNaive, backtest.ColNaive, backtest.ColHolt}
+	var sumMASE, sumSMAPE, sumCov [backtest.NumCols]float64
+	var wins, winsNaive, n int
+	var cpu time.Duration
+	var rowsTotal int
+	fmt.Printf("| series | step | periods | %s |\n", strings.Join(names(cols), " | "))
+	fmt.Printf("|---|---|---|%s\n", strings.Repeat("---|", len(cols)))
+	for _, f := range files {
+		pts, err := backtest.ReadFile(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		t0 := time.Now()
+		res, err := backtest.Run(pts, backtest.Options{Horizon: *horizon})
+		cpu += time.Since(t0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		rowsTotal += len(pts)
+		n++
+		m := res.Metrics
+		if m[backtest.ColBank].MASE < m[backtest.ColDailyNaive].MASE {
+			wins++
+		}
+		if m[backtest.ColBank].MASE < m[backtest.ColNaive].MASE {
+			winsNaive++
+		}
+		cells := make([]string, len(cols))
+		for i, c := range cols {
+			sumMASE[c] += m[c].MASE
+			sumSMAPE[c] += m[c].SMAPE
+			sumCov[c] += m[c].Coverage
+			cells[i] = fmt.Sprintf("%.3f / %.0f%%", m[c].MASE, 100*m[c].Coverage)
+		}
+		fmt.Printf("| %s | %v | %v | %s |\n", strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".gz"), ".csv"),
+			res.Step, res.Periods, strings.Join(cells, " | "))
+		if *verbose {
+			for _, c := range cols {
+				fmt.Fprintf(os.Stderr, "  %-14s MASE %.3f sMAPE %6.2f MAPE %8.2f cover %.3f\n", m[c].Name, m[c].MASE, m[c].SMAPE, m[c].MAPE, m[c].Coverage)
+			}
+			fmt.Fprintln(os.Stderr, "  served", res.Served, "refits", res.Refits)
+		}
+	}
+	fn := float64(n)
+	fmt.Println()
+	fmt.Println("| forecaster | mean MASE | mean sMAPE % | mean 80% coverage |")
+	fmt.Println("|---|---|---|---|")
+	for _, c := range cols {
+		fmt.Printf("| %s | %.3f | %.2f | %.1f%% |\n", backtest.ColNames[c], sumMASE[c]/fn, sumSMAPE[c]/fn, 100*sumCov[c]/fn)
+	}
+	fmt.Println()
+	fmt.Printf("bank beats daily seasonal naive (MASE) on %d of %d series (%.0f%%); beats naive on %d of %d\n",
+		wins, n, 100*float64(wins)/fn, winsNaive, n)
+	fmt.Printf("replay CPU: %v for %d samples (%.2f µs per sample, bank + baselines + scoring)\n",
+		cpu.Round(time.Millisecond), rowsTotal, float64(cpu.Microseconds())/float64(rowsTotal))
+	_ = math.NaN
+}
+
+func names(cols []int) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = backtest.ColNames[c] + " MASE / cover"
+	}
+	return out
+}

@@ -1,0 +1,138 @@
+// Package backtest replays a recorded series through the forecaster bank
+// the way the stream would see it, and scores every forecast against what
+// happened, with the baselines people run today (seasonal naive, naive,
+// Prometheus' double_exponential_smoothing) side by side.
+package backtest
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Point is one sample: event time in unix milliseconds and its value.
+type Point struct {
+	Ts    int64
+	Value float64
+}
+
+// ReadFile reads a series from a CSV file, gzip-compressed or not.
+func ReadFile(path string) ([]Point, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open series: %w", err)
+	}
+	defer f.Close()
+	pts, err := ReadCSV(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return pts, nil
+}
+
+// ReadCSV reads a series: a header naming the columns (timestamp or ts, and
+// value), then one sample per line. Timestamps are unix seconds (integer or
+// fractional) or ISO 8601 ("2006-01-02 15:04:05", RFC 3339, with or without
+// zone; no zone means UTC). The input may be gzip-compressed.
+func ReadCSV(r io.Reader) ([]Point, error) {
+	br := bufio.NewReader(r)
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("open gzip: %w", err)
+		}
+		defer zr.Close()
+		br = bufio.NewReader(zr)
+	}
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	ti, vi := -1, -1
+	for i, h := range head {
+		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) {
+		case "timestamp", "ts", "time":
+			ti = i
+		case "value":
+			vi = i
+		}
+	}
+	if ti < 0 || vi < 0 {
+		return nil, fmt.Errorf("header %q: want columns timestamp (or ts) and value", head)
+	}
+	var pts []Point
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		if len(rec) <= max(ti, vi) {
+			return nil, fmt.Errorf("line %d: %d columns, want at least %d", line, len(rec), max(ti, vi)+1)
+		}
+		ts, err := ParseTime(rec[ti])
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rec[vi]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: value %q: %w", line, rec[vi], err)
+		}
+		pts = append(pts, Point{Ts: ts, Value: v})
+	}
+	if len(pts) == 0 {
+		return nil, errors.New("no samples")
+	}
+	return pts, nil
+}
+
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"}
+
+// ParseTime parses unix seconds or an ISO 8601 time into unix milliseconds.
+func ParseTime(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e14 {
+			return 0, fmt.Errorf("timestamp %q out of range", s)
+		}
+		return int64(math.Round(f * 1000)), nil
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UnixMilli(), nil
+		}
+	}
+	return 0, fmt.Errorf("timestamp %q: want unix seconds or ISO 8601", s)
+}
+
+// InferStep returns the median spacing of pts, at least one second.
+func InferStep(pts []Point) time.Duration {
+	if len(pts) < 2 {
+		return time.Minute
+	}
+	d := make([]int64, 0, len(pts)-1)
+	for i := 1; i < len(pts); i++ {
+		if g := pts[i].Ts - pts[i-1].Ts; g > 0 {
+			d = append(d, g)
+		}
+	}
+	if len(d) == 0 {
+		return time.Minute
+	}
+	slices.Sort(d)
+	return max(time.Duration(d[len(d)/2])*time.Millisecond, time.Second).Round(time.Second)
+}

@@ -1,0 +1,494 @@
+// Package bank runs a small set of forecasters side by side on one workload
+// series, scores each of them online at the decision horizon, and serves the
+// forecast of the one that has been most accurate recently.
+//
+// Members: seasonal naive, robust Holt-Winters and the online trend +
+// Fourier-seasonality model. Daily and weekly seasonality are detected from
+// the bank's own coarse history (models/seasonality) when two cycles are
+// known and again every Config.DetectEvery; when the served model's
+// accuracy (100 - MAPE) falls below Config.AccuracyThreshold the bank refits
+// (re-detects seasonality, re-seeds the seasonal profiles, loosens the
+// Fourier fit), at most once per Config.RefitCooldown.
+//
+// A Bank is not safe for concurrent use: each series has one owner.
+package bank
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/augur-ops/augur/models"
+	"github.com/augur-ops/augur/models/fourier"
+	"github.com/augur-ops/augur/models/holtwinters"
+	"github.com/augur-ops/augur/models/seasonal"
+	"github.com/augur-ops/augur/models/seasonality"
+)
+
+// Config configures a Bank. The zero value of a field means its default.
+type Config struct {
+	// Step is the sample spacing the models work at. Samples are mapped to
+	// the nearest step; a second sample for a step is dropped. Default 1m.
+	Step time.Duration
+	// Horizon is the decision horizon at which members are scored and
+	// chosen. Default 5m; at most MaxHorizon.
+	Horizon time.Duration
+	// MaxHorizon is the longest horizon a caller will ask for; gaps up to
+	// it are filled by interpolation, longer gaps restart the scoring.
+	// Default 30m, at most 24h.
+	MaxHorizon time.Duration
+	// AccuracyThreshold, in percent (100 - MAPE), below which the served
+	// model's accuracy triggers a refit. Default 85; negative disables.
+	AccuracyThreshold float64
+	// ScoreMemory is the time constant of the online scores. Default 6h.
+	ScoreMemory time.Duration
+	// DetectEvery is how often seasonality is re-detected. Default 24h.
+	DetectEvery time.Duration
+	// RefitCooldown is the least time between two accuracy-triggered
+	// refits. Default 12h.
+	RefitCooldown time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Step, time.Minute)
+	def(&c.Horizon, 5*time.Minute)
+	def(&c.MaxHorizon, 30*time.Minute)
+	def(&c.ScoreMemory, 6*time.Hour)
+	def(&c.DetectEvery, 24*time.Hour)
+	def(&c.RefitCooldown, 12*time.Hour)
+	if c.AccuracyThreshold == 0 {
+		c.AccuracyThreshold = 85
+	}
+	return c
+}
+
+// Validate reports whether c (after defaults) is usable.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Step < time.Second:
+		return fmt.Errorf("bank step %v: must be at least 1s", c.Step)
+	case c.MaxHorizon > 24*time.Hour || c.MaxHorizon < c.Step:
+		return fmt.Errorf("bank max horizon %v: must be between the step and 24h", c.MaxHorizon)
+	case c.Horizon < c.Step || c.Horizon > c.MaxHorizon:
+		return fmt.Errorf("bank horizon %v: must be between the step and the max horizon %v", c.Horizon, c.MaxHorizon)
+	case c.MaxHorizon/c.Step > 1<<14:
+		return fmt.Errorf("bank max horizon %v: more than 16384 steps of %v", c.MaxHorizon, c.Step)
+	case c.ScoreMemory < c.Step || c.DetectEvery < c.Step || c.RefitCooldown < c.Step:
+		return errors.New("bank score memory, detect interval and refit cooldown must be at least one step")
+	case c.AccuracyThreshold > 100:
+		return fmt.Errorf("bank accuracy threshold %v: at most 100", c.AccuracyThreshold)
+	}
+	return nil
+}
+
+// Member indexes.
+const (
+	SeasonalNaive = iota
+	HoltWinters
+	Fourier
+	numMembers
+)
+
+// memberNames are the model names used in evidence and metrics labels.
+var memberNames = [numMembers]string{"seasonal_naive", "holt_winters", "fourier_rls"}
+
+// MemberNames lists the members' names, indexed by member.
+func MemberNames() []string { return memberNames[:] }
+
+// histBucket is the resolution of the history kept for seasonality
+// detection and seeding; histLen buckets cover two weeks.
+const (
+	histBucket = 10 * time.Minute
+	histLen    = 2016
+)
+
+// Bank is the forecaster bank of one series.
+type Bank struct {
+	cfg    Config
+	stepMs int64
+	h      int // decision horizon, steps
+	maxH   int // longest horizon, steps
+	memory float64
+
+	started bool
+	t0      int64 // ms of step 0
+	n       int64 // next step index
+	lastY   float64
+	recent  []float64 // ring of the last h values, index step mod h
+
+	histW     int64     // steps per history bucket
+	hist      []float64 // ring of bucket means, NaN when empty
+	histB     int64     // bucket index being filled
+	histSum   float64
+	histCnt   float64
+	periods   [2]int64 // active season lengths in steps, 0 = none
+	nextCheck int64    // step at which seasonality is next detected
+	lastRefit int64
+	refits    uint64
+	served    int
+
+	naive seasonal.Naive
+	hw    holtwinters.HoltWinters
+	fr    fourier.Fourier
+}
+
+// New returns a Bank for cfg.
+func New(cfg Config) (*Bank, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	b := &Bank{cfg: cfg, stepMs: cfg.Step.Milliseconds()}
+	b.h = ceilSteps(cfg.Horizon, cfg.Step)
+	b.maxH = ceilSteps(cfg.MaxHorizon, cfg.Step)
+	b.memory = float64(cfg.ScoreMemory) / float64(cfg.Step)
+	b.recent = make([]float64, b.h)
+	b.histW = max(1, int64(math.Round(float64(histBucket)/float64(cfg.Step))))
+	b.hist = make([]float64, histLen)
+	b.reset()
+	return b, nil
+}
+
+func ceilSteps(d, step time.Duration) int {
+	return int((d + step - 1) / step)
+}
+
+// reset forgets everything learnt.
+func (b *Bank) reset() {
+	b.started, b.n, b.t0, b.lastY = false, 0, 0, 0
+	clear(b.recent)
+	for i := range b.hist {
+		b.hist[i] = math.NaN()
+	}
+	b.histB, b.histSum, b.histCnt = 0, 0, 0
+	b.periods = [2]int64{}
+	b.nextCheck = b.stepsOf(seasonality.MinCycles * seasonality.Day)
+	b.lastRefit, b.refits = 0, 0
+	b.served = HoltWinters
+	b.configure(false)
+}
+
+func (b *Bank) stepsOf(d time.Duration) int64 { return int64(d / b.cfg.Step) }
+
+// hwParams derives per-step Holt-Winters weights from time constants: the
+// level forgets with a 20-minute time constant, the trend is damped with a
+// 1-hour one, and each seasonal slot keeps about five cycles.
+func (b *Bank) hwParams(width int) holtwinters.Params {
+	step := float64(b.cfg.Step)
+	alpha := 1 - math.Exp(-step/float64(20*time.Minute))
+	phi := math.Exp(-step / float64(time.Hour))
+	gamma := 1 - math.Pow(1-0.2, 1/float64(max(width, 1)))
+	return holtwinters.Params{Alpha: alpha, Beta: 0.05, Gamma: gamma, Phi: phi, ClipK: 4}
+}
+
+// configure (re)initialises the members for b.periods at step b.n. With
+// seed, seasonal state is seeded from the history and the members'
+// trackers (scores, forecasts in flight) are kept.
+func (b *Bank) configure(seed bool) {
+	short := b.periods[0]
+	var trN, trH, trF models.Tracker
+	if seed {
+		trN, trH, trF = b.naive.Tracker, b.hw.Tracker, b.fr.Tracker
+	}
+	np := max(short, 1)
+	b.naive.Init(int(np), b.h, b.memory, b.n)
+	_, width := models.SlotLayout(int(short))
+	b.hw.Init(b.hwParams(width), int(short), b.h, b.memory, b.n)
+	fp := fourier.Params{TrendUnit: b.stepsOf(24 * time.Hour), ClipK: 4, Memory: float64(b.stepsOf(24 * time.Hour))}
+	fp.TrendUnit = max(fp.TrendUnit, 1)
+	fp.Memory = max(fp.Memory, 2)
+	for _, per := range b.periods {
+		if per == 0 {
+			continue
+		}
+		k := 3
+		if time.Duration(per)*b.cfg.Step < 2*seasonality.Day {
+			k = 4
+		}
+		fp.Periods = append(fp.Periods, int(per))
+		fp.Harmonics = append(fp.Harmonics, k)
+	}
+	if len(fp.Periods) > 0 {
+		fp.Memory = float64(max(b.stepsOf(3*24*time.Hour), 2))
+	}
+	b.fr.Init(fp, b.h, b.memory, b.n)
+	if !seed {
+		return
+	}
+	b.naive.Tracker, b.hw.Tracker, b.fr.Tracker = trN, trH, trF
+	b.naive.Tracker.Reset()
+	b.hw.Tracker.Reset()
+	b.fr.Tracker.Reset()
+	b.seed()
+}
+
+// histAt returns the history bucket value covering step q.
+func (b *Bank) histAt(q int64) (float64, bool) {
+	bk := floorDiv(q, b.histW)
+	if bk >= b.histB || bk <= b.histB-histLen {
+		return 0, false
+	}
+	v := b.hist[models.FloorMod(bk, histLen)]
+	return v, !math.IsNaN(v)
+}
+
+func floorDiv(a, m int64) int64 {
+	q := a / m
+	if (a%m != 0) && ((a < 0) != (m < 0)) {
+		q--
+	}
+	return q
+}
+
+// seed fills the members' seasonal state from the history.
+func (b *Bank) seed() {
+	if b.periods[0] > 0 {
+		b.naive.Seed(b.histAt)
+		b.hw.Seed(b.histAt)
+	}
+	for bk := b.histB - histLen + 1; bk < b.histB; bk++ {
+		v := b.hist[models.FloorMod(bk, histLen)]
+		if math.IsNaN(v) {
+			continue
+		}
+		b.fr.Fit(bk*b.histW+(b.histW-1)/2, v, float64(b.histW))
+	}
+}
+
+// Update feeds the sample (tsMs, v): tsMs is the event time in unix
+// milliseconds. It reports false, and changes nothing, when the sample is
+// not finite or maps to a step already seen (a duplicate or a late sample).
+// Steps missing before it are filled by linear interpolation when the gap is
+// at most the max horizon; after a longer gap the members skip the missing
+// steps and their scoring restarts.
+func (b *Bank) Update(tsMs int64, v float64) bool {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return false
+	}
+	if !b.started {
+		b.started, b.t0 = true, tsMs
+		b.step(v)
+		return true
+	}
+	s := floorDiv(tsMs-b.t0+b.stepMs/2, b.stepMs)
+	if s < b.n {
+		return false
+	}
+	if gap := s - b.n; gap > 0 {
+		if gap <= int64(b.maxH) {
+			for i := int64(1); i <= gap; i++ {
+				b.step(b.lastY + (v-b.lastY)*float64(i)/float64(gap+1))
+			}
+		} else {
+			b.skip(gap)
+		}
+	}
+	b.step(v)
+	return true
+}
+
+func (b *Bank) skip(k int64) {
+	b.naive.Skip(k)
+	b.hw.Skip(k)
+	b.fr.Skip(k)
+	b.n += k
+	for i := range b.recent {
+		b.recent[i] = math.NaN()
+	}
+}
+
+// step feeds the value of step b.n.
+func (b *Bank) step(y float64) {
+	ri := int(models.FloorMod(b.n, int64(b.h)))
+	naiveH := math.NaN()
+	if b.n >= int64(b.h) {
+		naiveH = b.recent[ri]
+	}
+	b.naive.Update(y, naiveH)
+	b.hw.Update(y, naiveH)
+	b.fr.Update(y, naiveH)
+	b.recent[ri] = y
+	b.lastY = y
+	b.addHist(y)
+	b.n++
+	b.choose()
+	if b.n >= b.nextCheck {
+		b.detect()
+		b.nextCheck = b.n + b.stepsOf(b.cfg.DetectEvery)
+	} else if b.cfg.AccuracyThreshold > 0 && b.n-b.lastRefit >= b.stepsOf(b.cfg.RefitCooldown) {
+		sc := b.tracker(b.served)
+		if sc.scoredEnough(b.memory) && sc.Scores().Accuracy < b.cfg.AccuracyThreshold {
+			b.refit()
+		}
+	}
+}
+
+type trackerView struct{ *models.Tracker }
+
+func (t trackerView) scoredEnough(memory float64) bool { return t.Scores().N >= memory }
+
+func (b *Bank) tracker(i int) trackerView {
+	switch i {
+	case SeasonalNaive:
+		return trackerView{&b.naive.Tracker}
+	case HoltWinters:
+		return trackerView{&b.hw.Tracker}
+	default:
+		return trackerView{&b.fr.Tracker}
+	}
+}
+
+func (b *Bank) addHist(y float64) {
+	bk := floorDiv(b.n, b.histW)
+	if bk != b.histB {
+		if b.histCnt > 0 {
+			b.hist[models.FloorMod(b.histB, histLen)] = b.histSum / b.histCnt
+		}
+		for k := b.histB + 1; k < bk && k <= b.histB+histLen; k++ {
+			b.hist[models.FloorMod(k, histLen)] = math.NaN()
+		}
+		b.histB, b.histSum, b.histCnt = bk, 0, 0
+	}
+	b.histSum += y
+	b.histCnt++
+}
+
+// choose serves the member with the lowest recent absolute error at the
+// decision horizon (equivalently the lowest MASE).
+func (b *Bank) choose() {
+	best, bestErr := b.served, math.Inf(1)
+	for i := 0; i < numMembers; i++ {
+		s := b.tracker(i).Scores()
+		if s.N < float64(b.h) {
+			continue
+		}
+		if s.MAE < bestErr {
+			best, bestErr = i, s.MAE
+		}
+	}
+	b.served = best
+}
+
+// histSlice returns the complete history buckets, oldest first.
+func (b *Bank) histSlice() []float64 {
+	out := make([]float64, 0, histLen)
+	for bk := b.histB - histLen + 1; bk < b.histB; bk++ {
+		if bk < 0 {
+			continue
+		}
+		out = append(out, b.hist[models.FloorMod(bk, histLen)])
+	}
+	return out
+}
+
+// detect runs seasonality detection and reconfigures the members when the
+// periods changed. It reports whether they did.
+func (b *Bank) detect() bool {
+	bucket := time.Duration(b.histW) * b.cfg.Step
+	res := seasonality.Detect(b.histSlice(), bucket)
+	var p [2]int64
+	for i, d := range res.Periods {
+		p[i] = b.stepsOf(d)
+	}
+	if p == b.periods {
+		return false
+	}
+	b.periods = p
+	b.configure(true)
+	return true
+}
+
+// refit reacts to low accuracy.
+func (b *Bank) refit() {
+	b.lastRefit = b.n
+	b.refits++
+	if !b.detect() {
+		b.hw.Seed(b.histAt)
+		b.fr.Refit()
+		b.hw.Tracker.Reset()
+		b.fr.Tracker.Reset()
+		b.naive.Tracker.Reset()
+	}
+}
+
+// Result is the bank's forecast with what stands behind it.
+type Result struct {
+	models.Forecast
+	// Model is the name of the member that served it.
+	Model string
+	// Scores are that member's recent scores at the decision horizon.
+	Scores models.Scores
+	// Horizon is the horizon actually used (whole steps after the last
+	// sample).
+	Horizon time.Duration
+}
+
+// HorizonSteps converts a horizon to steps: rounded up, at least 1, at most
+// the max horizon.
+func (b *Bank) HorizonSteps(h time.Duration) int {
+	return min(max(ceilSteps(h, b.cfg.Step), 1), b.maxH)
+}
+
+// Forecast returns the served member's forecast h after the last sample.
+func (b *Bank) Forecast(h time.Duration) Result {
+	hs := b.HorizonSteps(h)
+	return Result{
+		Forecast: b.forecast(b.served, hs),
+		Model:    memberNames[b.served],
+		Scores:   b.tracker(b.served).Scores(),
+		Horizon:  time.Duration(hs) * b.cfg.Step,
+	}
+}
+
+func (b *Bank) forecast(i, h int) models.Forecast {
+	switch i {
+	case SeasonalNaive:
+		return b.naive.Forecast(h)
+	case HoltWinters:
+		return b.hw.Forecast(h)
+	default:
+		return b.fr.Forecast(h)
+	}
+}
+
+// MemberForecast returns member i's forecast h after the last sample.
+func (b *Bank) MemberForecast(i int, h time.Duration) models.Forecast {
+	return b.forecast(i, b.HorizonSteps(h))
+}
+
+// MemberScores returns member i's recent scores at the decision horizon.
+func (b *Bank) MemberScores(i int) models.Scores { return b.tracker(i).Scores() }
+
+// Served returns the index of the member currently serving.
+func (b *Bank) Served() int { return b.served }
+
+// Accuracy returns the served member's recent accuracy, 100 - MAPE, in
+// percent (0 until scored).
+func (b *Bank) Accuracy() float64 { return b.tracker(b.served).Scores().Accuracy }
+
+// Refits returns how many accuracy-triggered refits happened.
+func (b *Bank) Refits() uint64 { return b.refits }
+
+// Periods returns the detected seasonalities.
+func (b *Bank) Periods() []time.Duration {
+	var out []time.Duration
+	for _, p := range b.periods {
+		if p > 0 {
+			out = append(out, time.Duration(p)*b.cfg.Step)
+		}
+	}
+	return out
+}
+
+// Steps returns how many steps the bank has seen, gaps included.
+func (b *Bank) Steps() int64 { return b.n }
+
+// Config returns the configuration with defaults applied.
+func (b *Bank) Config() Config { return b.cfg }

@@ -1,0 +1,338 @@
+// Package fourier implements the structure Prophet uses, a piecewise-smooth
+// trend plus Fourier series for each seasonality, fitted online: recursive
+// least squares with exponential forgetting updates the coefficients once
+// per sample instead of refitting the whole history, and an AR(1) term on
+// the model's residual carries short-lived deviations into the near-term
+// forecast.
+package fourier
+
+import (
+	"errors"
+	"math"
+
+	"github.com/augur-ops/augur/models"
+	"github.com/augur-ops/augur/models/internal/wire"
+)
+
+// MaxSeasons is the number of seasonalities a model can carry.
+const MaxSeasons = 2
+
+// MaxHarmonics bounds the Fourier order per seasonality.
+const MaxHarmonics = 8
+
+// maxParams is the largest coefficient vector: level, slope and two
+// harmonics terms per order and season.
+const maxParams = 2 + 2*MaxSeasons*MaxHarmonics
+
+// Params configure a model.
+type Params struct {
+	// Periods are the season lengths in steps (0 or 1 entries ignored), at
+	// most MaxSeasons.
+	Periods []int
+	// Harmonics is the Fourier order per period (same index), 1..MaxHarmonics.
+	Harmonics []int
+	// Memory is the RLS forgetting time constant in steps: the weight of a
+	// sample halves after about 0.69*Memory steps. ≥ 2.
+	Memory float64
+	// TrendUnit is the number of steps per unit of the trend feature (one
+	// day of steps works well); the time origin moves by one unit whenever
+	// it is one unit behind, which keeps the least-squares problem well
+	// conditioned for ever.
+	TrendUnit int64
+	// ClipK clips each error at ClipK times the running mean absolute error
+	// before it updates the coefficients; 0 disables clipping.
+	ClipK float64
+}
+
+// Validate reports whether p is usable.
+func (p Params) Validate() error {
+	if len(p.Periods) != len(p.Harmonics) || len(p.Periods) > MaxSeasons {
+		return errors.New("fourier periods and harmonics must pair up, at most 2")
+	}
+	for i, k := range p.Harmonics {
+		if p.Periods[i] > 1 && (k < 1 || k > MaxHarmonics) {
+			return errors.New("fourier harmonics must be in 1..8")
+		}
+	}
+	if !(p.Memory >= 2) {
+		return errors.New("fourier memory must be ≥ 2 steps")
+	}
+	if p.TrendUnit < 1 {
+		return errors.New("fourier trend unit must be ≥ 1 step")
+	}
+	if !(p.ClipK >= 0) {
+		return errors.New("fourier clip must be ≥ 0")
+	}
+	return nil
+}
+
+// initP is the prior variance of every coefficient: large, so data
+// dominates from the first samples.
+const initP = 1e4
+
+// Fourier is the online trend + Fourier-seasonality model.
+//
+// The zero value is not usable; call Init.
+type Fourier struct {
+	periods   [MaxSeasons]int64
+	harmonics [MaxSeasons]int
+	nSeasons  int
+	p         int // number of coefficients
+	lambda    float64
+	unit      int64
+	clipK     float64
+
+	theta  [maxParams]float64
+	cov    [maxParams * maxParams]float64 // row-major p×p
+	anchor int64                          // step with trend feature 0
+	n      int64                          // next step index
+	scale  float64                        // EWMA of the absolute error
+	seen   float64
+	// AR(1) on the residual u = y - structural fit.
+	u, c0, c1 float64
+
+	x, px [maxParams]float64 // scratch
+	// Tracker scores the forecasts and supplies intervals.
+	Tracker models.Tracker
+}
+
+// Init resets m with params p (which must be valid), decision horizon h
+// steps and score memory of memory forecasts, starting at step index start.
+func (m *Fourier) Init(p Params, h int, memory float64, start int64) {
+	*m = Fourier{lambda: 1 - 1/p.Memory, unit: p.TrendUnit, clipK: p.ClipK, n: start, anchor: start}
+	m.p = 2
+	for i, per := range p.Periods {
+		if per > 1 {
+			m.periods[m.nSeasons] = int64(per)
+			m.harmonics[m.nSeasons] = p.Harmonics[i]
+			m.nSeasons++
+			m.p += 2 * p.Harmonics[i]
+		}
+	}
+	m.resetCov()
+	m.Tracker.Init(h, memory)
+}
+
+func (m *Fourier) resetCov() {
+	clear(m.cov[:])
+	for i := 0; i < m.p; i++ {
+		m.cov[i*m.p+i] = initP
+	}
+}
+
+// Periods returns the season lengths in use, in steps.
+func (m *Fourier) Periods() []int64 { return m.periods[:m.nSeasons] }
+
+// features fills x with the regressors of step q.
+func (m *Fourier) features(x []float64, q int64) {
+	x[0] = 1
+	x[1] = float64(q-m.anchor) / float64(m.unit)
+	j := 2
+	for s := 0; s < m.nSeasons; s++ {
+		per := m.periods[s]
+		th := 2 * math.Pi * float64(models.FloorMod(q, per)) / float64(per)
+		sn, cs := math.Sincos(th)
+		ck, sk := cs, sn
+		for k := 0; k < m.harmonics[s]; k++ {
+			x[j], x[j+1] = ck, sk
+			j += 2
+			ck, sk = ck*cs-sk*sn, sk*cs+ck*sn
+		}
+	}
+}
+
+func (m *Fourier) dot(x []float64) float64 {
+	var s float64
+	for i, v := range m.theta[:m.p] {
+		s += v * x[i]
+	}
+	return s
+}
+
+// rho returns the lag-1 autocorrelation of the residual, in [0, 0.999].
+func (m *Fourier) rho() float64 {
+	if m.c0 <= 0 {
+		return 0
+	}
+	return min(max(m.c1/m.c0, 0), 0.999)
+}
+
+// point is the forecast for step n-1+h.
+func (m *Fourier) point(h int, rhoH float64) float64 {
+	x := m.x[:m.p]
+	m.features(x, m.n-1+int64(h))
+	return m.dot(x) + rhoH*m.u
+}
+
+// Update scores the pending forecasts against y, fits y and issues new
+// forecasts. naiveH is the value observed h steps ago (NaN when unknown).
+func (m *Fourier) Update(y, naiveH float64) {
+	m.Tracker.Observe(y, naiveH)
+	u := m.fit(m.n, y, 1)
+	m.n++
+	// AR(1) statistics of the residual, about a day of memory.
+	w := max(1/m.seen, 1/1440.0)
+	m.c0 += w * (u*u - m.c0)
+	m.c1 += w * (u*m.u - m.c1)
+	m.u = u
+	r := m.rho()
+	h := m.Tracker.Horizon()
+	m.Tracker.Issue(m.point(1, r), m.point(h, math.Pow(r, float64(h))))
+}
+
+// Fit folds the value y of step q into the coefficients with forgetting
+// applied weight times (weight is the number of steps the value stands for,
+// when fitting history kept at a coarser resolution). It does not move the
+// model's step index; Update calls it for live samples. It returns the
+// clipped prior residual.
+func (m *Fourier) Fit(q int64, y, weight float64) float64 { return m.fit(q, y, weight) }
+
+func (m *Fourier) fit(q int64, y, weight float64) float64 {
+	for q-m.anchor >= 2*m.unit {
+		m.shiftAnchor()
+	}
+	p := m.p
+	x := m.x[:p]
+	m.features(x, q)
+	e := y - m.dot(x)
+	ae := math.Abs(e)
+	m.seen = min(m.seen+1, 1e9)
+	if m.clipK > 0 && m.seen > 10 {
+		if lim := m.clipK * m.scale; ae > lim {
+			e = math.Copysign(lim, e)
+			ae = lim
+		}
+	}
+	w := max(1/m.seen, 1/1440.0)
+	m.scale += w * (ae - m.scale)
+	lam := m.lambda
+	if weight != 1 {
+		lam = math.Pow(lam, weight)
+	}
+	if m.cov[0] > 1e9 { // no information arrives in some direction: stop forgetting
+		lam = 1
+	}
+	px := m.px[:p]
+	den := lam
+	for i := 0; i < p; i++ {
+		row := m.cov[i*p : i*p+p]
+		var s float64
+		for j, v := range row {
+			s += v * x[j]
+		}
+		px[i] = s
+		den += x[i] * s
+	}
+	inv := 1 / den
+	for i := 0; i < p; i++ {
+		m.theta[i] += px[i] * inv * e
+	}
+	il := 1 / lam
+	for i := 0; i < p; i++ {
+		row := m.cov[i*p : i*p+p]
+		ki := px[i] * inv
+		for j := range row {
+			row[j] = (row[j] - ki*px[j]) * il
+		}
+	}
+	return e
+}
+
+// shiftAnchor moves the trend origin one unit forward and rewrites the
+// coefficients and their covariance so that every forecast is unchanged.
+func (m *Fourier) shiftAnchor() {
+	p := m.p
+	m.anchor += m.unit
+	m.theta[0] += m.theta[1]
+	for i := 0; i < p; i++ { // column 0 += column 1
+		m.cov[i*p] += m.cov[i*p+1]
+	}
+	for j := 0; j < p; j++ { // row 0 += row 1
+		m.cov[j] += m.cov[p+j]
+	}
+}
+
+// Forecast returns the forecast h ≥ 1 steps after the last observed step.
+func (m *Fourier) Forecast(h int) models.Forecast {
+	if h < 1 {
+		h = 1
+	}
+	return m.Tracker.Interval(m.point(h, math.Pow(m.rho(), float64(h))), h)
+}
+
+// Skip advances the step index over k unobserved steps.
+func (m *Fourier) Skip(k int64) {
+	m.n += k
+	m.u = 0
+	m.Tracker.Skip()
+}
+
+// Refit forgets the coefficients' confidence so the next samples move them
+// quickly, after accuracy fell.
+func (m *Fourier) Refit() {
+	p := m.p
+	for i := 0; i < p; i++ {
+		m.cov[i*p+i] = max(m.cov[i*p+i], initP/100)
+	}
+}
+
+// AppendBinary appends m's state.
+func (m *Fourier) AppendBinary(dst []byte) []byte {
+	dst = wire.AppendInt64(dst, int64(m.nSeasons))
+	for s := 0; s < MaxSeasons; s++ {
+		dst = wire.AppendInt64(dst, m.periods[s])
+		dst = wire.AppendInt64(dst, int64(m.harmonics[s]))
+	}
+	dst = wire.AppendFloat64(dst, m.lambda)
+	dst = wire.AppendInt64(dst, m.unit)
+	dst = wire.AppendFloat64(dst, m.clipK)
+	dst = wire.AppendFloats(dst, m.theta[:m.p])
+	dst = wire.AppendFloats(dst, m.cov[:m.p*m.p])
+	dst = wire.AppendInt64(dst, m.anchor)
+	dst = wire.AppendInt64(dst, m.n)
+	for _, v := range [...]float64{m.scale, m.seen, m.u, m.c0, m.c1} {
+		dst = wire.AppendFloat64(dst, v)
+	}
+	return m.Tracker.AppendBinary(dst)
+}
+
+// ReadBinary restores m from r.
+func (m *Fourier) ReadBinary(r *wire.Reader) {
+	m.nSeasons = r.Len(MaxSeasons)
+	m.p = 2
+	for s := 0; s < MaxSeasons; s++ {
+		m.periods[s] = r.Int64()
+		m.harmonics[s] = int(r.Int64())
+		if s < m.nSeasons {
+			if m.periods[s] < 2 || m.harmonics[s] < 1 || m.harmonics[s] > MaxHarmonics {
+				r.Fail(wire.ErrInvalid)
+				return
+			}
+			m.p += 2 * m.harmonics[s]
+		}
+	}
+	m.lambda = r.Float64()
+	m.unit = r.Int64()
+	m.clipK = r.Float64()
+	if r.Err() == nil && (m.unit < 1 || !(m.lambda > 0 && m.lambda <= 1)) {
+		r.Fail(wire.ErrInvalid)
+	}
+	theta := r.Floats(m.px[:0], maxParams) // decode into scratch, then copy
+	if r.Err() == nil && len(theta) != m.p {
+		r.Fail(wire.ErrInvalid)
+	}
+	copy(m.theta[:], theta)
+	n := r.Len(maxParams * maxParams)
+	if r.Err() == nil && n != m.p*m.p {
+		r.Fail(wire.ErrInvalid)
+	}
+	for i := 0; i < n && r.Err() == nil; i++ {
+		m.cov[i] = r.Float64()
+	}
+	m.anchor = r.Int64()
+	m.n = r.Int64()
+	for _, p := range [...]*float64{&m.scale, &m.seen, &m.u, &m.c0, &m.c1} {
+		*p = r.Float64()
+	}
+	m.Tracker.ReadBinary(r)
+}
