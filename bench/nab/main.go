@@ -26,6 +26,7 @@ func run(args []string, out io.Writer) error {
 	dir := fs.String("data", filepath.Join("..", "shared", "data", "nab"), "NAB folder with data/, labels/ and reference/")
 	det := fs.String("detector", "augur", "augur, or the name of a detector in <data>/reference (numenta, windowedGaussian)")
 	verbose := fs.Bool("v", false, "print the per-file table of every profile")
+	cfg := configFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,7 +40,10 @@ func run(args []string, out io.Writer) error {
 	}
 	var scores [][]float64
 	if *det == "augur" {
-		scores = runAugur(files)
+		scores, err = runAugur(files, *cfg)
+		if err != nil {
+			return err
+		}
 	} else {
 		scores, err = referenceScores(filepath.Join(*dir, "reference"), *det, files)
 		if err != nil {

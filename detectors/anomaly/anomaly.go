@@ -1,0 +1,26 @@
+// Package anomaly is augur's per-series streaming anomaly detector.
+//
+// Each sample gets a score in [0, 1] computed only from the past and the
+// sample itself, in constant work and with no allocation, from a fixed-size
+// State of under 2 KiB. The score combines
+//
+//   - forecast residuals: the sample against an EWMA forecast at a fast and a
+//     slow time scale, as a two-sided Gaussian tail;
+//   - contextual novelty: the sample's quantised level following the two
+//     previous levels (a 3-gram over 16 levels of the running range) never
+//     seen before, or a level never seen at all;
+//
+// turned into an anomaly likelihood (the Gaussian tail of the recent mean raw
+// score against the long-run mean and spread of raw scores, as in Numenta's
+// anomaly likelihood) and followed by a quiet period after each strong
+// detection, so one incident yields one detection.
+//
+// Independently of the score, Update reports the band around the forecast
+// (forecast ± BandWidth standard deviations of the one-step residual, as in
+// CloudWatch's ANOMALY_DETECTION_BAND) and raises Alarm when AlarmM of the last
+// AlarmN samples fell outside it.
+//
+// A Detector holds the shared, read-only configuration; each series owns a
+// State value (no pointers, so a shard can keep a contiguous []State). Series
+// bundles both for callers that keep one object per series.
+package anomaly

@@ -1,0 +1,328 @@
+package anomaly
+
+import (
+	"fmt"
+	"math"
+)
+
+// Config is the shared configuration of a Detector. The zero value of a field
+// means its default; DefaultConfig returns every default filled in.
+type Config struct {
+	// BandWidth is the half-width of the band around the forecast in standard
+	// deviations of the one-step forecast residual. Default 2 (CloudWatch's
+	// ANOMALY_DETECTION_BAND(m, 2)). Must be positive.
+	BandWidth float64
+	// AlarmM and AlarmN: Alarm is raised while at least AlarmM of the last
+	// AlarmN samples were outside the band. Defaults 2 and 3; 1 <= AlarmM <=
+	// AlarmN <= 16.
+	AlarmM, AlarmN int
+	// Warmup is the number of samples a series needs before it can score above
+	// zero or raise Alarm. Default 64.
+	Warmup int
+	// FastWindow and SlowWindow are the spans, in samples, of the fast and slow
+	// EWMA forecasts (alpha = 2/(span+1)). Defaults 16 and 512. The band is
+	// built on the fast one.
+	FastWindow, SlowWindow int
+	// ShortWindow is the span, in samples, of the recent mean of raw scores the
+	// likelihood tests. Default 8.
+	ShortWindow int
+	// HistoryWindow is the span, in samples, of the long-run mean and variance
+	// of that recent mean. Default 2048.
+	HistoryWindow int
+	// Quiet is the number of samples after a score at or above DetectLevel
+	// during which the score is held at zero, so one incident gives one
+	// detection. Default 256. Zero after defaults means use the default; set a
+	// negative value to disable.
+	Quiet int
+	// ZLow and ZHigh shape the raw residual score: 0 up to a z-score of ZLow,
+	// rising linearly to 1 at ZHigh. Defaults 2 and 4; 0 <= ZLow < ZHigh.
+	ZLow, ZHigh float64
+	// NoveltyScore is the raw score of a sample whose quantised level follows
+	// the two previous levels in a way never seen before. Default 0.5; in
+	// [0, 1] (a negative value means 0).
+	NoveltyScore float64
+	// RangeTolerance: a sample beyond the range seen so far by more than this
+	// share of the range scores 1 outright (Numenta's "spatial anomaly").
+	// Default 0.02; a negative value disables it.
+	RangeTolerance float64
+	// DetectLevel is the score that starts a quiet period. Default 0.5. Must be
+	// in (0, 1].
+	DetectLevel float64
+}
+
+// DefaultConfig returns the configuration used for the NAB results.
+func DefaultConfig() Config {
+	return Config{
+		BandWidth:      2,
+		AlarmM:         2,
+		AlarmN:         3,
+		Warmup:         64,
+		FastWindow:     16,
+		SlowWindow:     512,
+		ShortWindow:    8,
+		HistoryWindow:  2048,
+		Quiet:          256,
+		DetectLevel:    0.5,
+		ZLow:           2,
+		ZHigh:          4,
+		NoveltyScore:   0.5,
+		RangeTolerance: 0.02,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.BandWidth == 0 {
+		c.BandWidth = d.BandWidth
+	}
+	if c.AlarmM == 0 {
+		c.AlarmM = d.AlarmM
+	}
+	if c.AlarmN == 0 {
+		c.AlarmN = d.AlarmN
+	}
+	if c.Warmup == 0 {
+		c.Warmup = d.Warmup
+	}
+	if c.FastWindow == 0 {
+		c.FastWindow = d.FastWindow
+	}
+	if c.SlowWindow == 0 {
+		c.SlowWindow = d.SlowWindow
+	}
+	if c.ShortWindow == 0 {
+		c.ShortWindow = d.ShortWindow
+	}
+	if c.HistoryWindow == 0 {
+		c.HistoryWindow = d.HistoryWindow
+	}
+	if c.Quiet == 0 {
+		c.Quiet = d.Quiet
+	}
+	if c.DetectLevel == 0 {
+		c.DetectLevel = d.DetectLevel
+	}
+	if c.ZLow == 0 && c.ZHigh == 0 {
+		c.ZLow, c.ZHigh = d.ZLow, d.ZHigh
+	}
+	if c.NoveltyScore == 0 {
+		c.NoveltyScore = d.NoveltyScore
+	}
+	if c.RangeTolerance == 0 {
+		c.RangeTolerance = d.RangeTolerance
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c after defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case !(c.BandWidth > 0) || math.IsInf(c.BandWidth, 0):
+		return fmt.Errorf("band width %v: must be positive and finite", c.BandWidth)
+	case c.AlarmM < 1 || c.AlarmN > 16 || c.AlarmM > c.AlarmN:
+		return fmt.Errorf("alarm %d of %d: need 1 <= m <= n <= 16", c.AlarmM, c.AlarmN)
+	case c.Warmup < 1:
+		return fmt.Errorf("warmup %d: must be positive", c.Warmup)
+	case c.FastWindow < 1 || c.SlowWindow < c.FastWindow:
+		return fmt.Errorf("windows fast %d slow %d: need 1 <= fast <= slow", c.FastWindow, c.SlowWindow)
+	case c.ShortWindow < 1 || c.HistoryWindow < c.ShortWindow:
+		return fmt.Errorf("windows short %d history %d: need 1 <= short <= history", c.ShortWindow, c.HistoryWindow)
+	case !(c.ZLow >= 0 && c.ZHigh > c.ZLow) || math.IsInf(c.ZHigh, 0):
+		return fmt.Errorf("z ramp %v to %v: need 0 <= low < high, finite", c.ZLow, c.ZHigh)
+	case c.NoveltyScore > 1 || math.IsNaN(c.NoveltyScore):
+		return fmt.Errorf("novelty score %v: must be at most 1", c.NoveltyScore)
+	case math.IsNaN(c.RangeTolerance) || math.IsInf(c.RangeTolerance, 0):
+		return fmt.Errorf("range tolerance %v: must be finite", c.RangeTolerance)
+	case !(c.DetectLevel > 0 && c.DetectLevel <= 1):
+		return fmt.Errorf("detect level %v: must be in (0, 1]", c.DetectLevel)
+	}
+	return nil
+}
+
+// Detector scores samples of any number of series with one configuration.
+// It is read-only after New and safe for concurrent use; the per-series
+// State is not.
+type Detector struct {
+	cfg                 Config
+	aFast, aSlow        float64 // EWMA weights
+	aShort, aHist       float64
+	alarmMask           uint16
+	quiet               int32
+	warmup              uint32
+	bandWidth, detectAt float64
+}
+
+// New returns a Detector for cfg (zero fields take their defaults).
+func New(cfg Config) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("anomaly detector config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	span := func(n int) float64 { return 2 / (float64(n) + 1) }
+	q := max(cfg.Quiet, 0)
+	return &Detector{
+		cfg:       cfg,
+		aFast:     span(cfg.FastWindow),
+		aSlow:     span(cfg.SlowWindow),
+		aShort:    span(cfg.ShortWindow),
+		aHist:     span(cfg.HistoryWindow),
+		alarmMask: uint16(1<<cfg.AlarmN - 1),
+		quiet:     int32(q),
+		warmup:    uint32(cfg.Warmup),
+		bandWidth: cfg.BandWidth,
+		detectAt:  cfg.DetectLevel,
+	}, nil
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (d *Detector) Config() Config { return d.cfg }
+
+// Result is the outcome of one sample.
+type Result struct {
+	// Score is the anomaly score in [0, 1]; 0.5 corresponds to a tail
+	// probability of about 1e-5 of the recent raw scores.
+	Score float64
+	// Forecast is the one-step forecast the sample was compared with, and
+	// Lower and Upper the band around it (Forecast ± BandWidth deviations).
+	Forecast, Lower, Upper float64
+	// Outside reports whether the sample fell outside [Lower, Upper].
+	Outside bool
+	// Alarm reports whether AlarmM of the last AlarmN samples were outside
+	// their band (after warm-up).
+	Alarm bool
+}
+
+// levels is the number of quantisation levels of the novelty context.
+const levels = 16
+
+// State is the per-series memory of the detector: a fixed-size value with no
+// pointers (SizeOf is its size), whose zero value is a fresh series. Copying
+// it copies the series.
+type State struct {
+	n       uint32 // samples accepted
+	quiet   int32  // samples left in the quiet period
+	outside uint16 // bit i: sample i steps ago was outside its band
+	b1, b2  uint8  // quantised levels of the last two samples
+	seenLvl uint16 // bit l: level l seen
+	lastTs  int64
+
+	fastMean, fastVar float64 // fast EWMA forecast and residual variance
+	slowMean, slowVar float64
+	lo, hi            float64 // range seen so far
+	short             float64 // recent mean raw score
+	histMean, histVar float64 // long-run moments of short
+
+	seen [levels * levels * levels / 8]byte // 3-grams of levels seen
+}
+
+// Update scores sample (ts, v) of the series whose memory is s and advances
+// s. Samples must come in increasing ts order; a sample with ts not after the
+// previous one, or a NaN value (a Prometheus staleness marker), leaves s
+// unchanged and returns the zero Result. The unit of ts is the caller's.
+func (d *Detector) Update(s *State, ts int64, v float64) Result {
+	if math.IsNaN(v) || math.IsInf(v, 0) || (s.n > 0 && ts <= s.lastTs) {
+		return Result{}
+	}
+	s.lastTs = ts
+	if s.n == 0 {
+		s.n = 1
+		s.fastMean, s.slowMean = v, v
+		s.lo, s.hi = v, v
+		s.b1, s.b2 = 0, 0
+		return Result{Forecast: v, Lower: v, Upper: v}
+	}
+	s.n++
+	warm := s.n > d.warmup
+
+	// Band around the fast forecast; a floor on the deviation keeps flat
+	// series from producing infinite z-scores on the first wiggle.
+	floor := 1e-3*(s.hi-s.lo) + 1e-9*math.Abs(s.fastMean) + 1e-300
+	sdFast := math.Sqrt(s.fastVar) + floor
+	sdSlow := math.Sqrt(s.slowVar) + floor
+	res := Result{Forecast: s.fastMean, Lower: s.fastMean - d.bandWidth*sdFast, Upper: s.fastMean + d.bandWidth*sdFast}
+	res.Outside = v < res.Lower || v > res.Upper
+	s.outside <<= 1
+	if res.Outside && warm {
+		s.outside |= 1
+	}
+	res.Alarm = popcount(s.outside&d.alarmMask) >= d.cfg.AlarmM
+
+	zFast := math.Abs(v-s.fastMean) / sdFast
+	zSlow := math.Abs(v-s.slowMean) / sdSlow
+	raw := d.ramp(max(zFast, zSlow))
+
+	// Range and novelty. Leaving the range by more than 5% of it is a
+	// spatial anomaly on its own.
+	spatial := false
+	if span := s.hi - s.lo; span > 0 && d.cfg.RangeTolerance >= 0 {
+		tol := d.cfg.RangeTolerance * span
+		spatial = v > s.hi+tol || v < s.lo-tol
+	}
+	s.lo, s.hi = min(s.lo, v), max(s.hi, v)
+	lvl := uint8(0)
+	if span := s.hi - s.lo; span > 0 {
+		lvl = uint8(min(levels-1, int((v-s.lo)/span*levels)))
+	}
+	key := int(s.b2)*levels*levels + int(s.b1)*levels + int(lvl)
+	novel := s.seen[key>>3]&(1<<(key&7)) == 0
+	s.seen[key>>3] |= 1 << (key & 7)
+	s.b2, s.b1 = s.b1, lvl
+	if novel {
+		raw = max(raw, d.cfg.NoveltyScore)
+	}
+	if s.seenLvl&(1<<lvl) == 0 {
+		raw = 1
+		s.seenLvl |= 1 << lvl
+	}
+
+	// Forecast updates (after scoring: the score never sees the sample it
+	// forecasts).
+	e := v - s.fastMean
+	s.fastMean += d.aFast * e
+	s.fastVar = (1 - d.aFast) * (s.fastVar + d.aFast*e*e)
+	e = v - s.slowMean
+	s.slowMean += d.aSlow * e
+	s.slowVar = (1 - d.aSlow) * (s.slowVar + d.aSlow*e*e)
+
+	// Anomaly likelihood of the recent mean raw score.
+	s.short += d.aShort * (raw - s.short)
+	mean := max(s.histMean, 0.03)
+	sd := math.Sqrt(max(s.histVar, 0.0003))
+	tail := 0.5 * math.Erfc((s.short-mean)/(sd*math.Sqrt2))
+	e = s.short - s.histMean
+	s.histMean += d.aHist * e
+	s.histVar = (1 - d.aHist) * (s.histVar + d.aHist*e*e)
+
+	if !warm {
+		return res
+	}
+	score := math.Log(tail+1e-10) / math.Log(1e-10)
+	if spatial {
+		score = 1
+	}
+	score = min(max(score, 0), 1)
+	if s.quiet > 0 {
+		s.quiet--
+		score = 0
+	} else if score >= d.detectAt {
+		s.quiet = d.quiet
+	}
+	res.Score = score
+	return res
+}
+
+func popcount(x uint16) int {
+	n := 0
+	for x != 0 {
+		x &= x - 1
+		n++
+	}
+	return n
+}
+
+// ramp maps a z-score to the raw residual score.
+func (d *Detector) ramp(z float64) float64 {
+	return min(max((z-d.cfg.ZLow)/(d.cfg.ZHigh-d.cfg.ZLow), 0), 1)
+}

@@ -1,0 +1,350 @@
+package anomaly
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+)
+
+// synth returns n samples of a daily-shaped series with noise, 5-minute
+// steps, and a spike of height spike (0 for none) at row at.
+func synth(n, at int, spike float64, seed uint64) ([]int64, []float64) {
+	r := rand.New(rand.NewPCG(seed, 1))
+	ts := make([]int64, n)
+	vs := make([]float64, n)
+	for i := range n {
+		ts[i] = int64(i) * 300_000
+		vs[i] = 50 + 10*math.Sin(2*math.Pi*float64(i)/288) + r.NormFloat64()
+		if i == at {
+			vs[i] += spike
+		}
+	}
+	return ts, vs
+}
+
+func mustNew(t testing.TB, c Config) *Detector {
+	t.Helper()
+	d, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"defaults", Config{}, true},
+		{"explicit defaults", DefaultConfig(), true},
+		{"alarm 3 of 5", Config{AlarmM: 3, AlarmN: 5}, true},
+		{"alarm m above n", Config{AlarmM: 4, AlarmN: 3}, false},
+		{"alarm n too large", Config{AlarmM: 2, AlarmN: 17}, false},
+		{"negative band", Config{BandWidth: -1}, false},
+		{"infinite band", Config{BandWidth: math.Inf(1)}, false},
+		{"slow faster than fast", Config{FastWindow: 100, SlowWindow: 10}, false},
+		{"detect level above one", Config{DetectLevel: 1.5}, false},
+		{"novelty above one", Config{NoveltyScore: 2}, false},
+		{"z ramp inverted", Config{ZLow: 4, ZHigh: 3}, false},
+		{"quiet off", Config{Quiet: -1}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+			_, err = New(tt.cfg)
+			if (err == nil) != tt.ok {
+				t.Fatalf("New() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestStateSize enforces the 2 KiB per-series budget, in memory and encoded.
+func TestStateSize(t *testing.T) {
+	if got := unsafe.Sizeof(State{}); got > 2048 {
+		t.Errorf("State is %d bytes, budget 2048", got)
+	}
+	var s State
+	if got := len(s.AppendBinary(nil)); got != EncodedSize || got > 2048 {
+		t.Errorf("encoded state is %d bytes, EncodedSize %d, budget 2048", got, EncodedSize)
+	}
+	t.Logf("State: %d bytes in memory, %d encoded", unsafe.Sizeof(State{}), EncodedSize)
+}
+
+// TestNoLookAhead checks that a score depends only on the past: two series
+// that share a prefix and then diverge score the prefix identically.
+func TestNoLookAhead(t *testing.T) {
+	d := mustNew(t, Config{})
+	ts, a := synth(3000, -1, 0, 1)
+	_, b := synth(3000, -1, 0, 1)
+	for i := 2000; i < len(b); i++ {
+		b[i] = 1e6 * float64(i%7)
+	}
+	var sa, sb State
+	for i := range ts {
+		ra, rb := d.Update(&sa, ts[i], a[i]), d.Update(&sb, ts[i], b[i])
+		if i < 2000 && ra != rb {
+			t.Fatalf("row %d: results differ before the series diverge: %+v vs %+v", i, ra, rb)
+		}
+		if ra.Score < 0 || ra.Score > 1 || rb.Score < 0 || rb.Score > 1 {
+			t.Fatalf("row %d: score out of [0,1]: %v %v", i, ra.Score, rb.Score)
+		}
+	}
+}
+
+func TestDetectsSpike(t *testing.T) {
+	d := mustNew(t, Config{})
+	ts, vs := synth(2000, 1500, 60, 2)
+	var s State
+	for i := range ts {
+		r := d.Update(&s, ts[i], vs[i])
+		switch {
+		case i == 1500 && r.Score < 0.5:
+			t.Errorf("spike at row %d scored %.3f, want >= 0.5", i, r.Score)
+		case i == 1500 && !r.Outside:
+			t.Errorf("spike at row %d inside band [%.2f, %.2f]", i, r.Lower, r.Upper)
+		}
+	}
+}
+
+// TestQuietNoiseScoresLow checks the false alarm side: a clean noisy daily
+// pattern without anomalies stays below 0.5 after the first day.
+func TestQuietNoiseScoresLow(t *testing.T) {
+	d := mustNew(t, Config{})
+	ts, vs := synth(5000, -1, 0, 3)
+	var s State
+	high := 0
+	for i := range ts {
+		if r := d.Update(&s, ts[i], vs[i]); i > 600 && r.Score >= 0.5 {
+			high++
+		}
+	}
+	if high > 2 {
+		t.Errorf("%d samples of a clean series scored >= 0.5, want at most 2", high)
+	}
+}
+
+func TestAlarmMofN(t *testing.T) {
+	// A series alternating 0, 1 has a steady band; 100 is far outside it.
+	base := func(i int) float64 { return float64(i % 2) }
+	tests := []struct {
+		name    string
+		m, n    int
+		outside []int // rows (after 500) replaced with 100
+		alarms  []int // rows where Alarm must be true, among 500..520
+	}{
+		{"2 of 3, single outlier", 2, 3, []int{505}, nil},
+		{"2 of 3, two in a row", 2, 3, []int{505, 506}, []int{506, 507}},
+		{"2 of 3, gap of one", 2, 3, []int{505, 507}, []int{507}},
+		{"2 of 3, gap of two", 2, 3, []int{505, 508}, nil},
+		{"1 of 1", 1, 1, []int{505}, []int{505}},
+		{"3 of 5", 3, 5, []int{505, 507, 509}, []int{509}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := mustNew(t, Config{AlarmM: tt.m, AlarmN: tt.n})
+			var s State
+			var got []int
+			for i := range 521 {
+				v := base(i)
+				for _, o := range tt.outside {
+					if i == o {
+						v = 100
+					}
+				}
+				r := d.Update(&s, int64(i), v)
+				if r.Alarm && i >= 500 {
+					got = append(got, i)
+				}
+				if r.Lower > r.Forecast || r.Upper < r.Forecast {
+					t.Fatalf("row %d: band [%v, %v] does not hold forecast %v", i, r.Lower, r.Upper, r.Forecast)
+				}
+			}
+			if !equalInts(got, tt.alarms) {
+				t.Errorf("alarms at %v, want %v", got, tt.alarms)
+			}
+		})
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSkipsDuplicatesAndNaN(t *testing.T) {
+	d := mustNew(t, Config{})
+	ts, vs := synth(800, -1, 0, 4)
+	var a, b State
+	for i := range ts {
+		d.Update(&a, ts[i], vs[i])
+		d.Update(&b, ts[i], vs[i])
+		// b also sees a retry, a late sample and a staleness marker.
+		for _, r := range []Result{d.Update(&b, ts[i], vs[i]+5), d.Update(&b, ts[i]-1, 0), d.Update(&b, ts[i]+1, math.NaN())} {
+			if r != (Result{}) {
+				t.Fatalf("row %d: ignored sample gave %+v", i, r)
+			}
+		}
+	}
+	if a != b {
+		t.Error("duplicates, late samples or NaN changed the state")
+	}
+}
+
+// TestCheckpointRoundTrip restores a checkpoint taken mid-stream and checks
+// that every later result is identical to the uninterrupted series.
+func TestCheckpointRoundTrip(t *testing.T) {
+	d := mustNew(t, Config{})
+	ts, vs := synth(3000, 2200, 40, 5)
+	for _, cut := range []int{0, 1, 63, 700, 2199} {
+		var live State
+		for i := range cut {
+			d.Update(&live, ts[i], vs[i])
+		}
+		buf := live.AppendBinary([]byte("prefix"))
+		var restored State
+		if err := restored.UnmarshalBinary(buf[len("prefix"):]); err != nil {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		for i := cut; i < len(ts); i++ {
+			if a, b := d.Update(&live, ts[i], vs[i]), d.Update(&restored, ts[i], vs[i]); a != b {
+				t.Fatalf("cut %d, row %d: restored %+v, live %+v", cut, i, b, a)
+			}
+		}
+	}
+}
+
+func TestUnmarshalRejects(t *testing.T) {
+	var s State
+	good := s.AppendBinary(nil)
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"short", good[:len(good)-1]},
+		{"long", append(append([]byte{}, good...), 0)},
+		{"version", append([]byte{9}, good[1:]...)},
+		{"level out of range", func() []byte { b := append([]byte{}, good...); b[11] = levels; return b }()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.UnmarshalBinary(tt.b); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
+
+func FuzzUnmarshalBinary(f *testing.F) {
+	d, err := New(Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ts, vs := synth(1000, 900, 30, 6)
+	var s State
+	f.Add(s.AppendBinary(nil))
+	for i := range ts {
+		d.Update(&s, ts[i], vs[i])
+		if i%300 == 0 {
+			f.Add(s.AppendBinary(nil))
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s State
+		if err := s.UnmarshalBinary(b); err != nil {
+			return
+		}
+		if got := s.AppendBinary(nil); string(got) != string(b) {
+			t.Fatal("re-encoding differs")
+		}
+		for i := range 50 {
+			r := d.Update(&s, s.lastTs+int64(i)+1, float64(i))
+			if !(r.Score >= 0 && r.Score <= 1) {
+				t.Fatalf("score %v out of [0,1] after a decoded state", r.Score)
+			}
+		}
+	})
+}
+
+func TestUpdateAllocs(t *testing.T) {
+	d := mustNew(t, Config{})
+	ts, vs := synth(1000, 500, 30, 7)
+	s := d.NewSeries()
+	i := 0
+	if n := testing.AllocsPerRun(2000, func() {
+		s.Update(ts[i%len(ts)]+int64(i/len(ts))*1e9, vs[i%len(vs)])
+		i++
+	}); n != 0 {
+		t.Errorf("Update allocates %v times per sample", n)
+	}
+}
+
+func TestUpdateBatchMatchesUpdate(t *testing.T) {
+	d := mustNew(t, Config{})
+	ts, a := synth(1000, 700, 30, 8)
+	_, b := synth(1000, 300, -30, 9)
+	states := make([]State, 2)
+	var ref [2]State
+	idx := []int32{0, 1}
+	out := make([]Result, 2)
+	for i := range ts {
+		d.UpdateBatch(states, idx, []int64{ts[i], ts[i]}, []float64{a[i], b[i]}, out)
+		if ra, rb := d.Update(&ref[0], ts[i], a[i]), d.Update(&ref[1], ts[i], b[i]); out[0] != ra || out[1] != rb {
+			t.Fatalf("row %d: batch %+v, single %+v %+v", i, out, ra, rb)
+		}
+	}
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	d := mustNew(b, Config{})
+	ts, vs := synth(4096, 3000, 30, 10)
+	var s State
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Update(&s, int64(i)*300_000, vs[i&4095])
+		i++
+	}
+	_ = ts
+}
+
+// BenchmarkUpdateBatch scores a block of 1024 series with one sample each,
+// the stream's shape: states contiguous in one slice.
+func BenchmarkUpdateBatch(b *testing.B) {
+	d := mustNew(b, Config{})
+	const n = 1024
+	states := make([]State, n)
+	idx := make([]int32, n)
+	ts := make([]int64, n)
+	vs := make([]float64, n)
+	out := make([]Result, n)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	step := int64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		step++
+		for i := range ts {
+			ts[i] = step
+			vs[i] = r.NormFloat64()
+		}
+		d.UpdateBatch(states, idx, ts, vs, out)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
+}
