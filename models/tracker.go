@@ -21,7 +21,7 @@ const (
 	// aciGain is the step of the adaptive conformal update of the interval
 	// multipliers per scored forecast (Gibbs and Candès, 2021). Larger
 	// reacts faster to a change of regime but makes the width noisier.
-	aciGain = 0.01
+	aciGain = 0.005
 	// initK is the starting multiplier: a normal 80% interval is ±1.28σ and
 	// σ ≈ 1.25 × mean absolute error.
 	initK = 1.6
@@ -152,6 +152,16 @@ func (t *Tracker) Issue(f1, fH float64) {
 	if t.valid < t.h {
 		t.valid++
 	}
+}
+
+// Issued returns the forecasts issued last: for the next step and for h
+// steps ahead.
+func (t *Tracker) Issued() (f1, fH float64) {
+	i := t.pos - 1
+	if i < 0 {
+		i = t.h - 1
+	}
+	return t.prev1, t.points[i]
 }
 
 // Skip forgets the forecasts in flight, after a gap in the input.

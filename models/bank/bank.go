@@ -134,9 +134,18 @@ type Bank struct {
 	refits    uint64
 	served    int
 
+	// tr scores the served forecast itself: the bank's intervals are the
+	// served member's point with tr's scale and multipliers, so switching
+	// members cannot leave the intervals miscalibrated (choosing the member
+	// with the smallest recent error favours one whose intervals are, by
+	// luck, too narrow).
+	tr    models.Tracker
 	naive seasonal.Naive
 	hw    holtwinters.HoltWinters
-	fr    fourier.Fourier
+	// det and histBuf are work buffers of detection, not state.
+	det     seasonality.Detector
+	histBuf []float64
+	fr      fourier.Fourier
 }
 
 // New returns a Bank for cfg.
@@ -152,6 +161,7 @@ func New(cfg Config) (*Bank, error) {
 	b.recent = make([]float64, b.h)
 	b.histW = max(1, int64(math.Round(float64(histBucket)/float64(cfg.Step))))
 	b.hist = make([]float64, histLen)
+	b.histBuf = make([]float64, 0, histLen)
 	b.reset()
 	return b, nil
 }
@@ -172,6 +182,7 @@ func (b *Bank) reset() {
 	b.nextCheck = b.stepsOf(seasonality.MinCycles * seasonality.Day)
 	b.lastRefit, b.refits = 0, 0
 	b.served = HoltWinters
+	b.tr.Init(b.h, b.memory)
 	b.configure(false)
 }
 
@@ -311,6 +322,7 @@ func (b *Bank) step(y float64) {
 	if b.n >= int64(b.h) {
 		naiveH = b.recent[ri]
 	}
+	b.tr.Observe(y, naiveH)
 	b.naive.Update(y, naiveH)
 	b.hw.Update(y, naiveH)
 	b.fr.Update(y, naiveH)
@@ -319,6 +331,7 @@ func (b *Bank) step(y float64) {
 	b.addHist(y)
 	b.n++
 	b.choose()
+	b.tr.Issue(b.tracker(b.served).Issued())
 	if b.n >= b.nextCheck {
 		b.detect()
 		b.nextCheck = b.n + b.stepsOf(b.cfg.DetectEvery)
@@ -378,13 +391,14 @@ func (b *Bank) choose() {
 
 // histSlice returns the complete history buckets, oldest first.
 func (b *Bank) histSlice() []float64 {
-	out := make([]float64, 0, histLen)
+	out := b.histBuf[:0]
 	for bk := b.histB - histLen + 1; bk < b.histB; bk++ {
 		if bk < 0 {
 			continue
 		}
 		out = append(out, b.hist[models.FloorMod(bk, histLen)])
 	}
+	b.histBuf = out
 	return out
 }
 
@@ -392,10 +406,15 @@ func (b *Bank) histSlice() []float64 {
 // periods changed. It reports whether they did.
 func (b *Bank) detect() bool {
 	bucket := time.Duration(b.histW) * b.cfg.Step
-	res := seasonality.Detect(b.histSlice(), bucket)
+	res := b.det.Detect(b.histSlice(), bucket)
 	var p [2]int64
-	for i, d := range res.Periods {
-		p[i] = b.stepsOf(d)
+	i := 0
+	if res.Daily {
+		p[i] = b.stepsOf(seasonality.Day)
+		i++
+	}
+	if res.Weekly {
+		p[i] = b.stepsOf(seasonality.Week)
 	}
 	if p == b.periods {
 		return false
@@ -440,7 +459,7 @@ func (b *Bank) HorizonSteps(h time.Duration) int {
 func (b *Bank) Forecast(h time.Duration) Result {
 	hs := b.HorizonSteps(h)
 	return Result{
-		Forecast: b.forecast(b.served, hs),
+		Forecast: b.tr.Interval(b.forecast(b.served, hs).Point, hs),
 		Model:    memberNames[b.served],
 		Scores:   b.tracker(b.served).Scores(),
 		Horizon:  time.Duration(hs) * b.cfg.Step,
@@ -468,6 +487,9 @@ func (b *Bank) MemberScores(i int) models.Scores { return b.tracker(i).Scores() 
 
 // Served returns the index of the member currently serving.
 func (b *Bank) Served() int { return b.served }
+
+// Scores returns the recent scores of the bank's own served forecast.
+func (b *Bank) Scores() models.Scores { return b.tr.Scores() }
 
 // Accuracy returns the served member's recent accuracy, 100 - MAPE, in
 // percent (0 until scored).

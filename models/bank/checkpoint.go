@@ -40,6 +40,7 @@ func (b *Bank) AppendBinary(dst []byte) []byte {
 	dst = wire.AppendFloat64(dst, b.histCnt)
 	dst = wire.AppendFloats(dst, b.recent)
 	dst = wire.AppendFloats(dst, b.hist)
+	dst = b.tr.AppendBinary(dst)
 	dst = b.naive.AppendBinary(dst)
 	dst = b.hw.AppendBinary(dst)
 	return b.fr.AppendBinary(dst)
@@ -88,13 +89,14 @@ func (b *Bank) unmarshal(data []byte) error {
 		b.served < 0 || b.served >= numMembers || b.periods[0] < 0 || b.periods[1] < 0) {
 		return wire.ErrInvalid
 	}
+	b.tr.ReadBinary(r)
 	b.naive.ReadBinary(r)
 	b.hw.ReadBinary(r)
 	b.fr.ReadBinary(r)
 	if r.Err() != nil {
 		return r.Err()
 	}
-	if b.naive.Tracker.Horizon() != b.h || b.hw.Tracker.Horizon() != b.h || b.fr.Tracker.Horizon() != b.h {
+	if b.tr.Horizon() != b.h || b.naive.Tracker.Horizon() != b.h || b.hw.Tracker.Horizon() != b.h || b.fr.Tracker.Horizon() != b.h {
 		return wire.ErrInvalid
 	}
 	if len(r.Rest()) != 0 {

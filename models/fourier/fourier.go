@@ -92,6 +92,12 @@ type Fourier struct {
 	u, c0, c1 float64
 
 	x, px [maxParams]float64 // scratch
+	// Derived, not state: per season the phasor of the last fitted step
+	// and the rotations by 1 and by H steps, so the two forecasts issued
+	// per step need no trigonometry.
+	ph, rot1, rotH [MaxSeasons]complex128
+	rhoCache       float64 // rho when rhoH was computed
+	rhoH           float64 // rho^H
 	// Tracker scores the forecasts and supplies intervals.
 	Tracker models.Tracker
 }
@@ -111,6 +117,20 @@ func (m *Fourier) Init(p Params, h int, memory float64, start int64) {
 	}
 	m.resetCov()
 	m.Tracker.Init(h, memory)
+	m.rhoCache = math.NaN()
+	m.derive()
+}
+
+// derive computes the cached rotations from the periods and horizon.
+func (m *Fourier) derive() {
+	h := float64(m.Tracker.Horizon())
+	for s := 0; s < m.nSeasons; s++ {
+		w := 2 * math.Pi / float64(m.periods[s])
+		sn, cs := math.Sincos(w)
+		m.rot1[s] = complex(cs, sn)
+		sn, cs = math.Sincos(w * math.Mod(h, float64(m.periods[s])))
+		m.rotH[s] = complex(cs, sn)
+	}
 }
 
 func (m *Fourier) resetCov() {
@@ -123,15 +143,25 @@ func (m *Fourier) resetCov() {
 // Periods returns the season lengths in use, in steps.
 func (m *Fourier) Periods() []int64 { return m.periods[:m.nSeasons] }
 
-// features fills x with the regressors of step q.
+// features fills x with the regressors of step q and remembers the base
+// phasors in m.ph.
 func (m *Fourier) features(x []float64, q int64) {
+	for s := 0; s < m.nSeasons; s++ {
+		per := m.periods[s]
+		sn, cs := math.Sincos(2 * math.Pi * float64(models.FloorMod(q, per)) / float64(per))
+		m.ph[s] = complex(cs, sn)
+	}
+	m.featuresFrom(x, q, &m.ph)
+}
+
+// featuresFrom fills x with the regressors of step q whose base phasors
+// are ph.
+func (m *Fourier) featuresFrom(x []float64, q int64, ph *[MaxSeasons]complex128) {
 	x[0] = 1
 	x[1] = float64(q-m.anchor) / float64(m.unit)
 	j := 2
 	for s := 0; s < m.nSeasons; s++ {
-		per := m.periods[s]
-		th := 2 * math.Pi * float64(models.FloorMod(q, per)) / float64(per)
-		sn, cs := math.Sincos(th)
+		cs, sn := real(ph[s]), imag(ph[s])
 		ck, sk := cs, sn
 		for k := 0; k < m.harmonics[s]; k++ {
 			x[j], x[j+1] = ck, sk
@@ -177,7 +207,22 @@ func (m *Fourier) Update(y, naiveH float64) {
 	m.u = u
 	r := m.rho()
 	h := m.Tracker.Horizon()
-	m.Tracker.Issue(m.point(1, r), m.point(h, math.Pow(r, float64(h))))
+	// rho moves slowly; recompute rho^H only when it moved noticeably.
+	if !(math.Abs(r-m.rhoCache) < 1e-4) {
+		m.rhoCache, m.rhoH = r, math.Pow(r, float64(h))
+	}
+	x := m.x[:m.p]
+	var ph [MaxSeasons]complex128
+	for s := 0; s < m.nSeasons; s++ {
+		ph[s] = m.ph[s] * m.rot1[s]
+	}
+	m.featuresFrom(x, m.n, &ph)
+	f1 := m.dot(x) + r*m.u
+	for s := 0; s < m.nSeasons; s++ {
+		ph[s] = m.ph[s] * m.rotH[s]
+	}
+	m.featuresFrom(x, m.n-1+int64(h), &ph)
+	m.Tracker.Issue(f1, m.dot(x)+m.rhoH*m.u)
 }
 
 // Fit folds the value y of step q into the coefficients with forgetting
@@ -290,7 +335,7 @@ func (m *Fourier) AppendBinary(dst []byte) []byte {
 	dst = wire.AppendFloats(dst, m.cov[:m.p*m.p])
 	dst = wire.AppendInt64(dst, m.anchor)
 	dst = wire.AppendInt64(dst, m.n)
-	for _, v := range [...]float64{m.scale, m.seen, m.u, m.c0, m.c1} {
+	for _, v := range [...]float64{m.scale, m.seen, m.u, m.c0, m.c1, m.rhoCache, m.rhoH} {
 		dst = wire.AppendFloat64(dst, v)
 	}
 	return m.Tracker.AppendBinary(dst)
@@ -331,8 +376,14 @@ func (m *Fourier) ReadBinary(r *wire.Reader) {
 	}
 	m.anchor = r.Int64()
 	m.n = r.Int64()
-	for _, p := range [...]*float64{&m.scale, &m.seen, &m.u, &m.c0, &m.c1} {
+	for _, p := range [...]*float64{&m.scale, &m.seen, &m.u, &m.c0, &m.c1, &m.rhoCache, &m.rhoH} {
 		*p = r.Float64()
 	}
 	m.Tracker.ReadBinary(r)
+	if r.Err() == nil {
+		m.derive()
+		// ph is the phasor of the last fitted step, n-1.
+		x := m.x[:m.p]
+		m.features(x, m.n-1)
+	}
 }

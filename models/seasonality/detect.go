@@ -33,8 +33,8 @@ const (
 
 // Result is what Detect found.
 type Result struct {
-	// Periods found, shortest first (a subset of Day, Week).
-	Periods []time.Duration
+	// Daily and Weekly report which cycles were found.
+	Daily, Weekly bool
 	// ACF is the autocorrelation at each candidate's lag, NaN when there was
 	// too little history (index 0 Day, 1 Week).
 	ACF [2]float64
@@ -45,24 +45,45 @@ type Result struct {
 
 // Detect looks for daily and weekly cycles in values, regularly spaced by
 // bucket, oldest first. NaN values are filled with the previous value. It
-// allocates; call it rarely (the bank calls it at most a few times a day).
+// allocates; a caller that detects repeatedly should keep a Detector.
 func Detect(values []float64, bucket time.Duration) Result {
+	var d Detector
+	return d.Detect(values, bucket)
+}
+
+// Detector keeps the work buffers of Detect between calls, so detecting
+// again on history of the same length allocates only the result's Periods.
+// The zero value is ready to use. It is not safe for concurrent use.
+type Detector struct {
+	fft    *fourier.FFT
+	x      []float64
+	coeff  []complex128
+	power  []float64
+	sorted []float64
+}
+
+// Detect is like the package function Detect.
+func (d *Detector) Detect(values []float64, bucket time.Duration) Result {
 	res := Result{ACF: [2]float64{math.NaN(), math.NaN()}, PeakRatio: [2]float64{math.NaN(), math.NaN()}}
 	n := len(values)
 	if n < 16 || bucket <= 0 {
 		return res
 	}
-	x := detrend(values)
-	var c []complex128
+	d.x = detrend(d.x, values)
+	x := d.x
 	power := func() []float64 {
-		if c == nil {
-			c = fourier.NewFFT(n).Coefficients(nil, x)
+		if d.fft == nil || d.fft.Len() != n {
+			d.fft = fourier.NewFFT(n)
 		}
-		p := make([]float64, len(c))
-		for i, v := range c {
-			p[i] = real(v)*real(v) + imag(v)*imag(v)
+		if cap(d.coeff) < n/2+1 {
+			d.coeff = make([]complex128, n/2+1)
 		}
-		return p
+		d.coeff = d.fft.Coefficients(d.coeff[:n/2+1], x)
+		d.power = d.power[:0]
+		for _, v := range d.coeff {
+			d.power = append(d.power, real(v)*real(v)+imag(v)*imag(v))
+		}
+		return d.power
 	}
 	var pw []float64
 	var med float64
@@ -73,9 +94,9 @@ func Detect(values []float64, bucket time.Duration) Result {
 		}
 		if pw == nil {
 			pw = power()
-			s := slices.Clone(pw[1:])
-			slices.Sort(s)
-			med = s[len(s)/2]
+			d.sorted = append(d.sorted[:0], pw[1:]...)
+			slices.Sort(d.sorted)
+			med = d.sorted[len(d.sorted)/2]
 		}
 		k := float64(n) / float64(lag) // frequency bin of the period
 		peak := 0.0
@@ -93,21 +114,32 @@ func Detect(values []float64, bucket time.Duration) Result {
 		}
 		res.ACF[i] = acf(x, lag)
 	}
-	if res.PeakRatio[0] >= MinPeakRatio && res.ACF[0] >= MinACF {
-		res.Periods = append(res.Periods, Day)
-	}
-	if res.PeakRatio[1] >= MinPeakRatio && res.ACF[1] >= MinACF &&
-		(math.IsNaN(res.ACF[0]) || res.ACF[1] >= res.ACF[0]+WeekMargin) {
-		res.Periods = append(res.Periods, Week)
-	}
+	res.Daily = res.PeakRatio[0] >= MinPeakRatio && res.ACF[0] >= MinACF
+	res.Weekly = res.PeakRatio[1] >= MinPeakRatio && res.ACF[1] >= MinACF &&
+		(math.IsNaN(res.ACF[0]) || res.ACF[1] >= res.ACF[0]+WeekMargin)
 	return res
+}
+
+// Periods returns the cycles found, shortest first.
+func (r Result) Periods() []time.Duration {
+	var out []time.Duration
+	if r.Daily {
+		out = append(out, Day)
+	}
+	if r.Weekly {
+		out = append(out, Week)
+	}
+	return out
 }
 
 // detrend returns values with NaN filled forward and the least-squares line
 // removed.
-func detrend(values []float64) []float64 {
+func detrend(x, values []float64) []float64 {
 	n := len(values)
-	x := make([]float64, n)
+	if cap(x) < n {
+		x = make([]float64, n)
+	}
+	x = x[:n]
 	last := 0.0
 	for _, v := range values {
 		if !math.IsNaN(v) {

@@ -1,0 +1,210 @@
+package bank
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// synth returns n samples at 1-minute steps of a daily cycle with noise and
+// a few spikes, starting at unix second 1.6e9.
+func synth(n int, seed uint64) (ts []int64, vs []float64) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for i := 0; i < n; i++ {
+		t := int64(1_600_000_000_000) + int64(i)*60_000
+		v := 100 + 40*math.Sin(2*math.Pi*float64(i)/1440) + 15*math.Sin(4*math.Pi*float64(i)/1440) + rng.NormFloat64()*4
+		if rng.IntN(500) == 0 {
+			v += 200
+		}
+		ts = append(ts, t)
+		vs = append(vs, v)
+	}
+	return ts, vs
+}
+
+func TestBankLearnsDailySeason(t *testing.T) {
+	b, err := New(Config{Step: time.Minute, Horizon: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, vs := synth(5*1440, 1)
+	for i := range ts {
+		b.Update(ts[i], vs[i])
+	}
+	if got := b.Periods(); len(got) != 1 || got[0] != 24*time.Hour {
+		t.Fatalf("periods = %v, want [24h]", got)
+	}
+	sc := b.Scores()
+	if !(sc.MASE < 0.6) {
+		t.Errorf("bank MASE = %.3f, want < 0.6 on a clean daily cycle", sc.MASE)
+	}
+	if sc.Coverage < 0.7 || sc.Coverage > 0.9 {
+		t.Errorf("bank coverage = %.3f, want near 0.8", sc.Coverage)
+	}
+	if sc.Accuracy < 90 {
+		t.Errorf("accuracy = %.1f, want ≥ 90", sc.Accuracy)
+	}
+	f := b.Forecast(30 * time.Minute)
+	if !(f.Lower <= f.Point && f.Point <= f.Upper) || f.Horizon != 30*time.Minute || f.Model == "" {
+		t.Errorf("forecast = %+v", f)
+	}
+}
+
+func TestBankRejectsDuplicatesAndNaN(t *testing.T) {
+	b, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		ts   int64
+		v    float64
+		want bool
+	}{
+		{"first", 60_000, 1, true},
+		{"next", 120_000, 2, true},
+		{"duplicate", 120_000, 2, false},
+		{"late", 60_000, 3, false},
+		{"same step after rounding", 125_000, 3, false},
+		{"nan", 180_000, math.NaN(), false},
+		{"inf", 180_000, math.Inf(1), false},
+		{"gap filled", 600_000, 10, true},
+		{"long gap skipped", 600_000 + 3*3600_000, 10, true},
+	}
+	for _, tt := range tests {
+		if got := b.Update(tt.ts, tt.v); got != tt.want {
+			t.Errorf("%s: Update = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got, want := b.Steps(), int64(10+180); got != want {
+		t.Errorf("steps = %d, want %d", got, want)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"defaults", Config{}, true},
+		{"horizon beyond max", Config{Horizon: time.Hour}, false},
+		{"step too small", Config{Step: time.Millisecond}, false},
+		{"max horizon too long", Config{MaxHorizon: 48 * time.Hour}, false},
+		{"threshold above 100", Config{AccuracyThreshold: 101}, false},
+		{"30m horizon", Config{Horizon: 30 * time.Minute}, true},
+	}
+	for _, tt := range tests {
+		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+// TestCheckpointRoundTrip restores a bank mid-stream and checks the copy
+// forecasts exactly like the original from then on.
+func TestCheckpointRoundTrip(t *testing.T) {
+	cfg := Config{Horizon: 10 * time.Minute}
+	a, _ := New(cfg)
+	ts, vs := synth(4*1440, 2)
+	half := 3 * 1440
+	for i := 0; i < half; i++ {
+		a.Update(ts[i], vs[i])
+	}
+	buf := a.AppendBinary(nil)
+	b, _ := New(cfg)
+	if err := b.UnmarshalBinary(buf); err != nil {
+		t.Fatal(err)
+	}
+	if again := b.AppendBinary(nil); !bytes.Equal(again, buf) {
+		t.Fatal("re-encoded checkpoint differs")
+	}
+	for i := half; i < len(ts); i++ {
+		a.Update(ts[i], vs[i])
+		b.Update(ts[i], vs[i])
+		for _, h := range []time.Duration{time.Minute, 10 * time.Minute, 30 * time.Minute} {
+			fa, fb := a.Forecast(h), b.Forecast(h)
+			if fa != fb {
+				t.Fatalf("step %d horizon %v: original %+v, restored %+v", i, h, fa, fb)
+			}
+		}
+	}
+	if !bytes.Equal(a.AppendBinary(nil), b.AppendBinary(nil)) {
+		t.Error("states diverged")
+	}
+	other, _ := New(Config{Horizon: 5 * time.Minute})
+	if err := other.UnmarshalBinary(buf); err == nil {
+		t.Error("checkpoint accepted by a bank with another horizon")
+	}
+}
+
+func FuzzUnmarshalBinary(f *testing.F) {
+	a, _ := New(Config{})
+	ts, vs := synth(3*1440, 3)
+	f.Add(a.AppendBinary(nil))
+	for i := range ts {
+		a.Update(ts[i], vs[i])
+	}
+	f.Add(a.AppendBinary(nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, _ := New(Config{})
+		if err := b.UnmarshalBinary(data); err != nil {
+			return
+		}
+		// A checkpoint that decodes must run without panicking.
+		for i := 0; i < 50; i++ {
+			b.Update(1_600_000_000_000+int64(i)*60_000, float64(i))
+			_ = b.Forecast(30 * time.Minute)
+		}
+	})
+}
+
+// BenchmarkUpdate measures the whole bank (three members, scoring, served
+// tracker, history) per sample, in steady state on a seasonal series.
+func BenchmarkUpdate(b *testing.B) {
+	bk, _ := New(Config{Horizon: 5 * time.Minute})
+	ts, vs := synth(3*1440, 4)
+	for i := range ts {
+		bk.Update(ts[i], vs[i])
+	}
+	t := ts[len(ts)-1]
+	i := 0
+	b.ReportAllocs()
+	c0 := cpuTime()
+	for b.Loop() {
+		t += 60_000
+		bk.Update(t, vs[i%len(vs)])
+		i++
+	}
+	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
+}
+
+// BenchmarkForecast measures one served forecast with its interval.
+func BenchmarkForecast(b *testing.B) {
+	bk, _ := New(Config{Horizon: 5 * time.Minute})
+	ts, vs := synth(3*1440, 5)
+	for i := range ts {
+		bk.Update(ts[i], vs[i])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = bk.Forecast(5 * time.Minute)
+	}
+}
+
+// BenchmarkAppendBinary measures a checkpoint into a reused buffer.
+func BenchmarkAppendBinary(b *testing.B) {
+	bk, _ := New(Config{Horizon: 5 * time.Minute})
+	ts, vs := synth(3*1440, 6)
+	for i := range ts {
+		bk.Update(ts[i], vs[i])
+	}
+	buf := bk.AppendBinary(nil)
+	b.ReportMetric(float64(len(buf)), "state_bytes")
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = bk.AppendBinary(buf[:0])
+	}
+}
