@@ -27,16 +27,35 @@ type Point struct {
 
 // ReadFile reads a series from a CSV file, gzip-compressed or not.
 func ReadFile(path string) ([]Point, error) {
+	pts, _, err := ReadFileFormat(path)
+	return pts, err
+}
+
+// ReadFileFormat is ReadFile that also reports whether the first timestamp
+// was ISO 8601 (else unix seconds), so output can use the input's format.
+func ReadFileFormat(path string) (pts []Point, iso bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open series: %w", err)
+		return nil, false, fmt.Errorf("open series: %w", err)
 	}
 	defer f.Close()
-	pts, err := ReadCSV(f)
+	pts, iso, err = readCSV(f)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, false, fmt.Errorf("read %s: %w", path, err)
 	}
-	return pts, nil
+	return pts, iso, nil
+}
+
+// FormatTime formats unix milliseconds as unix seconds, or as RFC 3339 in
+// UTC when iso is set.
+func FormatTime(ms int64, iso bool) string {
+	if iso {
+		return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+	}
+	if ms%1000 == 0 {
+		return strconv.FormatInt(ms/1000, 10)
+	}
+	return strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)
 }
 
 // ReadCSV reads a series: a header naming the columns (timestamp or ts, and
@@ -44,11 +63,16 @@ func ReadFile(path string) ([]Point, error) {
 // fractional) or ISO 8601 ("2006-01-02 15:04:05", RFC 3339, with or without
 // zone; no zone means UTC). The input may be gzip-compressed.
 func ReadCSV(r io.Reader) ([]Point, error) {
+	pts, _, err := readCSV(r)
+	return pts, err
+}
+
+func readCSV(r io.Reader) (pts []Point, iso bool, err error) {
 	br := bufio.NewReader(r)
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("open gzip: %w", err)
+			return nil, false, fmt.Errorf("open gzip: %w", err)
 		}
 		defer zr.Close()
 		br = bufio.NewReader(zr)
@@ -58,7 +82,7 @@ func ReadCSV(r io.Reader) ([]Point, error) {
 	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("read header: %w", err)
+		return nil, false, fmt.Errorf("read header: %w", err)
 	}
 	ti, vi := -1, -1
 	for i, h := range head {
@@ -70,34 +94,37 @@ func ReadCSV(r io.Reader) ([]Point, error) {
 		}
 	}
 	if ti < 0 || vi < 0 {
-		return nil, fmt.Errorf("header %q: want columns timestamp (or ts) and value", head)
+		return nil, false, fmt.Errorf("header %q: want columns timestamp (or ts) and value", head)
 	}
-	var pts []Point
 	for line := 2; ; line++ {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return nil, false, fmt.Errorf("line %d: %w", line, err)
 		}
 		if len(rec) <= max(ti, vi) {
-			return nil, fmt.Errorf("line %d: %d columns, want at least %d", line, len(rec), max(ti, vi)+1)
+			return nil, false, fmt.Errorf("line %d: %d columns, want at least %d", line, len(rec), max(ti, vi)+1)
+		}
+		if line == 2 {
+			_, numErr := strconv.ParseFloat(strings.TrimSpace(rec[ti]), 64)
+			iso = numErr != nil
 		}
 		ts, err := ParseTime(rec[ti])
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return nil, false, fmt.Errorf("line %d: %w", line, err)
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(rec[vi]), 64)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: value %q: %w", line, rec[vi], err)
+			return nil, false, fmt.Errorf("line %d: value %q: %w", line, rec[vi], err)
 		}
 		pts = append(pts, Point{Ts: ts, Value: v})
 	}
 	if len(pts) == 0 {
-		return nil, errors.New("no samples")
+		return nil, false, errors.New("no samples")
 	}
-	return pts, nil
+	return pts, iso, nil
 }
 
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"}
