@@ -1,0 +1,860 @@
+// Package remotewrite decodes Prometheus remote-write requests, protocol 1.0
+// (prometheus.WriteRequest) and 2.0 (io.prometheus.write.v2.Request), from
+// their uncompressed protobuf bytes into a flat, reusable Request.
+//
+// The decoders are hand-written for the hot path: once a Request's slices
+// have grown they allocate nothing per series or sample, and every string
+// they return points into the body passed to Decode. The body must therefore
+// stay unchanged for as long as the Request is used. Unknown fields are
+// skipped, as protobuf requires; malformed wire data is an error for the
+// whole request. Problems of one series (a v2 symbol reference out of range)
+// do not fail the request: they are recorded on the series so that the
+// caller can reject it alone.
+package remotewrite
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+// Sample is one float sample.
+type Sample struct {
+	Value     float64
+	Timestamp int64 // unix ms
+	Start     int64 // start (created) timestamp, unix ms; 0 when unknown (always in 1.0)
+}
+
+// Exemplar is one exemplar; its labels are Request.ExemplarLabels[LabelsStart:LabelsEnd].
+type Exemplar struct {
+	LabelsStart, LabelsEnd int32
+	Value                  float64
+	Timestamp              int64
+}
+
+// Histogram is one native histogram: Raw is the protobuf encoding of the
+// remote-write Histogram message (the same in 1.0 and 2.0), Timestamp its
+// timestamp field, read for validation.
+type Histogram struct {
+	Raw       []byte
+	Timestamp int64
+}
+
+// Series is one time series of a request. The ranges index the flat slices
+// of the Request.
+type Series struct {
+	LabelsStart, LabelsEnd         int32
+	SamplesStart, SamplesEnd       int32
+	HistogramsStart, HistogramsEnd int32
+	ExemplarsStart, ExemplarsEnd   int32
+	Metadata                       proto.Metadata
+	// BadSymbol is set (2.0) when a symbol reference of the series is out of
+	// range; its labels then hold only the references that resolved.
+	BadSymbol    uint32
+	HasBadSymbol bool
+}
+
+// Request is a decoded write request. Reuse one per goroutine: Decode resets
+// it and reuses its slices.
+type Request struct {
+	Version        int // 1 or 2
+	Series         []Series
+	Labels         []proto.Label
+	Samples        []Sample
+	Histograms     []Histogram
+	Exemplars      []Exemplar
+	ExemplarLabels []proto.Label
+	// Metadata holds 1.0 metric-family metadata (MetricMetadata messages);
+	// its Labels are the family name as __name__.
+	Metadata []FamilyMetadata
+
+	symbols []string
+	refs    []uint32
+}
+
+// FamilyMetadata is a remote-write 1.0 MetricMetadata message.
+type FamilyMetadata struct {
+	Family   string
+	Metadata proto.Metadata
+}
+
+// SeriesLabels returns the labels of series s.
+func (r *Request) SeriesLabels(s *Series) []proto.Label {
+	return r.Labels[s.LabelsStart:s.LabelsEnd]
+}
+
+// SeriesSamples returns the samples of series s.
+func (r *Request) SeriesSamples(s *Series) []Sample {
+	return r.Samples[s.SamplesStart:s.SamplesEnd]
+}
+
+func (r *Request) reset(version int) {
+	r.Version = version
+	r.Series = r.Series[:0]
+	clear(r.Labels) // drop references into the previous body
+	r.Labels = r.Labels[:0]
+	r.Samples = r.Samples[:0]
+	clear(r.Histograms)
+	r.Histograms = r.Histograms[:0]
+	r.Exemplars = r.Exemplars[:0]
+	clear(r.ExemplarLabels)
+	r.ExemplarLabels = r.ExemplarLabels[:0]
+	clear(r.Metadata)
+	r.Metadata = r.Metadata[:0]
+	clear(r.symbols)
+	r.symbols = r.symbols[:0]
+}
+
+// ErrMalformed wraps every wire-format error of DecodeV1 and DecodeV2.
+var ErrMalformed = errors.New("malformed protobuf")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// Protobuf wire types.
+const (
+	wireVarint = 0
+	wireI64    = 1
+	wireLen    = 2
+	wireI32    = 5
+)
+
+// buf is a protobuf reader over a byte slice.
+type buf struct {
+	b []byte
+	i int
+}
+
+func (p *buf) done() bool { return p.i >= len(p.b) }
+
+func (p *buf) varint() (uint64, error) {
+	// Fast path for one byte.
+	if p.i < len(p.b) && p.b[p.i] < 0x80 {
+		v := uint64(p.b[p.i])
+		p.i++
+		return v, nil
+	}
+	v, n := binary.Uvarint(p.b[p.i:])
+	if n <= 0 {
+		return 0, malformed("bad varint at byte %d", p.i)
+	}
+	p.i += n
+	return v, nil
+}
+
+func (p *buf) tag() (field uint64, wire int, err error) {
+	v, err := p.varint()
+	if err != nil {
+		return 0, 0, err
+	}
+	field = v >> 3
+	if field == 0 || field > 1<<29-1 {
+		return 0, 0, malformed("field number %d out of range at byte %d", field, p.i)
+	}
+	return field, int(v & 7), nil
+}
+
+func (p *buf) bytes() ([]byte, error) {
+	n, err := p.varint()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(p.b)-p.i) {
+		return nil, malformed("length %d past end at byte %d", n, p.i)
+	}
+	b := p.b[p.i : p.i+int(n) : p.i+int(n)]
+	p.i += int(n)
+	return b, nil
+}
+
+func (p *buf) fixed64() (uint64, error) {
+	if len(p.b)-p.i < 8 {
+		return 0, malformed("truncated fixed64 at byte %d", p.i)
+	}
+	v := binary.LittleEndian.Uint64(p.b[p.i:])
+	p.i += 8
+	return v, nil
+}
+
+// skip skips a field of the given wire type.
+func (p *buf) skip(wire int) error {
+	switch wire {
+	case wireVarint:
+		_, err := p.varint()
+		return err
+	case wireI64:
+		_, err := p.fixed64()
+		return err
+	case wireLen:
+		_, err := p.bytes()
+		return err
+	case wireI32:
+		if len(p.b)-p.i < 4 {
+			return malformed("truncated fixed32 at byte %d", p.i)
+		}
+		p.i += 4
+		return nil
+	default:
+		return malformed("unsupported wire type %d at byte %d", wire, p.i)
+	}
+}
+
+// expect checks that a known field arrived with the wire type its schema
+// gives it; a mismatch is malformed, as in the reference decoders.
+func expect(field uint64, wire, want int) error {
+	if wire != want {
+		return malformed("field %d has wire type %d, want %d", field, wire, want)
+	}
+	return nil
+}
+
+func str(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// DecodeV1 decodes a remote-write 1.0 WriteRequest into r.
+func DecodeV1(r *Request, body []byte) error {
+	r.reset(1)
+	p := buf{b: body}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1: // timeseries
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			b, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			if err := r.decodeSeriesV1(b); err != nil {
+				return fmt.Errorf("timeseries %d: %w", len(r.Series), err)
+			}
+		case 3: // metadata
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			b, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			if err := r.decodeMetadataV1(b); err != nil {
+				return fmt.Errorf("metadata %d: %w", len(r.Metadata), err)
+			}
+		default:
+			if err := p.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Request) decodeSeriesV1(b []byte) error {
+	s := Series{
+		LabelsStart:     int32(len(r.Labels)),
+		SamplesStart:    int32(len(r.Samples)),
+		HistogramsStart: int32(len(r.Histograms)),
+		ExemplarsStart:  int32(len(r.Exemplars)),
+	}
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1: // labels
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			lb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			l, err := decodeLabel(lb)
+			if err != nil {
+				return err
+			}
+			r.Labels = append(r.Labels, l)
+		case 2: // samples
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			sb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			smp, err := decodeSample(sb, false)
+			if err != nil {
+				return err
+			}
+			r.Samples = append(r.Samples, smp)
+		case 3: // exemplars
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			eb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			if err := r.decodeExemplarV1(eb); err != nil {
+				return err
+			}
+		case 4: // histograms
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			hb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			h, err := histogramTimestamp(hb)
+			if err != nil {
+				return err
+			}
+			r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
+		default:
+			if err := p.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	s.LabelsEnd = int32(len(r.Labels))
+	s.SamplesEnd = int32(len(r.Samples))
+	s.HistogramsEnd = int32(len(r.Histograms))
+	s.ExemplarsEnd = int32(len(r.Exemplars))
+	r.Series = append(r.Series, s)
+	return nil
+}
+
+func decodeLabel(b []byte) (proto.Label, error) {
+	var l proto.Label
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return l, err
+		}
+		switch field {
+		case 1, 2:
+			if err := expect(field, wire, wireLen); err != nil {
+				return l, err
+			}
+			v, err := p.bytes()
+			if err != nil {
+				return l, err
+			}
+			if field == 1 {
+				l.Name = str(v)
+			} else {
+				l.Value = str(v)
+			}
+		default:
+			if err := p.skip(wire); err != nil {
+				return l, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// decodeSample decodes a Sample of either version (1.0 has fields 1 and 2,
+// 2.0 adds start_timestamp 3, unknown to 1.0).
+func decodeSample(b []byte, v2 bool) (Sample, error) {
+	var s Sample
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return s, err
+		}
+		switch field {
+		case 1:
+			if err := expect(field, wire, wireI64); err != nil {
+				return s, err
+			}
+			v, err := p.fixed64()
+			if err != nil {
+				return s, err
+			}
+			s.Value = math.Float64frombits(v)
+		case 2, 3:
+			if field == 3 && !v2 {
+				if err := p.skip(wire); err != nil {
+					return s, err
+				}
+				continue
+			}
+			if err := expect(field, wire, wireVarint); err != nil {
+				return s, err
+			}
+			v, err := p.varint()
+			if err != nil {
+				return s, err
+			}
+			if field == 2 {
+				s.Timestamp = int64(v)
+			} else {
+				s.Start = int64(v)
+			}
+		default:
+			if err := p.skip(wire); err != nil {
+				return s, err
+			}
+		}
+	}
+	return s, nil
+}
+
+func (r *Request) decodeExemplarV1(b []byte) error {
+	e := Exemplar{LabelsStart: int32(len(r.ExemplarLabels))}
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1:
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			lb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			l, err := decodeLabel(lb)
+			if err != nil {
+				return err
+			}
+			r.ExemplarLabels = append(r.ExemplarLabels, l)
+		case 2:
+			if err := expect(field, wire, wireI64); err != nil {
+				return err
+			}
+			v, err := p.fixed64()
+			if err != nil {
+				return err
+			}
+			e.Value = math.Float64frombits(v)
+		case 3:
+			if err := expect(field, wire, wireVarint); err != nil {
+				return err
+			}
+			v, err := p.varint()
+			if err != nil {
+				return err
+			}
+			e.Timestamp = int64(v)
+		default:
+			if err := p.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	e.LabelsEnd = int32(len(r.ExemplarLabels))
+	r.Exemplars = append(r.Exemplars, e)
+	return nil
+}
+
+func (r *Request) decodeMetadataV1(b []byte) error {
+	var m FamilyMetadata
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1:
+			if err := expect(field, wire, wireVarint); err != nil {
+				return err
+			}
+			v, err := p.varint()
+			if err != nil {
+				return err
+			}
+			m.Metadata.Type = metricType(v)
+		case 2, 4, 5:
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			v, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			switch field {
+			case 2:
+				m.Family = str(v)
+			case 4:
+				m.Metadata.Help = str(v)
+			case 5:
+				m.Metadata.Unit = str(v)
+			}
+		default:
+			if err := p.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	r.Metadata = append(r.Metadata, m)
+	return nil
+}
+
+// metricType maps the metric type enum (identical numbering in 1.0 and 2.0)
+// to the block's type names.
+func metricType(v uint64) string {
+	switch v {
+	case 1:
+		return "counter"
+	case 2:
+		return "gauge"
+	case 3:
+		return "histogram"
+	case 4:
+		return "gaugehistogram"
+	case 5:
+		return "summary"
+	case 6:
+		return "info"
+	case 7:
+		return "stateset"
+	default:
+		return ""
+	}
+}
+
+// histogramTimestamp reads field 15 (timestamp) of a Histogram message and
+// checks that the message is well-formed at the wire level.
+func histogramTimestamp(b []byte) (int64, error) {
+	var ts int64
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return 0, err
+		}
+		if field == 15 && wire == wireVarint {
+			v, err := p.varint()
+			if err != nil {
+				return 0, err
+			}
+			ts = int64(v)
+			continue
+		}
+		if err := p.skip(wire); err != nil {
+			return 0, err
+		}
+	}
+	return ts, nil
+}
+
+// DecodeV2 decodes a remote-write 2.0 Request into r. Symbols are resolved;
+// a series with a reference out of range is kept with HasBadSymbol set.
+func DecodeV2(r *Request, body []byte) error {
+	r.reset(2)
+	// Symbols may come after the series on the wire: collect them first.
+	p := buf{b: body}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		if field == 4 {
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			v, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			r.symbols = append(r.symbols, str(v))
+			continue
+		}
+		if err := p.skip(wire); err != nil {
+			return err
+		}
+	}
+	if len(r.symbols) > 0 && r.symbols[0] != "" {
+		return malformed("symbols[0] is %q, must be the empty string", r.symbols[0])
+	}
+	p = buf{b: body}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		if field == 5 {
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			v, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			if err := r.decodeSeriesV2(v); err != nil {
+				return fmt.Errorf("timeseries %d: %w", len(r.Series), err)
+			}
+			continue
+		}
+		if err := p.skip(wire); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// symbol resolves a reference; ok is false when it is out of range.
+// Reference 0 is the empty string by the specification, even when a sender
+// sends no symbols at all.
+func (r *Request) symbol(ref uint64) (string, bool) {
+	if ref == 0 && len(r.symbols) == 0 {
+		return "", true
+	}
+	if ref >= uint64(len(r.symbols)) {
+		return "", false
+	}
+	return r.symbols[ref], true
+}
+
+// appendRefs decodes labels_refs, packed or not, into r.refs.
+func (r *Request) appendRefs(p *buf, wire int) error {
+	if wire == wireVarint {
+		v, err := p.varint()
+		if err != nil {
+			return err
+		}
+		r.refs = append(r.refs, uint32(v))
+		return nil
+	}
+	if wire != wireLen {
+		return malformed("labels_refs has wire type %d", wire)
+	}
+	b, err := p.bytes()
+	if err != nil {
+		return err
+	}
+	q := buf{b: b}
+	for !q.done() {
+		v, err := q.varint()
+		if err != nil {
+			return err
+		}
+		r.refs = append(r.refs, uint32(v))
+	}
+	return nil
+}
+
+// resolveRefs turns r.refs (name, value pairs) into labels appended to dst.
+func (r *Request) resolveRefs(dst []proto.Label, s *Series) ([]proto.Label, error) {
+	if len(r.refs)%2 != 0 {
+		return dst, malformed("odd number of label references (%d)", len(r.refs))
+	}
+	for i := 0; i < len(r.refs); i += 2 {
+		n, ok1 := r.symbol(uint64(r.refs[i]))
+		v, ok2 := r.symbol(uint64(r.refs[i+1]))
+		if !ok1 || !ok2 {
+			if s != nil && !s.HasBadSymbol {
+				s.HasBadSymbol = true
+				s.BadSymbol = r.refs[i]
+				if ok1 {
+					s.BadSymbol = r.refs[i+1]
+				}
+			}
+			continue
+		}
+		dst = append(dst, proto.Label{Name: n, Value: v})
+	}
+	return dst, nil
+}
+
+func (r *Request) decodeSeriesV2(b []byte) error {
+	s := Series{
+		LabelsStart:     int32(len(r.Labels)),
+		SamplesStart:    int32(len(r.Samples)),
+		HistogramsStart: int32(len(r.Histograms)),
+		ExemplarsStart:  int32(len(r.Exemplars)),
+	}
+	r.refs = r.refs[:0]
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1: // labels_refs
+			if err := r.appendRefs(&p, wire); err != nil {
+				return err
+			}
+		case 2: // samples
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			sb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			smp, err := decodeSample(sb, true)
+			if err != nil {
+				return err
+			}
+			r.Samples = append(r.Samples, smp)
+		case 3: // histograms
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			hb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			h, err := histogramTimestamp(hb)
+			if err != nil {
+				return err
+			}
+			r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
+		case 4: // exemplars
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			eb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			if err := r.decodeExemplarV2(eb, &s); err != nil {
+				return err
+			}
+		case 5: // metadata
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			mb, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			if err := r.decodeMetadataV2(mb, &s); err != nil {
+				return err
+			}
+		default:
+			if err := p.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	// Series labels are resolved last: exemplars reuse r.refs while decoding.
+	var err error
+	r.Labels, err = r.resolveRefs(r.Labels, &s)
+	if err != nil {
+		return err
+	}
+	s.LabelsEnd = int32(len(r.Labels))
+	s.SamplesEnd = int32(len(r.Samples))
+	s.HistogramsEnd = int32(len(r.Histograms))
+	s.ExemplarsEnd = int32(len(r.Exemplars))
+	r.Series = append(r.Series, s)
+	return nil
+}
+
+func (r *Request) decodeExemplarV2(b []byte, s *Series) error {
+	// The series' own refs are in r.refs; keep them and decode after them.
+	seriesRefs := len(r.refs)
+	e := Exemplar{LabelsStart: int32(len(r.ExemplarLabels))}
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1:
+			if err := r.appendRefs(&p, wire); err != nil {
+				return err
+			}
+		case 2:
+			if err := expect(field, wire, wireI64); err != nil {
+				return err
+			}
+			v, err := p.fixed64()
+			if err != nil {
+				return err
+			}
+			e.Value = math.Float64frombits(v)
+		case 3:
+			if err := expect(field, wire, wireVarint); err != nil {
+				return err
+			}
+			v, err := p.varint()
+			if err != nil {
+				return err
+			}
+			e.Timestamp = int64(v)
+		default:
+			if err := p.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	exRefs := r.refs[seriesRefs:]
+	saved := r.refs
+	r.refs = exRefs
+	var err error
+	r.ExemplarLabels, err = r.resolveRefs(r.ExemplarLabels, s)
+	r.refs = saved[:seriesRefs]
+	if err != nil {
+		return err
+	}
+	e.LabelsEnd = int32(len(r.ExemplarLabels))
+	r.Exemplars = append(r.Exemplars, e)
+	return nil
+}
+
+func (r *Request) decodeMetadataV2(b []byte, s *Series) error {
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1, 3, 4:
+			if err := expect(field, wire, wireVarint); err != nil {
+				return err
+			}
+			v, err := p.varint()
+			if err != nil {
+				return err
+			}
+			switch field {
+			case 1:
+				s.Metadata.Type = metricType(v)
+			case 3, 4:
+				sym, ok := r.symbol(v)
+				if !ok {
+					if !s.HasBadSymbol {
+						s.HasBadSymbol, s.BadSymbol = true, uint32(v)
+					}
+					continue
+				}
+				if field == 3 {
+					s.Metadata.Help = sym
+				} else {
+					s.Metadata.Unit = sym
+				}
+			}
+		default:
+			if err := p.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

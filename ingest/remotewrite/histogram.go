@@ -1,0 +1,312 @@
+package remotewrite
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// HistogramChecker validates native histograms given as protobuf bytes. It
+// reuses its buffers; the zero value is ready. Not safe for concurrent use.
+type HistogramChecker struct {
+	negDeltas, posDeltas []int64
+	negCounts, posCounts []float64
+	negSpans, posSpans   []span
+	custom               []float64
+}
+
+type span struct {
+	offset int32
+	length uint32
+}
+
+// ErrBadHistogram wraps every finding of HistogramChecker.Check.
+var ErrBadHistogram = errors.New("malformed native histogram")
+
+func badHistogram(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadHistogram, fmt.Sprintf(format, args...))
+}
+
+// Check decodes raw (a remote-write Histogram message) and applies the rules
+// Prometheus' own histogram validation applies: a known schema, spans that
+// match the buckets, no mixing of integer and float counts, non-negative
+// bucket counts, and a total count at least the sum of the buckets.
+func (c *HistogramChecker) Check(raw []byte) error {
+	c.negDeltas, c.posDeltas = c.negDeltas[:0], c.posDeltas[:0]
+	c.negCounts, c.posCounts = c.negCounts[:0], c.posCounts[:0]
+	c.negSpans, c.posSpans = c.negSpans[:0], c.posSpans[:0]
+	c.custom = c.custom[:0]
+	var (
+		countInt, zeroInt      uint64
+		countFloat, zeroFloat  float64
+		hasCountInt, hasCountF bool
+		hasZeroInt, hasZeroF   bool
+		schema                 int32
+		resetHint              uint64
+		sum, zeroThreshold     float64
+	)
+	p := buf{b: raw}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1, 6, 14, 15, 17: // count_int, zero_count_int, reset_hint, timestamp, start_timestamp
+			if err := expect(field, wire, wireVarint); err != nil {
+				return err
+			}
+			v, err := p.varint()
+			if err != nil {
+				return err
+			}
+			switch field {
+			case 1:
+				countInt, hasCountInt, hasCountF = v, true, false
+			case 6:
+				zeroInt, hasZeroInt, hasZeroF = v, true, false
+			case 14:
+				resetHint = v
+			}
+		case 2, 3, 5, 7: // count_float, sum, zero_threshold, zero_count_float
+			if err := expect(field, wire, wireI64); err != nil {
+				return err
+			}
+			v, err := p.fixed64()
+			if err != nil {
+				return err
+			}
+			f := math.Float64frombits(v)
+			switch field {
+			case 2:
+				countFloat, hasCountF, hasCountInt = f, true, false
+			case 3:
+				sum = f
+			case 5:
+				zeroThreshold = f
+			case 7:
+				zeroFloat, hasZeroF, hasZeroInt = f, true, false
+			}
+		case 4: // schema, sint32
+			if err := expect(field, wire, wireVarint); err != nil {
+				return err
+			}
+			v, err := p.varint()
+			if err != nil {
+				return err
+			}
+			schema = int32(uint32(v>>1) ^ -uint32(v&1))
+		case 8, 11: // spans
+			if err := expect(field, wire, wireLen); err != nil {
+				return err
+			}
+			b, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			s, err := decodeSpan(b)
+			if err != nil {
+				return err
+			}
+			if field == 8 {
+				c.negSpans = append(c.negSpans, s)
+			} else {
+				c.posSpans = append(c.posSpans, s)
+			}
+		case 9, 12: // deltas, sint64, packed or not
+			dst := &c.negDeltas
+			if field == 12 {
+				dst = &c.posDeltas
+			}
+			if err := appendPacked(&p, wire, wireVarint, func(q *buf) error {
+				v, err := q.varint()
+				*dst = append(*dst, int64(v>>1)^-int64(v&1))
+				return err
+			}); err != nil {
+				return err
+			}
+		case 10, 13, 16: // counts, custom_values: double, packed or not
+			dst := &c.negCounts
+			switch field {
+			case 13:
+				dst = &c.posCounts
+			case 16:
+				dst = &c.custom
+			}
+			if err := appendPacked(&p, wire, wireI64, func(q *buf) error {
+				v, err := q.fixed64()
+				*dst = append(*dst, math.Float64frombits(v))
+				return err
+			}); err != nil {
+				return err
+			}
+		default:
+			if err := p.skip(wire); err != nil {
+				return err
+			}
+		}
+	}
+	_ = sum
+	if resetHint > 3 {
+		return badHistogram("unknown reset hint %d", resetHint)
+	}
+	custom := schema == -53
+	if !custom && (schema < -4 || schema > 8) {
+		return badHistogram("schema %d out of range [-4, 8] and not custom buckets (-53)", schema)
+	}
+	if custom {
+		if len(c.negSpans) > 0 || len(c.negDeltas) > 0 || len(c.negCounts) > 0 {
+			return badHistogram("custom-bucket histogram has negative buckets")
+		}
+		for i := 1; i < len(c.custom); i++ {
+			if !(c.custom[i] > c.custom[i-1]) {
+				return badHistogram("custom bucket bounds not increasing at %d", i)
+			}
+		}
+	} else if len(c.custom) > 0 {
+		return badHistogram("custom bucket bounds with exponential schema %d", schema)
+	}
+	if zeroThreshold < 0 || math.IsNaN(zeroThreshold) {
+		return badHistogram("zero threshold %g", zeroThreshold)
+	}
+	isFloat := hasCountF || hasZeroF || len(c.negCounts) > 0 || len(c.posCounts) > 0
+	isInt := hasCountInt || hasZeroInt || len(c.negDeltas) > 0 || len(c.posDeltas) > 0
+	if isFloat && isInt {
+		return badHistogram("mixes integer and float counts")
+	}
+	if isFloat {
+		n, err := checkFloatBuckets("negative", c.negSpans, c.negCounts)
+		if err != nil {
+			return err
+		}
+		pc, err := checkFloatBuckets("positive", c.posSpans, c.posCounts)
+		if err != nil {
+			return err
+		}
+		if zeroFloat < 0 {
+			return badHistogram("negative zero count %g", zeroFloat)
+		}
+		if countFloat < 0 {
+			return badHistogram("negative count %g", countFloat)
+		}
+		// Float sums carry rounding: only flag a clear shortfall.
+		if total := n + pc + zeroFloat; !math.IsNaN(countFloat) && countFloat < total*(1-1e-9)-1e-9 {
+			return badHistogram("count %g below the sum of buckets %g", countFloat, total)
+		}
+		return nil
+	}
+	n, err := checkIntBuckets("negative", c.negSpans, c.negDeltas)
+	if err != nil {
+		return err
+	}
+	pc, err := checkIntBuckets("positive", c.posSpans, c.posDeltas)
+	if err != nil {
+		return err
+	}
+	if total := n + pc + zeroInt; total < n || countInt < total {
+		return badHistogram("count %d below the sum of buckets %d", countInt, total)
+	}
+	return nil
+}
+
+func decodeSpan(b []byte) (span, error) {
+	var s span
+	p := buf{b: b}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return s, err
+		}
+		switch field {
+		case 1, 2:
+			if err := expect(field, wire, wireVarint); err != nil {
+				return s, err
+			}
+			v, err := p.varint()
+			if err != nil {
+				return s, err
+			}
+			if field == 1 {
+				s.offset = int32(uint32(v>>1) ^ -uint32(v&1))
+			} else {
+				s.length = uint32(v)
+			}
+		default:
+			if err := p.skip(wire); err != nil {
+				return s, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// appendPacked reads a repeated scalar field, packed (wireLen) or not
+// (elemWire).
+func appendPacked(p *buf, wire, elemWire int, one func(*buf) error) error {
+	if wire != wireLen {
+		if wire != elemWire {
+			return malformed("repeated field has wire type %d, want %d or %d", wire, elemWire, wireLen)
+		}
+		return one(p)
+	}
+	b, err := p.bytes()
+	if err != nil {
+		return err
+	}
+	q := buf{b: b}
+	for !q.done() {
+		if err := one(&q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func spanBuckets(kind string, spans []span) (uint64, error) {
+	var n uint64
+	for i, s := range spans {
+		if i > 0 && s.offset < 0 {
+			return 0, badHistogram("%s span %d has negative offset %d", kind, i, s.offset)
+		}
+		n += uint64(s.length)
+	}
+	return n, nil
+}
+
+func checkIntBuckets(kind string, spans []span, deltas []int64) (uint64, error) {
+	n, err := spanBuckets(kind, spans)
+	if err != nil {
+		return 0, err
+	}
+	if n != uint64(len(deltas)) {
+		return 0, badHistogram("%s spans need %d buckets, have %d", kind, n, len(deltas))
+	}
+	var cur int64
+	var total uint64
+	for i, d := range deltas {
+		cur += d
+		if cur < 0 {
+			return 0, badHistogram("%s bucket %d has negative count %d", kind, i, cur)
+		}
+		total += uint64(cur)
+	}
+	return total, nil
+}
+
+func checkFloatBuckets(kind string, spans []span, counts []float64) (float64, error) {
+	n, err := spanBuckets(kind, spans)
+	if err != nil {
+		return 0, err
+	}
+	if n != uint64(len(counts)) {
+		return 0, badHistogram("%s spans need %d buckets, have %d", kind, n, len(counts))
+	}
+	var total float64
+	for i, c := range counts {
+		if c < 0 || math.IsNaN(c) {
+			return 0, badHistogram("%s bucket %d has count %g", kind, i, c)
+		}
+		total += c
+	}
+	return total, nil
+}
