@@ -1,0 +1,328 @@
+// Package scaling turns a workload's load forecast into replica decisions:
+// required replicas = ceil(upper bound of the forecast at the horizon /
+// capacity per pod), clamped to [min, max]; up at once, down only after a
+// stabilization window and by a bounded step; and, when the predicted pods
+// do not fit the nodes there are, a reserve_capacity decision that sizes the
+// placeholder Deployment so the node autoscaler provisions nodes ahead.
+//
+// It is pure: the caller passes the forecast, the observed state and the
+// event time, and gets unsigned *proto.Decision values back (the stream
+// signs them and writes them in its transaction).
+package scaling
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/augur-ops/augur/models/bank"
+	"github.com/augur-ops/augur/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Config configures a Scaler. Zero values mean the documented default.
+type Config struct {
+	// Rule names the rule in the decisions.
+	Rule string
+	// Target is the workload scaled (Kind defaults to Deployment).
+	Target Object
+	// Reservation is the placeholder capacity-reservation Deployment in the
+	// same cluster; empty Name disables reserve_capacity decisions.
+	Reservation Object
+	// Signal describes the forecast signal in the evidence.
+	Signal string
+	// Tenant is copied into the decisions.
+	Tenant string
+	// CapacityPerPod is the load one pod serves at its target utilisation;
+	// > 0, in the forecast's unit.
+	CapacityPerPod float64
+	// MinReplicas defaults to 2; MaxReplicas is required (≥ MinReplicas).
+	MinReplicas, MaxReplicas int32
+	// Horizon is how far ahead the forecast looks: pod start plus node
+	// provisioning. Default 5m, at most 30m.
+	Horizon time.Duration
+	// Stabilization is how long lower recommendations must persist before a
+	// scale down: the scaler scales down to the highest recommendation of
+	// the window, as the HPA does. Default 5m.
+	Stabilization time.Duration
+	// MaxScaleDown is the largest share of the current replicas removed by
+	// one decision (at least one pod). Default 0.5.
+	MaxScaleDown float64
+	// MaxScaleUp is the largest share of the current replicas added by one
+	// decision (at least one pod); it should not exceed the actuator's
+	// max_step guardrail, which refuses larger steps. Default 0.5; the
+	// scaler recomputes every call, so a large rise takes a few calls.
+	MaxScaleUp float64
+	// DecisionTTL is how long a decision stays valid; an unapplied decision
+	// is repeated after it. Default 2m.
+	DecisionTTL time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Target.Kind == "" {
+		c.Target.Kind = "Deployment"
+	}
+	if c.Reservation.Kind == "" {
+		c.Reservation.Kind = "Deployment"
+	}
+	if c.Reservation.Namespace == "" {
+		c.Reservation.Namespace = c.Target.Namespace
+	}
+	if c.MinReplicas == 0 {
+		c.MinReplicas = 2
+	}
+	if c.Horizon == 0 {
+		c.Horizon = 5 * time.Minute
+	}
+	if c.Stabilization == 0 {
+		c.Stabilization = 5 * time.Minute
+	}
+	if c.MaxScaleDown == 0 {
+		c.MaxScaleDown = 0.5
+	}
+	if c.MaxScaleUp == 0 {
+		c.MaxScaleUp = 0.5
+	}
+	if c.DecisionTTL == 0 {
+		c.DecisionTTL = 2 * time.Minute
+	}
+	return c
+}
+
+// Validate reports whether c (after defaults) is usable.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Target.Name == "" || c.Target.Namespace == "":
+		return errors.New("scaling target: namespace and name are required")
+	case !(c.CapacityPerPod > 0) || math.IsInf(c.CapacityPerPod, 0):
+		return fmt.Errorf("scaling capacity per pod %v: must be > 0", c.CapacityPerPod)
+	case c.MinReplicas < 1 || c.MaxReplicas < c.MinReplicas:
+		return fmt.Errorf("scaling replicas [%d, %d]: need 1 <= min <= max", c.MinReplicas, c.MaxReplicas)
+	case c.Horizon < 0 || c.Horizon > 30*time.Minute:
+		return fmt.Errorf("scaling horizon %v: must be in (0, 30m]", c.Horizon)
+	case c.Stabilization < 0:
+		return fmt.Errorf("scaling stabilization %v: must be ≥ 0", c.Stabilization)
+	case !(c.MaxScaleDown > 0 && c.MaxScaleDown <= 1):
+		return fmt.Errorf("scaling max scale down %v: must be in (0, 1]", c.MaxScaleDown)
+	case !(c.MaxScaleUp > 0):
+		return fmt.Errorf("scaling max scale up %v: must be > 0", c.MaxScaleUp)
+	case c.DecisionTTL <= 0:
+		return fmt.Errorf("scaling decision ttl %v: must be > 0", c.DecisionTTL)
+	}
+	return nil
+}
+
+// Object names a Kubernetes object.
+type Object struct {
+	// Kind is Deployment (default) or StatefulSet.
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+// Input is what the Scaler decides on.
+type Input struct {
+	// Now is the event time of the decision (the last sample's time).
+	Now time.Time
+	// Forecast is the bank's forecast at Config.Horizon (or the peak of its
+	// upper bound over the horizon, which is at least as safe).
+	Forecast bank.Result
+	// Observed is the latest observed load.
+	Observed float64
+	// CurrentReplicas is the workload's replicas as observed, 0 when
+	// unknown (the scaler then assumes its last decision was applied).
+	CurrentReplicas int32
+	// SchedulablePods is how many of the workload's pods fit the nodes that
+	// exist (running ones included), 0 when unknown (no reservation).
+	SchedulablePods int32
+}
+
+// Replicas returns ceil(load / capacity) clamped to [lo, hi]; a load that is
+// not a finite positive number gives lo.
+func Replicas(load, capacity float64, lo, hi int32) int32 {
+	if !(load > 0) || !(capacity > 0) {
+		return lo
+	}
+	n := math.Ceil(load / capacity)
+	if n >= float64(hi) {
+		return hi
+	}
+	return max(int32(n), lo)
+}
+
+type rec struct {
+	at int64 // unix ms
+	n  int32
+}
+
+// maxRecs bounds the stabilization window's memory.
+const maxRecs = 4096
+
+// Scaler decides the replicas of one workload. It is not safe for
+// concurrent use (one owner per workload). Its state is the stabilization
+// window and what it last decided; it is small and rebuilds within one
+// window after a restart.
+type Scaler struct {
+	cfg         Config
+	target      string
+	resTarget   string
+	recs        []rec
+	last        int32 // replicas last decided (0 none)
+	lastAt      int64
+	lastReserve int32
+	reserveAt   int64
+	hasReserve  bool
+}
+
+// New returns a Scaler for cfg.
+func New(cfg Config) (*Scaler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Scaler{cfg: cfg, target: Target(&cfg.Target)}
+	if cfg.Reservation.Name != "" {
+		s.resTarget = Target(&cfg.Reservation)
+	}
+	return s, nil
+}
+
+// Target returns the decision target of a Kubernetes object:
+// k8s/<lowercase kind>/<namespace>/<name>.
+func Target(o *Object) string {
+	return "k8s/" + strings.ToLower(o.Kind) + "/" + o.Namespace + "/" + o.Name
+}
+
+// Recommend returns the replicas the forecast asks for, before
+// stabilization and step bounds: ceil(max(upper, observed) / capacity),
+// clamped.
+func (s *Scaler) Recommend(in Input) int32 {
+	load := in.Forecast.Upper
+	if in.Observed > load {
+		load = in.Observed
+	}
+	return Replicas(load, s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
+}
+
+// Desired returns the replicas to run now given the recommendation rec and
+// the current replicas cur, and records rec in the stabilization window.
+func (s *Scaler) Desired(now time.Time, recommend, cur int32) int32 {
+	t := now.UnixMilli()
+	cut := t - s.cfg.Stabilization.Milliseconds()
+	i := 0
+	for i < len(s.recs) && s.recs[i].at < cut {
+		i++
+	}
+	s.recs = append(s.recs[:0], s.recs[i:]...)
+	if len(s.recs) == maxRecs {
+		s.recs = append(s.recs[:0], s.recs[1:]...)
+	}
+	s.recs = append(s.recs, rec{at: t, n: recommend})
+	if cur <= 0 {
+		return recommend
+	}
+	if recommend >= cur {
+		step := max(1, int32(math.Floor(float64(cur)*s.cfg.MaxScaleUp)))
+		return min(recommend, cur+step)
+	}
+	want := recommend
+	for _, r := range s.recs {
+		want = max(want, r.n)
+	}
+	if want >= cur {
+		return cur
+	}
+	step := max(1, int32(math.Floor(float64(cur)*s.cfg.MaxScaleDown)))
+	return max(want, cur-step)
+}
+
+// Decide returns the decisions for in: a scale decision when the desired
+// replicas differ from the current ones (repeated after DecisionTTL while
+// they still differ), and a reserve_capacity decision when the size of the
+// placeholder Deployment should change. Decisions are unsigned.
+func (s *Scaler) Decide(in Input) []*proto.Decision {
+	cur := in.CurrentReplicas
+	if cur <= 0 {
+		cur = s.last
+	}
+	recommend := s.Recommend(in)
+	want := s.Desired(in.Now, recommend, cur)
+	t := in.Now.UnixMilli()
+	ttl := s.cfg.DecisionTTL.Milliseconds()
+	var out []*proto.Decision
+	if want != cur && (want != s.last || t-s.lastAt >= ttl) {
+		out = append(out, s.decision(in, proto.KindScale, &s.cfg.Target, s.target, want, cur, recommend))
+		s.last, s.lastAt = want, t
+	} else if want == cur {
+		s.last = want
+	}
+	if s.resTarget != "" && in.SchedulablePods > 0 {
+		reserve := max(recommend-in.SchedulablePods, 0)
+		if !s.hasReserve || reserve != s.lastReserve || (reserve > 0 && t-s.reserveAt >= ttl) {
+			out = append(out, s.decision(in, proto.KindReserveCapacity, &s.cfg.Reservation, s.resTarget, reserve, s.lastReserve, recommend))
+			s.lastReserve, s.reserveAt, s.hasReserve = reserve, t, true
+		}
+	}
+	return out
+}
+
+func (s *Scaler) decision(in Input, kind string, obj *Object, target string, want, prev, recommend int32) *proto.Decision {
+	f := in.Forecast
+	change := &proto.Change{
+		Object:           &proto.KubeObject{Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name},
+		Replicas:         want,
+		PreviousReplicas: prev,
+	}
+	h := s.cfg.Horizon
+	if f.Horizon > 0 {
+		h = f.Horizon
+	}
+	var summary string
+	switch {
+	case kind == proto.KindReserveCapacity:
+		summary = fmt.Sprintf("reserve room for %d pods in %s: %d pods of %s are needed in %s (forecast up to %.4g at %.4g per pod) and %d fit the current nodes",
+			want, target, recommend, s.target, h, f.Upper, s.cfg.CapacityPerPod, in.SchedulablePods)
+	case want > prev:
+		summary = fmt.Sprintf("scale %s up to %d replicas (from %d): forecast %.4g (up to %.4g) in %s, load %.4g now, %.4g per pod, model %s at %.0f%% accuracy",
+			target, want, prev, f.Point, f.Upper, h, in.Observed, s.cfg.CapacityPerPod, f.Model, f.Scores.Accuracy)
+	default:
+		summary = fmt.Sprintf("scale %s down to %d replicas (from %d): forecast at most %.4g in %s for the last %s, load %.4g now, %.4g per pod",
+			target, want, prev, f.Upper, h, s.cfg.Stabilization, in.Observed, s.cfg.CapacityPerPod)
+	}
+	return &proto.Decision{
+		Id:      proto.DecisionID(s.cfg.Rule, kind, target, change, in.Now.UnixMilli()),
+		Kind:    kind,
+		Target:  target,
+		Rule:    s.cfg.Rule,
+		Desired: change,
+		Evidence: &proto.Evidence{
+			Model:          f.Model,
+			HorizonSeconds: h.Seconds(),
+			Forecast:       proto.Finite(f.Point),
+			Lower:          proto.Finite(f.Lower),
+			Upper:          proto.Finite(f.Upper),
+			Accuracy:       proto.Finite(f.Scores.Accuracy),
+			Observed:       proto.Finite(in.Observed),
+			CapacityPerPod: s.cfg.CapacityPerPod,
+			Signal:         s.cfg.Signal,
+			Values:         map[string]float64{"recommended_replicas": float64(recommend), "mase": proto.Finite(f.Scores.MASE), "coverage": proto.Finite(f.Scores.Coverage)},
+		},
+		Confidence: confidence(f.Point, f.Lower, f.Upper),
+		CreatedAt:  timestamppb.New(in.Now),
+		ExpiresAt:  timestamppb.New(in.Now.Add(s.cfg.DecisionTTL)),
+		Tenant:     s.cfg.Tenant,
+		Summary:    summary,
+	}
+}
+
+// confidence is 1 for a tight interval and falls as it widens relative to
+// the forecast.
+func confidence(point, lo, hi float64) float64 {
+	if !(point > 0) || !(hi >= lo) {
+		return 0.5
+	}
+	return proto.Finite(1 / (1 + (hi-lo)/(2*point)))
+}
