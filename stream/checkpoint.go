@@ -1,0 +1,324 @@
+package stream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/augur-ops/augur/internal/rules"
+)
+
+// State records on augur.state.
+//
+// augur.state is compacted and partitioned like augur.samples: partition p
+// holds the checkpoints of partition p. Keys:
+//
+//	's' series-key   one series: last timestamp and value, flags, detector state
+//	'g' group-key    one workload group: open windows, forecaster, last decision
+//	'm'              the partition: max event time, next sweep
+//
+// A nil value (tombstone) deletes a series that was evicted or ended.
+// Values start with a format version byte.
+const (
+	stateVersion = 1
+
+	keySeries = 's'
+	keyGroup  = 'g'
+	keyMeta   = 'm'
+)
+
+var errBadState = errors.New("bad state record")
+
+// stateRecord is one key/value of a checkpoint.
+type stateRecord struct {
+	key, value []byte
+}
+
+// appendCheckpoint appends the state records of what changed since the last
+// checkpoint (tombstones first, so a series evicted and re-created in one
+// transaction ends up present) and clears the dirty marks. It returns the
+// records; their bytes are freshly allocated and owned by the caller.
+func (sh *shard) appendCheckpoint(dst []stateRecord) ([]stateRecord, error) {
+	for _, k := range sh.tombs {
+		dst = append(dst, stateRecord{key: append([]byte{keySeries}, k...)})
+	}
+	sh.tombs = sh.tombs[:0]
+	for row := range sh.keys {
+		if sh.flags[row]&fDirty == 0 {
+			continue
+		}
+		v, err := sh.appendSeriesState(nil, int32(row))
+		if err != nil {
+			return dst, err
+		}
+		sh.flags[row] &^= fDirty
+		dst = append(dst, stateRecord{key: append([]byte{keySeries}, sh.keys[row]...), value: v})
+	}
+	for _, g := range sh.groups {
+		if !g.dirty {
+			continue
+		}
+		v, err := appendGroupState(nil, g)
+		if err != nil {
+			return dst, err
+		}
+		g.dirty = false
+		dst = append(dst, stateRecord{key: append([]byte{keyGroup}, g.key...), value: v})
+	}
+	if sh.hasMax {
+		dst = append(dst, stateRecord{key: []byte{keyMeta}, value: sh.appendMeta(nil)})
+	}
+	return dst, nil
+}
+
+func (sh *shard) appendSeriesState(b []byte, row int32) ([]byte, error) {
+	b = append(b, stateVersion)
+	b = binary.AppendVarint(b, sh.lastTs[row])
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(sh.lastV[row]))
+	b = append(b, sh.flags[row]&^fDirty)
+	if d := sh.det[row]; d != nil {
+		start := len(b)
+		b = append(b, 0, 0) // length placeholder
+		var err error
+		if b, err = d.AppendBinary(b); err != nil {
+			return nil, fmt.Errorf("detector state: %w", err)
+		}
+		n := len(b) - start - 2
+		if n > math.MaxUint16 {
+			return nil, fmt.Errorf("detector state of %d bytes is too large", n)
+		}
+		binary.LittleEndian.PutUint16(b[start:], uint16(n))
+	}
+	return b, nil
+}
+
+func appendGroupState(b []byte, g *group) ([]byte, error) {
+	b = append(b, stateVersion)
+	b = binary.AppendUvarint(b, uint64(len(g.windows)))
+	for _, w := range g.windows {
+		b = binary.AppendVarint(b, w.start)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(w.sum))
+	}
+	b = binary.AppendVarint(b, int64(g.last))
+	b = binary.AppendVarint(b, g.downSince)
+	b = binary.AppendVarint(b, int64(g.downMax))
+	b = binary.AppendUvarint(b, uint64(g.closed))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(g.lastValue))
+	fc, err := g.fc.AppendBinary(nil)
+	if err != nil {
+		return nil, fmt.Errorf("forecaster state: %w", err)
+	}
+	b = binary.AppendUvarint(b, uint64(len(fc)))
+	return append(b, fc...), nil
+}
+
+func (sh *shard) appendMeta(b []byte) []byte {
+	b = append(b, stateVersion)
+	b = binary.AppendVarint(b, sh.maxTs)
+	return binary.AppendVarint(b, sh.nextSweep)
+}
+
+// stateReader decodes the fields of a state value.
+type stateReader struct {
+	b   []byte
+	err error
+}
+
+func (r *stateReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errBadState
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stateReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errBadState
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stateReader) f64() float64 {
+	if len(r.b) < 8 {
+		r.err = errBadState
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *stateReader) bytes(n int) []byte {
+	if n < 0 || len(r.b) < n {
+		r.err = errBadState
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// apply restores one state record (in offset order) into the shard. Records
+// of rules that no longer exist are ignored: their state warms up again.
+func (sh *shard) apply(key, value []byte) error {
+	if len(key) == 0 {
+		return errBadState
+	}
+	if len(value) > 0 && value[0] != stateVersion {
+		return fmt.Errorf("%w: version %d", errBadState, value[0])
+	}
+	switch key[0] {
+	case keySeries:
+		k := string(key[1:])
+		if row, ok := sh.index[k]; ok {
+			sh.remove(row)
+		}
+		if value == nil {
+			return nil
+		}
+		tenant, lbls, ok := parseSeriesKey(k, sh.lbls[:0])
+		if !ok {
+			return fmt.Errorf("%w: series key", errBadState)
+		}
+		row := sh.create(k, tenant, lbls, "")
+		sh.stats.created--
+		r := stateReader{b: value[1:]}
+		sh.lastTs[row] = r.varint()
+		sh.lastV[row] = r.f64()
+		fl := r.bytes(1)
+		if r.err != nil {
+			return r.err
+		}
+		sh.flags[row] = fl[0] &^ fDirty
+		if len(r.b) > 0 {
+			n := r.bytes(2)
+			if r.err != nil {
+				return r.err
+			}
+			ds := r.bytes(int(binary.LittleEndian.Uint16(n)))
+			if r.err != nil {
+				return r.err
+			}
+			if d := sh.det[row]; d != nil {
+				if err := d.UnmarshalBinary(ds); err != nil {
+					// A detector whose state format changed starts over.
+					sh.det[row] = sh.env.newDetector(sh.watch[row])
+				}
+			}
+		}
+	case keyGroup:
+		k := string(key[1:])
+		if value == nil {
+			return nil
+		}
+		tenant, rule, _, ok := parseGroupKey(k)
+		if !ok {
+			return nil
+		}
+		ri := sh.ruleIndex(rule)
+		if ri < 0 {
+			return nil
+		}
+		gi, ok := sh.groupIndex[k]
+		if !ok {
+			gi = sh.newGroup(k, ri, tenant)
+		}
+		g := sh.groups[gi]
+		r := stateReader{b: value[1:]}
+		n := r.uvarint()
+		if n > 1<<20 {
+			return errBadState
+		}
+		g.windows = g.windows[:0]
+		for range n {
+			g.windows = append(g.windows, window{start: r.varint(), sum: r.f64()})
+		}
+		g.last = int32(r.varint())
+		g.downSince = r.varint()
+		g.downMax = int32(r.varint())
+		g.closed = uint32(r.uvarint())
+		g.lastValue = r.f64()
+		fc := r.bytes(int(r.uvarint()))
+		if r.err != nil {
+			return r.err
+		}
+		if err := g.fc.UnmarshalBinary(fc); err != nil {
+			g.fc = sh.env.newForecaster(ri)
+		}
+		g.dirty = false
+	case keyMeta:
+		if value == nil {
+			return nil
+		}
+		r := stateReader{b: value[1:]}
+		sh.maxTs = r.varint()
+		sh.nextSweep = r.varint()
+		if r.err != nil {
+			return r.err
+		}
+		sh.hasMax = true
+	default:
+		return fmt.Errorf("%w: key type %q", errBadState, key[0])
+	}
+	return nil
+}
+
+// finishRestore clears the marks a restore left: restored state is already
+// checkpointed.
+func (sh *shard) finishRestore() {
+	for i := range sh.flags {
+		sh.flags[i] &^= fDirty
+	}
+	for _, g := range sh.groups {
+		g.dirty = false
+	}
+	sh.tombs = sh.tombs[:0]
+	sh.out = sh.out[:0]
+}
+
+func (sh *shard) ruleIndex(name string) int {
+	for i := range sh.env.rules.Len() {
+		if sh.env.rules.Rule(i).Name == name && sh.env.rules.Rule(i).Scaling != nil {
+			return i
+		}
+	}
+	return -1
+}
+
+func parseGroupKey(k string) (tenant, rule string, vals []string, ok bool) {
+	return rules.ParseGroupKey([]byte(k), nil)
+}
+
+// snapshot returns every state record of the shard, sorted by key: the
+// shard's complete state in checkpoint form. Two shards with equal
+// snapshots make the same decisions from here on.
+func (sh *shard) snapshot() ([]stateRecord, error) {
+	var out []stateRecord
+	for row := range sh.keys {
+		v, err := sh.appendSeriesState(nil, int32(row))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, stateRecord{key: append([]byte{keySeries}, sh.keys[row]...), value: v})
+	}
+	for _, g := range sh.groups {
+		v, err := appendGroupState(nil, g)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, stateRecord{key: append([]byte{keyGroup}, g.key...), value: v})
+	}
+	if sh.hasMax {
+		out = append(out, stateRecord{key: []byte{keyMeta}, value: sh.appendMeta(nil)})
+	}
+	sort.Slice(out, func(i, j int) bool { return string(out[i].key) < string(out[j].key) })
+	return out, nil
+}

@@ -1,0 +1,201 @@
+package stream
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config configures a Stream. The zero value of every field with a default
+// takes the default; Validate fills them in.
+type Config struct {
+	// Brokers are the Kafka seed brokers. Required.
+	Brokers []string
+	// Group is the consumer group. Default "augur-stream".
+	Group string
+	// SamplesTopic, DecisionsTopic and StateTopic default to augur.samples,
+	// augur.decisions and augur.state. StateTopic must have as many
+	// partitions as SamplesTopic (EnsureTopics creates it so).
+	SamplesTopic, DecisionsTopic, StateTopic string
+	// TransactionalID identifies this member's transactional producer; it
+	// must be unique per member and stable across its restarts (a restarted
+	// member fences its previous incarnation). Default
+	// "augur-stream-<hostname>".
+	TransactionalID string
+	// InstanceID makes the member static: it does not leave the group when
+	// closed, and a restart with the same id gets its partitions back
+	// without a rebalance. Default none.
+	InstanceID string
+
+	// Rules are the compiled rules file. Default: no rules (every series is
+	// deduplicated and counted, nothing is decided).
+	Rules *rules.Set
+	// SigningKey is the HMAC-SHA256 key decisions are signed with; at least
+	// 16 bytes. Required (see LoadKey and EnsureKey).
+	SigningKey []byte
+
+	// AllowedLateness is how far behind the partition's newest sample a
+	// sample may be and still count; older samples are dropped as late and
+	// windows close once the watermark passes them. Default 30s.
+	AllowedLateness time.Duration
+	// IdleTimeout evicts a series that had no sample for this long in event
+	// time. Default 15m, at least 1s.
+	IdleTimeout time.Duration
+
+	// MaxPollRecords bounds the records of one transaction. Default 2000.
+	MaxPollRecords int
+	// TransactionTimeout is the broker-side timeout of a transaction: how
+	// long the transaction of a crashed member blocks the partitions it
+	// wrote to. Default 10s.
+	TransactionTimeout time.Duration
+	// SessionTimeout: a member silent this long is removed from the group.
+	// Default 10s.
+	SessionTimeout time.Duration
+	// RebalanceTimeout bounds a rebalance. Default 30s.
+	RebalanceTimeout time.Duration
+	// RestoreTimeout bounds restoring one partition's state. Default 1m.
+	RestoreTimeout time.Duration
+
+	// NewSeriesDetector makes per-series anomaly detectors. Default
+	// NewEWMABand.
+	NewSeriesDetector NewSeriesDetector
+	// NewForecaster makes per-group forecasters. Default NewHoltBaseline.
+	NewForecaster NewForecaster
+
+	// OnProcessed, when set, is called after each samples record is
+	// processed, from the partition's goroutine: the hook that measures
+	// latency from ingest to processing (the record's timestamp is set when
+	// ingest produced it). It must be fast and must not retain rec.
+	OnProcessed func(rec *kgo.Record, samples int)
+	// OnCommitted, when set, is called after each committed transaction
+	// with the decisions it made readable.
+	OnCommitted func(records int, decisions int)
+
+	// Registerer receives the metrics. Default: none are registered.
+	Registerer prometheus.Registerer
+	// Logger logs state transitions. Default slog.Default().
+	Logger *slog.Logger
+	// ClientOpts are appended to the kgo options of the group client (TLS,
+	// SASL, ...).
+	ClientOpts []kgo.Opt
+
+	// testBeforeEnd, when set, runs before each transaction ends; returning
+	// errKilled makes the member stop right there, as if its process died.
+	testBeforeEnd func(txn int) error
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: required"))
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Group, "augur-stream")
+	def(&c.SamplesTopic, "augur.samples")
+	def(&c.DecisionsTopic, "augur.decisions")
+	def(&c.StateTopic, "augur.state")
+	if c.TransactionalID == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "local"
+		}
+		c.TransactionalID = "augur-stream-" + h
+	}
+	if c.Rules == nil {
+		c.Rules = rules.Empty()
+	}
+	if len(c.SigningKey) < 16 {
+		errs = append(errs, fmt.Errorf("signing key: %d bytes, need at least 16", len(c.SigningKey)))
+	}
+	dur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	dur(&c.AllowedLateness, 30*time.Second)
+	dur(&c.IdleTimeout, 15*time.Minute)
+	dur(&c.TransactionTimeout, 10*time.Second)
+	dur(&c.SessionTimeout, 10*time.Second)
+	dur(&c.RebalanceTimeout, 30*time.Second)
+	dur(&c.RestoreTimeout, time.Minute)
+	if c.AllowedLateness < 0 {
+		errs = append(errs, errors.New("allowed lateness: must be >= 0"))
+	}
+	if c.IdleTimeout < time.Second {
+		errs = append(errs, errors.New("idle timeout: must be >= 1s"))
+	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = 2000
+	}
+	if c.MaxPollRecords < 0 {
+		errs = append(errs, errors.New("max poll records: must be > 0"))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+// LoadKey reads a decision signing key: the file's bytes with surrounding
+// whitespace trimmed.
+func LoadKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	k := trimSpace(b)
+	if len(k) < 16 {
+		return nil, fmt.Errorf("signing key %s: %d bytes, need at least 16", path, len(k))
+	}
+	return k, nil
+}
+
+// EnsureKey loads the key at path, creating it first (64 random hex digits,
+// mode 0600) when the file does not exist. `augur run` uses it for a local
+// key when none is given.
+func EnsureKey(path string) ([]byte, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		var raw [32]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return nil, fmt.Errorf("generate signing key: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create signing key: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			_, err = f.WriteString(hex.EncodeToString(raw[:]) + "\n")
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("create signing key: %w", err)
+		}
+	}
+	return LoadKey(path)
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,26 @@
+// Package stream is the stateful middle of augur: a consumer group on
+// augur.samples whose members own partitions, keep per-series and
+// per-workload state, run the detectors and forecasters, and write signed
+// decisions to augur.decisions.
+//
+// Exactly once: every poll is one Kafka transaction carrying the decisions
+// it made, a checkpoint of the state it changed (to the compacted
+// augur.state topic, partitioned like augur.samples) and the input offsets.
+// A member restores a partition's state from augur.state before processing
+// it; an aborted transaction drops the partitions it touched, which reload
+// their last committed state. Processing depends only on the records of a
+// partition (event time, per-partition watermark), so a replay after a crash
+// or rebalance makes exactly the decisions of an uninterrupted run.
+//
+// Per series (struct-of-arrays tables, one per partition): exact duplicates
+// (equal timestamp) and late samples are dropped and counted, counters
+// become rates with reset handling, Prometheus stale markers end a series,
+// idle series are evicted. Per workload group (a scaling rule and tenant):
+// counter increases are summed into event-time windows that close when the
+// partition watermark passes them; each closed window feeds a Forecaster,
+// whose upper bound at the rule's horizon sizes the workload.
+//
+// Models and detectors plug in through the consumer-side interfaces
+// SeriesDetector and Forecaster; EWMABand and HoltBaseline are the built-in
+// defaults.
+package stream

@@ -1,0 +1,134 @@
+package stream
+
+import (
+	"strconv"
+
+	"github.com/augur-ops/augur/proto"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the stream's Prometheus metrics. Label values come from closed
+// sets (partition numbers, decision kinds, fixed reasons and outcomes).
+type metrics struct {
+	lag          *prometheus.GaugeVec
+	records      prometheus.Counter
+	samples      prometheus.Counter
+	dropped      *prometheus.CounterVec
+	badRecords   prometheus.Counter
+	activeSeries *prometheus.GaugeVec
+	stateBytes   *prometheus.GaugeVec
+	created      prometheus.Counter
+	evicted      prometheus.Counter
+	txnSeconds   *prometheus.HistogramVec
+	ckptSeconds  prometheus.Histogram
+	ckptRecords  prometheus.Counter
+	restoreSecs  prometheus.Histogram
+	decisions    *prometheus.CounterVec
+	recordDelay  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_stream_consumer_lag_records",
+			Help: "Records of augur.samples behind the high watermark, per owned partition.",
+		}, []string{"partition"}),
+		records: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_records_processed_total",
+			Help: "Samples records (blocks) processed, including ones later rolled back by an aborted transaction.",
+		}),
+		samples: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_samples_processed_total",
+			Help: "Samples applied to series state.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "augur_stream_samples_dropped_total",
+			Help: "Samples dropped, by reason: duplicate (equal timestamp), late (older than the series or the watermark).",
+		}, []string{"reason"}),
+		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_bad_records_total",
+			Help: "Samples records that did not decode and were skipped.",
+		}),
+		activeSeries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_stream_active_series",
+			Help: "Series held in memory, per owned partition.",
+		}, []string{"partition"}),
+		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_stream_state_bytes",
+			Help: "Estimated bytes of series state (columns, index and label sets), per owned partition.",
+		}, []string{"partition"}),
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_series_created_total",
+			Help: "Series added to the state.",
+		}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_series_evicted_total",
+			Help: "Series removed because they were idle or a stale marker ended them.",
+		}),
+		txnSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "augur_stream_transaction_duration_seconds",
+			Help:    "Time from beginning a transaction to its end, by outcome (commit, abort).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"outcome"}),
+		ckptSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "augur_stream_checkpoint_duration_seconds",
+			Help:    "Time to encode the changed state of one partition for a transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		ckptRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_checkpoint_records_total",
+			Help: "State records written to augur.state.",
+		}),
+		restoreSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "augur_stream_restore_duration_seconds",
+			Help:    "Time to restore one partition's state from augur.state.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "augur_stream_decisions_total",
+			Help: "Decisions committed to augur.decisions, by kind.",
+		}, []string{"kind"}),
+		recordDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "augur_stream_record_delay_seconds",
+			Help:    "Time from a samples record's produce timestamp to the end of its processing.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+		}),
+	}
+	for _, k := range proto.Kinds {
+		m.decisions.WithLabelValues(k)
+	}
+	m.dropped.WithLabelValues("duplicate")
+	m.dropped.WithLabelValues("late")
+	if reg != nil {
+		reg.MustRegister(m.lag, m.records, m.samples, m.dropped, m.badRecords, m.activeSeries,
+			m.stateBytes, m.created, m.evicted, m.txnSeconds, m.ckptSeconds, m.ckptRecords,
+			m.restoreSecs, m.decisions, m.recordDelay)
+	}
+	return m
+}
+
+// flush adds a shard's counters to the metrics and resets them.
+func (m *metrics) flush(sh *shard) {
+	st := &sh.stats
+	p := strconv.Itoa(int(sh.part))
+	m.records.Add(float64(st.records))
+	m.samples.Add(float64(st.samples))
+	m.dropped.WithLabelValues("duplicate").Add(float64(st.duplicates))
+	m.dropped.WithLabelValues("late").Add(float64(st.late))
+	m.badRecords.Add(float64(st.badRecords))
+	m.created.Add(float64(st.created))
+	m.evicted.Add(float64(st.evicted))
+	m.activeSeries.WithLabelValues(p).Set(float64(len(sh.keys)))
+	m.stateBytes.WithLabelValues(p).Set(float64(sh.stateBytes()))
+	*st = shardStats{}
+}
+
+// forget removes the per-partition series of a partition no longer owned.
+func (m *metrics) forget(part int32) {
+	p := strconv.Itoa(int(part))
+	m.lag.DeleteLabelValues(p)
+	m.activeSeries.DeleteLabelValues(p)
+	m.stateBytes.DeleteLabelValues(p)
+}
+
+func partLabel(p int32) string { return strconv.Itoa(int(p)) }

@@ -1,0 +1,401 @@
+package stream
+
+import (
+	"math"
+	"strings"
+
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/proto"
+)
+
+// StaleNaN is the bit pattern of Prometheus' stale marker: a sample with this
+// value ends its series.
+const StaleNaN uint64 = 0x7ff0000000000002
+
+// Series flags, one byte per series.
+const (
+	fHasPrev uint8 = 1 << iota // lastV is a real previous sample (rates can be computed)
+	fCounter                   // the series is a counter: watched and aggregated as a rate
+	fEnded                     // a stale marker ended the series; evicted at the next sweep
+	fAlarmed                   // the anomaly band is in alarm (decisions fire on the rising edge)
+	fDirty                     // changed since the last checkpoint
+)
+
+// Separators of series keys (never valid UTF-8, so keys are unambiguous).
+const (
+	sepLabel = 0xff
+	sepValue = 0xfe
+)
+
+// shard is the state of one partition of augur.samples: a series table in
+// struct-of-arrays layout, the workload groups and the partition watermark.
+// It is owned by one goroutine at a time and needs no locks.
+type shard struct {
+	part int32
+	env  *env
+
+	// index maps a series key (tenant 0xff name 0xfe value ...) to its row.
+	// The key string is the series' label set, stored once and shared with
+	// keys.
+	index map[string]int32
+
+	// Series table, one entry per row.
+	keys   []string
+	lastTs []int64
+	lastV  []float64
+	flags  []uint8
+	group  []int32 // index into groups, -1 when no workload rule selects the series
+	watch  []int32 // anomaly rule index, -1 when not watched
+	det    []SeriesDetector
+
+	groups     []*group
+	groupIndex map[string]int32
+
+	lblBytes int // bytes of all keys (the label sets)
+
+	hasMax    bool
+	maxTs     int64 // max event time seen, ms
+	nextSweep int64 // watermark at which idle series are swept next
+
+	// Pending output of the current transaction.
+	tombs []string
+	out   []*proto.Decision
+	stats shardStats
+
+	// Scratch buffers reused across blocks.
+	lbls []proto.Label
+	kbuf []byte
+}
+
+// shardStats counts what a shard did since the counters were last read.
+type shardStats struct {
+	records, samples, duplicates, late, stale, badRecords, created, evicted uint64
+}
+
+// group is the state of one workload group (a scaling rule and tenant).
+type group struct {
+	key       string
+	rule      int
+	tenant    string
+	windows   []window // open aggregation windows, by start
+	fc        Forecaster
+	last      int32 // replicas of the last decision, 0 when none
+	downSince int64 // window end since which the forecast wants fewer replicas, 0 when not
+	downMax   int32 // largest replica count wanted since downSince
+	closed    uint32
+	lastValue float64
+	dirty     bool
+}
+
+type window struct {
+	start int64
+	sum   float64 // sum of counter increases in the window
+}
+
+func newShard(part int32, e *env) *shard {
+	return &shard{part: part, env: e, index: map[string]int32{}, groupIndex: map[string]int32{}}
+}
+
+// watermark returns the partition watermark: max event time minus the
+// allowed lateness. Windows ending at or before it are closed.
+func (sh *shard) watermark() int64 {
+	if !sh.hasMax {
+		return math.MinInt64
+	}
+	return sh.maxTs - sh.env.lateness
+}
+
+// appendSeriesKey appends the series key of lbls under tenant.
+func appendSeriesKey(dst []byte, tenant string, lbls []proto.Label) []byte {
+	dst = append(dst, tenant...)
+	for i := range lbls {
+		dst = append(dst, sepLabel)
+		dst = append(dst, lbls[i].Name...)
+		dst = append(dst, sepValue)
+		dst = append(dst, lbls[i].Value...)
+	}
+	return dst
+}
+
+// parseSeriesKey splits a series key into its tenant and labels (appended
+// to dst); the strings alias key.
+func parseSeriesKey(key string, dst []proto.Label) (string, []proto.Label, bool) {
+	tenant, rest, _ := strings.Cut(key, "\xff")
+	for rest != "" {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "\xff")
+		n, v, ok := strings.Cut(pair, "\xfe")
+		if !ok {
+			return "", dst, false
+		}
+		dst = append(dst, proto.Label{Name: n, Value: v})
+	}
+	return tenant, dst, true
+}
+
+// processBlock applies one decoded samples block. It allocates only for new
+// series, new groups and decisions.
+func (sh *shard) processBlock(r *proto.BlockReader) {
+	tenant := r.Tenant()
+	wm := sh.watermark()
+	for i := range r.Len() {
+		sh.lbls = r.AppendLabels(sh.lbls[:0], i)
+		sh.kbuf = appendSeriesKey(sh.kbuf[:0], tenant, sh.lbls)
+		row, ok := sh.index[string(sh.kbuf)]
+		if !ok {
+			row = sh.create(string(sh.kbuf), tenant, sh.lbls, r.Metadata(i).Type)
+		}
+		ts, vs := r.Samples(i)
+		sh.samples(row, wm, ts, vs)
+	}
+	sh.stats.records++
+	sh.advance()
+}
+
+// create adds a series row and returns it.
+func (sh *shard) create(key, tenant string, lbls []proto.Label, metricType string) int32 {
+	row := int32(len(sh.keys))
+	sh.index[key] = row
+	sh.keys = append(sh.keys, key)
+	sh.lblBytes += len(key)
+	sh.lastTs = append(sh.lastTs, math.MinInt64)
+	sh.lastV = append(sh.lastV, 0)
+	g, w, counter := sh.bind(key, tenant, lbls, metricType)
+	var f uint8
+	if counter {
+		f |= fCounter
+	}
+	sh.flags = append(sh.flags, f|fDirty)
+	sh.group = append(sh.group, g)
+	sh.watch = append(sh.watch, w)
+	var d SeriesDetector
+	if w >= 0 {
+		d = sh.env.newDetector(w)
+	}
+	sh.det = append(sh.det, d)
+	sh.stats.created++
+	return row
+}
+
+// bind matches a series against the rules: its workload group, its anomaly
+// watch and whether it is a counter.
+func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType string) (g, w int32, counter bool) {
+	set := sh.env.rules
+	g, w = -1, -1
+	name := ""
+	for i := range lbls {
+		if lbls[i].Name == "__name__" {
+			name = lbls[i].Value
+			break
+		}
+	}
+	switch metricType {
+	case "counter":
+		counter = true
+	case "":
+		counter = strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_count") ||
+			strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_bucket")
+	}
+	if ri := set.Match(tenant, lbls); ri >= 0 && set.Kind(ri) == rules.KindScaling {
+		counter = true // scaling aggregates sum of rates
+		gk := string(set.GroupKey(nil, ri, tenant, lbls))
+		gi, ok := sh.groupIndex[gk]
+		if !ok {
+			gi = sh.newGroup(gk, ri, tenant)
+		}
+		g = gi
+	}
+	if wi := set.MatchWatch(tenant, lbls); wi >= 0 {
+		w = int32(wi)
+	}
+	return g, w, counter
+}
+
+func (sh *shard) newGroup(key string, rule int, tenant string) int32 {
+	gi := int32(len(sh.groups))
+	sh.groups = append(sh.groups, &group{key: key, rule: rule, tenant: tenant,
+		fc: sh.env.newForecaster(rule), dirty: true})
+	sh.groupIndex[key] = gi
+	return gi
+}
+
+// samples applies the samples of one series. wm is the watermark at the
+// start of the record: samples before it are late.
+func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
+	// A retried remote-write request resends every sample of the series:
+	// when the samples include the last one applied exactly, the older ones
+	// in front of it are duplicates too, not late.
+	retry := false
+	if last := sh.lastTs[row]; len(ts) > 0 && ts[0] <= last {
+		for _, t := range ts {
+			if t == last {
+				retry = true
+				break
+			}
+		}
+	}
+	for j := range ts {
+		t, v := ts[j], vs[j]
+		last := sh.lastTs[row]
+		if t <= last {
+			if t == last || retry {
+				sh.stats.duplicates++
+			} else {
+				sh.stats.late++
+			}
+			continue
+		}
+		if t < wm {
+			sh.stats.late++
+			continue
+		}
+		if !sh.hasMax || t > sh.maxTs {
+			sh.maxTs, sh.hasMax = t, true
+		}
+		sh.stats.samples++
+		f := sh.flags[row] | fDirty
+		if math.Float64bits(v) == StaleNaN {
+			sh.stats.stale++
+			sh.lastTs[row] = t
+			sh.flags[row] = (f | fEnded) &^ fHasPrev
+			continue
+		}
+		f &^= fEnded
+		sig, ok := v, true
+		if f&fCounter != 0 {
+			ok = false
+			if f&fHasPrev != 0 {
+				d := v - sh.lastV[row]
+				if d < 0 {
+					d = v // counter reset: the counter restarted from 0
+				}
+				sig, ok = d*1000/float64(t-last), true
+				if g := sh.group[row]; g >= 0 {
+					sh.groups[g].add(t, d, sh.env.windowMs(sh.groups[g].rule))
+				}
+			}
+		}
+		sh.lastTs[row], sh.lastV[row] = t, v
+		f |= fHasPrev
+		if d := sh.det[row]; d != nil && ok {
+			score, lo, hi, alarm := d.Update(t, sig)
+			switch {
+			case alarm && f&fAlarmed == 0:
+				f |= fAlarmed
+				sh.out = append(sh.out, sh.env.alertDecision(sh.keys[row], int(sh.watch[row]), t, sig, score, lo, hi))
+			case !alarm:
+				f &^= fAlarmed
+			}
+		}
+		sh.flags[row] = f
+	}
+}
+
+// add counts an increase d at time t into its window.
+func (g *group) add(t int64, d float64, w int64) {
+	start := floorDiv(t, w) * w
+	n := len(g.windows)
+	if n > 0 && g.windows[n-1].start == start {
+		g.windows[n-1].sum += d
+		g.dirty = true
+		return
+	}
+	i := n
+	for i > 0 && g.windows[i-1].start > start {
+		i--
+	}
+	if i > 0 && g.windows[i-1].start == start {
+		g.windows[i-1].sum += d
+	} else {
+		g.windows = append(g.windows, window{})
+		copy(g.windows[i+1:], g.windows[i:])
+		g.windows[i] = window{start: start, sum: d}
+	}
+	g.dirty = true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// advance closes the windows the watermark has passed and sweeps idle
+// series. It depends only on the partition's records, so a replay after a
+// crash makes the same decisions as the run it replaces.
+func (sh *shard) advance() {
+	wm := sh.watermark()
+	if wm == math.MinInt64 {
+		return
+	}
+	for _, g := range sh.groups {
+		w := sh.env.windowMs(g.rule)
+		for len(g.windows) > 0 && g.windows[0].start+w <= wm {
+			win := g.windows[0]
+			g.windows = append(g.windows[:0], g.windows[1:]...)
+			if d := sh.env.closeWindow(g, win.start+w, win.sum*1000/float64(w)); d != nil {
+				sh.out = append(sh.out, d)
+			}
+			g.dirty = true
+		}
+	}
+	if wm >= sh.nextSweep {
+		sh.sweep(wm)
+		sh.nextSweep = wm + sh.env.sweepEvery
+	}
+}
+
+// sweep evicts series idle for longer than the idle timeout (event time) and
+// series a stale marker ended, recording a tombstone for the checkpoint.
+func (sh *shard) sweep(wm int64) {
+	limit := wm - sh.env.idle
+	for row := int32(0); row < int32(len(sh.keys)); {
+		if sh.flags[row]&fEnded == 0 && sh.lastTs[row] >= limit {
+			row++
+			continue
+		}
+		sh.tombs = append(sh.tombs, sh.keys[row])
+		sh.remove(row)
+		sh.stats.evicted++
+		// row now holds what was the last row: look at it again.
+	}
+}
+
+// remove deletes a row by moving the last row into its place.
+func (sh *shard) remove(row int32) {
+	last := int32(len(sh.keys) - 1)
+	delete(sh.index, sh.keys[row])
+	sh.lblBytes -= len(sh.keys[row])
+	if row != last {
+		sh.keys[row] = sh.keys[last]
+		sh.lastTs[row] = sh.lastTs[last]
+		sh.lastV[row] = sh.lastV[last]
+		sh.flags[row] = sh.flags[last]
+		sh.group[row] = sh.group[last]
+		sh.watch[row] = sh.watch[last]
+		sh.det[row] = sh.det[last]
+		sh.index[sh.keys[row]] = row
+	}
+	sh.keys[last] = ""
+	sh.det[last] = nil
+	sh.keys = sh.keys[:last]
+	sh.lastTs = sh.lastTs[:last]
+	sh.lastV = sh.lastV[:last]
+	sh.flags = sh.flags[:last]
+	sh.group = sh.group[:last]
+	sh.watch = sh.watch[:last]
+	sh.det = sh.det[:last]
+}
+
+// stateBytes estimates the memory of the shard's series table: the base
+// per-series columns, the index and the label sets.
+func (sh *shard) stateBytes() int {
+	return len(sh.keys)*baseSeriesBytes + sh.lblBytes
+}
+
+// baseSeriesBytes is the per-series cost of the columns and the index
+// entry, measured by TestMemoryPerSeries (including map overhead and the
+// EWMABand of a watched series).
+const baseSeriesBytes = 160

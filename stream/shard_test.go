@@ -1,0 +1,293 @@
+package stream
+
+import (
+	"flag"
+	"math"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+func block(t testing.TB, tenant string, series ...func(*proto.BlockBuilder)) *proto.BlockReader {
+	t.Helper()
+	var b proto.BlockBuilder
+	b.Reset(tenant)
+	for _, s := range series {
+		s(&b)
+	}
+	v, err := b.AppendIPC(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r proto.BlockReader
+	if err := r.Reset(v); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+func add(lbls []proto.Label, ts []int64, vs []float64) func(*proto.BlockBuilder) {
+	return func(b *proto.BlockBuilder) { b.AddSeries(lbls, ts, vs) }
+}
+
+func TestSeriesSemantics(t *testing.T) {
+	cfg := testConfig(t)
+	stale := math.Float64frombits(StaleNaN)
+	cnt := lbl("__name__", "x_total", "a", "1")
+	gauge := lbl("__name__", "temp", "a", "1")
+	tests := []struct {
+		name      string
+		blocks    [][]func(*proto.BlockBuilder)
+		samples   uint64
+		dups      uint64
+		late      uint64
+		series    int
+		wantLastV float64
+	}{
+		{"duplicates of a retried request", [][]func(*proto.BlockBuilder){
+			{add(cnt, []int64{1000, 2000}, []float64{1, 2})},
+			{add(cnt, []int64{1000, 2000}, []float64{1, 2})},
+		}, 2, 2, 0, 1, 2},
+		{"late within the series", [][]func(*proto.BlockBuilder){
+			{add(gauge, []int64{1000, 3000, 2000}, []float64{1, 3, 2})},
+		}, 2, 0, 1, 1, 3},
+		{"late behind the watermark", [][]func(*proto.BlockBuilder){
+			{add(gauge, []int64{100_000}, []float64{1})},
+			{add(lbl("__name__", "temp", "a", "2"), []int64{90_000, 100_000}, []float64{5, 6})},
+		}, 2, 0, 1, 2, 1},
+		{"stale marker ends the series", [][]func(*proto.BlockBuilder){
+			{add(gauge, []int64{1000, 2000}, []float64{1, stale})},
+			{add(gauge, []int64{1_000_000}, []float64{1})}, // watermark moves on: sweep
+		}, 3, 0, 0, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sh := newShard(0, newEnv(&cfg))
+			for _, b := range tt.blocks {
+				sh.processBlock(block(t, "", b...))
+			}
+			if sh.stats.samples != tt.samples || sh.stats.duplicates != tt.dups || sh.stats.late != tt.late {
+				t.Errorf("samples/dups/late = %d/%d/%d, want %d/%d/%d", sh.stats.samples, sh.stats.duplicates,
+					sh.stats.late, tt.samples, tt.dups, tt.late)
+			}
+			if len(sh.keys) != tt.series {
+				t.Errorf("%d series, want %d", len(sh.keys), tt.series)
+			}
+			if sh.lastV[0] != tt.wantLastV {
+				t.Errorf("last value %v, want %v", sh.lastV[0], tt.wantLastV)
+			}
+		})
+	}
+}
+
+func TestCounterRateAndReset(t *testing.T) {
+	cfg := testConfig(t)
+	sh := newShard(0, newEnv(&cfg))
+	// Two payment pods; pod b's counter resets between 2s and 3s.
+	a := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "a")
+	b := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "b")
+	sh.processBlock(block(t, "", add(a, []int64{0, 1000, 2000, 3000}, []float64{0, 10, 20, 30}),
+		add(b, []int64{0, 1000, 2000, 3000}, []float64{100, 105, 110, 4})))
+	if len(sh.groups) != 1 {
+		t.Fatalf("%d groups, want 1", len(sh.groups))
+	}
+	w := sh.groups[0].windows
+	// Increases: a 10+10+10, b 5+5+4 (reset counts the new value).
+	if len(w) != 1 || w[0].start != 0 || w[0].sum != 44 {
+		t.Fatalf("windows %+v, want one window at 0 with sum 44", w)
+	}
+	// The watermark passes the window: it closes into the forecaster.
+	sh.processBlock(block(t, "", add(a, []int64{16_000}, []float64{40})))
+	if g := sh.groups[0]; g.closed != 1 || g.lastValue != 4.4 {
+		t.Fatalf("closed %d windows, last value %v; want 1 window of 4.4/s", g.closed, g.lastValue)
+	}
+}
+
+func TestIdleEviction(t *testing.T) {
+	cfg := testConfig(t) // idle timeout 1m
+	sh := newShard(0, newEnv(&cfg))
+	old := lbl("__name__", "temp", "a", "old")
+	live := lbl("__name__", "temp", "a", "live")
+	sh.processBlock(block(t, "", add(old, []int64{1000}, []float64{1}), add(live, []int64{1000}, []float64{1})))
+	for ts := int64(10_000); ts <= 200_000; ts += 10_000 {
+		sh.processBlock(block(t, "", add(live, []int64{ts}, []float64{1})))
+	}
+	if len(sh.keys) != 1 || sh.keys[0] != string(appendSeriesKey(nil, "", live)) {
+		t.Fatalf("series %q, want only the live one", sh.keys)
+	}
+	ck, err := sh.appendCheckpoint(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ck) == 0 || ck[0].value != nil || string(ck[0].key[1:]) != string(appendSeriesKey(nil, "", old)) {
+		t.Fatalf("first checkpoint record %q=%x, want the tombstone of the evicted series", ck[0].key, ck[0].value)
+	}
+}
+
+// TestCheckpointRestore replays the input with a checkpoint every few
+// records and a restore from the accumulated state log at irregular points:
+// the result must equal one uninterrupted run.
+func TestCheckpointRestore(t *testing.T) {
+	cfg := testConfig(t)
+	set := cfg.Rules
+	in := genInput(t, set, 3, 300)
+	want := runGolden(t, &cfg, in)
+	e := newEnv(&cfg)
+	var got []string
+	var rd proto.BlockReader
+	for p, recs := range in {
+		sh := newShard(p, e)
+		var log []stateRecord
+		for i, v := range recs {
+			if err := rd.Reset(v); err != nil {
+				t.Fatal(err)
+			}
+			sh.processBlock(&rd)
+			if i%7 == 3 || i == len(recs)-1 {
+				var err error
+				if log, err = sh.appendCheckpoint(log); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, decisionsJSON(t, sh.out)...)
+				sh.out = nil
+				if i%3 == 0 {
+					sh = newShard(p, e)
+					for _, r := range log {
+						if err := sh.apply(r.key, r.value); err != nil {
+							t.Fatal(err)
+						}
+					}
+					sh.finishRestore()
+				}
+			}
+		}
+		snap, err := sh.snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		equalSnapshots(t, p, snap, want.snapshots[p])
+	}
+	sort.Strings(got)
+	if strings.Join(got, "\n") != strings.Join(want.decisions, "\n") {
+		t.Fatalf("decisions after restores differ from the uninterrupted run:\n%d got, %d want", len(got), len(want.decisions))
+	}
+}
+
+// TestGoldenDecisions pins the decisions of the synthetic workload
+// (testdata/decisions.golden, regenerate with -update).
+func TestGoldenDecisions(t *testing.T) {
+	cfg := testConfig(t)
+	in := genInput(t, cfg.Rules, 3, 300)
+	g := runGolden(t, &cfg, in)
+	kinds := map[string]int{}
+	var lines []string
+	for _, s := range g.decisions {
+		d, err := proto.UnmarshalDecision([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proto.Verify(d, testKey); err != nil {
+			t.Fatalf("decision %s: %v", d.Id, err)
+		}
+		kinds[d.Kind]++
+		lines = append(lines, d.CreatedAt.AsTime().UTC().Format("15:04:05")+" "+d.Kind+" "+d.Target+" "+d.Summary)
+	}
+	sort.Strings(lines)
+	for _, k := range []string{proto.KindScale, proto.KindSetHPAMin, proto.KindAlert} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s decision", k)
+		}
+	}
+	if g.stats.duplicates == 0 || g.stats.late == 0 {
+		t.Errorf("input has %d duplicates and %d late samples, want some of each", g.stats.duplicates, g.stats.late)
+	}
+	got := strings.Join(lines, "\n") + "\n"
+	const path = "testdata/decisions.golden"
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("decisions differ from %s (run with -update if intended):\n%s", path, got)
+	}
+}
+
+// TestMemoryPerSeries measures the heap held per active series, without
+// the label set (measured separately): the budget is 256 bytes.
+func TestMemoryPerSeries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a large table")
+	}
+	const n = 100_000
+	for _, tc := range []struct {
+		name    string
+		metric  string
+		watched bool
+	}{{"plain", "node_memory_bytes", false}, {"watched", "queue_depth", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, labels := measureSeries(t, n, tc.metric)
+			perSeries := float64(base) / n
+			t.Logf("%s: %.0f bytes per series of state, %.0f bytes of labels per series", tc.name, perSeries, float64(labels)/n)
+			if perSeries > 256 {
+				t.Errorf("%.0f bytes per series, budget 256", perSeries)
+			}
+		})
+	}
+}
+
+// measureSeries returns the heap bytes held by a shard of n series, minus
+// the bytes of their label sets, and the label bytes.
+func measureSeries(t testing.TB, n int, metric string) (base, labels int64) {
+	cfg := testConfig(t)
+	e := newEnv(&cfg)
+	var bs []*proto.BlockReader
+	for i := 0; i < n; i += 1000 {
+		var fs []func(*proto.BlockBuilder)
+		for j := i; j < i+1000 && j < n; j++ {
+			fs = append(fs, add(lbl("__name__", metric, "instance", "host-"+strconv.Itoa(j), "job", "node"), []int64{1000}, []float64{1}))
+		}
+		bs = append(bs, block(t, "", fs...))
+	}
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	sh := newShard(0, e)
+	for _, b := range bs {
+		sh.processBlock(b)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	held := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
+	labels = int64(sh.lblBytes)
+	runtime.KeepAlive(sh)
+	runtime.KeepAlive(bs)
+	return held - labels, labels
+}
+
+func decisionsJSON(t testing.TB, ds []*proto.Decision) []string {
+	t.Helper()
+	var out []string
+	for _, d := range ds {
+		b, err := proto.MarshalJSON(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}

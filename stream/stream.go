@@ -1,0 +1,419 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/augur-ops/augur/proto"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Stream is one member of the stream consumer group on augur.samples. Each
+// owned partition has a goroutine and a shard of state; every poll is one
+// Kafka transaction holding the decisions it made, the checkpoint of the
+// state it changed and the input offsets.
+type Stream struct {
+	cfg Config
+	env *env
+	m   *metrics
+	log *slog.Logger
+
+	mu      sync.Mutex
+	dropped []int32 // partitions revoked or lost, not yet released by the loop
+}
+
+// errKilled stops a member without ending its transaction (tests only).
+var errKilled = errors.New("member killed")
+
+// New returns a Stream for cfg, after validating it.
+func New(cfg Config) (*Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("stream config: %w", err)
+	}
+	return &Stream{cfg: cfg, env: newEnv(&cfg), m: newMetrics(cfg.Registerer), log: cfg.Logger}, nil
+}
+
+// job is the work of one partition in one transaction.
+type job struct {
+	records []*kgo.Record
+	hwm     int64
+	done    chan struct{}
+
+	// Results, valid after done is closed.
+	err       error
+	decisions []*proto.Decision
+	state     []stateRecord
+}
+
+// worker is the goroutine and state of one owned partition.
+type worker struct {
+	part int32
+	in   chan *job
+	done chan struct{}
+	sh   *shard // nil until restored; set to nil to roll back
+	rd   proto.BlockReader
+}
+
+// Run joins the group and processes until ctx is cancelled (then it ends
+// the current transaction, leaves the group and returns nil) or a
+// transaction cannot be ended (then it returns the error: the producer is
+// fenced or the cluster is unusable, and the process should restart).
+func (s *Stream) Run(ctx context.Context) error {
+	c := &s.cfg
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumerGroup(c.Group),
+		kgo.ConsumeTopics(c.SamplesTopic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.TransactionalID(c.TransactionalID),
+		kgo.TransactionTimeout(c.TransactionTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.RebalanceTimeout(c.RebalanceTimeout),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(partitioner{state: c.StateTopic}),
+		kgo.OnPartitionsAssigned(s.onAssigned),
+		kgo.OnPartitionsRevoked(s.onDropped("revoked")),
+		kgo.OnPartitionsLost(s.onDropped("lost")),
+	}
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	opts = append(opts, c.ClientOpts...)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("create group session: %w", err)
+	}
+	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, c.ClientOpts...)...)
+	if err != nil {
+		sess.Close()
+		return fmt.Errorf("create admin client: %w", err)
+	}
+	adm := kadm.NewClient(admCl)
+	workers := map[int32]*worker{}
+	defer func() {
+		for p, w := range workers {
+			s.stopWorker(w)
+			s.m.forget(p)
+		}
+		admCl.Close()
+		sess.Close()
+	}()
+	s.log.Info("stream member starting", "group", c.Group, "transactional_id", c.TransactionalID)
+
+	for txn := 1; ; {
+		fs := sess.PollRecords(ctx, c.MaxPollRecords)
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			s.log.Info("stream member stopping", "group", c.Group)
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		s.releaseDropped(workers)
+		if fs.NumRecords() == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		began := time.Now()
+		var jobs []*job
+		var parts []int32
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 || p.Topic != c.SamplesTopic {
+				return
+			}
+			w := workers[p.Partition]
+			if w == nil {
+				w = &worker{part: p.Partition, in: make(chan *job, 1), done: make(chan struct{})}
+				workers[p.Partition] = w
+				go s.work(ctx, adm, w)
+			}
+			j := &job{records: p.Records, hwm: p.HighWatermark, done: make(chan struct{})}
+			w.in <- j
+			jobs = append(jobs, j)
+			parts = append(parts, p.Partition)
+		})
+
+		// Produce is asynchronous; End flushes and fails the commit if any
+		// record failed, but we also abort explicitly on the first error.
+		var perrMu sync.Mutex
+		var perr error
+		promise := func(_ *kgo.Record, err error) {
+			if err != nil {
+				perrMu.Lock()
+				perr = errors.Join(perr, err)
+				perrMu.Unlock()
+			}
+		}
+		var jobErr error
+		var decisions []*proto.Decision
+		for i, j := range jobs {
+			<-j.done
+			if j.err != nil {
+				jobErr = errors.Join(jobErr, j.err)
+				continue
+			}
+			for _, d := range j.decisions {
+				v, err := proto.MarshalJSON(d)
+				if err != nil {
+					jobErr = errors.Join(jobErr, fmt.Errorf("encode decision %s: %w", d.Id, err))
+					continue
+				}
+				sess.Produce(ctx, &kgo.Record{Topic: c.DecisionsTopic, Key: []byte(d.Target), Value: v,
+					Headers: []kgo.RecordHeader{{Key: "kind", Value: []byte(d.Kind)}}}, promise)
+			}
+			decisions = append(decisions, j.decisions...)
+			for _, r := range j.state {
+				sess.Produce(ctx, &kgo.Record{Topic: c.StateTopic, Partition: parts[i], Key: r.key, Value: r.value}, promise)
+			}
+			s.m.ckptRecords.Add(float64(len(j.state)))
+		}
+		if c.testBeforeEnd != nil {
+			if err := c.testBeforeEnd(txn); errors.Is(err, errKilled) {
+				// Make sure the broker holds the open transaction, then die
+				// without ending it or leaving the group.
+				_ = sess.Client().Flush(ctx)
+				return err
+			}
+		}
+		txn++
+		perrMu.Lock()
+		try := kgo.TryCommit
+		if perr != nil || jobErr != nil {
+			try = kgo.TryAbort
+		}
+		perrMu.Unlock()
+		// The transaction is finished even when ctx is cancelled: a
+		// shutdown commits the work it already did (bounded by the
+		// rebalance timeout) instead of leaving it to the broker's
+		// transaction timeout.
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.RebalanceTimeout)
+		committed, err := sess.End(endCtx, try)
+		cancel()
+		if !committed {
+			// Roll back: the partitions reload their last committed state
+			// from augur.state, and the session rewound to the committed
+			// offsets.
+			for _, p := range parts {
+				if w := workers[p]; w != nil {
+					w.sh = nil
+				}
+			}
+			s.m.txnSeconds.WithLabelValues("abort").Observe(time.Since(began).Seconds())
+		}
+		if err != nil {
+			return fmt.Errorf("end transaction: %w", err)
+		}
+		if jobErr != nil {
+			return fmt.Errorf("process partitions: %w", jobErr)
+		}
+		if !committed {
+			s.log.Info("transaction aborted, partitions rolled back", "partitions", len(parts), "produce_err", perr)
+			continue
+		}
+		s.m.txnSeconds.WithLabelValues("commit").Observe(time.Since(began).Seconds())
+		for _, d := range decisions {
+			s.m.decisions.WithLabelValues(d.Kind).Inc()
+		}
+		if c.OnCommitted != nil {
+			c.OnCommitted(fs.NumRecords(), len(decisions))
+		}
+	}
+}
+
+// work is the goroutine of one partition.
+func (s *Stream) work(ctx context.Context, adm *kadm.Client, w *worker) {
+	defer close(w.done)
+	for j := range w.in {
+		s.runJob(ctx, adm, w, j)
+		close(j.done)
+	}
+}
+
+func (s *Stream) stopWorker(w *worker) {
+	close(w.in)
+	<-w.done
+}
+
+func (s *Stream) runJob(ctx context.Context, adm *kadm.Client, w *worker, j *job) {
+	if w.sh == nil {
+		began := time.Now()
+		sh, err := s.restore(ctx, adm, w.part)
+		if err != nil {
+			j.err = err
+			return
+		}
+		s.m.restoreSecs.Observe(time.Since(began).Seconds())
+		s.log.Info("partition state restored", "partition", w.part, "series", len(sh.keys),
+			"groups", len(sh.groups), "duration", time.Since(began))
+		w.sh = sh
+	}
+	sh := w.sh
+	for _, rec := range j.records {
+		if err := w.rd.Reset(rec.Value); err != nil {
+			sh.stats.badRecords++
+			continue
+		}
+		n := w.rd.NumSamples()
+		sh.processBlock(&w.rd)
+		if s.cfg.OnProcessed != nil {
+			s.cfg.OnProcessed(rec, n)
+		}
+		s.m.recordDelay.Observe(time.Since(rec.Timestamp).Seconds())
+	}
+	if n := len(j.records); n > 0 {
+		s.m.lag.WithLabelValues(partLabel(w.part)).Set(float64(max(0, j.hwm-j.records[n-1].Offset-1)))
+	}
+	began := time.Now()
+	st, err := sh.appendCheckpoint(nil)
+	if err != nil {
+		j.err = fmt.Errorf("checkpoint partition %d: %w", w.part, err)
+		return
+	}
+	s.m.ckptSeconds.Observe(time.Since(began).Seconds())
+	j.state = st
+	j.decisions = sh.out
+	sh.out = nil
+	s.m.flush(sh)
+}
+
+// restore rebuilds a partition's state from augur.state: every committed
+// record from the start of the partition to its end, in order.
+func (s *Stream) restore(ctx context.Context, adm *kadm.Client, part int32) (*shard, error) {
+	c := &s.cfg
+	ctx, cancel := context.WithTimeout(ctx, c.RestoreTimeout)
+	defer cancel()
+	sh := newShard(part, s.env)
+	end, err := s.stableEnd(ctx, adm, part)
+	if err != nil {
+		return nil, err
+	}
+	if end > 0 {
+		cl, err := kgo.NewClient(append([]kgo.Opt{
+			kgo.SeedBrokers(c.Brokers...),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.StateTopic: {part: kgo.NewOffset().AtStart()}}),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			// Control records mark the end of every transaction, so the
+			// last offset before the end is always seen.
+			kgo.KeepControlRecords(),
+		}, c.ClientOpts...)...)
+		if err != nil {
+			return nil, fmt.Errorf("restore partition %d: %w", part, err)
+		}
+		defer cl.Close()
+		var applyErr error
+		for done := false; !done; {
+			fs := cl.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("restore partition %d: %w", part, err)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				if done || r.Offset >= end {
+					done = true
+					return
+				}
+				if !r.Attrs.IsControl() && applyErr == nil {
+					if err := sh.apply(r.Key, r.Value); err != nil {
+						applyErr = fmt.Errorf("offset %d: %w", r.Offset, err)
+					}
+				}
+				done = r.Offset >= end-1
+			})
+		}
+		if applyErr != nil {
+			return nil, fmt.Errorf("restore partition %d: %w", part, applyErr)
+		}
+	}
+	sh.finishRestore()
+	return sh, nil
+}
+
+// stableEnd waits until no transaction is open on the state partition and
+// returns its end offset. Only a member that died mid-transaction can hold
+// one open (the previous owner ended its transaction before the partition
+// moved); the broker aborts it after the transaction timeout.
+func (s *Stream) stableEnd(ctx context.Context, adm *kadm.Client, part int32) (int64, error) {
+	t := s.cfg.StateTopic
+	for {
+		hw, err := adm.ListEndOffsets(ctx, t)
+		if err == nil {
+			var lso kadm.ListedOffsets
+			lso, err = adm.ListCommittedOffsets(ctx, t)
+			if err == nil {
+				h, ok1 := hw.Lookup(t, part)
+				l, ok2 := lso.Lookup(t, part)
+				switch {
+				case !ok1 || !ok2:
+					err = fmt.Errorf("state topic %s has no partition %d", t, part)
+				case h.Err != nil:
+					err = h.Err
+				case l.Err != nil:
+					err = l.Err
+				case h.Offset == l.Offset:
+					return h.Offset, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("restore partition %d: wait for stable end of %s: %w (last: %v)", part, t, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Stream) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	if ps := m[s.cfg.SamplesTopic]; len(ps) > 0 {
+		s.log.Info("partitions assigned", "partitions", ps)
+	}
+}
+
+func (s *Stream) onDropped(how string) func(context.Context, *kgo.Client, map[string][]int32) {
+	return func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		ps := m[s.cfg.SamplesTopic]
+		if len(ps) == 0 {
+			return
+		}
+		s.log.Info("partitions "+how, "partitions", ps)
+		s.mu.Lock()
+		s.dropped = append(s.dropped, ps...)
+		s.mu.Unlock()
+	}
+}
+
+// releaseDropped stops the goroutines of partitions no longer owned and
+// forgets their state (a new owner restores it from augur.state).
+func (s *Stream) releaseDropped(workers map[int32]*worker) {
+	s.mu.Lock()
+	d := s.dropped
+	s.dropped = nil
+	s.mu.Unlock()
+	for _, p := range d {
+		if w := workers[p]; w != nil {
+			s.stopWorker(w)
+			delete(workers, p)
+		}
+		s.m.forget(p)
+	}
+}
+
+// partitioner sends state records to the partition they name (the samples
+// partition they checkpoint) and keys everything else like Kafka's default.
+type partitioner struct{ state string }
+
+func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if t == p.state {
+		return kgo.ManualPartitioner().ForTopic(t)
+	}
+	return kgo.StickyKeyPartitioner(nil).ForTopic(t)
+}

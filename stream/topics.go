@@ -1,0 +1,44 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// EnsureTopics creates the decisions and state topics when they do not
+// exist: augur.state compacted with as many partitions as the samples topic
+// (which must exist), augur.decisions with decisionPartitions partitions.
+// It fails when an existing state topic's partition count differs from the
+// samples topic's: checkpoints would land on the wrong partitions.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, cfg *Config, replication int16, decisionPartitions int32) error {
+	td, err := adm.ListTopics(ctx, cfg.SamplesTopic, cfg.StateTopic, cfg.DecisionsTopic)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	samples, ok := td[cfg.SamplesTopic]
+	if !ok || samples.Err != nil {
+		return fmt.Errorf("samples topic %s does not exist", cfg.SamplesTopic)
+	}
+	n := int32(len(samples.Partitions))
+	if st, ok := td[cfg.StateTopic]; ok && st.Err == nil {
+		if int32(len(st.Partitions)) != n {
+			return fmt.Errorf("state topic %s has %d partitions, samples topic %s has %d: they must match",
+				cfg.StateTopic, len(st.Partitions), cfg.SamplesTopic, n)
+		}
+	} else {
+		compact := "compact"
+		if _, err := adm.CreateTopic(ctx, n, replication, map[string]*string{"cleanup.policy": &compact}, cfg.StateTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create state topic: %w", err)
+		}
+	}
+	if dt, ok := td[cfg.DecisionsTopic]; !ok || dt.Err != nil {
+		if _, err := adm.CreateTopic(ctx, decisionPartitions, replication, nil, cfg.DecisionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create decisions topic: %w", err)
+		}
+	}
+	return nil
+}
