@@ -12,7 +12,7 @@ import (
 const stateVersion = 1
 
 // EncodedSize is the length of every encoded State.
-const EncodedSize = 1 + 4 + 4 + 2 + 1 + 1 + 2 + 8 + 9*8 + len(State{}.seen)
+const EncodedSize = 1 + 4 + 4 + 2 + 1 + 1 + 2 + 8 + 11*8 + len(State{}.seen)
 
 // AppendBinary appends the checkpoint of s to dst and returns the extended
 // slice; it allocates only if dst lacks EncodedSize spare capacity. The
@@ -64,6 +64,6 @@ func (s *State) UnmarshalBinary(b []byte) error {
 }
 
 // floats lists the float fields of s in encoding order.
-func (s *State) floats() [9]*float64 {
-	return [9]*float64{&s.fastMean, &s.fastVar, &s.slowMean, &s.slowVar, &s.lo, &s.hi, &s.short, &s.histMean, &s.histVar}
+func (s *State) floats() [11]*float64 {
+	return [11]*float64{&s.bandMean, &s.bandVar, &s.fastMean, &s.fastVar, &s.slowMean, &s.slowVar, &s.lo, &s.hi, &s.short, &s.histMean, &s.histVar}
 }

@@ -19,26 +19,31 @@ type Config struct {
 	// Warmup is the number of samples a series needs before it can score above
 	// zero or raise Alarm. Default 64.
 	Warmup int
+	// BandWindow is the span, in samples, of the EWMA forecast and residual
+	// variance behind the band (alpha = 2/(span+1)). Residuals are clipped at
+	// three deviations before they update it, so a single outlier neither
+	// drags the forecast nor widens the band enough to hide the next one.
+	// Default 16.
+	BandWindow int
 	// FastWindow and SlowWindow are the spans, in samples, of the fast and slow
-	// EWMA forecasts (alpha = 2/(span+1)). Defaults 16 and 512. The band is
-	// built on the fast one.
+	// EWMA forecasts whose residuals feed the score. Defaults 4 and 256.
 	FastWindow, SlowWindow int
 	// ShortWindow is the span, in samples, of the recent mean of raw scores the
-	// likelihood tests. Default 8.
+	// likelihood tests. Default 16.
 	ShortWindow int
 	// HistoryWindow is the span, in samples, of the long-run mean and variance
-	// of that recent mean. Default 2048.
+	// of that recent mean. Default 1024.
 	HistoryWindow int
 	// Quiet is the number of samples after a score at or above DetectLevel
 	// during which the score is held at zero, so one incident gives one
-	// detection. Default 256. Zero after defaults means use the default; set a
+	// detection. Default 128. Zero after defaults means use the default; set a
 	// negative value to disable.
 	Quiet int
 	// ZLow and ZHigh shape the raw residual score: 0 up to a z-score of ZLow,
-	// rising linearly to 1 at ZHigh. Defaults 2 and 4; 0 <= ZLow < ZHigh.
+	// rising linearly to 1 at ZHigh. Defaults 2.5 and 4; 0 <= ZLow < ZHigh.
 	ZLow, ZHigh float64
 	// NoveltyScore is the raw score of a sample whose quantised level follows
-	// the two previous levels in a way never seen before. Default 0.5; in
+	// the two previous levels in a way never seen before. Default 1; in
 	// [0, 1] (a negative value means 0).
 	NoveltyScore float64
 	// RangeTolerance: a sample beyond the range seen so far by more than this
@@ -57,15 +62,16 @@ func DefaultConfig() Config {
 		AlarmM:         2,
 		AlarmN:         3,
 		Warmup:         64,
-		FastWindow:     16,
-		SlowWindow:     512,
-		ShortWindow:    8,
-		HistoryWindow:  2048,
-		Quiet:          256,
+		BandWindow:     16,
+		FastWindow:     4,
+		SlowWindow:     256,
+		ShortWindow:    16,
+		HistoryWindow:  1024,
+		Quiet:          128,
 		DetectLevel:    0.5,
-		ZLow:           2,
+		ZLow:           2.5,
 		ZHigh:          4,
-		NoveltyScore:   0.5,
+		NoveltyScore:   1,
 		RangeTolerance: 0.02,
 	}
 }
@@ -84,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Warmup == 0 {
 		c.Warmup = d.Warmup
+	}
+	if c.BandWindow == 0 {
+		c.BandWindow = d.BandWindow
 	}
 	if c.FastWindow == 0 {
 		c.FastWindow = d.FastWindow
@@ -125,6 +134,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("alarm %d of %d: need 1 <= m <= n <= 16", c.AlarmM, c.AlarmN)
 	case c.Warmup < 1:
 		return fmt.Errorf("warmup %d: must be positive", c.Warmup)
+	case c.BandWindow < 1:
+		return fmt.Errorf("band window %d: must be positive", c.BandWindow)
 	case c.FastWindow < 1 || c.SlowWindow < c.FastWindow:
 		return fmt.Errorf("windows fast %d slow %d: need 1 <= fast <= slow", c.FastWindow, c.SlowWindow)
 	case c.ShortWindow < 1 || c.HistoryWindow < c.ShortWindow:
@@ -146,7 +157,7 @@ func (c Config) Validate() error {
 // State is not.
 type Detector struct {
 	cfg                 Config
-	aFast, aSlow        float64 // EWMA weights
+	aBand, aFast, aSlow float64 // EWMA weights
 	aShort, aHist       float64
 	alarmMask           uint16
 	quiet               int32
@@ -164,6 +175,7 @@ func New(cfg Config) (*Detector, error) {
 	q := max(cfg.Quiet, 0)
 	return &Detector{
 		cfg:       cfg,
+		aBand:     span(cfg.BandWindow),
 		aFast:     span(cfg.FastWindow),
 		aSlow:     span(cfg.SlowWindow),
 		aShort:    span(cfg.ShortWindow),
@@ -208,6 +220,7 @@ type State struct {
 	seenLvl uint16 // bit l: level l seen
 	lastTs  int64
 
+	bandMean, bandVar float64 // robust EWMA forecast and residual variance of the band
 	fastMean, fastVar float64 // fast EWMA forecast and residual variance
 	slowMean, slowVar float64
 	lo, hi            float64 // range seen so far
@@ -228,7 +241,7 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	s.lastTs = ts
 	if s.n == 0 {
 		s.n = 1
-		s.fastMean, s.slowMean = v, v
+		s.bandMean, s.fastMean, s.slowMean = v, v, v
 		s.lo, s.hi = v, v
 		s.b1, s.b2 = 0, 0
 		return Result{Forecast: v, Lower: v, Upper: v}
@@ -238,10 +251,11 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 
 	// Band around the fast forecast; a floor on the deviation keeps flat
 	// series from producing infinite z-scores on the first wiggle.
-	floor := 1e-3*(s.hi-s.lo) + 1e-9*math.Abs(s.fastMean) + 1e-300
+	floor := 1e-3*(s.hi-s.lo) + 1e-9*math.Abs(s.slowMean) + 1e-300
+	sdBand := math.Sqrt(s.bandVar) + floor
 	sdFast := math.Sqrt(s.fastVar) + floor
 	sdSlow := math.Sqrt(s.slowVar) + floor
-	res := Result{Forecast: s.fastMean, Lower: s.fastMean - d.bandWidth*sdFast, Upper: s.fastMean + d.bandWidth*sdFast}
+	res := Result{Forecast: s.bandMean, Lower: s.bandMean - d.bandWidth*sdBand, Upper: s.bandMean + d.bandWidth*sdBand}
 	res.Outside = v < res.Lower || v > res.Upper
 	s.outside <<= 1
 	if res.Outside && warm {
@@ -279,7 +293,13 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 
 	// Forecast updates (after scoring: the score never sees the sample it
 	// forecasts).
-	e := v - s.fastMean
+	e := min(max(v-s.bandMean, -3*sdBand), 3*sdBand)
+	if s.n <= 3 {
+		e = v - s.bandMean // no deviation to clip with yet
+	}
+	s.bandMean += d.aBand * e
+	s.bandVar = (1 - d.aBand) * (s.bandVar + d.aBand*e*e)
+	e = v - s.fastMean
 	s.fastMean += d.aFast * e
 	s.fastVar = (1 - d.aFast) * (s.fastVar + d.aFast*e*e)
 	e = v - s.slowMean
