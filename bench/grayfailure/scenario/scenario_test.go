@@ -1,0 +1,87 @@
+package scenario
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSuiteFast is the short version of `go run ./bench/grayfailure`: two
+// runs of each fault and half a healthy day, held to the same targets.
+func TestSuiteFast(t *testing.T) {
+	sc := SuiteConfig{Runs: 2, FaultRunLength: 150 * time.Minute, FaultLength: 20 * time.Minute, Healthy: 12 * time.Hour, Samples: 2000, Seed: 42}
+	if testing.Short() {
+		sc.Runs, sc.Healthy = 1, 0
+	}
+	sums, err := Suite(sc, BenchDetectorConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sums {
+		t.Logf("%+v", s)
+		if s.FalseShifts != 0 || s.RegionalShifts != 0 || s.DrainShifts != 0 {
+			t.Errorf("%s: %d false shifts (%d regional, %d drain)", s.Name, s.FalseShifts, s.RegionalShifts, s.DrainShifts)
+		}
+		switch s.Name {
+		case Latency.String(), PacketLoss.String():
+			if s.Missed != 0 || s.Detected != s.Runs {
+				t.Errorf("%s: detected %d of %d", s.Name, s.Detected, s.Runs)
+			}
+			for _, d := range s.Delays {
+				if d > 3*time.Minute {
+					t.Errorf("%s: detected after %v, target 3m", s.Name, d)
+				}
+			}
+			if len(s.CancelDelays) != s.Runs {
+				t.Errorf("%s: %d of %d shifts cancelled after recovery", s.Name, len(s.CancelDelays), s.Runs)
+			}
+		case Regional.String():
+			if s.Detected != s.Runs {
+				t.Errorf("%s: regional alert in %d of %d runs", s.Name, s.Detected, s.Runs)
+			}
+		}
+	}
+}
+
+func TestSimShape(t *testing.T) {
+	s := New(Config{Seed: 1, Quiet: true, Samples: 20})
+	var night, peak float64
+	for i := range 24 * 60 {
+		at, st := s.Next()
+		if len(st) != 3 || st[0].Instances != 6 {
+			t.Fatalf("window %d: %+v", i, st)
+		}
+		switch at.Hour() {
+		case 4:
+			night += st[0].Requests
+		case 16:
+			peak += st[0].Requests
+		}
+	}
+	if r := peak / night; r < 4 || r > 6 {
+		t.Errorf("peak/trough request ratio %.2f, want about 5", r)
+	}
+}
+
+func TestSimFaults(t *testing.T) {
+	start := time.Date(2025, 1, 6, 12, 0, 0, 0, time.UTC)
+	f := func(k FaultKind) []Fault { return []Fault{{Kind: k, Zone: 1, Start: start, End: start.Add(time.Hour)}} }
+	for _, k := range []FaultKind{Latency, PacketLoss, DrainNode} {
+		s := New(Config{Seed: 3, Quiet: true, Start: start, Faults: f(k), Samples: 1000})
+		_, st := s.Next()
+		z1, z0 := st[1], st[0]
+		switch k {
+		case Latency:
+			if d := z1.LatencyMean - z0.LatencyMean; d < 0.15 || d > 0.25 {
+				t.Errorf("latency fault adds %v s to the mean", d)
+			}
+		case PacketLoss:
+			if z1.PacketLoss < 0.045 || z0.PacketLoss > 0.01 || z1.LatencyP99 < z0.LatencyP99+0.15 {
+				t.Errorf("packet loss fault: zone %+v, peer %+v", z1, z0)
+			}
+		case DrainNode:
+			if z1.Instances != 4 || z0.Instances != 6 || z1.Requests > 0.8*z0.Requests {
+				t.Errorf("drain: zone %+v, peer %+v", z1, z0)
+			}
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package scenario
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/augur-ops/augur/detectors/grayfailure"
+)
+
+// BenchDetectorConfig is the detector configuration the suite measures: the
+// defaults, plus an operator's absolute mean-latency limit of 100 ms (the
+// simulated service's healthy mean peaks near 50 ms).
+func BenchDetectorConfig() grayfailure.Config {
+	return grayfailure.Config{
+		Resource:         "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/web/0123456789abcdef",
+		MeanLatencyLimit: 0.100,
+	}
+}
+
+// Summary aggregates the runs of one scenario kind.
+type Summary struct {
+	Name           string
+	Runs           int
+	Windows        int
+	Detected       int
+	Missed         int
+	Delays         []time.Duration // detected faults (or regional alerts)
+	CancelDelays   []time.Duration
+	Shifts         int
+	FalseShifts    int
+	RegionalShifts int
+	DrainShifts    int
+	Warnings       int
+	Alerts         int
+}
+
+// SuiteConfig sizes the suite.
+type SuiteConfig struct {
+	// Runs per fault kind. Each run is FaultRunLength long with one fault
+	// of FaultLength on a random zone, starting 30 to 90 minutes (at a
+	// random second) into the run; runs start at a random time of day.
+	// FaultRunLength should leave time after the fault for the hold-down.
+	Runs           int
+	FaultRunLength time.Duration
+	FaultLength    time.Duration
+	// Healthy is how long to simulate without faults.
+	Healthy time.Duration
+	// Samples per zone and window (see Config.Samples).
+	Samples int
+	Seed    uint64
+}
+
+// Suite runs every scenario kind and the healthy days and returns one
+// Summary each, in a fixed order.
+func Suite(sc SuiteConfig, dcfg grayfailure.Config) ([]Summary, error) {
+	rng := rand.New(rand.NewPCG(sc.Seed, 7))
+	var out []Summary
+	for _, kind := range []FaultKind{Latency, PacketLoss, DrainNode, Regional} {
+		sum := Summary{Name: kind.String()}
+		for r := range sc.Runs {
+			start := time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.IntN(24*60)) * time.Minute)
+			warm := 30*time.Minute + time.Duration(rng.IntN(60))*time.Minute + time.Duration(rng.IntN(60))*time.Second
+			f := Fault{Kind: kind, Zone: rng.IntN(3), Start: start.Add(warm), End: start.Add(warm + sc.FaultLength)}
+			cfg := Config{Start: start, Seed: sc.Seed*1000 + uint64(r) + uint64(kind)*100, Samples: sc.Samples, Faults: []Fault{f}}
+			res, err := Run(fmt.Sprintf("%s/%d", kind, r), cfg, dcfg, sc.FaultRunLength)
+			if err != nil {
+				return nil, err
+			}
+			sum.add(res)
+			for _, d := range res.DetectDelay {
+				if d >= 0 {
+					sum.Detected++
+					sum.Delays = append(sum.Delays, d)
+				} else {
+					sum.Missed++
+				}
+			}
+			for _, d := range res.RegionalAlertDelay {
+				if d >= 0 {
+					sum.Detected++
+					sum.Delays = append(sum.Delays, d)
+				} else {
+					sum.Missed++
+				}
+			}
+			for _, d := range res.CancelDelay {
+				if d >= 0 {
+					sum.CancelDelays = append(sum.CancelDelays, d)
+				}
+			}
+		}
+		out = append(out, sum)
+	}
+	if sc.Healthy > 0 {
+		cfg := Config{Seed: sc.Seed, Samples: sc.Samples}
+		res, err := Run("healthy", cfg, dcfg, sc.Healthy)
+		if err != nil {
+			return nil, err
+		}
+		sum := Summary{Name: fmt.Sprintf("healthy_%gh", sc.Healthy.Hours())}
+		sum.add(res)
+		out = append(out, sum)
+	}
+	return out, nil
+}
+
+func (s *Summary) add(r Result) {
+	s.Runs++
+	s.Windows += r.Windows
+	s.Shifts += r.Shifts
+	s.FalseShifts += r.FalseShifts
+	s.RegionalShifts += r.RegionalShifts
+	s.DrainShifts += r.DrainShifts
+	s.Warnings += r.Warnings
+	s.Alerts += r.Alerts
+}
+
+// quantiles returns the median and maximum of ds (0, 0 when empty).
+func quantiles(ds []time.Duration) (time.Duration, time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2], s[len(s)-1]
+}
+
+// WriteMarkdown writes the summaries as a markdown table.
+func WriteMarkdown(w io.Writer, sums []Summary) error {
+	if _, err := fmt.Fprintln(w, "| scenario | runs | windows | detected | missed | time to detect median / max | cancel after fault end median / max | shifts | false shifts | shifts in regional | shifts in drain | warnings | critical alerts |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	for _, s := range sums {
+		med, mx := quantiles(s.Delays)
+		cmed, cmx := quantiles(s.CancelDelays)
+		det, ttd, cancel := fmt.Sprint(s.Detected), fmt.Sprintf("%v / %v", med, mx), fmt.Sprintf("%v / %v", cmed, cmx)
+		if len(s.Delays) == 0 {
+			ttd = "-"
+		}
+		if len(s.CancelDelays) == 0 {
+			cancel = "-"
+		}
+		if _, err := fmt.Fprintf(w, "| %s | %d | %d | %s | %d | %s | %s | %d | %d | %d | %d | %d | %d |\n",
+			s.Name, s.Runs, s.Windows, det, s.Missed, ttd, cancel, s.Shifts, s.FalseShifts, s.RegionalShifts,
+			s.DrainShifts, s.Warnings, s.Alerts); err != nil {
+			return fmt.Errorf("write summary: %w", err)
+		}
+	}
+	return nil
+}

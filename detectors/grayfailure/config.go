@@ -1,0 +1,186 @@
+// Package grayfailure detects an availability zone that is degraded but not
+// down (a "gray failure") by comparing each zone with its peers, and decides
+// to shift traffic away from it (AWS ARC zonal shift) or, when several zones
+// degrade together, to alert instead.
+//
+// The stream aggregates the samples of one service per window (one minute by
+// default) and per zone into a ZoneStats, and calls Detector.Update once per
+// closed window with every zone's stats. Update does constant work per zone
+// (a handful of zones), allocates nothing on a quiet window and returns
+// unsigned decisions; the stream signs them.
+//
+// Why not z-scores: with three zones the largest z-score of one value against
+// the three can never exceed (n-1)/sqrt(n) = 1.41, so "z > 2" never fires.
+// The tests used instead work with three zones:
+//
+//   - latency (mean and p99): the ratio of the zone's value to the median of
+//     the OTHER zones' values, with a minimum absolute difference;
+//   - errors: a chi-squared goodness-of-fit test of the zone's error count
+//     against the count expected from its share of the requests (one degree
+//     of freedom, Bonferroni-corrected over the zones), plus the ratio of its
+//     error share to the pooled share of the other zones;
+//   - packet loss: the ratio to the median of the other zones plus a minimum
+//     absolute excess.
+//
+// A signal is "bad" in a window when it is at least ShiftRatio worse than
+// peers and, if the operator set an absolute limit for that signal, above the
+// limit too (the composite "outlier AND above threshold" alarm of AWS's
+// multi-AZ resilience guidance). A zone is impaired when it was bad in
+// Required of the last Windows windows. A zonal_shift is decided only when
+// exactly one zone is impaired, no other zone is degraded and at least two
+// healthy zones remain; two or more degraded zones are a regional event and
+// give an alert, never a shift. The shift is extended while the zone is
+// unhealthy and cancelled once it has been healthy for HoldDown.
+package grayfailure
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxZones is the largest number of zones one Detector tracks. AWS regions
+// have at most six zones; the bound keeps per-window work constant.
+const MaxZones = 16
+
+// maxWindows is the longest m-of-n history (bits of a uint16).
+const maxWindows = 16
+
+// Config configures a Detector. The zero value of each field means its
+// default; call Validate (New does) to apply defaults and check ranges.
+type Config struct {
+	// Rule names the rule in decisions (Decision.Rule). Default
+	// "zonal_gray_failure".
+	Rule string
+	// Resource is the ARC managed resource identifier (the load balancer
+	// ARN) shifts apply to. Required. Decisions target
+	// "aws/zonalshift/<Resource>".
+	Resource string
+	// Tenant is copied into decisions. Default empty.
+	Tenant string
+	// Step is the window length the stream aggregates over. Default 1m. A
+	// gap between two windows counts as windows with no data.
+	Step time.Duration
+	// WarnRatio: a zone this much worse than its peers (1.2 = 20% worse) in
+	// Required of Windows windows raises a warning alert. Default 1.2.
+	WarnRatio float64
+	// ShiftRatio: a zone this much worse than its peers in Required of
+	// Windows windows is impaired. Default 1.3. Must be >= WarnRatio.
+	ShiftRatio float64
+	// Windows and Required are the m-of-n rule: Required bad windows among
+	// the last Windows. Defaults 5 and 3. Windows is at most 16.
+	Windows  int
+	Required int
+	// MinInstances is the number of instances that must report in a zone for
+	// its window to count. Default 2. A zone with fewer is neither healthy
+	// nor impaired in that window.
+	MinInstances int
+	// MinRequests is the number of requests a zone must have served in a
+	// window for it to count. Default 50.
+	MinRequests float64
+	// MinRequestsP99 is the number of requests a zone must have served in a
+	// window for its p99 latency to be compared (the p99 of 100 requests is
+	// the second slowest, mostly noise). Default 1000.
+	MinRequestsP99 float64
+	// MinLatencyDelta is the smallest latency excess over peers, in seconds,
+	// that can make a zone worse than peers, so that a 1 ms service is not
+	// shifted for 0.4 ms. Default 0.005.
+	MinLatencyDelta float64
+	// MinErrorShareDelta is the smallest error-share excess over peers
+	// (0.001 = 0.1 percentage point) that can make a zone worse. Default
+	// 0.001.
+	MinErrorShareDelta float64
+	// MinPacketLossDelta is the smallest packet-loss excess over peers
+	// (0.01 = 1 percentage point). Default 0.01.
+	MinPacketLossDelta float64
+	// Significance is the family-wise false-positive rate per window of the
+	// chi-squared error test. Default 0.001.
+	Significance float64
+	// Absolute limits set by the operator; 0 disables each. A zone worse
+	// than its peers on a signal with a limit counts (for warnings and
+	// shifts) only above the limit, and two or more zones above any limit
+	// are a regional event.
+	// MeanLatencyLimit and P99LatencyLimit, MaxLatencyLimit are seconds;
+	// ErrorShareLimit and PacketLossLimit are shares in [0,1].
+	MeanLatencyLimit float64
+	P99LatencyLimit  float64
+	MaxLatencyLimit  float64
+	ErrorShareLimit  float64
+	PacketLossLimit  float64
+	// ShiftExpiry is the lifetime of a zonal shift at AWS. The detector
+	// decides an extension (another zonal_shift) when less than half of it is
+	// left and the zone is still not healthy. Default 1h; AWS allows 1m to
+	// 3 days.
+	ShiftExpiry time.Duration
+	// HoldDown is how long a shifted zone must be healthy before the shift is
+	// cancelled. Default 15m.
+	HoldDown time.Duration
+	// DecisionTTL is how long after its window a decision may be applied
+	// (Decision.ExpiresAt). Default 5m.
+	DecisionTTL time.Duration
+}
+
+// Validate applies defaults to zero fields and checks the ranges.
+func (c *Config) Validate() error {
+	if c.Rule == "" {
+		c.Rule = "zonal_gray_failure"
+	}
+	if c.Resource == "" {
+		return errors.New("grayfailure config: resource is required")
+	}
+	def := func(p *float64, v float64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defDur(&c.Step, time.Minute)
+	def(&c.WarnRatio, 1.2)
+	def(&c.ShiftRatio, 1.3)
+	defInt(&c.Windows, 5)
+	defInt(&c.Required, 3)
+	defInt(&c.MinInstances, 2)
+	def(&c.MinRequests, 50)
+	def(&c.MinRequestsP99, 1000)
+	def(&c.MinLatencyDelta, 0.005)
+	def(&c.MinErrorShareDelta, 0.001)
+	def(&c.MinPacketLossDelta, 0.01)
+	def(&c.Significance, 0.001)
+	defDur(&c.ShiftExpiry, time.Hour)
+	defDur(&c.HoldDown, 15*time.Minute)
+	defDur(&c.DecisionTTL, 5*time.Minute)
+	switch {
+	case c.Step < time.Second:
+		return fmt.Errorf("grayfailure config: step %v is below 1s", c.Step)
+	case c.WarnRatio <= 1 || c.ShiftRatio < c.WarnRatio:
+		return fmt.Errorf("grayfailure config: need 1 < warn ratio (%v) <= shift ratio (%v)", c.WarnRatio, c.ShiftRatio)
+	case c.Windows < 1 || c.Windows > maxWindows:
+		return fmt.Errorf("grayfailure config: windows %d not in [1,%d]", c.Windows, maxWindows)
+	case c.Required < 1 || c.Required > c.Windows:
+		return fmt.Errorf("grayfailure config: required %d not in [1,windows=%d]", c.Required, c.Windows)
+	case c.MinInstances < 1:
+		return fmt.Errorf("grayfailure config: min instances %d below 1", c.MinInstances)
+	case c.Significance <= 0 || c.Significance >= 1:
+		return fmt.Errorf("grayfailure config: significance %v not in (0,1)", c.Significance)
+	case c.MinRequests < 0 || c.MinRequestsP99 < 0 || c.MinLatencyDelta < 0 || c.MinErrorShareDelta < 0 || c.MinPacketLossDelta < 0:
+		return errors.New("grayfailure config: minimums must not be negative")
+	case c.MeanLatencyLimit < 0 || c.P99LatencyLimit < 0 || c.MaxLatencyLimit < 0 || c.ErrorShareLimit < 0 || c.PacketLossLimit < 0:
+		return errors.New("grayfailure config: limits must not be negative")
+	case c.ShiftExpiry < time.Minute || c.ShiftExpiry > 72*time.Hour:
+		return fmt.Errorf("grayfailure config: shift expiry %v not in [1m,72h] (the AWS range)", c.ShiftExpiry)
+	case c.HoldDown < c.Step:
+		return fmt.Errorf("grayfailure config: hold-down %v shorter than step %v", c.HoldDown, c.Step)
+	case c.DecisionTTL <= 0:
+		return fmt.Errorf("grayfailure config: decision ttl %v not positive", c.DecisionTTL)
+	}
+	return nil
+}
