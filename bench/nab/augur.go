@@ -1,9 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 
 	"github.com/augur-ops/augur/detectors/anomaly"
 )
@@ -26,23 +30,142 @@ func configFlags(fs *flag.FlagSet) *anomaly.Config {
 	return c
 }
 
-// runAugur scores every file with a fresh series of augur's detector.
-func runAugur(files []dataFile, cfg anomaly.Config) ([][]float64, error) {
+// runAugur scores every file with a fresh series of augur's detector and
+// also returns the band alarm of every row.
+func runAugur(files []dataFile, cfg anomaly.Config) ([][]float64, [][]bool, error) {
 	d, err := anomaly.New(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([][]float64, len(files))
+	scores := make([][]float64, len(files))
+	alarms := make([][]bool, len(files))
 	for i, f := range files {
 		var s anomaly.State
-		out[i] = make([]float64, len(f.Values))
+		scores[i] = make([]float64, len(f.Values))
+		alarms[i] = make([]bool, len(f.Values))
 		for j, v := range f.Values {
-			out[i][j] = d.Update(&s, f.Times[j], v).Score
+			r := d.Update(&s, f.Times[j], v)
+			scores[i][j], alarms[i][j] = r.Score, r.Alarm
+		}
+	}
+	return scores, alarms, nil
+}
+
+// operational summarises detections at a fixed rule, outside NAB's scoring:
+// how late each labelled anomaly is caught and how often the rule fires
+// where nothing is labelled.
+type operational struct {
+	Windows, Detected  int
+	Delays             []float64 // minutes from the labelled anomaly to the first detection in its window
+	FalseAlarms        int       // detection onsets outside windows, after probation
+	DaysOutsideWindows float64
+}
+
+// measure applies fired (one bool per row) to the corpus. A detection is the
+// onset of a run of firing rows. A window counts as detected by its first
+// onset inside it; its delay is measured from the labelled anomaly time
+// (windows are centred on it, so early detections have negative delay).
+func measure(files []dataFile, labels map[string][]int64, fired [][]bool) operational {
+	var op operational
+	for i, f := range files {
+		prob := probationLength(len(f.Values))
+		inWindow := make([]int, len(f.Values))
+		for j := range inWindow {
+			inWindow[j] = -1
+		}
+		for w, win := range f.Windows {
+			for j := win[0]; j <= win[1]; j++ {
+				inWindow[j] = w
+			}
+		}
+		found := make([]bool, len(f.Windows))
+		outside := 0
+		for j := prob; j < len(f.Values); j++ {
+			if inWindow[j] < 0 {
+				outside++
+			}
+			if !fired[i][j] || (j > 0 && fired[i][j-1]) {
+				continue
+			}
+			w := inWindow[j]
+			switch {
+			case w < 0:
+				op.FalseAlarms++
+			case !found[w]:
+				found[w] = true
+				label := labelIn(labels[f.Name], f.Times[f.Windows[w][0]], f.Times[f.Windows[w][1]])
+				op.Delays = append(op.Delays, float64(f.Times[j]-label)/60)
+			}
+		}
+		op.Windows += len(f.Windows)
+		for _, ok := range found {
+			if ok {
+				op.Detected++
+			}
+		}
+		if len(f.Times) > 1 {
+			step := float64(f.Times[len(f.Times)-1]-f.Times[0]) / float64(len(f.Times)-1)
+			op.DaysOutsideWindows += float64(outside) * step / 86400
+		}
+	}
+	slices.Sort(op.Delays)
+	return op
+}
+
+// labelIn returns the labelled anomaly time inside [a, b], or a if none.
+func labelIn(labels []int64, a, b int64) int64 {
+	for _, l := range labels {
+		if l >= a && l <= b {
+			return l
+		}
+	}
+	return a
+}
+
+// loadLabels reads NAB's combined_labels.json as unix seconds per file.
+func loadLabels(dir string) (map[string][]int64, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "labels", "combined_labels.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	var m map[string][]string
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("decode labels: %w", err)
+	}
+	out := make(map[string][]int64, len(m))
+	for k, ts := range m {
+		for _, s := range ts {
+			t, err := parseTime(s)
+			if err != nil {
+				return nil, fmt.Errorf("label of %s: %w", k, err)
+			}
+			out[k] = append(out[k], t)
 		}
 	}
 	return out, nil
 }
 
-func printOperational(out io.Writer, files []dataFile, scores [][]float64) {
-	fmt.Fprint(out, "")
+func printOperational(out io.Writer, name string, op operational) {
+	med, p90 := quantile(op.Delays, 0.5), quantile(op.Delays, 0.9)
+	fmt.Fprintf(out, "%-28s windows detected %d/%d, delay from label median %.0f min (p90 %.0f), false alarms %d in %.0f days = %.2f/day\n",
+		name, op.Detected, op.Windows, med, p90, op.FalseAlarms, op.DaysOutsideWindows, float64(op.FalseAlarms)/op.DaysOutsideWindows)
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(q*float64(len(sorted)-1))]
+}
+
+// threshold returns one bool per row: score at or above t.
+func threshold(scores [][]float64, t float64) [][]bool {
+	out := make([][]bool, len(scores))
+	for i, s := range scores {
+		out[i] = make([]bool, len(s))
+		for j, v := range s {
+			out[i][j] = v >= t
+		}
+	}
+	return out
 }

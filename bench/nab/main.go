@@ -39,8 +39,9 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	var scores [][]float64
+	var alarms [][]bool
 	if *det == "augur" {
-		scores, err = runAugur(files, *cfg)
+		scores, alarms, err = runAugur(files, *cfg)
 		if err != nil {
 			return err
 		}
@@ -64,8 +65,16 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%-20s threshold %.6f raw %8.3f (null %.1f, perfect %.1f) normalised %6.2f\n",
 			r.Profile, r.Threshold, r.Raw, r.Null, r.Perfect, r.Normalized)
 	}
-	if *det == "augur" {
-		printOperational(out, files, scores)
+	// Operational view at rules fixed in advance: the detector's own
+	// DetectLevel (0.5, a 1e-5 tail probability) and, for augur, the
+	// band alarm (2 of 3 points outside forecast ± 2 sd).
+	labels, err := loadLabels(*dir)
+	if err != nil {
+		return err
+	}
+	printOperational(out, "score >= 0.5:", measure(files, labels, threshold(scores, 0.5)))
+	if alarms != nil {
+		printOperational(out, "band alarm (2 of 3 outside):", measure(files, labels, alarms))
 	}
 	return nil
 }

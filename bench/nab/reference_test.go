@@ -8,7 +8,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/augur-ops/augur/detectors/anomaly"
 )
+
+// minStandard is the floor for augur's standard-profile NAB score in tests,
+// just under the published number.
+const minStandard = 62.0
 
 // nabDir locates the NAB copy: $AUGUR_NAB_DIR, else the shared data folder
 // next to the repository.
@@ -109,4 +115,32 @@ func readTable(t *testing.T, path string) map[string]fileResult {
 		out[r[2]] = fileResult{File: r[2], Tally: Tally{Score: score, TP: num(r[5]), TN: num(r[6]), FP: num(r[7]), FN: num(r[8])}, Total: num(r[9])}
 	}
 	return out
+}
+
+// TestAugurNAB runs augur's detector over the corpus: a regression guard on
+// the published number (see bench/RESULTS-anomaly.md).
+func TestAugurNAB(t *testing.T) {
+	dir := nabDir(t)
+	files, err := loadCorpus(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := loadProfiles(filepath.Join(dir, "reference", "profiles.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scores, _, err := runAugur(files, anomaly.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range profiles {
+		r, err := evaluate(files, scores, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: normalised %.2f at threshold %.4f", p.Name, r.Normalized, r.Threshold)
+		if p.Name == "standard" && r.Normalized < minStandard {
+			t.Errorf("standard profile scored %.2f, below %.1f", r.Normalized, minStandard)
+		}
+	}
 }
