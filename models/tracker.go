@@ -2,6 +2,7 @@ package models
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/augur-ops/augur/models/internal/wire"
 )
@@ -190,6 +191,11 @@ func (t *Tracker) Scale(h int) float64 {
 func (t *Tracker) Interval(p float64, h int) Forecast {
 	s := t.Scale(h)
 	return Forecast{Point: p, Lower: p - t.kLo*s, Upper: p + t.kHi*s}
+}
+
+// MemoryBytes returns the memory t holds, itself included.
+func (t *Tracker) MemoryBytes() int {
+	return int(unsafe.Sizeof(*t)) + 8*(cap(t.points)+cap(t.scales))
 }
 
 // Scores are a forecaster's recent accuracy at the decision horizon.

@@ -17,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/augur-ops/augur/models"
 	"github.com/augur-ops/augur/models/fourier"
@@ -142,10 +144,8 @@ type Bank struct {
 	tr    models.Tracker
 	naive seasonal.Naive
 	hw    holtwinters.HoltWinters
-	// det and histBuf are work buffers of detection, not state.
-	det     seasonality.Detector
-	histBuf []float64
-	fr      fourier.Fourier
+
+	fr fourier.Fourier
 }
 
 // New returns a Bank for cfg.
@@ -161,7 +161,6 @@ func New(cfg Config) (*Bank, error) {
 	b.recent = make([]float64, b.h)
 	b.histW = max(1, int64(math.Round(float64(histBucket)/float64(cfg.Step))))
 	b.hist = make([]float64, histLen)
-	b.histBuf = make([]float64, 0, histLen)
 	b.reset()
 	return b, nil
 }
@@ -389,16 +388,24 @@ func (b *Bank) choose() {
 	b.served = best
 }
 
-// histSlice returns the complete history buckets, oldest first.
-func (b *Bank) histSlice() []float64 {
-	out := b.histBuf[:0]
+// detectWork is the scratch space of one detection. Banks share them
+// through detectPool: detection runs about once a day per series, so
+// keeping ~60 KB of buffers in every bank would waste memory.
+type detectWork struct {
+	det  seasonality.Detector
+	hist []float64
+}
+
+var detectPool = sync.Pool{New: func() any { return new(detectWork) }}
+
+// histSlice appends the complete history buckets, oldest first, to out.
+func (b *Bank) histSlice(out []float64) []float64 {
 	for bk := b.histB - histLen + 1; bk < b.histB; bk++ {
 		if bk < 0 {
 			continue
 		}
 		out = append(out, b.hist[models.FloorMod(bk, histLen)])
 	}
-	b.histBuf = out
 	return out
 }
 
@@ -406,7 +413,10 @@ func (b *Bank) histSlice() []float64 {
 // periods changed. It reports whether they did.
 func (b *Bank) detect() bool {
 	bucket := time.Duration(b.histW) * b.cfg.Step
-	res := b.det.Detect(b.histSlice(), bucket)
+	w := detectPool.Get().(*detectWork)
+	w.hist = b.histSlice(w.hist[:0])
+	res := w.det.Detect(w.hist, bucket)
+	detectPool.Put(w)
 	var p [2]int64
 	i := 0
 	if res.Daily {
@@ -511,6 +521,19 @@ func (b *Bank) Periods() []time.Duration {
 
 // Steps returns how many steps the bank has seen, gaps included.
 func (b *Bank) Steps() int64 { return b.n }
+
+// MemoryBytes returns the memory the bank holds: the struct and the backing
+// arrays of its buffers. Detection scratch space is shared between banks
+// and not counted.
+func (b *Bank) MemoryBytes() int {
+	n := int(unsafe.Sizeof(*b))
+	n += 8 * (cap(b.recent) + cap(b.hist))
+	n += b.naive.MemoryBytes() - int(unsafe.Sizeof(b.naive))
+	n += b.hw.MemoryBytes() - int(unsafe.Sizeof(b.hw))
+	n += b.fr.MemoryBytes() - int(unsafe.Sizeof(b.fr))
+	n += b.tr.MemoryBytes() - int(unsafe.Sizeof(b.tr))
+	return n
+}
 
 // Config returns the configuration with defaults applied.
 func (b *Bank) Config() Config { return b.cfg }

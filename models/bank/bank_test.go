@@ -208,3 +208,35 @@ func BenchmarkAppendBinary(b *testing.B) {
 		buf = bk.AppendBinary(buf[:0])
 	}
 }
+
+// TestStateSize checks the per-series memory and checkpoint size stay in
+// budget for the configurations the stream uses, at their largest (daily
+// and weekly seasonality both detected).
+func TestStateSize(t *testing.T) {
+	tests := []struct {
+		step, horizon time.Duration
+		weekly        bool
+	}{
+		{30 * time.Second, 5 * time.Minute, false},
+		{30 * time.Second, 5 * time.Minute, true},
+		{time.Minute, 5 * time.Minute, true},
+		{5 * time.Minute, 30 * time.Minute, true},
+	}
+	const budget = 64 << 10
+	for _, tt := range tests {
+		b, err := New(Config{Step: tt.step, Horizon: tt.horizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.periods = [2]int64{b.stepsOf(24 * time.Hour), 0}
+		if tt.weekly {
+			b.periods[1] = b.stepsOf(7 * 24 * time.Hour)
+		}
+		b.configure(true)
+		mem, ckpt := b.MemoryBytes(), len(b.AppendBinary(nil))
+		t.Logf("step %v horizon %v weekly %v: %d bytes in memory, %d bytes checkpoint", tt.step, tt.horizon, tt.weekly, mem, ckpt)
+		if mem > budget || ckpt > budget {
+			t.Errorf("step %v weekly %v: memory %d, checkpoint %d, budget %d", tt.step, tt.weekly, mem, ckpt, budget)
+		}
+	}
+}

@@ -9,6 +9,7 @@ package fourier
 import (
 	"errors"
 	"math"
+	"unsafe"
 
 	"github.com/augur-ops/augur/models"
 	"github.com/augur-ops/augur/models/internal/wire"
@@ -17,8 +18,9 @@ import (
 // MaxSeasons is the number of seasonalities a model can carry.
 const MaxSeasons = 2
 
-// MaxHarmonics bounds the Fourier order per seasonality.
-const MaxHarmonics = 8
+// MaxHarmonics bounds the Fourier order per seasonality (Prophet's defaults
+// are 4 daily and 3 weekly).
+const MaxHarmonics = 4
 
 // maxParams is the largest coefficient vector: level, slope and two
 // harmonics terms per order and season.
@@ -51,7 +53,7 @@ func (p Params) Validate() error {
 	}
 	for i, k := range p.Harmonics {
 		if p.Periods[i] > 1 && (k < 1 || k > MaxHarmonics) {
-			return errors.New("fourier harmonics must be in 1..8")
+			return errors.New("fourier harmonics must be in 1..4")
 		}
 	}
 	if !(p.Memory >= 2) {
@@ -386,4 +388,9 @@ func (m *Fourier) ReadBinary(r *wire.Reader) {
 		x := m.x[:m.p]
 		m.features(x, m.n-1)
 	}
+}
+
+// MemoryBytes returns the memory m holds, itself included.
+func (m *Fourier) MemoryBytes() int {
+	return int(unsafe.Sizeof(*m)) + m.Tracker.MemoryBytes() - int(unsafe.Sizeof(m.Tracker))
 }

@@ -7,6 +7,7 @@ package holtwinters
 import (
 	"errors"
 	"math"
+	"unsafe"
 
 	"github.com/augur-ops/augur/models"
 	"github.com/augur-ops/augur/models/internal/wire"
@@ -278,4 +279,9 @@ func (m *HoltWinters) ReadBinary(r *wire.Reader) {
 	if r.Err() == nil {
 		m.cacheDamp()
 	}
+}
+
+// MemoryBytes returns the memory m holds, itself included.
+func (m *HoltWinters) MemoryBytes() int {
+	return int(unsafe.Sizeof(*m)) + 8*cap(m.season) + m.Tracker.MemoryBytes() - int(unsafe.Sizeof(m.Tracker))
 }

@@ -5,6 +5,7 @@ package seasonal
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/augur-ops/augur/models"
 	"github.com/augur-ops/augur/models/internal/wire"
@@ -147,4 +148,9 @@ func (m *Naive) ReadBinary(r *wire.Reader) {
 	m.accSum = r.Float64()
 	m.accN = r.Float64()
 	m.Tracker.ReadBinary(r)
+}
+
+// MemoryBytes returns the memory m holds, itself included.
+func (m *Naive) MemoryBytes() int {
+	return int(unsafe.Sizeof(*m)) + 8*cap(m.ring) + m.Tracker.MemoryBytes() - int(unsafe.Sizeof(m.Tracker))
 }
