@@ -44,7 +44,7 @@ func runAugur(files []dataFile, cfg anomaly.Config) ([][]float64, [][]bool, erro
 		scores[i] = make([]float64, len(f.Values))
 		alarms[i] = make([]bool, len(f.Values))
 		for j, v := range f.Values {
-			r := d.Update(&s, f.Times[j], v)
+			r := d.Update(&s, f.Times[j]*1000, v)
 			scores[i][j], alarms[i][j] = r.Score, r.Alarm
 		}
 	}

@@ -5,10 +5,13 @@
 // State of under 2 KiB. The score combines
 //
 //   - forecast residuals: the sample against an EWMA forecast at a fast and a
-//     slow time scale, as a two-sided Gaussian tail;
+//     slow time scale, in units of the EWMA mean absolute residual, mapped
+//     to [0, 1] by a ramp between ZLow and ZHigh;
 //   - contextual novelty: the sample's quantised level following the two
 //     previous levels (a 3-gram over 16 levels of the running range) never
 //     seen before, or a level never seen at all;
+//   - spatial anomaly: a sample beyond the range seen so far by more than
+//     RangeTolerance of it scores 1 outright (as Numenta's NAB detector does);
 //
 // turned into an anomaly likelihood (the Gaussian tail of the recent mean raw
 // score against the long-run mean and spread of raw scores, as in Numenta's

