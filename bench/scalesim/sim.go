@@ -24,8 +24,8 @@ type scenario struct {
 
 // outcome is what a policy cost and missed.
 type outcome struct {
-	underMin float64 // minutes with demand above ready capacity
-	podHours float64 // pods that exist (starting or ready) × hours
+	underMin  float64 // minutes with demand above ready capacity
+	podHours  float64 // pods that exist (starting or ready) × hours
 	shortfall float64 // integral of unserved load, load × minutes
 }
 
