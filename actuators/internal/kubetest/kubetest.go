@@ -28,17 +28,24 @@ import (
 // AdminToken is the bearer token of the admin (system:masters) user.
 const AdminToken = "augur-test-admin-token"
 
+// Binaries are the programs .ci/kube/build.sh builds.
+var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+
 // BinDir returns the directory with the binaries: $AUGUR_KUBE_BIN, or
-// .ci/kube/bin of the repository this file is in. ok is false when
-// kube-apiserver is not there.
+// .ci/kube/bin of the repository this file is in. ok is false unless every
+// one of Binaries is there.
 func BinDir() (dir string, ok bool) {
 	dir = os.Getenv("AUGUR_KUBE_BIN")
 	if dir == "" {
 		_, file, _, _ := runtime.Caller(0)
 		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", ".ci", "kube", "bin")
 	}
-	_, err := os.Stat(filepath.Join(dir, "kube-apiserver"))
-	return dir, err == nil
+	for _, b := range Binaries {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			return dir, false
+		}
+	}
+	return dir, true
 }
 
 // Options selects what to start besides etcd and kube-apiserver.

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/augur-ops/augur/actuators"
+	"github.com/augur-ops/augur/actuators/kube"
+	"github.com/augur-ops/augur/actuators/zonalshift"
+)
+
+func init() {
+	commands["act"] = command{
+		summary: "carry out decisions from augur.decisions (Kubernetes, AWS ARC zonal shift)",
+		run:     runAct,
+	}
+}
+
+func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	cfg := actuators.DefaultConfig()
+	fs := newFlagSet("act", stdout)
+	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required)")
+	group := fs.String("group", "augur-act", "consumer group of the actuators")
+	mode := fs.String("mode", string(cfg.Mode), "global mode: off, dry-run or enforce")
+	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
+	kubeconfig := fs.String("kubeconfig", "", `kubeconfig path; "" uses the in-cluster config, "none" disables Kubernetes actions`)
+	arc := fs.Bool("zonal-shift", false, "enable AWS ARC zonal shifts (credentials and region from the AWS SDK's default chain)")
+	arcEndpoint := fs.String("zonal-shift-endpoint", "", "override the ARC endpoint (tests, VPC endpoints)")
+	deny := fs.String("deny-namespaces", strings.Join(cfg.DenyNamespaces, ","), "namespaces never touched")
+	allow := fs.String("allow-namespaces", "", "when set, the only namespaces touched")
+	kill := fs.String("kill-switch-file", "", "while this file exists every decision is refused")
+	actor := fs.String("actor", actHostname(cfg.Actor), "name of this instance in audit records and Events")
+	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics ("" disables)`)
+	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", cfg.DecisionsTopic, "topic consumed")
+	fs.StringVar(&cfg.ActionsTopic, "actions-topic", cfg.ActionsTopic, "topic the audit records go to")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *brokers == "" || *keyFile == "" {
+		fmt.Fprintln(stdout, "augur act: -brokers and -decision-key-file are required")
+		return errUsage
+	}
+	key, err := os.ReadFile(*keyFile)
+	if err != nil {
+		return fmt.Errorf("read decision key: %w", err)
+	}
+	cfg.DecisionKeys = [][]byte{[]byte(strings.TrimSpace(string(key)))}
+	cfg.Mode = actuators.Mode(*mode)
+	cfg.DenyNamespaces = actList(*deny)
+	cfg.AllowNamespaces = actList(*allow)
+	cfg.KillSwitchFile = *kill
+	cfg.Actor = *actor
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	apiM, err := actuators.NewAPIMetrics(reg)
+	if err != nil {
+		return err
+	}
+	var kx, zx actuators.Executor
+	if *kubeconfig != "none" {
+		rc, err := kubeRESTConfig(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		cs, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("kubernetes client: %w", err)
+		}
+		ex, err := kube.New(kube.DefaultConfig(), cs, apiM, log)
+		if err != nil {
+			return err
+		}
+		kx = ex
+	}
+	if *arc {
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("aws config: %w", err)
+		}
+		var opts []func(*arczonalshift.Options)
+		if *arcEndpoint != "" {
+			opts = append(opts, func(o *arczonalshift.Options) { o.BaseEndpoint = arcEndpoint })
+		}
+		ex, err := zonalshift.New(zonalshift.DefaultConfig(), zonalshift.NewClient(awsCfg, opts...), apiM, log)
+		if err != nil {
+			return err
+		}
+		zx = ex
+	}
+	cl, err := kgo.NewClient(append(actuators.ClientOptions(cfg, *group), kgo.SeedBrokers(strings.Split(*brokers, ",")...))...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	act, err := actuators.New(cfg, cl, kx, zx, reg, log)
+	if err != nil {
+		return err
+	}
+	if *metricsAddr != "" {
+		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	log.Info("actuator started", "mode", cfg.Mode, "kubernetes", kx != nil, "zonal_shift", zx != nil)
+	return act.Run(ctx)
+}
+
+func kubeRESTConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster kubernetes config (use -kubeconfig outside a cluster): %w", err)
+		}
+		return c, nil
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func actList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func actHostname(def string) string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return def
+}
