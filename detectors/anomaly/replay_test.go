@@ -104,3 +104,27 @@ func TestParseTimestamp(t *testing.T) {
 		}
 	}
 }
+
+func FuzzReplay(f *testing.F) {
+	in, err := os.ReadFile(filepath.Join("testdata", "ec2_request_latency_head.csv"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(in[:2000])
+	f.Add([]byte("timestamp,value\n1397114100,1\n1397114400,NaN\n"))
+	f.Add([]byte{0x1f, 0x8b, 0, 0})
+	d, err := New(Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var out bytes.Buffer
+		rows, err := Replay(&out, bytes.NewReader(b), d)
+		if err != nil {
+			return
+		}
+		if got := strings.Count(out.String(), "\n"); got != rows+1 {
+			t.Fatalf("%d output lines for %d rows", got, rows)
+		}
+	})
+}
