@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/augur-ops/augur/detectors/gpu"
+)
+
+// TestPAIJob1 replays the Alibaba PAI job where worker 6 becomes a straggler
+// mid-training: the detector must flag worker 6 after it emerges, within a
+// few windows, and no other worker.
+func TestPAIJob1(t *testing.T) {
+	f, err := os.Open("testdata/job_1_norm.csv.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	steps, err := load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := replay(steps, gpu.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Workers != 10 || res.Windows != 300 {
+		t.Fatalf("loaded %d workers, %d windows; want 10, 300", res.Workers, res.Windows)
+	}
+	if res.EmergedWorker != "6" {
+		t.Fatalf("onset found on worker %q, want 6", res.EmergedWorker)
+	}
+	if len(res.Flags) != 1 || res.Flags[0].Worker != "6" {
+		t.Fatalf("flags %+v, want worker 6 only", res.Flags)
+	}
+	delay := res.Flags[0].Window - res.EmergedWindow
+	if delay < 0 || delay > 5 {
+		t.Errorf("worker 6 flagged %d windows after onset, want 0..5", delay)
+	}
+	t.Logf("worker 6 flagged at iteration %d, %d windows (%d iterations) after onset at %d",
+		res.Flags[0].Iter, delay, res.Flags[0].Iter-res.EmergedIter, res.EmergedIter)
+}
+
+func TestRunOutput(t *testing.T) {
+	var b bytes.Buffer
+	if err := run("testdata/job_1_norm.csv.gz", &b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "flagged: worker 6 at iteration 1841") {
+		t.Errorf("output:\n%s", b.String())
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for name, in := range map[string]string{
+		"no columns": "a,b\n1,2\n",
+		"bad number": ",worker,gpu,time,batch_time_norm\n0,0,25,x,476\n",
+		"empty":      "",
+	} {
+		if _, err := load(strings.NewReader(in)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

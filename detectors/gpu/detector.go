@@ -1,0 +1,685 @@
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/augur-ops/augur/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Config configures a Detector. Zero fields take their defaults in Validate.
+type Config struct {
+	// Rule names the rule in decisions. Default "gpu_health".
+	Rule string
+	// Tenant is copied into decisions.
+	Tenant string
+	// TaintKey is the taint put on a node with a hardware fault. Default
+	// "augur.io/gpu-unhealthy"; the value is the reason (e.g. xid_79), the
+	// effect NoSchedule.
+	TaintKey string
+	// CordonOnFault cordons the node as well as tainting it. Default false.
+	CordonOnFault bool
+	// XIDActions maps XID codes to actions. Default DefaultXIDActions;
+	// codes not in the map alert.
+	XIDActions map[int]Action
+	// StragglerRatio: a member whose smoothed ratio to its job's median
+	// (step time; activity in either direction) reaches this is slow.
+	// Default 1.2, > 1.
+	StragglerRatio float64
+	// StragglerSmoothing is the weight of the newest window in the
+	// exponentially smoothed ratio, in (0,1]. Default 0.2.
+	StragglerSmoothing float64
+	// StragglerWindows is how many consecutive windows the smoothed ratio
+	// must stay at or above StragglerRatio. Default 3.
+	StragglerWindows int
+	// StragglerMinMembers is the smallest job (members reporting in the
+	// window, the member included) compared. Default 4.
+	StragglerMinMembers int
+	// StragglerCordon also decides taint_node (PreferNoSchedule) with cordon
+	// for a straggling GPU's node. Default false: alert only.
+	StragglerCordon bool
+	// BottleneckUtil (percent) and BottleneckRxBytes (bytes/s): a GPU less
+	// busy than BottleneckUtil while its pod receives more than
+	// BottleneckRxBytes for BottleneckWindows windows is input-bound.
+	// Defaults 50, 100e6 (100 MB/s), 3.
+	BottleneckUtil    float64
+	BottleneckRxBytes float64
+	BottleneckWindows int
+	// ThrottleMask selects the clock event reason bits that count as
+	// throttling. Default HW slowdown, SW and HW thermal, HW power brake (SW
+	// power capping is routine under full load and left out).
+	ThrottleMask uint64
+	// ThrottleShare is the share of time throttled, from the violation
+	// counters, that counts as a throttled window. Default 0.2.
+	ThrottleShare float64
+	// ThrottleWindows is how many consecutive throttled windows alert.
+	// Default 3.
+	ThrottleWindows int
+	// HoldDown is how long a tainted node must report healthy values before
+	// it is untainted. Default 30m.
+	HoldDown time.Duration
+	// DecisionTTL is how long after it was made a decision may be applied.
+	// Default 10m.
+	DecisionTTL time.Duration
+	// MaxMembers bounds the GPUs plus workers tracked; new ones beyond are
+	// ignored and counted (Dropped). Default 100000.
+	MaxMembers int
+}
+
+// Validate applies defaults and checks ranges.
+func (c *Config) Validate() error {
+	if c.Rule == "" {
+		c.Rule = "gpu_health"
+	}
+	if c.TaintKey == "" {
+		c.TaintKey = "augur.io/gpu-unhealthy"
+	}
+	if c.XIDActions == nil {
+		c.XIDActions = DefaultXIDActions
+	}
+	if c.StragglerRatio == 0 {
+		c.StragglerRatio = 1.2
+	}
+	if c.StragglerSmoothing == 0 {
+		c.StragglerSmoothing = 0.2
+	}
+	if c.StragglerWindows == 0 {
+		c.StragglerWindows = 3
+	}
+	if c.StragglerMinMembers == 0 {
+		c.StragglerMinMembers = 4
+	}
+	if c.BottleneckUtil == 0 {
+		c.BottleneckUtil = 50
+	}
+	if c.BottleneckRxBytes == 0 {
+		c.BottleneckRxBytes = 100e6
+	}
+	if c.BottleneckWindows == 0 {
+		c.BottleneckWindows = 3
+	}
+	if c.ThrottleMask == 0 {
+		c.ThrottleMask = defaultThrottleMask
+	}
+	if c.ThrottleShare == 0 {
+		c.ThrottleShare = 0.2
+	}
+	if c.ThrottleWindows == 0 {
+		c.ThrottleWindows = 3
+	}
+	if c.HoldDown == 0 {
+		c.HoldDown = 30 * time.Minute
+	}
+	if c.DecisionTTL == 0 {
+		c.DecisionTTL = 10 * time.Minute
+	}
+	if c.MaxMembers == 0 {
+		c.MaxMembers = 100000
+	}
+	switch {
+	case c.StragglerRatio <= 1:
+		return fmt.Errorf("gpu config: straggler ratio %v must be above 1", c.StragglerRatio)
+	case c.StragglerSmoothing <= 0 || c.StragglerSmoothing > 1:
+		return fmt.Errorf("gpu config: straggler smoothing %v not in (0,1]", c.StragglerSmoothing)
+	case c.StragglerWindows < 1 || c.BottleneckWindows < 1 || c.ThrottleWindows < 1:
+		return errors.New("gpu config: window counts must be at least 1")
+	case c.StragglerMinMembers < 3:
+		return fmt.Errorf("gpu config: straggler min members %d below 3 (a median of two has no majority)", c.StragglerMinMembers)
+	case c.BottleneckUtil < 0 || c.BottleneckUtil > 100:
+		return fmt.Errorf("gpu config: bottleneck util %v not in [0,100]", c.BottleneckUtil)
+	case c.BottleneckRxBytes < 0:
+		return errors.New("gpu config: bottleneck rx bytes negative")
+	case c.ThrottleShare <= 0 || c.ThrottleShare > 1:
+		return fmt.Errorf("gpu config: throttle share %v not in (0,1]", c.ThrottleShare)
+	case c.HoldDown < 0 || c.DecisionTTL <= 0:
+		return errors.New("gpu config: hold-down must not be negative and decision ttl must be positive")
+	case c.MaxMembers < 1:
+		return errors.New("gpu config: max members below 1")
+	}
+	return nil
+}
+
+// Sample is one DCGM (or companion) sample, resolved by the stream. See
+// NewSample for building one from a series' name and labels.
+type Sample struct {
+	Metric Metric
+	// Node is the Kubernetes node (Node(labels)); GPU the GPU on it
+	// (GPUID(labels)). Ignored for MetricNetRx.
+	Node, GPU string
+	// Pod is "namespace/pod" using the GPU (DCGM's Kubernetes mapping), or
+	// the pod a MetricNetRx sample is about. May be empty.
+	Pod string
+	// Job groups GPUs compared for stragglers (the rule's group_by label
+	// values, e.g. a training job's name); empty for no comparison.
+	Job string
+	// Ts is the event time, unix milliseconds.
+	Ts int64
+	// Value in the metric's unit (Lookup's scale applied; counters as
+	// per-second rates).
+	Value float64
+}
+
+// NewSample resolves a series into a Sample: the metric from its name, the
+// node from Hostname or hostname, the GPU, the pod, and the value scaled. ok
+// is false for metrics the detector does not use and for DCGM blank values.
+// job is the group key the stream computed from the rule's group_by labels.
+func NewSample(name string, label func(string) string, job string, ts int64, v float64) (s Sample, ok bool) {
+	e, known := metricNames[name]
+	if !known || Blank(name, v) {
+		return Sample{}, false
+	}
+	s = Sample{Metric: e.m, Pod: Pod(label), Job: job, Ts: ts, Value: v * e.scale}
+	if e.m != MetricNetRx {
+		s.Node, s.GPU = Node(label), GPUID(label)
+		if s.Node == "" {
+			return Sample{}, false
+		}
+	}
+	return s, true
+}
+
+// member is the straggler state of one GPU (activity) or worker (step
+// time): the window's sum, and the smoothed deviation from the job median.
+type member struct {
+	sum     float64
+	n       uint32
+	smooth  float64 // smoothed ratio; 0 before the first comparison
+	over    uint32  // consecutive windows at or above the ratio
+	flagged bool
+}
+
+type gpuKey struct{ node, gpu string }
+
+type gpuState struct {
+	node, gpu, job, pod string
+	act                 member
+	xid                 float64 // last value of the XID gauge
+	xidSeen             bool
+	xidBad              bool // the current XID is a taint code
+	remapBad            bool
+	utilSum             float64
+	utilN               uint32
+	reasons             uint64  // OR of the window's clock event reasons
+	thermal, power      float64 // max share of the window throttled
+	pcie                float64 // max PCIe receive rate in the window
+	throttleRun         uint32
+	throttleAlerted     bool
+	bottleRun           uint32
+	bottleAlerted       bool
+}
+
+type workerKey struct{ job, name string }
+
+type workerState struct {
+	job, name, node string
+	st              member
+}
+
+type nodeState struct {
+	tainted  bool
+	reason   string
+	bad      int32 // GPUs currently reporting a hardware fault
+	lastBad  int64 // event time of the last fault seen
+	lastSeen int64 // event time of the last health sample
+}
+
+type podRx struct {
+	rate float64
+	ts   int64
+}
+
+type job struct {
+	gpus    []int32
+	workers []int32
+}
+
+// Detector watches the GPUs of one rule. It is not safe for concurrent use.
+type Detector struct {
+	cfg      Config
+	gpus     []gpuState
+	gpuIdx   map[gpuKey]int32
+	workers  []workerState
+	wIdx     map[workerKey]int32
+	nodes    map[string]*nodeState
+	pods     map[string]podRx
+	jobs     map[string]*job
+	lastTick int64
+	dropped  uint64
+	scratch  []float64
+}
+
+// New returns a Detector for cfg.
+func New(cfg Config) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Detector{cfg: cfg, gpuIdx: map[gpuKey]int32{}, wIdx: map[workerKey]int32{},
+		nodes: map[string]*nodeState{}, pods: map[string]podRx{}, jobs: map[string]*job{}}, nil
+}
+
+// Config returns the validated configuration.
+func (d *Detector) Config() Config { return d.cfg }
+
+// Dropped is the number of samples ignored because MaxMembers was reached.
+func (d *Detector) Dropped() uint64 { return d.dropped }
+
+func (d *Detector) jobOf(name string) *job {
+	j := d.jobs[name]
+	if j == nil {
+		j = &job{}
+		d.jobs[name] = j
+	}
+	return j
+}
+
+func (d *Detector) gpu(s *Sample) *gpuState {
+	i, ok := d.gpuIdx[gpuKey{s.Node, s.GPU}]
+	if !ok {
+		if len(d.gpus)+len(d.workers) >= d.cfg.MaxMembers {
+			d.dropped++
+			return nil
+		}
+		i = int32(len(d.gpus))
+		d.gpus = append(d.gpus, gpuState{node: s.Node, gpu: s.GPU})
+		d.gpuIdx[gpuKey{s.Node, s.GPU}] = i
+		if d.nodes[s.Node] == nil {
+			d.nodes[s.Node] = &nodeState{}
+		}
+	}
+	g := &d.gpus[i]
+	if s.Job != g.job && s.Job != "" {
+		if g.job != "" {
+			j := d.jobOf(g.job)
+			j.gpus = slices.DeleteFunc(j.gpus, func(x int32) bool { return x == i })
+		}
+		g.job = s.Job
+		g.act = member{}
+		j := d.jobOf(s.Job)
+		j.gpus = append(j.gpus, i)
+	}
+	if s.Pod != "" && s.Pod != g.pod {
+		g.pod = s.Pod
+	}
+	return g
+}
+
+// Observe feeds one sample. Hardware faults are decided at once (taint and
+// alert); everything compared over time waits for Tick. The returned slice
+// is new and owned by the caller; nil (the common case) allocates nothing.
+func (d *Detector) Observe(s Sample) []*proto.Decision {
+	if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+		return nil
+	}
+	if s.Metric == MetricNetRx {
+		if s.Pod != "" {
+			if p, ok := d.pods[s.Pod]; ok || len(d.pods) < d.cfg.MaxMembers {
+				if s.Ts >= p.ts {
+					d.pods[s.Pod] = podRx{rate: s.Value, ts: s.Ts}
+				}
+			}
+		}
+		return nil
+	}
+	g := d.gpu(&s)
+	if g == nil {
+		return nil
+	}
+	n := d.nodes[g.node]
+	switch s.Metric {
+	case MetricXID:
+		n.lastSeen = max(n.lastSeen, s.Ts)
+		prev, seen := g.xid, g.xidSeen
+		g.xid, g.xidSeen = s.Value, true
+		code := int(s.Value)
+		act := ActionIgnore
+		if code != 0 {
+			var ok bool
+			if act, ok = d.cfg.XIDActions[code]; !ok {
+				act = ActionAlert
+			}
+		}
+		d.setBad(n, &g.xidBad, act == ActionTaint, s.Ts)
+		if code == 0 || (seen && prev == s.Value) {
+			return nil
+		}
+		reason := "xid_" + strconv.Itoa(code)
+		switch act {
+		case ActionTaint:
+			return d.fault(g, n, s.Ts, reason, fmt.Sprintf("GPU %s on node %s reported XID %d, a hardware or uncontained fault", g.gpu, g.node, code), s.Value)
+		case ActionAlert:
+			return []*proto.Decision{d.alert(s.Ts, g.node, "warning", reason, 1,
+				fmt.Sprintf("GPU %s on node %s reported XID %d (application-level fault)", g.gpu, g.node, code),
+				&proto.Evidence{Signal: "DCGM_FI_DEV_XID_ERRORS", Observed: s.Value, Values: map[string]float64{"xid": s.Value}})}
+		}
+	case MetricECCDBE:
+		n.lastSeen = max(n.lastSeen, s.Ts)
+		if s.Value > 0 {
+			n.lastBad = max(n.lastBad, s.Ts)
+			return d.fault(g, n, s.Ts, "ecc_dbe", fmt.Sprintf("GPU %s on node %s has new double-bit ECC errors (%.3g/s)", g.gpu, g.node, s.Value), s.Value)
+		}
+	case MetricRowRemapFailure:
+		n.lastSeen = max(n.lastSeen, s.Ts)
+		was := g.remapBad
+		d.setBad(n, &g.remapBad, s.Value >= 1, s.Ts)
+		if g.remapBad && !was {
+			return d.fault(g, n, s.Ts, "row_remap_failure", fmt.Sprintf("GPU %s on node %s failed to remap a memory row", g.gpu, g.node), s.Value)
+		}
+	case MetricUtil:
+		g.utilSum += s.Value
+		g.utilN++
+		g.act.sum += s.Value
+		g.act.n++
+	case MetricThrottleReasons:
+		if s.Value >= 0 && s.Value < 1<<53 {
+			g.reasons |= uint64(s.Value)
+		}
+	case MetricThermalViolation:
+		g.thermal = max(g.thermal, s.Value/1e6)
+	case MetricPowerViolation:
+		g.power = max(g.power, s.Value/1e6)
+	case MetricPCIeRx:
+		g.pcie = max(g.pcie, s.Value)
+	}
+	return nil
+}
+
+// setBad keeps the node's count of GPUs in a fault state in step with flag.
+func (d *Detector) setBad(n *nodeState, flag *bool, bad bool, ts int64) {
+	if bad {
+		n.lastBad = max(n.lastBad, ts)
+	}
+	if bad == *flag {
+		return
+	}
+	*flag = bad
+	if bad {
+		n.bad++
+	} else {
+		n.bad--
+	}
+}
+
+// fault decides taint_node (once per node until untainted) and a critical
+// alert.
+func (d *Detector) fault(g *gpuState, n *nodeState, ts int64, reason, summary string, v float64) []*proto.Decision {
+	ev := func() *proto.Evidence {
+		return &proto.Evidence{Signal: reason, Observed: proto.Finite(v),
+			Values: map[string]float64{"value": proto.Finite(v)}}
+	}
+	out := []*proto.Decision{d.alert(ts, g.node, "critical", reason, 1, summary, ev())}
+	if !n.tainted {
+		n.tainted, n.reason = true, reason
+		ch := &proto.Change{Node: g.node, Taint: &proto.Taint{Key: d.cfg.TaintKey, Value: reason, Effect: "NoSchedule"}, Cordon: d.cfg.CordonOnFault}
+		out = append(out, d.decision(ts, proto.KindTaintNode, "k8s/node/"+g.node, ch, ev(), 1, summary+": taint the node NoSchedule"))
+	}
+	return out
+}
+
+// ObserveStep feeds one step (mini-batch) time of a training worker, in any
+// unit shared by the job's workers. node may be empty.
+func (d *Detector) ObserveStep(jobName, worker, node string, ts int64, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 || jobName == "" {
+		return
+	}
+	i, ok := d.wIdx[workerKey{jobName, worker}]
+	if !ok {
+		if len(d.gpus)+len(d.workers) >= d.cfg.MaxMembers {
+			d.dropped++
+			return
+		}
+		i = int32(len(d.workers))
+		d.workers = append(d.workers, workerState{job: jobName, name: worker, node: node})
+		d.wIdx[workerKey{jobName, worker}] = i
+		j := d.jobOf(jobName)
+		j.workers = append(j.workers, i)
+	}
+	w := &d.workers[i]
+	if node != "" {
+		w.node = node
+	}
+	w.st.sum += v
+	w.st.n++
+}
+
+// Tick closes the window ending at end: it compares stragglers with their
+// job's peers, checks throttling and the input bottleneck, and untaints
+// nodes healthy for the hold-down. Work is linear in the GPUs and workers.
+// The returned slice is new and owned by the caller (nil when empty).
+func (d *Detector) Tick(end time.Time) []*proto.Decision {
+	ts := end.UnixMilli()
+	var out []*proto.Decision
+	for _, name := range sortedKeys(d.jobs) {
+		j := d.jobs[name]
+		out = d.stragglers(out, ts, name, j.gpus, true)
+		out = d.stragglers(out, ts, name, j.workers, false)
+	}
+	for i := range d.gpus {
+		out = d.gpuWindow(out, ts, &d.gpus[i])
+	}
+	for _, name := range sortedKeys(d.nodes) {
+		n := d.nodes[name]
+		if n.tainted && n.bad == 0 && n.lastSeen-n.lastBad >= d.cfg.HoldDown.Milliseconds() {
+			n.tainted = false
+			ch := &proto.Change{Node: name, Taint: &proto.Taint{Key: d.cfg.TaintKey, Value: n.reason, Effect: "NoSchedule"}}
+			ev := &proto.Evidence{Signal: n.reason, Values: map[string]float64{
+				"healthy_seconds": float64(n.lastSeen-n.lastBad) / 1000}}
+			out = append(out, d.decision(ts, proto.KindUntaintNode, "k8s/node/"+name, ch, ev, 1,
+				fmt.Sprintf("node %s healthy for %v since %s: remove the taint", name,
+					time.Duration(n.lastSeen-n.lastBad)*time.Millisecond, n.reason)))
+			n.reason = ""
+		}
+	}
+	// Forget pods not heard from in two windows.
+	if d.lastTick != 0 {
+		for k, p := range d.pods {
+			if p.ts < d.lastTick-(ts-d.lastTick) {
+				delete(d.pods, k)
+			}
+		}
+	}
+	d.lastTick = ts
+	return out
+}
+
+// sortedKeys gives deterministic iteration (decision order, tests). Called
+// once per window, not per sample.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// stragglers compares the window's values of one job's members (GPU
+// activity when act, else worker step time) with the job's median.
+func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, idx []int32, act bool) []*proto.Decision {
+	c := &d.cfg
+	get := func(i int32) *member {
+		if act {
+			return &d.gpus[i].act
+		}
+		return &d.workers[i].st
+	}
+	d.scratch = d.scratch[:0]
+	for _, i := range idx {
+		if m := get(i); m.n > 0 {
+			d.scratch = append(d.scratch, m.sum/float64(m.n))
+		}
+	}
+	if len(d.scratch) >= c.StragglerMinMembers {
+		slices.Sort(d.scratch)
+		k := len(d.scratch)
+		med := d.scratch[k/2]
+		if k%2 == 0 {
+			med = (d.scratch[k/2-1] + d.scratch[k/2]) / 2
+		}
+		for _, i := range idx {
+			m := get(i)
+			if m.n == 0 || med <= 0 {
+				continue
+			}
+			v := m.sum / float64(m.n)
+			r := v / med
+			if act && r > 0 && r < 1 {
+				r = 1 / r // activity: off in either direction
+			}
+			if act && v <= 0 {
+				r = math.Inf(1)
+			}
+			r = math.Min(r, 100)
+			if m.smooth == 0 {
+				m.smooth = r
+			} else {
+				m.smooth += c.StragglerSmoothing * (r - m.smooth)
+			}
+			switch {
+			case m.smooth >= c.StragglerRatio:
+				m.over++
+			case m.smooth < 1+(c.StragglerRatio-1)/2:
+				m.over, m.flagged = 0, false
+			default:
+				m.over = 0
+			}
+			if m.over >= uint32(c.StragglerWindows) && !m.flagged {
+				m.flagged = true
+				out = d.stragglerDecisions(out, ts, jobName, idx, i, act, med, v)
+			}
+		}
+	}
+	for _, i := range idx {
+		m := get(i)
+		m.sum, m.n = 0, 0
+	}
+	return out
+}
+
+func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName string, idx []int32, i int32, act bool, med, v float64) []*proto.Decision {
+	var name, node, signal string
+	if act {
+		g := &d.gpus[i]
+		name, node, signal = g.node+"/gpu"+g.gpu, g.node, "gpu_activity"
+	} else {
+		w := &d.workers[i]
+		name, node, signal = w.name, w.node, "step_time"
+	}
+	m := d.member(i, act)
+	ev := &proto.Evidence{Signal: signal, Observed: v, Peers: make(map[string]float64, len(idx)),
+		Values: map[string]float64{"ratio": m.smooth, "job_median": med, "windows_over": float64(m.over)}}
+	for _, j := range idx {
+		pm := d.member(j, act)
+		if act {
+			ev.Peers[d.gpus[j].node+"/gpu"+d.gpus[j].gpu] = pm.smooth
+		} else {
+			ev.Peers[d.workers[j].name] = pm.smooth
+		}
+	}
+	target := "k8s/node/" + node
+	if node == "" {
+		target = "job/" + jobName + "/" + name
+	}
+	summary := fmt.Sprintf("%s in job %s is a straggler: %s %.2fx the job's median for %d windows", name, jobName, signal, m.smooth, m.over)
+	out = append(out, d.alertTo(ts, target, "warning", "straggler", math.Min(1, (m.smooth-1)/(d.cfg.StragglerRatio-1)/2), summary, ev))
+	if d.cfg.StragglerCordon && node != "" {
+		ch := &proto.Change{Node: node, Taint: &proto.Taint{Key: d.cfg.TaintKey, Value: "straggler", Effect: "PreferNoSchedule"}, Cordon: true}
+		out = append(out, d.decision(ts, proto.KindTaintNode, target, ch, ev, 0.5, summary+": cordon the node"))
+	}
+	return out
+}
+
+func (d *Detector) member(i int32, act bool) *member {
+	if act {
+		return &d.gpus[i].act
+	}
+	return &d.workers[i].st
+}
+
+// gpuWindow checks throttling and the input bottleneck of one GPU.
+func (d *Detector) gpuWindow(out []*proto.Decision, ts int64, g *gpuState) []*proto.Decision {
+	c := &d.cfg
+	thermal := g.reasons&c.ThrottleMask&throttleThermal != 0 || g.thermal > c.ThrottleShare
+	power := g.reasons&c.ThrottleMask&throttlePower != 0 || g.power > c.ThrottleShare
+	if thermal || power {
+		g.throttleRun++
+	} else {
+		g.throttleRun, g.throttleAlerted = 0, false
+	}
+	if g.throttleRun >= uint32(c.ThrottleWindows) && !g.throttleAlerted {
+		g.throttleAlerted = true
+		reason := "power_throttling"
+		if thermal {
+			reason = "thermal_throttling"
+		}
+		out = append(out, d.alert(ts, g.node, "warning", reason, 1,
+			fmt.Sprintf("GPU %s on node %s clock-throttled (%s) for %d windows", g.gpu, g.node, reason, g.throttleRun),
+			&proto.Evidence{Signal: reason, Values: map[string]float64{"reasons": float64(g.reasons),
+				"thermal_share": g.thermal, "power_share": g.power}}))
+	}
+
+	util := math.NaN()
+	if g.utilN > 0 {
+		util = g.utilSum / float64(g.utilN)
+	}
+	rx, what := math.NaN(), ""
+	if p, ok := d.pods[g.pod]; ok && g.pod != "" && (d.lastTick == 0 || p.ts > ts-2*(ts-d.lastTick)) {
+		rx, what = p.rate, "network"
+	}
+	if math.IsNaN(rx) && g.pcie > 0 {
+		rx, what = g.pcie, "pcie"
+	}
+	if util < c.BottleneckUtil && rx > c.BottleneckRxBytes {
+		g.bottleRun++
+	} else if !math.IsNaN(util) {
+		g.bottleRun, g.bottleAlerted = 0, false
+	}
+	if g.bottleRun >= uint32(c.BottleneckWindows) && !g.bottleAlerted {
+		g.bottleAlerted = true
+		who := g.pod
+		if who == "" {
+			who = "GPU " + g.gpu
+		}
+		out = append(out, d.alert(ts, g.node, "warning", what+"_bottleneck", 1,
+			fmt.Sprintf("%s on node %s: GPU %.0f%% busy while receiving %.0f MB/s over the %s: the %s input is the bottleneck",
+				who, g.node, util, rx/1e6, what, what),
+			&proto.Evidence{Signal: what + "_rx_bytes", Observed: rx, Values: map[string]float64{"gpu_util_percent": util, "rx_bytes_per_second": rx}}))
+	}
+	g.utilSum, g.utilN, g.reasons, g.thermal, g.power, g.pcie = 0, 0, 0, 0, 0, 0
+	return out
+}
+
+// decision fills the fields every decision has.
+func (d *Detector) decision(ts int64, kind, target string, ch *proto.Change, ev *proto.Evidence, conf float64, summary string) *proto.Decision {
+	at := time.UnixMilli(ts).UTC()
+	return &proto.Decision{
+		Id:         proto.DecisionID(d.cfg.Rule, kind, target, ch, ts),
+		Kind:       kind,
+		Target:     target,
+		Rule:       d.cfg.Rule,
+		Desired:    ch,
+		Evidence:   ev,
+		Confidence: conf,
+		CreatedAt:  timestamppb.New(at),
+		ExpiresAt:  timestamppb.New(at.Add(d.cfg.DecisionTTL)),
+		Tenant:     d.cfg.Tenant,
+		Summary:    summary,
+	}
+}
+
+// alert builds an alert about a node.
+func (d *Detector) alert(ts int64, node, severity, reason string, conf float64, summary string, ev *proto.Evidence) *proto.Decision {
+	return d.alertTo(ts, "k8s/node/"+node, severity, reason, conf, summary, ev)
+}
+
+func (d *Detector) alertTo(ts int64, target, severity, reason string, conf float64, summary string, ev *proto.Evidence) *proto.Decision {
+	ch := &proto.Change{Alert: &proto.Alert{Severity: severity, Reason: reason}}
+	return d.decision(ts, proto.KindAlert, target, ch, ev, conf, summary)
+}
+
+// Tainted reports whether the detector has decided a taint on node that it
+// has not yet lifted.
+func (d *Detector) Tainted(node string) bool {
+	n := d.nodes[node]
+	return n != nil && n.tainted
+}

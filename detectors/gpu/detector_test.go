@@ -1,0 +1,444 @@
+package gpu
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func ms(min int) int64 { return t0.Add(time.Duration(min) * time.Minute).UnixMilli() }
+
+func newDet(t testing.TB, cfg Config) *Detector {
+	t.Helper()
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func labels(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func summary(ds []*proto.Decision) []string {
+	var out []string
+	for _, d := range ds {
+		s := d.GetKind() + " " + d.GetTarget()
+		if a := d.GetDesired().GetAlert(); a != nil {
+			s += " " + a.GetSeverity() + ":" + a.GetReason()
+		}
+		if tn := d.GetDesired().GetTaint(); tn != nil {
+			s += " " + tn.GetKey() + "=" + tn.GetValue() + ":" + tn.GetEffect()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestNewSample(t *testing.T) {
+	tests := []struct {
+		name   string
+		metric string
+		lbls   map[string]string
+		v      float64
+		ok     bool
+		want   Sample
+	}{
+		{"Hostname", "DCGM_FI_DEV_XID_ERRORS", map[string]string{"Hostname": "n1", "gpu": "0"}, 79, true,
+			Sample{Metric: MetricXID, Node: "n1", GPU: "0", Value: 79}},
+		{"hostname", "DCGM_FI_DEV_GPU_UTIL", map[string]string{"hostname": "n2", "UUID": "GPU-abc", "pod": "p", "namespace": "ns"}, 40, true,
+			Sample{Metric: MetricUtil, Node: "n2", GPU: "GPU-abc", Pod: "ns/p", Value: 40}},
+		{"ratio scaled to percent", "DCGM_FI_PROF_GR_ENGINE_ACTIVE", map[string]string{"Hostname": "n1", "gpu": "1"}, 0.25, true,
+			Sample{Metric: MetricUtil, Node: "n1", GPU: "1", Value: 25}},
+		{"new throttle name", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS", map[string]string{"Hostname": "n1", "gpu": "1"}, 0x40, true,
+			Sample{Metric: MetricThrottleReasons, Node: "n1", GPU: "1", Value: 0x40}},
+		{"int64 blank", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", map[string]string{"Hostname": "n1", "gpu": "0"}, float64(0x7ffffffffffffff0), false, Sample{}},
+		{"float blank", "DCGM_FI_PROF_GR_ENGINE_ACTIVE", map[string]string{"Hostname": "n1", "gpu": "0"}, math.Pow(2, 47), false, Sample{}},
+		{"large int is not a float blank", "DCGM_FI_PROF_PCIE_RX_BYTES", map[string]string{"Hostname": "n1", "gpu": "0"}, math.Pow(2, 48), true,
+			Sample{Metric: MetricPCIeRx, Node: "n1", GPU: "0", Value: math.Pow(2, 48)}},
+		{"NaN", "DCGM_FI_DEV_GPU_UTIL", map[string]string{"Hostname": "n1", "gpu": "0"}, math.NaN(), false, Sample{}},
+		{"no host", "DCGM_FI_DEV_GPU_UTIL", map[string]string{"gpu": "0"}, 1, false, Sample{}},
+		{"unknown metric", "DCGM_FI_DEV_FB_FREE", map[string]string{"Hostname": "n1"}, 1, false, Sample{}},
+		{"network", "container_network_receive_bytes_total", map[string]string{"pod": "p", "namespace": "ns"}, 2e8, true,
+			Sample{Metric: MetricNetRx, Pod: "ns/p", Value: 2e8}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, ok := NewSample(tc.metric, labels(tc.lbls), "", 0, tc.v)
+			if ok != tc.ok || s != tc.want {
+				t.Errorf("NewSample = %+v, %v; want %+v, %v", s, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func xid(node string, code float64, min int) Sample {
+	return Sample{Metric: MetricXID, Node: node, GPU: "0", Ts: ms(min), Value: code}
+}
+
+func TestXIDActions(t *testing.T) {
+	for code, want := range map[int][]string{
+		13:  {"alert k8s/node/n1 warning:xid_13"},
+		31:  {"alert k8s/node/n1 warning:xid_31"},
+		43:  {"alert k8s/node/n1 warning:xid_43"},
+		45:  {"alert k8s/node/n1 warning:xid_45"},
+		48:  {"alert k8s/node/n1 critical:xid_48", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_48:NoSchedule"},
+		64:  {"alert k8s/node/n1 critical:xid_64", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_64:NoSchedule"},
+		74:  {"alert k8s/node/n1 critical:xid_74", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_74:NoSchedule"},
+		79:  {"alert k8s/node/n1 critical:xid_79", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_79:NoSchedule"},
+		92:  {"alert k8s/node/n1 critical:xid_92", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_92:NoSchedule"},
+		95:  {"alert k8s/node/n1 critical:xid_95", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_95:NoSchedule"},
+		119: {"alert k8s/node/n1 critical:xid_119", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_119:NoSchedule"},
+		120: {"alert k8s/node/n1 critical:xid_120", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_120:NoSchedule"},
+		63:  nil,
+		999: {"alert k8s/node/n1 warning:xid_999"},
+	} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			d := newDet(t, Config{})
+			d.Observe(xid("n1", 0, 0))
+			got := summary(d.Observe(xid("n1", float64(code), 1)))
+			if !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+			// The gauge keeps its last value: no repeat decisions.
+			if again := d.Observe(xid("n1", float64(code), 2)); len(again) != 0 {
+				t.Errorf("repeated sample decided %v", summary(again))
+			}
+		})
+	}
+}
+
+func TestHardwareCountersAndUntaint(t *testing.T) {
+	d := newDet(t, Config{HoldDown: 10 * time.Minute})
+	dbe := func(v float64, min int) Sample {
+		return Sample{Metric: MetricECCDBE, Node: "n1", GPU: "1", Ts: ms(min), Value: v}
+	}
+	remap := func(v float64, min int) Sample {
+		return Sample{Metric: MetricRowRemapFailure, Node: "n2", GPU: "0", Ts: ms(min), Value: v}
+	}
+	var got []string
+	got = append(got, summary(d.Observe(dbe(0, 0)))...)
+	got = append(got, summary(d.Observe(dbe(0.5, 1)))...)
+	got = append(got, summary(d.Observe(dbe(0.1, 2)))...) // node already tainted: alert only
+	got = append(got, summary(d.Observe(remap(1, 2)))...)
+	got = append(got, summary(d.Observe(remap(1, 3)))...)
+	want := []string{
+		"alert k8s/node/n1 critical:ecc_dbe", "taint_node k8s/node/n1 augur.io/gpu-unhealthy=ecc_dbe:NoSchedule",
+		"alert k8s/node/n1 critical:ecc_dbe",
+		"alert k8s/node/n2 critical:row_remap_failure", "taint_node k8s/node/n2 augur.io/gpu-unhealthy=row_remap_failure:NoSchedule",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	// n1 healthy from minute 3; n2 keeps reporting the remap failure.
+	var untaint []string
+	var at []int
+	for m := 3; m <= 20; m++ {
+		d.Observe(dbe(0, m))
+		d.Observe(remap(1, m))
+		for _, s := range summary(d.Tick(t0.Add(time.Duration(m) * time.Minute))) {
+			untaint = append(untaint, s)
+			at = append(at, m)
+		}
+	}
+	if !slices.Equal(untaint, []string{"untaint_node k8s/node/n1 augur.io/gpu-unhealthy=ecc_dbe:NoSchedule"}) || at[0] != 12 {
+		t.Fatalf("untaint %v at %v, want n1 at minute 12", untaint, at)
+	}
+	if !d.Tainted("n2") || d.Tainted("n1") {
+		t.Errorf("tainted n1=%v n2=%v", d.Tainted("n1"), d.Tainted("n2"))
+	}
+}
+
+func TestXIDClearsAfterReset(t *testing.T) {
+	d := newDet(t, Config{HoldDown: 5 * time.Minute})
+	d.Observe(xid("n1", 79, 0))
+	var got []string
+	for m := 1; m <= 12; m++ {
+		v := 79.0
+		if m >= 4 {
+			v = 0 // the GPU was reset: the exporter's gauge starts over
+		}
+		d.Observe(xid("n1", v, m))
+		got = append(got, summary(d.Tick(t0.Add(time.Duration(m)*time.Minute)))...)
+	}
+	if !slices.Equal(got, []string{"untaint_node k8s/node/n1 augur.io/gpu-unhealthy=xid_79:NoSchedule"}) {
+		t.Errorf("got %v", got)
+	}
+}
+
+func TestThrottleAndBottleneck(t *testing.T) {
+	tests := []struct {
+		name    string
+		samples func(min int) []Sample
+		want    []string
+	}{
+		{"thermal reasons", func(int) []Sample {
+			return []Sample{{Metric: MetricThrottleReasons, Value: ThrottleHWThermal}}
+		}, []string{"alert k8s/node/n1 warning:thermal_throttling"}},
+		{"power violation counter", func(int) []Sample {
+			return []Sample{{Metric: MetricPowerViolation, Value: 5e5}} // throttled half the time
+		}, []string{"alert k8s/node/n1 warning:power_throttling"}},
+		{"sw power cap is routine", func(int) []Sample {
+			return []Sample{{Metric: MetricThrottleReasons, Value: ThrottleSWPowerCap | ThrottleGPUIdle}}
+		}, nil},
+		{"idle GPU, saturated network", func(int) []Sample {
+			return []Sample{{Metric: MetricUtil, Value: 30}, {Metric: MetricNetRx, Pod: "ns/train-0", Value: 300e6}}
+		}, []string{"alert k8s/node/n1 warning:network_bottleneck"}},
+		{"busy GPU, saturated network", func(int) []Sample {
+			return []Sample{{Metric: MetricUtil, Value: 90}, {Metric: MetricNetRx, Pod: "ns/train-0", Value: 300e6}}
+		}, nil},
+		{"idle GPU, quiet network", func(int) []Sample {
+			return []Sample{{Metric: MetricUtil, Value: 10}, {Metric: MetricNetRx, Pod: "ns/train-0", Value: 1e6}}
+		}, nil},
+		{"idle GPU, busy PCIe, no network series", func(int) []Sample {
+			return []Sample{{Metric: MetricUtil, Value: 20}, {Metric: MetricPCIeRx, Value: 2e9}}
+		}, []string{"alert k8s/node/n1 warning:pcie_bottleneck"}},
+		{"two throttled windows only", func(m int) []Sample {
+			if m%3 == 0 {
+				return nil
+			}
+			return []Sample{{Metric: MetricThrottleReasons, Value: ThrottleHWSlowdown}}
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDet(t, Config{})
+			var got []string
+			for m := 1; m <= 10; m++ {
+				for _, s := range tc.samples(m) {
+					if s.Metric != MetricNetRx {
+						s.Node, s.GPU, s.Pod = "n1", "0", "ns/train-0"
+					}
+					s.Ts = ms(m) - 1000
+					got = append(got, summary(d.Observe(s))...)
+				}
+				got = append(got, summary(d.Tick(t0.Add(time.Duration(m)*time.Minute)))...)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestActivityStraggler(t *testing.T) {
+	d := newDet(t, Config{StragglerCordon: true})
+	var got []string
+	for m := 1; m <= 20; m++ {
+		for g := range 8 {
+			v := 80.0 + float64(g%3)
+			if g == 5 && m >= 8 {
+				v = 50 // a GPU far less busy than its peers: smoothed 1.22, 1.30, 1.37 from minute 9
+			}
+			d.Observe(Sample{Metric: MetricUtil, Node: "n" + strconv.Itoa(g/4), GPU: strconv.Itoa(g % 4), Job: "ns/llm", Ts: ms(m) - 1000, Value: v})
+		}
+		for _, s := range summary(d.Tick(t0.Add(time.Duration(m) * time.Minute))) {
+			got = append(got, strconv.Itoa(m)+" "+s)
+		}
+	}
+	want := []string{
+		"11 alert k8s/node/n1 warning:straggler",
+		"11 taint_node k8s/node/n1 augur.io/gpu-unhealthy=straggler:PreferNoSchedule",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestStepStragglerEvidence(t *testing.T) {
+	d := newDet(t, Config{})
+	var decs []*proto.Decision
+	for m := 1; m <= 10; m++ {
+		for w := range 5 {
+			v := 1.0
+			if w == 2 {
+				v = 2
+			}
+			d.ObserveStep("job", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), ms(m), v)
+		}
+		decs = append(decs, d.Tick(t0.Add(time.Duration(m)*time.Minute))...)
+	}
+	if len(decs) != 1 {
+		t.Fatalf("decisions %v", summary(decs))
+	}
+	dec := decs[0]
+	if dec.GetTarget() != "k8s/node/node-2" || dec.GetEvidence().GetSignal() != "step_time" ||
+		dec.GetEvidence().GetValues()["ratio"] != 2 || len(dec.GetEvidence().GetPeers()) != 5 {
+		t.Errorf("decision %v", dec)
+	}
+	if want := proto.DecisionID(dec.GetRule(), dec.GetKind(), dec.GetTarget(), dec.GetDesired(), ms(3)); dec.GetId() != want {
+		t.Errorf("id %s, want %s (window 3)", dec.GetId(), want)
+	}
+	if _, err := proto.MarshalJSON(dec); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, c := range map[string]Config{
+		"ratio 1":        {StragglerRatio: 1},
+		"smoothing 2":    {StragglerSmoothing: 2},
+		"two members":    {StragglerMinMembers: 2},
+		"util 150":       {BottleneckUtil: 150},
+		"throttle share": {ThrottleShare: 1.5},
+		"negative hold":  {HoldDown: -time.Second},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	c := Config{}
+	if err := c.Validate(); err != nil || c.StragglerRatio != 1.2 || c.BottleneckRxBytes != 100e6 || c.TaintKey != "augur.io/gpu-unhealthy" {
+		t.Errorf("defaults %+v %v", c, err)
+	}
+}
+
+// feed runs a mixed workload through d for minutes [from, to).
+func feed(d *Detector, from, to int) []*proto.Decision {
+	var out []*proto.Decision
+	for m := from; m < to; m++ {
+		for g := range 6 {
+			node := "n" + strconv.Itoa(g/2)
+			v := 70.0
+			if g == 3 && m > 5 {
+				v = 30
+			}
+			out = append(out, d.Observe(Sample{Metric: MetricUtil, Node: node, GPU: strconv.Itoa(g % 2), Job: "j", Pod: "ns/p" + strconv.Itoa(g), Ts: ms(m), Value: v})...)
+			out = append(out, d.Observe(Sample{Metric: MetricXID, Node: node, GPU: strconv.Itoa(g % 2), Ts: ms(m), Value: map[bool]float64{true: 79}[g == 0 && m >= 4 && m < 8]})...)
+		}
+		out = append(out, d.Observe(Sample{Metric: MetricNetRx, Pod: "ns/p3", Ts: ms(m), Value: 5e8})...)
+		d.ObserveStep("j", "w1", "", ms(m), 1)
+		out = append(out, d.Tick(t0.Add(time.Duration(m)*time.Minute))...)
+	}
+	return out
+}
+
+func TestCheckpointRoundTrip(t *testing.T) {
+	cfg := Config{HoldDown: 10 * time.Minute}
+	ref := newDet(t, cfg)
+	want := feed(ref, 1, 40)
+
+	a := newDet(t, cfg)
+	got := feed(a, 1, 9)
+	st, err := a.AppendBinary([]byte{0xff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newDet(t, cfg)
+	if err := b.UnmarshalBinary(st[1:]); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := b.MarshalBinary()
+	if !bytes.Equal(again, st[1:]) {
+		t.Fatal("state differs after a round trip")
+	}
+	got = append(got, feed(b, 9, 40)...)
+	if !slices.Equal(summary(got), summary(want)) {
+		t.Fatalf("restored:\n%v\nwant:\n%v", summary(got), summary(want))
+	}
+	for i := range got {
+		if got[i].GetId() != want[i].GetId() {
+			t.Errorf("decision %d id differs", i)
+		}
+	}
+	kinds := map[string]bool{}
+	for _, dcs := range want {
+		kinds[dcs.GetKind()+":"+dcs.GetDesired().GetAlert().GetReason()] = true
+	}
+	for _, k := range []string{"taint_node:", "untaint_node:", "alert:xid_79", "alert:straggler", "alert:network_bottleneck"} {
+		if !kinds[k] {
+			t.Errorf("scenario lacks %s: %v", k, summary(want))
+		}
+	}
+}
+
+func TestUnmarshalBinaryErrors(t *testing.T) {
+	d := newDet(t, Config{})
+	feed(d, 1, 6)
+	good, _ := d.MarshalBinary()
+	for name, b := range map[string][]byte{
+		"empty":     {},
+		"version":   append([]byte{2}, good[1:]...),
+		"truncated": good[:len(good)-3],
+		"trailing":  append(slices.Clone(good), 1),
+	} {
+		if err := d.UnmarshalBinary(b); !errors.Is(err, ErrBadState) {
+			t.Errorf("%s: error %v, want ErrBadState", name, err)
+		}
+	}
+	after, _ := d.MarshalBinary()
+	if !bytes.Equal(after, good) {
+		t.Error("failed UnmarshalBinary changed the state")
+	}
+}
+
+func FuzzUnmarshalBinary(f *testing.F) {
+	d, _ := New(Config{})
+	f.Add([]byte{})
+	feed(d, 1, 8)
+	st, _ := d.MarshalBinary()
+	f.Add(st)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, _ := New(Config{MaxMembers: 1000})
+		if err := d.UnmarshalBinary(b); err != nil {
+			return
+		}
+		out, err := d.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out, b) {
+			t.Fatal("accepted state does not round-trip")
+		}
+		feed(d, 1, 3) // must not panic
+	})
+}
+
+func BenchmarkObserve(b *testing.B) {
+	d, _ := New(Config{})
+	samples := make([]Sample, 0, 64)
+	for g := range 64 {
+		samples = append(samples, Sample{Metric: MetricUtil, Node: "node-" + strconv.Itoa(g/8), GPU: strconv.Itoa(g % 8), Job: "j", Value: 70})
+	}
+	for _, s := range samples {
+		d.Observe(s)
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		s := &samples[i%len(samples)]
+		s.Ts++
+		d.Observe(*s)
+		i++
+	}
+}
+
+func BenchmarkTick(b *testing.B) {
+	d, _ := New(Config{})
+	const gpus = 1024
+	samples := make([]Sample, 0, gpus)
+	for g := range gpus {
+		samples = append(samples, Sample{Metric: MetricUtil, Node: "node-" + strconv.Itoa(g/8), GPU: strconv.Itoa(g % 8),
+			Job: "job-" + strconv.Itoa(g/64), Value: 70 + float64(g%5)})
+	}
+	m := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		m++
+		for _, s := range samples {
+			s.Ts = ms(m)
+			d.Observe(s)
+		}
+		d.Tick(t0.Add(time.Duration(m) * time.Minute))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/gpus, "ns/gpu")
+}
