@@ -19,6 +19,11 @@ package models
 // values.
 const MaxSlots = 2016
 
+// MaxPeriod bounds a season's length in steps (a week at 1-second steps);
+// decoders reject longer ones so a hostile checkpoint cannot make seeding
+// loop for ever.
+const MaxPeriod = 7 * 24 * 3600
+
 // SlotLayout returns how a season of period steps is stored: slots values of
 // width steps each. slots*width ≥ period, and equals it when period divides
 // evenly (the usual case: daily or weekly at 1- or 5-minute steps).

@@ -235,8 +235,8 @@ func (m *Fourier) Update(y, naiveH float64) {
 func (m *Fourier) Fit(q int64, y, weight float64) float64 { return m.fit(q, y, weight) }
 
 func (m *Fourier) fit(q int64, y, weight float64) float64 {
-	for q-m.anchor >= 2*m.unit {
-		m.shiftAnchor()
+	if d := (q - m.anchor) / m.unit; d >= 2 {
+		m.shiftAnchor(d - 1)
 	}
 	p := m.p
 	x := m.x[:p]
@@ -285,17 +285,19 @@ func (m *Fourier) fit(q int64, y, weight float64) float64 {
 	return e
 }
 
-// shiftAnchor moves the trend origin one unit forward and rewrites the
+// shiftAnchor moves the trend origin k units forward and rewrites the
 // coefficients and their covariance so that every forecast is unchanged.
-func (m *Fourier) shiftAnchor() {
+// In live use k is 1 once a day; a larger k follows a long gap.
+func (m *Fourier) shiftAnchor(k int64) {
 	p := m.p
-	m.anchor += m.unit
-	m.theta[0] += m.theta[1]
-	for i := 0; i < p; i++ { // column 0 += column 1
-		m.cov[i*p] += m.cov[i*p+1]
+	d := float64(k)
+	m.anchor += k * m.unit
+	m.theta[0] += d * m.theta[1]
+	for i := 0; i < p; i++ { // column 0 += d × column 1
+		m.cov[i*p] += d * m.cov[i*p+1]
 	}
-	for j := 0; j < p; j++ { // row 0 += row 1
-		m.cov[j] += m.cov[p+j]
+	for j := 0; j < p; j++ { // row 0 += d × row 1
+		m.cov[j] += d * m.cov[p+j]
 	}
 }
 

@@ -29,7 +29,7 @@ func TestShiftAnchorKeepsForecasts(t *testing.T) {
 		}
 	}
 	before := m.Forecast(10).Point
-	m.shiftAnchor()
+	m.shiftAnchor(3)
 	if after := m.Forecast(10).Point; math.Abs(after-before) > 1e-9 {
 		t.Errorf("shift changed the forecast: %.12f -> %.12f", before, after)
 	}

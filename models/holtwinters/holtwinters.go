@@ -265,6 +265,9 @@ func (m *HoltWinters) ReadBinary(r *wire.Reader) {
 	if r.Err() == nil && m.p.Validate() != nil {
 		r.Fail(wire.ErrInvalid)
 	}
+	if r.Err() == nil && m.period > models.MaxPeriod {
+		r.Fail(wire.ErrInvalid)
+	}
 	m.period = int(r.Int64())
 	m.width = int(r.Int64())
 	m.season = r.Floats(m.season, models.MaxSlots)

@@ -144,6 +144,9 @@ func (m *Naive) ReadBinary(r *wire.Reader) {
 	if r.Err() == nil && (m.width < 1 || len(m.ring) < 1 || m.period != m.width*len(m.ring)) {
 		r.Fail(wire.ErrInvalid)
 	}
+	if r.Err() == nil && m.period > models.MaxPeriod {
+		r.Fail(wire.ErrInvalid)
+	}
 	m.n = r.Int64()
 	m.accSum = r.Float64()
 	m.accN = r.Float64()
