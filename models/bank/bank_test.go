@@ -181,6 +181,29 @@ func BenchmarkUpdate(b *testing.B) {
 	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
 }
 
+// BenchmarkUpdateDailyWeekly is BenchmarkUpdate with both seasonalities
+// active, the most expensive configuration (16 Fourier coefficients).
+func BenchmarkUpdateDailyWeekly(b *testing.B) {
+	bk, _ := New(Config{Horizon: 5 * time.Minute})
+	ts, vs := synth(3*1440, 4)
+	for i := range ts {
+		bk.Update(ts[i], vs[i])
+	}
+	bk.periods = [2]int64{bk.stepsOf(24 * time.Hour), bk.stepsOf(7 * 24 * time.Hour)}
+	bk.configure(true)
+	bk.nextCheck = math.MaxInt64 // keep the configuration under test
+	t := ts[len(ts)-1]
+	i := 0
+	b.ReportAllocs()
+	c0 := cpuTime()
+	for b.Loop() {
+		t += 60_000
+		bk.Update(t, vs[i%len(vs)])
+		i++
+	}
+	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
+}
+
 // BenchmarkForecast measures one served forecast with its interval.
 func BenchmarkForecast(b *testing.B) {
 	bk, _ := New(Config{Horizon: 5 * time.Minute})
@@ -202,11 +225,11 @@ func BenchmarkAppendBinary(b *testing.B) {
 		bk.Update(ts[i], vs[i])
 	}
 	buf := bk.AppendBinary(nil)
-	b.ReportMetric(float64(len(buf)), "state_bytes")
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = bk.AppendBinary(buf[:0])
 	}
+	b.ReportMetric(float64(len(buf)), "state-bytes")
 }
 
 // TestStateSize checks the per-series memory and checkpoint size stay in
