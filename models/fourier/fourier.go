@@ -230,8 +230,9 @@ func (m *Fourier) Update(y, naiveH float64) {
 // Fit folds the value y of step q into the coefficients with forgetting
 // applied weight times (weight is the number of steps the value stands for,
 // when fitting history kept at a coarser resolution). It does not move the
-// model's step index; Update calls it for live samples. It returns the
-// clipped prior residual.
+// model's step index; Update calls it for live samples. It returns the prior
+// residual before clipping: the AR(1) term must see a level shift whole,
+// while the coefficients see it clipped.
 func (m *Fourier) Fit(q int64, y, weight float64) float64 { return m.fit(q, y, weight) }
 
 func (m *Fourier) fit(q int64, y, weight float64) float64 {
@@ -242,6 +243,7 @@ func (m *Fourier) fit(q int64, y, weight float64) float64 {
 	x := m.x[:p]
 	m.features(x, q)
 	e := y - m.dot(x)
+	raw := e
 	ae := math.Abs(e)
 	m.seen = min(m.seen+1, 1e9)
 	if m.clipK > 0 && m.seen > 10 {
@@ -282,7 +284,7 @@ func (m *Fourier) fit(q int64, y, weight float64) float64 {
 			row[j] = (row[j] - ki*px[j]) * il
 		}
 	}
-	return e
+	return raw
 }
 
 // shiftAnchor moves the trend origin k units forward and rewrites the
