@@ -240,6 +240,11 @@ func equalSnapshots(t *testing.T, part int32, got, want []stateRecord) {
 	}
 	for i := range got {
 		if !bytes.Equal(got[i].key, want[i].key) || !bytes.Equal(got[i].value, want[i].value) {
+			if testing.Verbose() {
+				for j := range got {
+					t.Logf("%d got %q=%x want %q=%x", j, got[j].key, got[j].value, want[j].key, want[j].value)
+				}
+			}
 			t.Errorf("partition %d: state record %d: key %q value %x, want key %q value %x",
 				part, i, got[i].key, got[i].value, want[i].key, want[i].value)
 			return

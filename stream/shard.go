@@ -53,6 +53,8 @@ type shard struct {
 
 	lblBytes int // bytes of all keys (the label sets)
 
+	restoredEnd int64 // end offset of augur.state the shard was restored from
+
 	hasMax    bool
 	maxTs     int64 // max event time seen, ms
 	nextSweep int64 // watermark at which idle series are swept next

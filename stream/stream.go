@@ -75,6 +75,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
 		kgo.RebalanceTimeout(c.RebalanceTimeout),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(partitioner{state: c.StateTopic}),
@@ -157,6 +158,9 @@ func (s *Stream) Run(ctx context.Context) error {
 		}
 		var jobErr error
 		var decisions []*proto.Decision
+		// Records are produced under a context that a shutdown does not
+		// cancel: the transaction either commits all of them or aborts.
+		pctx := context.WithoutCancel(ctx)
 		for i, j := range jobs {
 			<-j.done
 			if j.err != nil {
@@ -169,12 +173,12 @@ func (s *Stream) Run(ctx context.Context) error {
 					jobErr = errors.Join(jobErr, fmt.Errorf("encode decision %s: %w", d.Id, err))
 					continue
 				}
-				sess.Produce(ctx, &kgo.Record{Topic: c.DecisionsTopic, Key: []byte(d.Target), Value: v,
+				sess.Produce(pctx, &kgo.Record{Topic: c.DecisionsTopic, Key: []byte(d.Target), Value: v,
 					Headers: []kgo.RecordHeader{{Key: "kind", Value: []byte(d.Kind)}}}, promise)
 			}
 			decisions = append(decisions, j.decisions...)
 			for _, r := range j.state {
-				sess.Produce(ctx, &kgo.Record{Topic: c.StateTopic, Partition: parts[i], Key: r.key, Value: r.value}, promise)
+				sess.Produce(pctx, &kgo.Record{Topic: c.StateTopic, Partition: parts[i], Key: r.key, Value: r.value}, promise)
 			}
 			s.m.ckptRecords.Add(float64(len(j.state)))
 		}
@@ -187,7 +191,13 @@ func (s *Stream) Run(ctx context.Context) error {
 			}
 		}
 		txn++
+		// Wait for every record before deciding: a record that failed must
+		// abort the transaction, or its offsets would commit without it.
+		flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), c.RebalanceTimeout)
+		ferr := sess.Client().Flush(flushCtx)
+		cancelFlush()
 		perrMu.Lock()
+		perr = errors.Join(perr, ferr)
 		try := kgo.TryCommit
 		if perr != nil || jobErr != nil {
 			try = kgo.TryAbort
@@ -215,11 +225,23 @@ func (s *Stream) Run(ctx context.Context) error {
 			return fmt.Errorf("end transaction: %w", err)
 		}
 		if jobErr != nil {
+			if ctx.Err() != nil {
+				s.log.Info("stream member stopping", "group", c.Group)
+				return nil // a restore interrupted by the shutdown
+			}
 			return fmt.Errorf("process partitions: %w", jobErr)
 		}
 		if !committed {
 			s.log.Info("transaction aborted, partitions rolled back", "partitions", len(parts), "produce_err", perr)
 			continue
+		}
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			var first, last []int64
+			for _, j := range jobs {
+				first = append(first, j.records[0].Offset)
+				last = append(last, j.records[len(j.records)-1].Offset)
+			}
+			s.log.Debug("transaction committed", "partitions", parts, "first", first, "last", last, "decisions", len(decisions))
 		}
 		s.m.txnSeconds.WithLabelValues("commit").Observe(time.Since(began).Seconds())
 		for _, d := range decisions {
@@ -254,7 +276,7 @@ func (s *Stream) runJob(ctx context.Context, adm *kadm.Client, w *worker, j *job
 			return
 		}
 		s.m.restoreSecs.Observe(time.Since(began).Seconds())
-		s.log.Info("partition state restored", "partition", w.part, "series", len(sh.keys),
+		s.log.Info("partition state restored", "partition", w.part, "series", len(sh.keys), "state_end", sh.restoredEnd,
 			"groups", len(sh.groups), "duration", time.Since(began))
 		w.sh = sh
 	}
@@ -335,6 +357,7 @@ func (s *Stream) restore(ctx context.Context, adm *kadm.Client, part int32) (*sh
 		}
 	}
 	sh.finishRestore()
+	sh.restoredEnd = end
 	return sh, nil
 }
 

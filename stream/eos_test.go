@@ -1,0 +1,455 @@
+package stream
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/augur-ops/augur/proto"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const testParts = 4
+
+// env of one Kafka test: a kfake cluster, or the real broker named by
+// AUGUR_KAFKA_BROKERS with topics unique to the test.
+type kafkaEnv struct {
+	brokers []string
+	fake    *kfake.Cluster
+	cfg     Config // base member config
+	adm     *kadm.Client
+	cl      *kgo.Client
+}
+
+func newKafkaEnv(t *testing.T) *kafkaEnv {
+	t.Helper()
+	var brokers []string
+	var fake *kfake.Cluster
+	if b := os.Getenv("AUGUR_KAFKA_BROKERS"); b != "" {
+		brokers = strings.Split(b, ",")
+	} else {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		fake = c
+		brokers = c.ListenAddrs()
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	suffix := strings.ReplaceAll(t.Name(), "/", "-") + "-" + hex.EncodeToString(rnd[:])
+	cfg := Config{
+		Brokers:            brokers,
+		Group:              "g-" + suffix,
+		SamplesTopic:       "samples-" + suffix,
+		DecisionsTopic:     "decisions-" + suffix,
+		StateTopic:         "state-" + suffix,
+		Rules:              testRules(t),
+		SigningKey:         testKey,
+		AllowedLateness:    5 * time.Second,
+		IdleTimeout:        time.Minute,
+		MaxPollRecords:     40,
+		TransactionTimeout: 3 * time.Second,
+		SessionTimeout:     1500 * time.Millisecond,
+		RebalanceTimeout:   5 * time.Second,
+		RestoreTimeout:     20 * time.Second,
+		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	ctx := t.Context()
+	if _, err := adm.CreateTopic(ctx, testParts, 1, nil, cfg.SamplesTopic); err != nil {
+		t.Fatal(err)
+	}
+	vcfg := cfg
+	if err := vcfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureTopics(ctx, adm, &vcfg, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	return &kafkaEnv{brokers: brokers, fake: fake, cfg: cfg, adm: adm, cl: cl}
+}
+
+// produce writes the input in chunks (one chunk = the next n records of
+// every partition), calling between(i) after chunk i.
+func (k *kafkaEnv) produce(t *testing.T, in map[int32][][]byte, chunks int, between func(i int)) {
+	t.Helper()
+	maxLen := 0
+	for _, r := range in {
+		maxLen = max(maxLen, len(r))
+	}
+	per := (maxLen + chunks - 1) / chunks
+	for c := range chunks {
+		var recs []*kgo.Record
+		for p := range int32(testParts) {
+			r := in[p]
+			for i := c * per; i < min((c+1)*per, len(r)); i++ {
+				recs = append(recs, &kgo.Record{Topic: k.cfg.SamplesTopic, Partition: p, Value: r[i]})
+			}
+		}
+		if err := k.cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if between != nil {
+			between(c)
+		}
+	}
+}
+
+// member is one running Stream.
+type member struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func (k *kafkaEnv) start(t *testing.T, id string, mod func(*Config)) *member {
+	t.Helper()
+	cfg := k.cfg
+	cfg.TransactionalID = k.cfg.Group + "-" + id
+	cfg.Logger = cfg.Logger.With("member", id)
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		m.err = s.Run(ctx)
+	}()
+	t.Cleanup(func() { m.stop(t) })
+	return m
+}
+
+// stop shuts the member down gracefully and checks it returned cleanly
+// (a killed member returns errKilled).
+func (m *member) stop(t *testing.T) {
+	t.Helper()
+	m.cancel()
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("member did not stop")
+	}
+	if m.err != nil && !errors.Is(m.err, errKilled) {
+		t.Errorf("member: %v", m.err)
+	}
+}
+
+// waitDone waits until the group has committed every samples record.
+func (k *kafkaEnv) waitDone(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for {
+		ends, err1 := k.adm.ListEndOffsets(ctx, k.cfg.SamplesTopic)
+		offs, err2 := k.adm.FetchOffsets(ctx, k.cfg.Group)
+		if err1 == nil && err2 == nil && ends.Error() == nil {
+			done := true
+			ends.Each(func(o kadm.ListedOffset) {
+				c, ok := offs.Lookup(o.Topic, o.Partition)
+				if !ok || c.At < o.Offset {
+					done = false
+				}
+			})
+			if done {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("group did not consume everything: %v %v", err1, err2)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// check compares the committed decisions and the state in augur.state with
+// the golden run: no decision missing or duplicated, same state.
+func (k *kafkaEnv) check(t *testing.T, want goldenRun) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var ends kadm.ListedOffsets
+	for {
+		var err error
+		ends, err = k.adm.ListEndOffsets(ctx, k.cfg.DecisionsTopic)
+		if err == nil && ends.Error() == nil {
+			break
+		}
+		// A fresh topic can be missing from cached metadata for a moment.
+		select {
+		case <-ctx.Done():
+			t.Fatalf("list decision offsets: %v %v", err, ends.Error())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.brokers...), kgo.ConsumeTopics(k.cfg.DecisionsTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	pending := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			pending[o.Partition] = o.Offset
+		}
+	})
+	var got []string
+	ids := map[string]int{}
+	for len(pending) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading decisions: %v (pending %v)", ctx.Err(), pending)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= pending[r.Partition]-1 {
+				delete(pending, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
+			d, err := proto.UnmarshalDecision(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proto.Verify(d, testKey); err != nil {
+				t.Errorf("decision %s: %v", d.Id, err)
+			}
+			if string(r.Key) != d.Target {
+				t.Errorf("decision %s keyed %q, want its target %q", d.Id, r.Key, d.Target)
+			}
+			ids[d.Id]++
+			got = append(got, string(r.Value))
+		})
+	}
+	for id, n := range ids {
+		if n > 1 {
+			t.Errorf("decision %s committed %d times", id, n)
+		}
+	}
+	sort.Strings(got)
+	if strings.Join(got, "\n") != strings.Join(want.decisions, "\n") {
+		t.Errorf("committed decisions (%d) differ from the golden run (%d)", len(got), len(want.decisions))
+	}
+	s, err := New(k.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(testParts) {
+		sh, err := s.restore(ctx, k.adm, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := sh.snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		equalSnapshots(t, p, snap, want.snapshots[p])
+	}
+}
+
+func eosInput(t *testing.T) (map[int32][][]byte, goldenRun) {
+	cfg := testConfig(t)
+	in := genInput(t, cfg.Rules, testParts, 300)
+	return in, runGolden(t, &cfg, in)
+}
+
+// TestEOSUninterrupted is the baseline: one member, no failures.
+func TestEOSUninterrupted(t *testing.T) {
+	in, want := eosInput(t)
+	k := newKafkaEnv(t)
+	k.start(t, "a", nil)
+	k.produce(t, in, 4, nil)
+	k.waitDone(t)
+	k.check(t, want)
+}
+
+// TestEOSMemberKilledMidTransaction kills a member after it produced the
+// decisions and checkpoint of a transaction, before it ends it, without
+// leaving the group (a static member, as a crashed pod). The others take
+// its partitions after the session timeout, wait for the broker to abort
+// its transaction, restore and continue.
+func TestEOSMemberKilledMidTransaction(t *testing.T) {
+	in, want := eosInput(t)
+	k := newKafkaEnv(t)
+	k.start(t, "a", func(c *Config) {
+		c.InstanceID = "a"
+		c.testBeforeEnd = func(txn int) error {
+			if txn == 4 {
+				return errKilled
+			}
+			return nil
+		}
+	})
+	k.start(t, "b", nil)
+	k.produce(t, in, 6, func(i int) {
+		if i == 2 {
+			k.start(t, "c", nil)
+		}
+	})
+	k.waitDone(t)
+	k.check(t, want)
+}
+
+// TestEOSJoinLeaveUnderLoad adds and removes members while records arrive.
+func TestEOSJoinLeaveUnderLoad(t *testing.T) {
+	in, want := eosInput(t)
+	k := newKafkaEnv(t)
+	a := k.start(t, "a", nil)
+	var b *member
+	k.produce(t, in, 8, func(i int) {
+		switch i {
+		case 1:
+			b = k.start(t, "b", nil)
+		case 2:
+			k.start(t, "c", nil)
+		case 3:
+			a.stop(t)
+		case 5:
+			k.start(t, "d", nil)
+		case 6:
+			b.stop(t)
+		}
+	})
+	k.waitDone(t)
+	k.check(t, want)
+}
+
+// TestEOSGroupRestart kills every member mid-transaction, then restarts the
+// whole group with the same identities: the restarted producers fence the
+// dead ones (aborting their open transactions) and resume from augur.state.
+func TestEOSGroupRestart(t *testing.T) {
+	in, want := eosInput(t)
+	k := newKafkaEnv(t)
+	kill := func(at int) func(*Config) {
+		return func(c *Config) {
+			c.InstanceID = c.TransactionalID
+			c.testBeforeEnd = func(txn int) error {
+				if txn == at {
+					return errKilled
+				}
+				return nil
+			}
+		}
+	}
+	a := k.start(t, "a", kill(3))
+	b := k.start(t, "b", kill(2))
+	k.produce(t, in, 4, func(i int) {
+		if i == 1 {
+			for _, m := range []*member{a, b} {
+				select {
+				case <-m.done:
+				case <-time.After(30 * time.Second):
+					t.Fatal("member was not killed")
+				}
+			}
+			k.start(t, "a", func(c *Config) { c.InstanceID = c.TransactionalID })
+			k.start(t, "b", func(c *Config) { c.InstanceID = c.TransactionalID })
+		}
+	})
+	k.waitDone(t)
+	k.check(t, want)
+}
+
+// TestEOSAbortRollsBack makes the broker refuse one transaction's offset
+// commit with ILLEGAL_GENERATION (as after a rebalance), so the session
+// aborts it: the member must roll its state back and redo the work, ending
+// like the golden run.
+func TestEOSAbortRollsBack(t *testing.T) {
+	in, want := eosInput(t)
+	k := newKafkaEnv(t)
+	if k.fake == nil {
+		t.Skip("needs kfake to inject the failure")
+	}
+	var once sync.Once
+	n := 0
+	k.fake.ControlKey(int16(kmsg.TxnOffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		n++
+		if n < 3 {
+			k.fake.KeepControl()
+			return nil, nil, false
+		}
+		handled := false
+		var resp kmsg.Response
+		once.Do(func() {
+			r := req.(*kmsg.TxnOffsetCommitRequest)
+			rr := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+			for _, tp := range r.Topics {
+				rt := kmsg.NewTxnOffsetCommitResponseTopic()
+				rt.Topic = tp.Topic
+				for _, p := range tp.Partitions {
+					rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+					rp.Partition = p.Partition
+					rp.ErrorCode = kerr.IllegalGeneration.Code
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				rr.Topics = append(rr.Topics, rt)
+			}
+			resp, handled = rr, true
+		})
+		return resp, nil, handled
+	})
+	var aborts int
+	var mu sync.Mutex
+	k.start(t, "a", func(c *Config) {
+		c.OnCommitted = func(int, int) {}
+		c.testBeforeEnd = func(int) error { return nil }
+		c.Logger = slog.New(countHandler{n: &aborts, mu: &mu, msg: "transaction aborted, partitions rolled back"})
+	})
+	k.produce(t, in, 3, nil)
+	k.waitDone(t)
+	k.check(t, want)
+	mu.Lock()
+	defer mu.Unlock()
+	if aborts == 0 {
+		t.Error("no transaction was aborted: the injected failure did not happen")
+	}
+}
+
+// countHandler counts log records with one message.
+type countHandler struct {
+	n   *int
+	mu  *sync.Mutex
+	msg string
+}
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.mu.Lock()
+		*h.n++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
