@@ -29,6 +29,7 @@ func main() {
 	start := flag.Duration("pod-start", 90*time.Second, "pod start time (created to ready)")
 	util := flag.Float64("util", 1, "augur's capacity per pod as a share of the pod's full capacity")
 	z := flag.Float64("z", 1, "augur sizes on point + z*(upper - point) of the forecast; 1 is the upper bound of the 80% interval")
+	peak := flag.Bool("peak", true, "size on the peak over every step up to the horizon, not only at the horizon")
 	hpaMin := flag.Bool("hpa-min", false, "augur raises the HPA's minReplicas instead of scaling directly (replicas = max of both)")
 	summary := flag.Bool("summary", false, "print only the totals line")
 	podsAtP90 := flag.Float64("pods-at-p90", 10, "capacity per pod is the trace's 90th percentile load over this")
@@ -80,7 +81,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		pp := &predictive{b: bk, s: s, horizon: horizon, step: step, z: *z}
+		pp := &predictive{b: bk, s: s, horizon: horizon, step: step, z: *z, peak: *peak}
 		if *hpaMin {
 			pp.floor = &hpa{capacity: capacity, target: 0.7, stab: (5 * time.Minute).Milliseconds(), min: sc.minPods, max: sc.maxPods}
 		}

@@ -164,6 +164,7 @@ type predictive struct {
 	res     bank.Result
 	has     bool
 	z       float64
+	peak    bool
 	// floor, when set, is an HPA that keeps running: augur only raises
 	// its minReplicas (mode hpa_min), so the replicas are the larger of
 	// the two.
@@ -173,21 +174,19 @@ type predictive struct {
 func (p *predictive) observe(ts int64, v float64) {
 	p.b.Update(ts, v)
 	p.lastV, p.has = v, true
-	// Peak of the upper bound over the horizon.
-	p.res = p.b.Forecast(p.step)
-	for h := 2 * p.step; h <= p.horizon; h += p.step {
-		if r := p.b.Forecast(h); r.Upper > p.res.Upper {
-			p.res = r
-		}
+	// Size on point + z*(upper - point): at the horizon only, or its peak
+	// over every step up to the horizon.
+	p.res = p.b.Forecast(p.horizon)
+	from := p.horizon
+	if p.peak {
+		from = p.step
 	}
-	if p.z != 1 {
-		pk := math.Inf(-1)
-		for h := p.step; h <= p.horizon; h += p.step {
-			r := p.b.Forecast(h)
-			pk = max(pk, r.Point+p.z*(r.Upper-r.Point))
-		}
-		p.res.Upper = pk
+	pk := math.Inf(-1)
+	for h := from; h <= p.horizon; h += p.step {
+		r := p.b.Forecast(h)
+		pk = max(pk, r.Point+p.z*(r.Upper-r.Point))
 	}
+	p.res.Upper = pk
 }
 
 func (p *predictive) want(now int64, cur int32) int32 {
