@@ -59,6 +59,14 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	if t.quiet < 0 || t.b1 >= levels || t.b2 >= levels {
 		return fmt.Errorf("decode anomaly state: field out of range (quiet %d, levels %d %d)", t.quiet, t.b1, t.b2)
 	}
+	for i, f := range t.floats() {
+		if math.IsNaN(*f) || math.IsInf(*f, 0) {
+			return fmt.Errorf("decode anomaly state: float field %d is %v", i, *f)
+		}
+	}
+	if t.lo > t.hi || t.bandVar < 0 || t.fastMAD < 0 || t.slowMAD < 0 || t.histVar < 0 {
+		return fmt.Errorf("decode anomaly state: inconsistent range or negative spread")
+	}
 	*s = t
 	return nil
 }

@@ -193,8 +193,11 @@ func (d *Detector) Config() Config { return d.cfg }
 
 // Result is the outcome of one sample.
 type Result struct {
-	// Score is the anomaly score in [0, 1]; 0.5 corresponds to a tail
-	// probability of about 1e-5 of the recent raw scores.
+	// Score is the anomaly score in [0, 1]. It is the anomaly likelihood
+	// mapped so that 0.5 is a tail probability of 1e-5 of the recent raw
+	// scores; 1 when the sample leaves the range seen so far by more than
+	// RangeTolerance; 0 during warm-up and for Quiet samples after a score
+	// reached DetectLevel.
 	Score float64
 	// Forecast is the one-step forecast the sample was compared with, and
 	// Lower and Upper the band around it (Forecast ± BandWidth deviations).
@@ -210,8 +213,9 @@ type Result struct {
 const levels = 16
 
 // State is the per-series memory of the detector: a fixed-size value with no
-// pointers (SizeOf is its size), whose zero value is a fresh series. Copying
-// it copies the series.
+// pointers (624 bytes on 64-bit platforms, under the 2 KiB budget that
+// TestStateSize enforces), whose zero value is a fresh series. Copying it
+// copies the series, so a shard can keep a contiguous []State.
 type State struct {
 	n       uint32 // samples accepted
 	quiet   int32  // samples left in the quiet period
@@ -232,8 +236,8 @@ type State struct {
 
 // Update scores sample (ts, v) of the series whose memory is s and advances
 // s. Samples must come in increasing ts order; a sample with ts not after the
-// previous one, or a NaN value (a Prometheus staleness marker), leaves s
-// unchanged and returns the zero Result. Only the order of ts is used; the
+// previous one, or a NaN (a Prometheus staleness marker) or infinite value,
+// leaves s unchanged and returns the zero Result. Only the order of ts is used; the
 // stream and Replay pass unix milliseconds.
 func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	if math.IsNaN(v) || math.IsInf(v, 0) || (s.n > 0 && ts <= s.lastTs) {
@@ -247,7 +251,9 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 		s.b1, s.b2 = 0, 0
 		return Result{Forecast: v, Lower: v, Upper: v}
 	}
-	s.n++
+	if s.n < math.MaxUint32 {
+		s.n++
+	}
 	warm := s.n > d.warmup
 
 	// Band around the fast forecast; a floor on the deviation keeps flat

@@ -1,6 +1,7 @@
 package anomaly
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -242,6 +243,16 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"long", append(append([]byte{}, good...), 0)},
 		{"version", append([]byte{9}, good[1:]...)},
 		{"level out of range", func() []byte { b := append([]byte{}, good...); b[11] = levels; return b }()},
+		{"NaN mean", func() []byte {
+			b := append([]byte{}, good...)
+			binary.LittleEndian.PutUint64(b[23:], math.Float64bits(math.NaN()))
+			return b
+		}()},
+		{"negative spread", func() []byte {
+			b := append([]byte{}, good...)
+			binary.LittleEndian.PutUint64(b[31:], math.Float64bits(-1))
+			return b
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
