@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/proto"
@@ -135,8 +136,11 @@ func TestHPAOwnedWorkload(t *testing.T) {
 	h.clk.Advance(10 * 60e9)
 	want(t, h.decide(t, proto.KindSetHPAMin, "k8s/hpa/hpa/api", scaleTo("HorizontalPodAutoscaler", ns, "api", 4)), proto.OutcomeApplied, "")
 	h.clk.Advance(10 * 60e9)
-	hpa.Spec.MaxReplicas = 5
-	if _, err := h.cs.AutoscalingV1().HorizontalPodAutoscalers(ns).Update(t.Context(), mustGetHPA(t, h.cs, ns, "api", 5), metav1.UpdateOptions{}); err != nil {
+	// The HPA controller writes the object too: retry on conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		_, err := h.cs.AutoscalingV1().HorizontalPodAutoscalers(ns).Update(t.Context(), mustGetHPA(t, h.cs, ns, "api", 5), metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	want(t, h.decide(t, proto.KindSetHPAMin, "k8s/hpa/hpa/api", scaleTo("HorizontalPodAutoscaler", ns, "api", 6)), proto.OutcomeRefused, actuators.GuardMaxReplicas)
