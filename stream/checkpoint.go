@@ -181,7 +181,7 @@ func (sh *shard) apply(key, value []byte) error {
 		if row, ok := sh.index[k]; ok {
 			sh.remove(row)
 		}
-		if value == nil {
+		if len(value) == 0 {
 			return nil
 		}
 		tenant, lbls, ok := parseSeriesKey(k, sh.lbls[:0])
@@ -216,7 +216,7 @@ func (sh *shard) apply(key, value []byte) error {
 		}
 	case keyGroup:
 		k := string(key[1:])
-		if value == nil {
+		if len(value) == 0 {
 			return nil
 		}
 		tenant, rule, _, ok := parseGroupKey(k)
@@ -255,7 +255,7 @@ func (sh *shard) apply(key, value []byte) error {
 		}
 		g.dirty = false
 	case keyMeta:
-		if value == nil {
+		if len(value) == 0 {
 			return nil
 		}
 		r := stateReader{b: value[1:]}

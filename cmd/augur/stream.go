@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/stream"
+)
+
+func init() {
+	commands["stream"] = command{
+		summary: "consume augur.samples, keep series and workload state, write signed decisions (exactly once)",
+		run:     runStream,
+	}
+}
+
+func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	var cfg stream.Config
+	fs := newFlagSet("stream", stdout)
+	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required)")
+	rulesFile := fs.String("rules", "", "rules file (YAML); empty: no rules")
+	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
+	metricsAddr := fs.String("metrics-addr", ":9464", `address serving /metrics ("" disables)`)
+	createTopics := fs.Bool("create-topics", true, "create the state and decisions topics when missing")
+	fs.StringVar(&cfg.Group, "group", "augur-stream", "consumer group")
+	fs.StringVar(&cfg.SamplesTopic, "samples-topic", "augur.samples", "topic consumed")
+	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", "augur.decisions", "topic decisions go to")
+	fs.StringVar(&cfg.StateTopic, "state-topic", "augur.state", "compacted checkpoint topic (as many partitions as the samples topic)")
+	fs.StringVar(&cfg.TransactionalID, "transactional-id", "", "unique, stable id of this member (default augur-stream-<hostname>)")
+	fs.StringVar(&cfg.InstanceID, "instance-id", "", "static group membership id (e.g. the pod name of a StatefulSet)")
+	fs.DurationVar(&cfg.AllowedLateness, "allowed-lateness", 30*time.Second, "how late a sample may be behind its partition's newest")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 15*time.Minute, "evict series without samples for this long (event time)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *brokers == "" || *keyFile == "" {
+		fmt.Fprintln(stdout, "augur stream: -brokers and -decision-key-file are required")
+		return errUsage
+	}
+	cfg.Brokers = strings.Split(*brokers, ",")
+	key, err := stream.LoadKey(*keyFile)
+	if err != nil {
+		return err
+	}
+	cfg.SigningKey = key
+	if *rulesFile != "" {
+		if cfg.Rules, err = rules.Load(*rulesFile); err != nil {
+			return err
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+	cfg.Logger = log
+	s, err := stream.New(cfg)
+	if err != nil {
+		return err
+	}
+	if *createTopics {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+		if err != nil {
+			return fmt.Errorf("kafka client: %w", err)
+		}
+		err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, -1, 12)
+		cl.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if *metricsAddr != "" {
+		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	return s.Run(ctx)
+}
