@@ -385,13 +385,15 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		}
 	}
 
-	// Several zones degraded together: a regional event. Alert once.
+	// Several zones degraded together: a regional event. Alert once, and
+	// stay in it (no shift) until no zone is degraded, so that the last zone
+	// of a regional event to recover is not shifted away from.
 	if degraded >= 2 {
 		if !d.regional {
 			d.regional = true
 			out = append(out, d.regionalAlert(at, degraded))
 		}
-	} else {
+	} else if degraded == 0 {
 		d.regional = false
 	}
 
@@ -399,7 +401,7 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 	for i := range d.zones {
 		z := &d.zones[i]
 		if i != impaired || nImpaired != 1 || d.regional || z.shiftedUntil != 0 {
-			if d.count(z.bad) < c.Required {
+			if d.count(z.bad) == 0 {
 				z.alerted = false
 			}
 			continue
@@ -433,8 +435,10 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 	// Warnings: a zone worse than peers by WarnRatio, once per episode.
 	for i := range d.zones {
 		z := &d.zones[i]
+		if d.count(z.warn) == 0 {
+			z.warned = false // re-arm only after a clean Windows span (hysteresis)
+		}
 		if d.count(z.warn) < c.Required {
-			z.warned = false
 			continue
 		}
 		if !z.warned && d.count(z.bad) < c.Required && z.shiftedUntil == 0 && !d.regional {

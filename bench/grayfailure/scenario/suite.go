@@ -3,6 +3,7 @@ package scenario
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -35,6 +36,8 @@ type Summary struct {
 	DrainShifts    int
 	Warnings       int
 	Alerts         int
+	// Reasons counts alerts by reason.
+	Reasons map[string]int
 }
 
 // SuiteConfig sizes the suite.
@@ -108,6 +111,14 @@ func Suite(sc SuiteConfig, dcfg grayfailure.Config) ([]Summary, error) {
 }
 
 func (s *Summary) add(r Result) {
+	if s.Reasons == nil {
+		s.Reasons = map[string]int{}
+	}
+	for _, e := range r.Events {
+		if e.Kind == "alert" {
+			s.Reasons[e.Reason]++
+		}
+	}
 	s.Runs++
 	s.Windows += r.Windows
 	s.Shifts += r.Shifts
@@ -146,6 +157,22 @@ func WriteMarkdown(w io.Writer, sums []Summary) error {
 		if _, err := fmt.Fprintf(w, "| %s | %d | %d | %s | %d | %s | %s | %d | %d | %d | %d | %d | %d |\n",
 			s.Name, s.Runs, s.Windows, det, s.Missed, ttd, cancel, s.Shifts, s.FalseShifts, s.RegionalShifts,
 			s.DrainShifts, s.Warnings, s.Alerts); err != nil {
+			return fmt.Errorf("write summary: %w", err)
+		}
+	}
+	if _, err := fmt.Fprintln(w, "\nalerts by reason:"); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	for _, s := range sums {
+		if len(s.Reasons) == 0 {
+			continue
+		}
+		keys := slices.Sorted(maps.Keys(s.Reasons))
+		line := "- " + s.Name + ":"
+		for _, k := range keys {
+			line += fmt.Sprintf(" %s %d", k, s.Reasons[k])
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
 			return fmt.Errorf("write summary: %w", err)
 		}
 	}
