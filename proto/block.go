@@ -630,3 +630,11 @@ func (b *BlockBuilder) AddSeries(lbls []Label, ts []int64, vs []float64) {
 		b.AppendSample(ts[i], vs[i])
 	}
 }
+
+// Size estimates the bytes of the block's Arrow buffers so far, within a few
+// percent of what AppendIPC writes; callers use it to cut large blocks.
+func (b *BlockBuilder) Size() int {
+	return len(b.keys.data) + len(b.vals.data) + 8*len(b.keys.offsets) +
+		24*len(b.ts) + 16*b.n + len(b.typ.data) + len(b.help.data) + len(b.unit.data) + 12*b.n +
+		len(b.hists.data) + 4*len(b.hists.offsets) + len(b.exemplars.data) + 4*len(b.exemplars.offsets) + 1024
+}

@@ -1,0 +1,194 @@
+// Package ingest is augur's front door: an HTTP receiver for Prometheus
+// remote-write 1.0 and 2.0 that validates every series, routes it to a
+// partition of augur.samples by its routing key, and writes one columnar
+// block (proto.BlockBuilder) per partition per request to Kafka. A request is
+// acknowledged with 2xx only after Kafka acknowledged every record of it with
+// acks from all in-sync replicas.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config configures a Receiver. The zero value of every field means its
+// default; call Validate (New does) before use.
+type Config struct {
+	// Topic receives the sample blocks. Default "augur.samples".
+	Topic string `yaml:"topic"`
+	// Partitions is the partition count of Topic; routing is
+	// hash(routing key) mod Partitions. Required (> 0). Changing it moves
+	// series to other partitions, where their state warms up again.
+	Partitions int32 `yaml:"partitions"`
+
+	// MaxCompressedBytes bounds the request body as sent. Default 16 MiB;
+	// larger bodies answer 413.
+	MaxCompressedBytes int64 `yaml:"max_compressed_bytes"`
+	// MaxDecodedBytes bounds the body after snappy decompression. Default
+	// 64 MiB; larger bodies answer 400.
+	MaxDecodedBytes int64 `yaml:"max_decoded_bytes"`
+	// MaxRecordBytes is the size at which a partition's block is cut into a
+	// further Kafka record. Default 4 MiB. The topic's max.message.bytes must
+	// exceed it.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+
+	// MaxInflightRequests bounds requests being processed at once.
+	// Default 256.
+	MaxInflightRequests int `yaml:"max_inflight_requests"`
+	// MaxInflightBytes bounds the compressed bytes of requests being
+	// processed at once. Default 256 MiB.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+	// InflightWait is how long a request waits for room under the two
+	// limits above before it answers 503 with Retry-After. Default 250ms.
+	InflightWait time.Duration `yaml:"inflight_wait"`
+	// RetryAfter is the value of the Retry-After header on 503. Default 1s.
+	RetryAfter time.Duration `yaml:"retry_after"`
+	// ProduceTimeout bounds the wait for Kafka to acknowledge a request's
+	// records; past it the request answers 503. Default 10s.
+	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+
+	// Limits are the per-series validation rules.
+	Limits Limits `yaml:"limits"`
+
+	// Auth, when set, requires every request to authenticate.
+	Auth Auth `yaml:"auth"`
+	// RequireTenant rejects requests without X-Scope-OrgID (400). Default
+	// false: such requests belong to the empty tenant.
+	RequireTenant bool `yaml:"require_tenant"`
+}
+
+// Limits are the validation rules applied to every series. A series that
+// breaks one is not written and is named in the 400 answer; the rest of the
+// request is written.
+type Limits struct {
+	// MaxLabelsPerSeries, including __name__. Default 30.
+	MaxLabelsPerSeries int `yaml:"max_labels_per_series"`
+	// MaxLabelNameLength in bytes. Default 1024.
+	MaxLabelNameLength int `yaml:"max_label_name_length"`
+	// MaxLabelValueLength in bytes. Default 2048.
+	MaxLabelValueLength int `yaml:"max_label_value_length"`
+	// MaxFutureSkew: samples later than now plus this are rejected.
+	// Default 10m.
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	// NameValidation is "utf8" (Prometheus 3: any valid UTF-8) or "legacy"
+	// ([a-zA-Z_:][a-zA-Z0-9_:]* for metric names, no colon in label names).
+	// Default "utf8".
+	NameValidation string `yaml:"name_validation"`
+}
+
+// Auth configures request authentication. Secrets are read from files so
+// they stay out of the config and the process list.
+type Auth struct {
+	// BearerTokenFile holds the token expected in "Authorization: Bearer".
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// BasicUsername and BasicPasswordFile configure HTTP basic auth.
+	BasicUsername     string `yaml:"basic_username"`
+	BasicPasswordFile string `yaml:"basic_password_file"`
+}
+
+func (c *Config) setDefaults() {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def64 := func(p *int64, v int64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defD := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	if c.Topic == "" {
+		c.Topic = "augur.samples"
+	}
+	def64(&c.MaxCompressedBytes, 16<<20)
+	def64(&c.MaxDecodedBytes, 64<<20)
+	def(&c.MaxRecordBytes, 4<<20)
+	def(&c.MaxInflightRequests, 256)
+	def64(&c.MaxInflightBytes, 256<<20)
+	defD(&c.InflightWait, 250*time.Millisecond)
+	defD(&c.RetryAfter, time.Second)
+	defD(&c.ProduceTimeout, 10*time.Second)
+	def(&c.Limits.MaxLabelsPerSeries, 30)
+	def(&c.Limits.MaxLabelNameLength, 1024)
+	def(&c.Limits.MaxLabelValueLength, 2048)
+	defD(&c.Limits.MaxFutureSkew, 10*time.Minute)
+	if c.Limits.NameValidation == "" {
+		c.Limits.NameValidation = "utf8"
+	}
+}
+
+// Validate fills in defaults and reports every bad field, each error naming
+// it by its YAML path under "ingest".
+func (c *Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("ingest.%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.Partitions <= 0 {
+		bad("partitions", "must be > 0, got %d", c.Partitions)
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"max_compressed_bytes", c.MaxCompressedBytes},
+		{"max_decoded_bytes", c.MaxDecodedBytes},
+		{"max_record_bytes", int64(c.MaxRecordBytes)},
+		{"max_inflight_requests", int64(c.MaxInflightRequests)},
+		{"max_inflight_bytes", c.MaxInflightBytes},
+		{"inflight_wait", int64(c.InflightWait)},
+		{"retry_after", int64(c.RetryAfter)},
+		{"produce_timeout", int64(c.ProduceTimeout)},
+		{"limits.max_labels_per_series", int64(c.Limits.MaxLabelsPerSeries)},
+		{"limits.max_label_name_length", int64(c.Limits.MaxLabelNameLength)},
+		{"limits.max_label_value_length", int64(c.Limits.MaxLabelValueLength)},
+		{"limits.max_future_skew", int64(c.Limits.MaxFutureSkew)},
+	} {
+		if f.v < 0 {
+			bad(f.name, "must not be negative, got %d", f.v)
+		}
+	}
+	if c.MaxInflightBytes > 0 && c.MaxInflightBytes < c.MaxCompressedBytes {
+		bad("max_inflight_bytes", "%d is below max_compressed_bytes %d: a largest request could never run", c.MaxInflightBytes, c.MaxCompressedBytes)
+	}
+	if c.ProduceTimeout > 0 && c.ProduceTimeout < time.Second {
+		bad("produce_timeout", "must be at least 1s (the Kafka client's lower bound), got %s", c.ProduceTimeout)
+	}
+	if c.RetryAfter > 0 && c.RetryAfter < time.Second {
+		bad("retry_after", "must be at least 1s (the header counts whole seconds), got %s", c.RetryAfter)
+	}
+	switch c.Limits.NameValidation {
+	case "utf8", "legacy":
+	default:
+		bad("limits.name_validation", `must be "utf8" or "legacy", got %q`, c.Limits.NameValidation)
+	}
+	if (c.Auth.BasicUsername == "") != (c.Auth.BasicPasswordFile == "") {
+		bad("auth", "basic_username and basic_password_file go together")
+	}
+	if c.Auth.BearerTokenFile != "" && c.Auth.BasicUsername != "" {
+		bad("auth", "choose bearer_token_file or basic auth, not both")
+	}
+	return errors.Join(errs...)
+}
+
+// readSecret reads a secret file, trimming the trailing newline editors add.
+func readSecret(field, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("ingest.auth.%s: %w", field, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("ingest.auth.%s: %s is empty", field, path)
+	}
+	return s, nil
+}

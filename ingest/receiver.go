@@ -1,0 +1,543 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/augur-ops/augur/ingest/remotewrite"
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/proto"
+)
+
+// Remote-write content types (spec 1.0 and 2.0-rc.4).
+const (
+	protoV1 = "prometheus.WriteRequest"
+	protoV2 = "io.prometheus.write.v2.Request"
+)
+
+// Receiver is the remote-write HTTP handler. Create it with New; it is safe
+// for concurrent use. Stop intake with Drain before shutting the server down.
+type Receiver struct {
+	cfg    Config
+	client *kgo.Client
+	rules  *rules.Set
+	log    *slog.Logger
+	m      *metrics
+	now    func() time.Time
+
+	bearer, basicUser, basicPass string
+
+	inflightReqs  *semaphore.Weighted
+	inflightBytes *semaphore.Weighted
+	// mu is held shared by every request being served and exclusively by
+	// Drain, which then sets draining: after Drain no request is in flight.
+	mu       sync.RWMutex
+	draining bool
+
+	pool sync.Pool // *request
+}
+
+// New returns a Receiver writing to client, which must be created with
+// ClientOptions. rules decides routing keys (rules.Empty() routes every
+// series by its own labels). Metrics register on reg. now is the clock
+// (time.Now when nil).
+func New(cfg Config, client *kgo.Client, rs *rules.Set, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if rs == nil {
+		rs = rules.Empty()
+	}
+	r := &Receiver{
+		cfg: cfg, client: client, rules: rs, log: log, now: now,
+		m:             newMetrics(reg),
+		inflightReqs:  semaphore.NewWeighted(int64(cfg.MaxInflightRequests)),
+		inflightBytes: semaphore.NewWeighted(cfg.MaxInflightBytes),
+	}
+	var err error
+	if cfg.Auth.BearerTokenFile != "" {
+		if r.bearer, err = readSecret("bearer_token_file", cfg.Auth.BearerTokenFile); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Auth.BasicUsername != "" {
+		r.basicUser = cfg.Auth.BasicUsername
+		if r.basicPass, err = readSecret("basic_password_file", cfg.Auth.BasicPasswordFile); err != nil {
+			return nil, err
+		}
+	}
+	r.pool.New = func() any {
+		return &request{builders: make([]proto.BlockBuilder, cfg.Partitions), inUse: make([]bool, cfg.Partitions)}
+	}
+	return r, nil
+}
+
+// ClientOptions returns the franz-go options the Receiver's client needs:
+// acks from all in-sync replicas, the idempotent producer (franz-go's
+// default), manual partitioning (routing is ours), records up to
+// maxRecordBytes, and a delivery timeout so that a dead cluster surfaces as
+// an error instead of an endless wait.
+func ClientOptions(cfg Config) []kgo.Opt {
+	c := cfg
+	c.setDefaults()
+	return []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(int32(c.MaxRecordBytes + 1<<20)),
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(c.ProduceTimeout),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.DefaultProduceTopic(c.Topic),
+		// Bounds what requests that timed out can leave behind in the
+		// client while a broker is away; past it requests answer 503.
+		kgo.MaxBufferedBytes(1 << 30),
+	}
+}
+
+// request is the reusable state of one request.
+type request struct {
+	body     []byte
+	decoded  []byte
+	rw       remotewrite.Request
+	hc       remotewrite.HistogramChecker
+	builders []proto.BlockBuilder // per partition
+	used     []int32              // partitions with series, in first-use order
+	inUse    []bool               // per partition: in used
+	lastPart int32                // partition of the series being built
+	err      error                // from encoding a block cut early
+	// abandoned is set when the wait for Kafka timed out: the client may
+	// still read the record values, so the state is not reused.
+	abandoned bool
+	records   []*kgo.Record
+	values    [][]byte
+	key       []byte
+	sortBuf   []proto.Label
+	meta      proto.Metadata
+}
+
+// ServeHTTP implements http.Handler for POST /api/v1/write.
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
+	start := time.Now()
+	version, st, err := r.serve(hr)
+	r.respond(w, version, st, err)
+	r.m.requests.WithLabelValues(strconv.Itoa(version), statusReason(err)).Inc()
+	r.m.duration.WithLabelValues(strconv.Itoa(version)).Observe(time.Since(start).Seconds())
+}
+
+// stats counts what a request wrote, for the 2.0 response headers.
+type stats struct {
+	samples, histograms, exemplars int
+}
+
+func (r *Receiver) respond(w http.ResponseWriter, version int, st stats, err error) {
+	if version == 2 {
+		h := w.Header()
+		h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(st.samples))
+		h.Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(st.histograms))
+		h.Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(st.exemplars))
+	}
+	code, retry := httpStatus(err)
+	if err == nil {
+		w.WriteHeader(code)
+		return
+	}
+	if retry {
+		w.Header().Set("Retry-After", strconv.Itoa(int(r.cfg.RetryAfter/time.Second)))
+	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="augur", Basic realm="augur"`)
+	}
+	if code >= 500 && !errors.Is(err, errOverloaded) && !errors.Is(err, errShuttingDown) {
+		r.log.Warn("remote write failed", "status", code, "err", err)
+	}
+	http.Error(w, err.Error(), code)
+}
+
+// negotiate checks method, content type and encoding before anything is
+// read or decompressed, and returns the protocol version.
+func negotiate(hr *http.Request) (int, error) {
+	if hr.Method != http.MethodPost {
+		return 0, errMethod
+	}
+	ct := hr.Header.Get("Content-Type")
+	version := 1
+	if ct != "" {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/x-protobuf" {
+			return 0, fmt.Errorf("%w %q: want application/x-protobuf", errContentType, ct)
+		}
+		switch params["proto"] {
+		case "", protoV1:
+		case protoV2:
+			version = 2
+		default:
+			return 0, fmt.Errorf("%w %q: proto must be %s or %s", errContentType, ct, protoV1, protoV2)
+		}
+	}
+	if enc := hr.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		return version, fmt.Errorf("%w (got %q)", errContentEncoding, enc)
+	}
+	return version, nil
+}
+
+func (r *Receiver) authenticate(hr *http.Request) error {
+	switch {
+	case r.bearer != "":
+		tok, ok := strings.CutPrefix(hr.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(r.bearer)) != 1 {
+			return errUnauthorized
+		}
+	case r.basicUser != "":
+		u, p, ok := hr.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(r.basicUser)) != 1 ||
+			subtle.ConstantTimeCompare([]byte(p), []byte(r.basicPass)) != 1 {
+			return errUnauthorized
+		}
+	}
+	return nil
+}
+
+func (r *Receiver) serve(hr *http.Request) (version int, st stats, err error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.draining {
+		return 0, st, errShuttingDown
+	}
+	if err := r.authenticate(hr); err != nil {
+		return 0, st, err
+	}
+	version, err = negotiate(hr)
+	if err != nil {
+		return version, st, err
+	}
+	tenant := hr.Header.Get("X-Scope-OrgID")
+	if tenant != "" && !validTenant(tenant) {
+		return version, st, fmt.Errorf("%w %q: 1 to 150 letters, digits or !-_.*'()", errBadTenant, tenant)
+	}
+	if tenant == "" && r.cfg.RequireTenant {
+		return version, st, fmt.Errorf("%w: header required", errBadTenant)
+	}
+	if hr.ContentLength > r.cfg.MaxCompressedBytes {
+		return version, st, fmt.Errorf("%w: %d bytes, limit %d", errBodyTooLarge, hr.ContentLength, r.cfg.MaxCompressedBytes)
+	}
+
+	// Admission: bounded requests and bytes in flight, with a short wait.
+	weight := hr.ContentLength
+	if weight <= 0 {
+		weight = r.cfg.MaxCompressedBytes
+	}
+	ctx, cancel := context.WithTimeout(hr.Context(), r.cfg.InflightWait)
+	errReq := r.inflightReqs.Acquire(ctx, 1)
+	var errBytes error
+	if errReq == nil {
+		errBytes = r.inflightBytes.Acquire(ctx, weight)
+		if errBytes != nil {
+			r.inflightReqs.Release(1)
+		}
+	}
+	cancel()
+	if errReq != nil || errBytes != nil {
+		r.m.overloaded.Inc()
+		return version, st, errOverloaded
+	}
+	r.m.inflight.Inc()
+	defer func() {
+		r.inflightBytes.Release(weight)
+		r.inflightReqs.Release(1)
+		r.m.inflight.Dec()
+	}()
+
+	req := r.pool.Get().(*request)
+	st, err = r.handle(hr, req, version, tenant)
+	if !req.abandoned {
+		r.pool.Put(req)
+	}
+	return version, st, err
+}
+
+func (r *Receiver) handle(hr *http.Request, req *request, version int, tenant string) (stats, error) {
+	var st stats
+	var err error
+	req.body, err = readBody(req.body[:0], hr.Body, r.cfg.MaxCompressedBytes)
+	if err != nil {
+		return st, err
+	}
+	n, err := snappy.DecodedLen(req.body)
+	if err != nil {
+		return st, fmt.Errorf("%w: %w", errSnappy, err)
+	}
+	if int64(n) > r.cfg.MaxDecodedBytes {
+		return st, fmt.Errorf("%w: %d bytes, limit %d", errDecodedTooLarge, n, r.cfg.MaxDecodedBytes)
+	}
+	if cap(req.decoded) < n {
+		req.decoded = make([]byte, n)
+	}
+	req.decoded, err = snappy.Decode(req.decoded[:cap(req.decoded)], req.body)
+	if err != nil {
+		return st, fmt.Errorf("%w: %w", errSnappy, err)
+	}
+	if version == 2 {
+		err = remotewrite.DecodeV2(&req.rw, req.decoded)
+	} else {
+		err = remotewrite.DecodeV1(&req.rw, req.decoded)
+	}
+	if err != nil {
+		return st, fmt.Errorf("decode remote-write %d.0 request: %w", version, err)
+	}
+	inv := r.build(req, tenant, &st)
+	if err := r.produce(hr.Context(), req, tenant); err != nil {
+		// Nothing of this request counts as written: the sender resends it.
+		return stats{}, err
+	}
+	r.m.samples.WithLabelValues(strconv.Itoa(version)).Add(float64(st.samples))
+	r.m.histograms.Add(float64(st.histograms))
+	r.m.exemplars.Add(float64(st.exemplars))
+	if inv != nil {
+		inv.written = st.samples
+		return st, inv
+	}
+	return st, nil
+}
+
+// readBody reads at most limit bytes of body into dst.
+func readBody(dst []byte, body io.Reader, limit int64) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	if err != nil {
+		return dst, fmt.Errorf("%w: %w", errReadBody, err)
+	}
+	if n > limit {
+		return dst, fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// build validates every series of req.rw and adds the valid ones to the
+// block of their partition. It returns the invalid series, nil when none.
+func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesError {
+	for _, p := range req.used {
+		req.inUse[p] = false
+	}
+	req.used = req.used[:0]
+	req.records = req.records[:0]
+	req.err = nil
+	var inv *invalidSeriesError
+	reject := func(lbls []proto.Label, discarded int, reason, detail string) {
+		if inv == nil {
+			inv = &invalidSeriesError{}
+		}
+		inv.add(formatSeries(lbls), reason, detail)
+		r.m.discarded[reason].Add(float64(discarded))
+	}
+	rw := &req.rw
+	maxTs := r.now().Add(r.cfg.Limits.MaxFutureSkew).UnixMilli()
+	for i := range rw.Series {
+		s := &rw.Series[i]
+		lbls := rw.SeriesLabels(s)
+		samples := rw.SeriesSamples(s)
+		hists := rw.Histograms[s.HistogramsStart:s.HistogramsEnd]
+		discarded := len(samples) + len(hists)
+		if s.HasBadSymbol {
+			reject(lbls, discarded, reasonSymbolOutOfRange, fmt.Sprintf("symbol reference %d out of range", s.BadSymbol))
+			continue
+		}
+		if rw.Version == 2 && !sortedLabels(lbls) {
+			// 2.0 senders should sort; sort rather than reject.
+			slices.SortFunc(lbls, func(a, b proto.Label) int { return strings.Compare(a.Name, b.Name) })
+		}
+		if reason, detail := checkLabels(&r.cfg.Limits, lbls, true); reason != "" {
+			reject(lbls, discarded, reason, detail)
+			continue
+		}
+		badHist := false
+		for _, h := range hists {
+			if err := req.hc.Check(h.Raw); err != nil {
+				reject(lbls, discarded, reasonMalformedHistogram, err.Error())
+				badHist = true
+				break
+			}
+		}
+		if badHist {
+			continue
+		}
+		b := r.builderFor(req, tenant, lbls)
+		b.StartSeries(lbls, s.Metadata)
+		for _, smp := range samples {
+			if smp.Timestamp > maxTs {
+				reject(lbls, 1, reasonTooFarInFuture, fmt.Sprintf("sample at %s", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339)))
+				continue
+			}
+			b.AppendSampleStart(smp.Timestamp, smp.Start, smp.Value)
+			st.samples++
+		}
+		for _, h := range hists {
+			if h.Timestamp > maxTs {
+				reject(lbls, 1, reasonTooFarInFuture, fmt.Sprintf("histogram at %s", time.UnixMilli(h.Timestamp).UTC().Format(time.RFC3339)))
+				continue
+			}
+			b.AppendHistogram(h.Raw)
+			st.histograms++
+		}
+		for _, e := range rw.Exemplars[s.ExemplarsStart:s.ExemplarsEnd] {
+			b.AppendExemplar(rw.ExemplarLabels[e.LabelsStart:e.LabelsEnd], e.Value, e.Timestamp)
+			st.exemplars++
+		}
+		r.maybeCut(req, tenant)
+	}
+	// 1.0 metadata travels as rows with the family name and no samples.
+	for _, m := range rw.Metadata {
+		lbls := append(req.sortBuf[:0], proto.Label{Name: "__name__", Value: m.Family})
+		req.sortBuf = lbls
+		if reason, detail := checkLabels(&r.cfg.Limits, lbls, true); reason != "" {
+			reject(lbls, 0, reason, detail)
+			continue
+		}
+		r.builderFor(req, tenant, lbls).StartSeries(lbls, m.Metadata)
+	}
+	return inv
+}
+
+// builderFor returns the block builder of the partition lbls route to.
+func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) *proto.BlockBuilder {
+	req.key, _ = r.rules.RoutingKey(req.key[:0], tenant, lbls)
+	p := rules.Partition(req.key, r.cfg.Partitions)
+	req.lastPart = p
+	b := &req.builders[p]
+	if !req.inUse[p] {
+		req.inUse[p] = true
+		req.used = append(req.used, p)
+		b.Reset(tenant)
+	}
+	return b
+}
+
+// maybeCut turns the last partition's block into a record once it is large.
+func (r *Receiver) maybeCut(req *request, tenant string) {
+	p := req.lastPart
+	b := &req.builders[p]
+	if b.Size() < r.cfg.MaxRecordBytes {
+		return
+	}
+	if err := req.appendRecord(p, tenant); err != nil && req.err == nil {
+		req.err = err
+	}
+	b.Reset(tenant)
+}
+
+// appendRecord encodes partition p's block as a record of req.
+func (req *request) appendRecord(p int32, tenant string) error {
+	i := len(req.records)
+	if i == len(req.values) {
+		req.values = append(req.values, nil)
+	}
+	v, err := req.builders[p].AppendIPC(req.values[i][:0])
+	if err != nil {
+		return err
+	}
+	req.values[i] = v
+	rec := &kgo.Record{Partition: p, Value: v}
+	if tenant != "" {
+		rec.Headers = []kgo.RecordHeader{{Key: "tenant", Value: []byte(tenant)}}
+	}
+	req.records = append(req.records, rec)
+	return nil
+}
+
+// produce writes the blocks of req to Kafka and waits until every record is
+// acknowledged. Any failure fails the whole request with errKafka: the
+// sender retries it, and consumers drop the samples they already saw.
+func (r *Receiver) produce(ctx context.Context, req *request, tenant string) error {
+	if req.err != nil {
+		return fmt.Errorf("%w: %w", errKafka, req.err)
+	}
+	for _, p := range req.used {
+		if req.builders[p].Series() == 0 {
+			continue // cut by maybeCut and nothing added since
+		}
+		if err := req.appendRecord(p, tenant); err != nil {
+			return fmt.Errorf("%w: %w", errKafka, err)
+		}
+	}
+	if len(req.records) == 0 {
+		return nil
+	}
+	// franz-go's idempotent producer never fails a record whose fate is
+	// unknown (sent, no answer): it retries until the broker answers. The
+	// sender must not wait for that, so the wait is bounded here; a request
+	// that times out answers 503 and abandons its buffers to the client,
+	// which may still deliver them (a duplicate the stream drops).
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ProduceTimeout)
+	defer cancel()
+	start := time.Now()
+	var (
+		mu        sync.Mutex
+		firstErr  error
+		remaining = len(req.records)
+		done      = make(chan struct{})
+	)
+	promise := func(_ *kgo.Record, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if remaining--; remaining == 0 {
+			close(done)
+		}
+	}
+	for _, rec := range req.records {
+		r.client.TryProduce(ctx, rec, promise)
+	}
+	r.m.records.Add(float64(len(req.records)))
+	select {
+	case <-done:
+	case <-ctx.Done():
+		req.abandoned = true
+		r.m.produceErrors.Inc()
+		return fmt.Errorf("%w: no acknowledgement within %s: %w", errKafka, r.cfg.ProduceTimeout, ctx.Err())
+	}
+	r.m.produceDuration.Observe(time.Since(start).Seconds())
+	if firstErr != nil {
+		r.m.produceErrors.Inc()
+		return fmt.Errorf("%w: %w", errKafka, firstErr)
+	}
+	return nil
+}
+
+// Drain stops intake (new requests answer 503) and waits until the requests
+// in flight are answered or ctx ends.
+func (r *Receiver) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		r.mu.Lock()
+		r.draining = true
+		r.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain remote-write receiver: %w", ctx.Err())
+	}
+}
