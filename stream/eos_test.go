@@ -277,6 +277,58 @@ func (k *kafkaEnv) check(t *testing.T, want goldenRun) {
 	}
 }
 
+// dataRecords counts the data records of topic up to its end, read with
+// the given isolation level: read uncommitted counts aborted records too.
+func (k *kafkaEnv) dataRecords(t *testing.T, topic string, level kgo.IsolationLevel) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ends, err := k.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			pending[o.Partition] = o.Offset
+		}
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(level), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	n := 0
+	for len(pending) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: %v", topic, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= pending[r.Partition]-1 {
+				delete(pending, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				n++
+			}
+		})
+	}
+	return n
+}
+
+// assertAborted checks that some transaction was really aborted: augur.state
+// holds records a read-committed reader does not see.
+func (k *kafkaEnv) assertAborted(t *testing.T) {
+	t.Helper()
+	all := k.dataRecords(t, k.cfg.StateTopic, kgo.ReadUncommitted())
+	committed := k.dataRecords(t, k.cfg.StateTopic, kgo.ReadCommitted())
+	t.Logf("augur.state: %d records, %d committed", all, committed)
+	if all <= committed {
+		t.Errorf("no aborted state records (%d written, %d committed): the failure did not happen mid-transaction", all, committed)
+	}
+}
+
 func eosInput(t *testing.T) (map[int32][][]byte, goldenRun) {
 	cfg := testConfig(t)
 	in := genInput(t, cfg.Rules, testParts, 300)
@@ -301,7 +353,7 @@ func TestEOSUninterrupted(t *testing.T) {
 func TestEOSMemberKilledMidTransaction(t *testing.T) {
 	in, want := eosInput(t)
 	k := newKafkaEnv(t)
-	k.start(t, "a", func(c *Config) {
+	a := k.start(t, "a", func(c *Config) {
 		c.InstanceID = "a"
 		c.testBeforeEnd = func(txn int) error {
 			if txn == 4 {
@@ -317,7 +369,12 @@ func TestEOSMemberKilledMidTransaction(t *testing.T) {
 		}
 	})
 	k.waitDone(t)
+	<-a.done
+	if !errors.Is(a.err, errKilled) {
+		t.Errorf("member a returned %v, want it killed", a.err)
+	}
 	k.check(t, want)
+	k.assertAborted(t)
 }
 
 // TestEOSJoinLeaveUnderLoad adds and removes members while records arrive.
@@ -378,6 +435,7 @@ func TestEOSGroupRestart(t *testing.T) {
 	})
 	k.waitDone(t)
 	k.check(t, want)
+	k.assertAborted(t)
 }
 
 // TestEOSAbortRollsBack makes the broker refuse one transaction's offset
@@ -428,6 +486,7 @@ func TestEOSAbortRollsBack(t *testing.T) {
 	k.produce(t, in, 3, nil)
 	k.waitDone(t)
 	k.check(t, want)
+	k.assertAborted(t)
 	mu.Lock()
 	defer mu.Unlock()
 	if aborts == 0 {
