@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/augur-ops/augur/actuators"
+	"github.com/augur-ops/augur/ingest"
+)
+
+// fileConfig is the YAML config file of `augur run` and `augur ingest`.
+// Every field is optional; README.md documents each with its default.
+type fileConfig struct {
+	// Listen is the address of the HTTP server: remote-write at
+	// /api/v1/write, /metrics, /healthz, /readyz. Default 127.0.0.1:9201.
+	Listen string `yaml:"listen"`
+	// TLS serves HTTPS when both files are set.
+	TLS struct {
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+	// DataDir holds the embedded broker's log and the generated decision
+	// key. Default ./augur-data.
+	DataDir string `yaml:"data_dir"`
+	Kafka   struct {
+		// Brokers of a real cluster. Empty: start the embedded broker.
+		Brokers []string `yaml:"brokers"`
+		// EmbeddedAddr is where the embedded broker listens (loopback only).
+		// Default 127.0.0.1:9092.
+		EmbeddedAddr string `yaml:"embedded_addr"`
+		// Partitions of augur.samples (and augur.state) when augur creates
+		// them. Default 8.
+		Partitions int32 `yaml:"partitions"`
+		// Replication of topics augur creates; -1 takes the broker default.
+		// Default -1 (1 on the embedded broker).
+		Replication int16 `yaml:"replication"`
+	} `yaml:"kafka"`
+	// RulesFile is the rules YAML (internal/rules/README.md). Empty: no
+	// rules; every series is routed by its own labels.
+	RulesFile string `yaml:"rules_file"`
+	// DecisionKeyFile holds the HMAC key decisions are signed with. Empty:
+	// `augur run` creates <data_dir>/decision.key.
+	DecisionKeyFile string `yaml:"decision_key_file"`
+	// Ingest configures the receiver.
+	Ingest ingest.Config `yaml:"ingest"`
+	// Act configures the actuators.
+	Act struct {
+		// Mode: off, dry-run (default) or enforce.
+		Mode string `yaml:"mode"`
+		// Kubeconfig path; "" uses none in `augur run` (decisions are only
+		// audited), "in-cluster" the pod's service account.
+		Kubeconfig string `yaml:"kubeconfig"`
+	} `yaml:"act"`
+}
+
+func defaultFileConfig() fileConfig {
+	var c fileConfig
+	c.Listen = "127.0.0.1:9201"
+	c.DataDir = "augur-data"
+	c.Kafka.EmbeddedAddr = "127.0.0.1:9092"
+	c.Kafka.Partitions = 8
+	c.Kafka.Replication = -1
+	c.Act.Mode = string(actuators.ModeDryRun)
+	return c
+}
+
+// loadFileConfig reads path over the defaults. Unknown fields are errors, so
+// a typo is reported instead of silently ignored.
+func loadFileConfig(path string) (fileConfig, error) {
+	c := defaultFileConfig()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// validate checks the fields the subcommands use, naming each bad one.
+func (c *fileConfig) validate() error {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New("listen: must not be empty"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if c.Kafka.Partitions <= 0 {
+		errs = append(errs, fmt.Errorf("kafka.partitions: must be > 0, got %d", c.Kafka.Partitions))
+	}
+	if len(c.Kafka.Brokers) == 0 && !strings.HasPrefix(c.Kafka.EmbeddedAddr, "127.") && !strings.HasPrefix(c.Kafka.EmbeddedAddr, "localhost:") {
+		errs = append(errs, fmt.Errorf("kafka.embedded_addr: the embedded broker listens on loopback only, got %q", c.Kafka.EmbeddedAddr))
+	}
+	if !actuators.Mode(c.Act.Mode).Valid() {
+		errs = append(errs, fmt.Errorf("act.mode: must be off, dry-run or enforce, got %q", c.Act.Mode))
+	}
+	ic := c.Ingest
+	ic.Partitions = c.Kafka.Partitions
+	if err := ic.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

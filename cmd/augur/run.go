@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/augur-ops/augur/actuators"
+	"github.com/augur-ops/augur/actuators/kube"
+	"github.com/augur-ops/augur/ingest"
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/stream"
+)
+
+func init() {
+	commands["run"] = command{
+		summary: "run the whole pipeline (ingest, stream, act) in one process; embedded broker unless brokers are set",
+		run:     runRun,
+	}
+	commands["ingest"] = command{
+		summary: "run the remote-write receiver alone against a Kafka cluster",
+		run:     runIngest,
+	}
+}
+
+// commonFlags are the flags of run and ingest; each overrides its field of
+// the config file.
+type commonFlags struct {
+	config, listen, brokers, rules, dataDir, mode string
+	partitions                                    int
+}
+
+func (f *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "YAML config file (see README: Configuration)")
+	fs.StringVar(&f.listen, "listen", "", "HTTP listen address (default 127.0.0.1:9201)")
+	fs.StringVar(&f.brokers, "brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers; empty: embedded broker (run only)")
+	fs.StringVar(&f.rules, "rules", "", "rules file (YAML)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the embedded broker and the generated decision key (default ./augur-data)")
+	fs.StringVar(&f.mode, "mode", "", "actuator mode: off, dry-run (default) or enforce")
+	fs.IntVar(&f.partitions, "partitions", 0, "partitions of augur.samples when creating it (default 8)")
+}
+
+func (f *commonFlags) load() (fileConfig, error) {
+	c, err := loadFileConfig(f.config)
+	if err != nil {
+		return c, err
+	}
+	if f.listen != "" {
+		c.Listen = f.listen
+	}
+	if f.brokers != "" {
+		c.Kafka.Brokers = strings.Split(f.brokers, ",")
+	}
+	if f.rules != "" {
+		c.RulesFile = f.rules
+	}
+	if f.dataDir != "" {
+		c.DataDir = f.dataDir
+	}
+	if f.mode != "" {
+		c.Act.Mode = f.mode
+	}
+	if f.partitions != 0 {
+		c.Kafka.Partitions = int32(f.partitions)
+	}
+	return c, c.validate()
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	var f commonFlags
+	fs := newFlagSet("run", stdout)
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	rs, err := loadRules(cfg.RulesFile)
+	if err != nil {
+		return err
+	}
+
+	seeds := cfg.Kafka.Brokers
+	replication := cfg.Kafka.Replication
+	if len(seeds) == 0 {
+		cluster, err := startEmbeddedBroker(cfg)
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+		seeds = cluster.ListenAddrs()
+		replication = 1
+		log.Info("embedded kafka broker started", "addr", seeds[0], "data_dir", filepath.Join(cfg.DataDir, "kafka"))
+	}
+
+	keyFile := cfg.DecisionKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, "decision.key")
+	}
+	key, err := stream.EnsureKey(keyFile)
+	if err != nil {
+		return err
+	}
+
+	reg := newRegistry()
+	parts, err := ensureTopics(ctx, seeds, cfg, replication)
+	if err != nil {
+		return err
+	}
+	cfg.Ingest.Partitions = parts
+
+	recv, prodClient, err := newReceiver(cfg, seeds, rs, reg, log)
+	if err != nil {
+		return err
+	}
+	defer prodClient.Close()
+
+	scfg := stream.Config{
+		Brokers: seeds, Rules: rs, SigningKey: key, Registerer: reg, Logger: log,
+	}
+	st, err := stream.New(scfg)
+	if err != nil {
+		return err
+	}
+
+	acfg := actuators.DefaultConfig()
+	acfg.DecisionKeys = [][]byte{key}
+	acfg.Mode = actuators.Mode(cfg.Act.Mode)
+	acfg.Actor = actHostname(acfg.Actor)
+	kx, err := kubeExecutor(cfg.Act.Kubeconfig, reg, log)
+	if err != nil {
+		return err
+	}
+	actClient, err := kgo.NewClient(append(actuators.ClientOptions(acfg, "augur-act"), kgo.SeedBrokers(seeds...))...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer actClient.Close()
+	act, err := actuators.New(acfg, actClient, kx, nil, reg, log)
+	if err != nil {
+		return err
+	}
+
+	url := "http://" + cfg.Listen + "/api/v1/write"
+	if cfg.TLS.CertFile != "" {
+		url = "https://" + cfg.Listen + "/api/v1/write"
+	}
+	log.Info("augur running",
+		"remote_write_url", url,
+		"prometheus_config", fmt.Sprintf("remote_write: [{url: %s}]", url),
+		"read_decisions", fmt.Sprintf("kcat -b %s -C -t augur.decisions -f '%%k %%s\\n'", seeds[0]),
+		"read_samples", fmt.Sprintf("kcat -b %s -C -t augur.samples -c 1 -f '%%h %%S bytes\\n'", seeds[0]),
+		"actuator_mode", acfg.Mode, "partitions", parts)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveHTTP(gctx, cfg, recv, prodClient, reg, log) })
+	g.Go(func() error { return st.Run(gctx) })
+	g.Go(func() error { return act.Run(gctx) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil // a signal, not a failure
+	}
+	log.Info("augur stopped")
+	return err
+}
+
+func runIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	var f commonFlags
+	fs := newFlagSet("ingest", stdout)
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	if len(cfg.Kafka.Brokers) == 0 {
+		fmt.Fprintln(stdout, "augur ingest: -brokers (or kafka.brokers, or AUGUR_KAFKA_BROKERS) is required; `augur run` embeds a broker")
+		return errUsage
+	}
+	rs, err := loadRules(cfg.RulesFile)
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	parts, err := ensureTopics(ctx, cfg.Kafka.Brokers, cfg, cfg.Kafka.Replication)
+	if err != nil {
+		return err
+	}
+	cfg.Ingest.Partitions = parts
+	recv, client, err := newReceiver(cfg, cfg.Kafka.Brokers, rs, reg, log)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	log.Info("remote-write receiver running", "url", "http://"+cfg.Listen+"/api/v1/write", "partitions", parts)
+	err = serveHTTP(ctx, cfg, recv, client, reg, log)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	return err
+}
+
+func loadRules(path string) (*rules.Set, error) {
+	if path == "" {
+		return rules.Empty(), nil
+	}
+	return rules.Load(path)
+}
+
+func startEmbeddedBroker(cfg fileConfig) (*kfake.Cluster, error) {
+	_, portStr, err := net.SplitHostPort(cfg.Kafka.EmbeddedAddr)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.embedded_addr: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.embedded_addr: port %q: %w", portStr, err)
+	}
+	dir := filepath.Join(cfg.DataDir, "kafka")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded broker data dir: %w", err)
+	}
+	c, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1), kfake.DataDir(dir),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(64 << 20)}))
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Kafka.EmbeddedAddr, err)
+	}
+	return c, nil
+}
+
+// ensureTopics creates augur's topics where missing and returns the
+// partition count of augur.samples.
+func ensureTopics(ctx context.Context, seeds []string, cfg fileConfig, replication int16) (int32, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return 0, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ic := cfg.Ingest
+	ic.Partitions = cfg.Kafka.Partitions
+	if err := ic.Validate(); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	parts, err := ingest.EnsureTopic(ctx, adm, ic.Topic, cfg.Kafka.Partitions, replication, ic.MaxRecordBytes)
+	if err != nil {
+		return 0, err
+	}
+	scfg := stream.Config{SamplesTopic: ic.Topic, DecisionsTopic: "augur.decisions", StateTopic: "augur.state"}
+	if err := stream.EnsureTopics(ctx, adm, &scfg, replication, 12); err != nil {
+		return 0, err
+	}
+	if _, err := adm.CreateTopic(ctx, 12, replication, nil, actuators.DefaultConfig().ActionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return 0, fmt.Errorf("create actions topic: %w", err)
+	}
+	return parts, nil
+}
+
+func newReceiver(cfg fileConfig, seeds []string, rs *rules.Set, reg prometheus.Registerer, log *slog.Logger) (*ingest.Receiver, *kgo.Client, error) {
+	cl, err := kgo.NewClient(append(ingest.ClientOptions(cfg.Ingest), kgo.SeedBrokers(seeds...))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka client: %w", err)
+	}
+	recv, err := ingest.New(cfg.Ingest, cl, rs, reg, log, nil)
+	if err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
+	return recv, cl, nil
+}
+
+// serveHTTP serves remote-write, /metrics, /healthz and /readyz until ctx
+// ends, then shuts down in two phases: stop intake (503) and answer the
+// requests in flight, then close the server and flush the producer.
+func serveHTTP(ctx context.Context, cfg fileConfig, recv *ingest.Receiver, cl *kgo.Client, reg *prometheus.Registry, log *slog.Logger) error {
+	var stopping atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/write", recv)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if stopping.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := cl.Ping(pctx); err != nil {
+			http.Error(w, "kafka unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	srv := &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLS.CertFile != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	stopping.Store(true)
+	// The parent context is done; shutdown gets its own deadline on purpose.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := recv.Drain(sctx); err != nil {
+		log.Warn("drain incomplete", "err", err)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown incomplete", "err", err)
+	}
+	if err := cl.Flush(sctx); err != nil {
+		log.Warn("producer flush incomplete", "err", err)
+	}
+	return ctx.Err()
+}
+
+// kubeExecutor returns the Kubernetes executor for `augur run`: none when
+// path is empty (decisions are audited but nothing is called), the pod's
+// service account for "in-cluster", else the kubeconfig at path.
+func kubeExecutor(path string, reg prometheus.Registerer, log *slog.Logger) (actuators.Executor, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if path == "in-cluster" {
+		path = ""
+	}
+	rc, err := kubeRESTConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	apiM, err := actuators.NewAPIMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return kube.New(kube.DefaultConfig(), cs, apiM, log)
+}
