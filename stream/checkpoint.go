@@ -106,12 +106,25 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 	b = binary.AppendVarint(b, int64(g.downMax))
 	b = binary.AppendUvarint(b, uint64(g.closed))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(g.lastValue))
-	fc, err := g.fc.AppendBinary(nil)
-	if err != nil {
-		return nil, fmt.Errorf("forecaster state: %w", err)
+	var fc []byte
+	if g.fc != nil {
+		var err error
+		if fc, err = g.fc.AppendBinary(nil); err != nil {
+			return nil, fmt.Errorf("forecaster state: %w", err)
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(fc)))
-	return append(b, fc...), nil
+	b = append(b, fc...)
+	b = binary.AppendVarint(b, g.nextClose)
+	var det []byte
+	if g.det != nil {
+		var err error
+		if det, err = g.det.AppendBinary(nil); err != nil {
+			return nil, fmt.Errorf("group detector state: %w", err)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(det)))
+	return append(b, det...), nil
 }
 
 func (sh *shard) appendMeta(b []byte) []byte {
@@ -247,11 +260,22 @@ func (sh *shard) apply(key, value []byte) error {
 		g.closed = uint32(r.uvarint())
 		g.lastValue = r.f64()
 		fc := r.bytes(int(r.uvarint()))
+		g.nextClose = r.varint()
+		det := r.bytes(int(r.uvarint()))
 		if r.err != nil {
 			return r.err
 		}
-		if err := g.fc.UnmarshalBinary(fc); err != nil {
-			g.fc = sh.env.newForecaster(ri)
+		// A model whose state format changed starts over.
+		if g.fc != nil {
+			if err := g.fc.UnmarshalBinary(fc); err != nil {
+				g.fc = sh.env.newForecaster(ri)
+			}
+		}
+		if g.det != nil {
+			if err := g.det.UnmarshalBinary(det); err != nil {
+				_, _, vals, _ := rules.ParseGroupKey([]byte(k), nil)
+				g.det = sh.env.newGroup(sh.env.rules.Rule(ri), tenant, vals)
+			}
 		}
 		g.dirty = false
 	case keyMeta:
@@ -284,10 +308,21 @@ func (sh *shard) finishRestore() {
 	sh.out = sh.out[:0]
 }
 
+// ruleIndex returns the index of the workload rule named name whose group
+// state the stream keeps, or -1.
 func (sh *shard) ruleIndex(name string) int {
-	for i := range sh.env.rules.Len() {
-		if sh.env.rules.Rule(i).Name == name && sh.env.rules.Rule(i).Scaling != nil {
+	set := sh.env.rules
+	for i := range set.Len() {
+		if set.Rule(i).Name != name {
+			continue
+		}
+		switch set.Kind(i) {
+		case rules.KindScaling:
 			return i
+		case rules.KindGrayFailure, rules.KindGPU:
+			if sh.env.newGroup != nil {
+				return i
+			}
 		}
 	}
 	return -1

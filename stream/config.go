@@ -70,6 +70,9 @@ type Config struct {
 	NewSeriesDetector NewSeriesDetector
 	// NewForecaster makes per-group forecasters. Default NewHoltBaseline.
 	NewForecaster NewForecaster
+	// NewGroupDetector makes the detectors of gray-failure and GPU groups.
+	// Default none: their series are deduplicated and routed, but not judged.
+	NewGroupDetector NewGroupDetector
 
 	// OnProcessed, when set, is called after each samples record is
 	// processed, from the partition's goroutine: the hook that measures

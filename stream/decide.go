@@ -22,6 +22,7 @@ type env struct {
 	sweepEvery int64 // ms
 	newDet     NewSeriesDetector
 	newFc      NewForecaster
+	newGroup   NewGroupDetector
 	bands      []*bandParams // per anomaly rule, for the built-in band
 	warmup     uint32        // windows a group needs before it decides
 }
@@ -35,6 +36,7 @@ func newEnv(cfg *Config) *env {
 		sweepEvery: max(cfg.IdleTimeout.Milliseconds()/4, 1000),
 		newDet:     cfg.NewSeriesDetector,
 		newFc:      cfg.NewForecaster,
+		newGroup:   cfg.NewGroupDetector,
 		bands:      make([]*bandParams, cfg.Rules.Len()),
 		warmup:     3,
 	}
@@ -60,8 +62,34 @@ func (e *env) newForecaster(rule int) Forecaster {
 	return NewHoltBaseline(e.rules.Rule(rule).Scaling)
 }
 
+// windowMs returns the window of a workload rule in milliseconds.
 func (e *env) windowMs(rule int) int64 {
-	return e.rules.Rule(rule).Scaling.Window.Milliseconds()
+	r := e.rules.Rule(rule)
+	switch {
+	case r.Scaling != nil:
+		return r.Scaling.Window.Milliseconds()
+	case r.GrayFailure != nil:
+		return r.GrayFailure.Window.Milliseconds()
+	case r.GPU != nil:
+		return r.GPU.Window.Milliseconds()
+	}
+	return 60_000
+}
+
+// groupDecisions signs the decisions of a group detector, filling the
+// tenant and rule when the detector left them empty.
+func (e *env) groupDecisions(g *group, ds []*proto.Decision) []*proto.Decision {
+	r := e.rules.Rule(g.rule)
+	for _, d := range ds {
+		if d.Tenant == "" {
+			d.Tenant = g.tenant
+		}
+		if d.Rule == "" {
+			d.Rule = r.Name
+		}
+		e.sign(d)
+	}
+	return ds
 }
 
 // KubeTarget returns the decision target of a Kubernetes object:

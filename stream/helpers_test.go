@@ -11,6 +11,7 @@ import (
 
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
@@ -38,6 +39,13 @@ rules:
     max_replicas: 30
     mode: hpa_min
     target: {namespace: checkout, name: checkout}
+- name: checkout-zones
+  gray_failure:
+    selector: 'probe_duration_seconds{service="checkout"}'
+    zone_label: zone_id
+    thresholds: {latency_seconds: 0.5}
+    resource_arn: arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/checkout/1
+    window: 10s
 - name: latency
   anomaly:
     selector: '{__name__=~"request_latency_seconds|queue_depth"}'
@@ -58,7 +66,7 @@ func testRules(t testing.TB) *rules.Set {
 func testConfig(t testing.TB) Config {
 	t.Helper()
 	c := Config{Brokers: []string{"unused:9092"}, Rules: testRules(t), SigningKey: testKey,
-		AllowedLateness: 5 * time.Second, IdleTimeout: time.Minute}
+		AllowedLateness: 5 * time.Second, IdleTimeout: time.Minute, NewGroupDetector: newZoneMeanDetector}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +131,18 @@ func testSeries() []series {
 				}
 				return v
 			}})
+	}
+	for z := range 3 {
+		for pod := range 2 {
+			ss = append(ss, series{lbls: lbl("__name__", "probe_duration_seconds", "service", "checkout",
+				"zone_id", fmt.Sprintf("use1-az%d", z+1), "pod", fmt.Sprintf("checkout-%d-%d", z, pod)),
+				value: func(step int) float64 {
+					if z == 1 && step >= 150 && step < 200 {
+						return 0.9 // az2 degraded
+					}
+					return 0.05 + 0.001*float64(pod)
+				}})
+		}
 	}
 	for i := range 12 {
 		ss = append(ss, series{lbls: lbl("__name__", "node_cpu_seconds_total", "cpu", fmt.Sprint(i%4), "instance", fmt.Sprintf("node-%d", i/4)),
@@ -250,4 +270,94 @@ func equalSnapshots(t *testing.T, part int32, got, want []stateRecord) {
 			return
 		}
 	}
+}
+
+// zoneMeanDetector is a test GroupDetector: the mean of each zone's samples
+// per window, with an alert when a zone's mean exceeds the rule's latency
+// threshold.
+type zoneMeanDetector struct {
+	rule  *rules.Rule
+	zones map[string][2]float64 // sum, count in the current window
+	bad   map[string]bool
+}
+
+func newZoneMeanDetector(r *rules.Rule, _ string, _ []string) GroupDetector {
+	return &zoneMeanDetector{rule: r, zones: map[string][2]float64{}, bad: map[string]bool{}}
+}
+
+func (d *zoneMeanDetector) Observe(lbls []proto.Label, _ int64, v, _ float64) {
+	for _, l := range lbls {
+		if l.Name == d.rule.GrayFailure.ZoneLabel {
+			z := d.zones[l.Value]
+			d.zones[l.Value] = [2]float64{z[0] + v, z[1] + 1}
+		}
+	}
+}
+
+func (d *zoneMeanDetector) Close(end int64) []*proto.Decision {
+	var out []*proto.Decision
+	for _, z := range sortedZones(d.zones) {
+		mean := d.zones[z][0] / d.zones[z][1]
+		bad := mean > d.rule.GrayFailure.Thresholds.LatencySeconds
+		if bad && !d.bad[z] {
+			ch := &proto.Change{Alert: &proto.Alert{Severity: "warning", Reason: "zone_latency"}}
+			target := "aws/zonalshift/" + d.rule.GrayFailure.ResourceARN
+			out = append(out, &proto.Decision{Id: proto.DecisionID(d.rule.Name, proto.KindAlert, target, ch, end),
+				Kind: proto.KindAlert, Target: target, Desired: ch,
+				Evidence:  &proto.Evidence{Observed: mean, Signal: z},
+				CreatedAt: timestamppb.New(time.UnixMilli(end)),
+				Summary:   fmt.Sprintf("zone %s latency %.3gs over %.3gs", z, mean, d.rule.GrayFailure.Thresholds.LatencySeconds)})
+		}
+		d.bad[z] = bad
+	}
+	clear(d.zones)
+	return out
+}
+
+func sortedZones[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for z := range m {
+		out = append(out, z)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (d *zoneMeanDetector) AppendBinary(b []byte) ([]byte, error) {
+	for _, z := range sortedZones(d.zones) {
+		b = fmt.Appendf(b, "z %s %v %v\n", z, d.zones[z][0], d.zones[z][1])
+	}
+	for _, z := range sortedZones(d.bad) {
+		b = fmt.Appendf(b, "b %s %v\n", z, d.bad[z])
+	}
+	return b, nil
+}
+
+func (d *zoneMeanDetector) UnmarshalBinary(b []byte) error {
+	clear(d.zones)
+	clear(d.bad)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var kind, z string
+		if line == "" {
+			continue
+		}
+		if _, err := fmt.Sscan(line, &kind, &z); err != nil {
+			return err
+		}
+		switch kind {
+		case "z":
+			var s, n float64
+			if _, err := fmt.Sscan(line, &kind, &z, &s, &n); err != nil {
+				return err
+			}
+			d.zones[z] = [2]float64{s, n}
+		case "b":
+			var v bool
+			if _, err := fmt.Sscan(line, &kind, &z, &v); err != nil {
+				return err
+			}
+			d.bad[z] = v
+		}
+	}
+	return nil
 }

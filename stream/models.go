@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/proto"
 )
 
 // SeriesDetector scores the samples of one series against a band around an
@@ -46,6 +47,32 @@ type Forecaster interface {
 
 // NewForecaster makes the forecaster of a new scaling group.
 type NewForecaster func(rule *rules.Scaling) Forecaster
+
+// GroupDetector judges one gray-failure or GPU group: the series a rule
+// selects for one tenant and group-by values, which routing brings to one
+// partition. The stream feeds it every accepted sample of those series, in
+// per-series event-time order, and closes a window (the rule's window) each
+// time the partition watermark passes its end. Implementations live in
+// detectors/ and know nothing of Kafka. The stream signs what they return.
+type GroupDetector interface {
+	// Observe feeds one sample. lbls are the series labels sorted by name,
+	// valid only during the call. rate is the per-second rate of a counter
+	// since its previous sample (reset-corrected), NaN for gauges and for a
+	// counter's first sample.
+	Observe(lbls []proto.Label, ts int64, v, rate float64)
+	// Close ends the window ending at end (unix ms) and returns the
+	// decisions it leads to (unsigned; nil for none).
+	Close(end int64) []*proto.Decision
+	// AppendBinary appends the detector state for a checkpoint.
+	AppendBinary(dst []byte) ([]byte, error)
+	// UnmarshalBinary restores state written by AppendBinary.
+	UnmarshalBinary(b []byte) error
+}
+
+// NewGroupDetector makes the detector of a new gray-failure or GPU group.
+// rule is the whole rule (its GrayFailure or GPU section is set); groupVals
+// are the values of the rule's group_by labels.
+type NewGroupDetector func(rule *rules.Rule, tenant string, groupVals []string) GroupDetector
 
 var errShortState = errors.New("short state")
 

@@ -79,11 +79,13 @@ type group struct {
 	key       string
 	rule      int
 	tenant    string
-	windows   []window // open aggregation windows, by start
-	fc        Forecaster
-	last      int32 // replicas of the last decision, 0 when none
-	downSince int64 // window end since which the forecast wants fewer replicas, 0 when not
-	downMax   int32 // largest replica count wanted since downSince
+	windows   []window      // open aggregation windows, by start
+	fc        Forecaster    // scaling groups
+	det       GroupDetector // gray-failure and GPU groups
+	nextClose int64         // end of the detector's current window, 0 before the first sample
+	last      int32         // replicas of the last decision, 0 when none
+	downSince int64         // window end since which the forecast wants fewer replicas, 0 when not
+	downMax   int32         // largest replica count wanted since downSince
 	closed    uint32
 	lastValue float64
 	dirty     bool
@@ -198,8 +200,14 @@ func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType st
 		counter = strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_count") ||
 			strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_bucket")
 	}
-	if ri := set.Match(tenant, lbls); ri >= 0 && set.Kind(ri) == rules.KindScaling {
-		counter = true // scaling aggregates sum of rates
+	ri := set.Match(tenant, lbls)
+	if ri >= 0 && set.Kind(ri) != rules.KindScaling && sh.env.newGroup == nil {
+		ri = -1 // no detector for gray-failure and GPU groups is configured
+	}
+	if ri >= 0 {
+		if set.Kind(ri) == rules.KindScaling {
+			counter = true // scaling aggregates sum of rates
+		}
 		gk := string(set.GroupKey(nil, ri, tenant, lbls))
 		gi, ok := sh.groupIndex[gk]
 		if !ok {
@@ -215,8 +223,14 @@ func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType st
 
 func (sh *shard) newGroup(key string, rule int, tenant string) int32 {
 	gi := int32(len(sh.groups))
-	sh.groups = append(sh.groups, &group{key: key, rule: rule, tenant: tenant,
-		fc: sh.env.newForecaster(rule), dirty: true})
+	g := &group{key: key, rule: rule, tenant: tenant, dirty: true}
+	if sh.env.rules.Kind(rule) == rules.KindScaling {
+		g.fc = sh.env.newForecaster(rule)
+	} else {
+		_, _, vals, _ := rules.ParseGroupKey([]byte(key), nil)
+		g.det = sh.env.newGroup(sh.env.rules.Rule(rule), tenant, vals)
+	}
+	sh.groups = append(sh.groups, g)
 	sh.groupIndex[key] = gi
 	return gi
 }
@@ -264,6 +278,7 @@ func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
 		}
 		f &^= fEnded
 		sig, ok := v, true
+		rate := math.NaN()
 		if f&fCounter != 0 {
 			ok = false
 			if f&fHasPrev != 0 {
@@ -271,11 +286,15 @@ func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
 				if d < 0 {
 					d = v // counter reset: the counter restarted from 0
 				}
-				sig, ok = d*1000/float64(t-last), true
-				if g := sh.group[row]; g >= 0 {
+				rate = d * 1000 / float64(t-last)
+				sig, ok = rate, true
+				if g := sh.group[row]; g >= 0 && sh.groups[g].fc != nil {
 					sh.groups[g].add(t, d, sh.env.windowMs(sh.groups[g].rule))
 				}
 			}
+		}
+		if g := sh.group[row]; g >= 0 && sh.groups[g].det != nil {
+			sh.observe(sh.groups[g], row, t, v, rate)
 		}
 		sh.lastTs[row], sh.lastV[row] = t, v
 		f |= fHasPrev
@@ -334,6 +353,10 @@ func (sh *shard) advance() {
 	}
 	for _, g := range sh.groups {
 		w := sh.env.windowMs(g.rule)
+		if g.det != nil {
+			sh.closeDetector(g, w, wm)
+			continue
+		}
 		for len(g.windows) > 0 && g.windows[0].start+w <= wm {
 			win := g.windows[0]
 			g.windows = append(g.windows[:0], g.windows[1:]...)
@@ -347,6 +370,39 @@ func (sh *shard) advance() {
 		sh.sweep(wm)
 		sh.nextSweep = wm + sh.env.sweepEvery
 	}
+}
+
+// observe feeds a sample to a group detector.
+func (sh *shard) observe(g *group, row int32, t int64, v, rate float64) {
+	if g.nextClose == 0 {
+		w := sh.env.windowMs(g.rule)
+		g.nextClose = floorDiv(t, w)*w + w
+	}
+	var ok bool
+	_, sh.lbls, ok = parseSeriesKey(sh.keys[row], sh.lbls[:0])
+	if ok {
+		g.det.Observe(sh.lbls, t, v, rate)
+	}
+	g.dirty = true
+}
+
+// maxEmptyWindows bounds the windows closed at once after a jump in event
+// time; the ones in between had no samples.
+const maxEmptyWindows = 16
+
+// closeDetector closes the detector windows the watermark has passed.
+func (sh *shard) closeDetector(g *group, w, wm int64) {
+	if g.nextClose == 0 || wm < g.nextClose {
+		return
+	}
+	if gap := (wm - g.nextClose) / w; gap > maxEmptyWindows {
+		g.nextClose += (gap - maxEmptyWindows) * w
+	}
+	for g.nextClose <= wm {
+		sh.out = append(sh.out, sh.env.groupDecisions(g, g.det.Close(g.nextClose))...)
+		g.nextClose += w
+	}
+	g.dirty = true
 }
 
 // sweep evicts series idle for longer than the idle timeout (event time) and
