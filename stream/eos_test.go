@@ -11,10 +11,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/augur-ops/augur/proto"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -340,10 +342,52 @@ func eosInput(t *testing.T) (map[int32][][]byte, goldenRun) {
 func TestEOSUninterrupted(t *testing.T) {
 	in, want := eosInput(t)
 	k := newKafkaEnv(t)
-	k.start(t, "a", nil)
+	reg := prometheus.NewPedanticRegistry()
+	var processed atomic.Int64
+	a := k.start(t, "a", func(c *Config) {
+		c.Registerer = reg
+		c.OnProcessed = func(_ *kgo.Record, n int) { processed.Add(int64(n)) }
+	})
 	k.produce(t, in, 4, nil)
 	k.waitDone(t)
 	k.check(t, want)
+	a.stop(t)
+
+	// With no failure every record is processed once: the metrics count
+	// exactly what the golden run did.
+	var records int
+	for _, r := range in {
+		records += len(r)
+	}
+	wantMetrics := map[string]float64{
+		"augur_stream_records_processed_total":                   float64(records),
+		"augur_stream_samples_processed_total":                   float64(want.stats.samples),
+		`augur_stream_samples_dropped_total{reason="duplicate"}`: float64(want.stats.duplicates),
+		`augur_stream_samples_dropped_total{reason="late"}`:      float64(want.stats.late),
+		"augur_stream_decisions_total":                           float64(len(want.decisions)),
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			if name == "augur_stream_samples_dropped_total" {
+				name += `{reason="` + m.GetLabel()[0].GetValue() + `"}`
+			}
+			got[name] += m.GetCounter().GetValue()
+		}
+	}
+	for name, v := range wantMetrics {
+		if got[name] != v {
+			t.Errorf("%s = %v, want %v", name, got[name], v)
+		}
+	}
+	if n := processed.Load(); n < int64(want.stats.samples) {
+		t.Errorf("OnProcessed saw %d samples, want at least %d", n, want.stats.samples)
+	}
 }
 
 // TestEOSMemberKilledMidTransaction kills a member after it produced the
