@@ -335,9 +335,20 @@ func (s *Stream) restore(ctx context.Context, adm *kadm.Client, part int32) (*sh
 		defer cl.Close()
 		var applyErr error
 		for done := false; !done; {
-			fs := cl.PollFetches(ctx)
+			// The record at end-1 ends the read. Compaction can remove it
+			// (an old tombstone or transaction marker of an idle
+			// partition): a fetch below the end that brings nothing for a
+			// while means there is nothing left to read.
+			pctx, cancel := context.WithTimeout(ctx, restoreQuiet)
+			fs := cl.PollFetches(pctx)
+			cancel()
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("restore partition %d: %w", part, err)
+			}
+			if fs.NumRecords() == 0 && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+				s.log.Warn("state restore found nothing more below the end offset, assuming a compacted tail",
+					"partition", part, "end", end, "waited", restoreQuiet)
+				break
 			}
 			fs.EachRecord(func(r *kgo.Record) {
 				if done || r.Offset >= end {
@@ -360,6 +371,11 @@ func (s *Stream) restore(ctx context.Context, adm *kadm.Client, part int32) (*sh
 	sh.restoredEnd = end
 	return sh, nil
 }
+
+// restoreQuiet is how long a restore waits for more records below the end
+// offset before deciding compaction removed them. Long, so that a slow
+// broker is not mistaken for a compacted tail.
+const restoreQuiet = 10 * time.Second
 
 // stableEnd waits until no transaction is open on the state partition and
 // returns its end offset. Only a member that died mid-transaction can hold
