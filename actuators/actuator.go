@@ -372,7 +372,9 @@ func (a *Actuator) static(d *proto.Decision, rule Rule, now time.Time) (string, 
 	switch d.GetKind() {
 	case proto.KindScale, proto.KindSetHPAMin, proto.KindReserveCapacity:
 		obj := ch.GetObject()
-		if obj.GetName() == "" || (d.GetKind() != proto.KindReserveCapacity && obj.GetNamespace() == "") {
+		// A reserve_capacity decision may name no object: the executor's
+		// configured placeholder is meant.
+		if d.GetKind() != proto.KindReserveCapacity && (obj.GetName() == "" || obj.GetNamespace() == "") {
 			return GuardInvalid, "decision names no object"
 		}
 		if ns := obj.GetNamespace(); ns != "" {

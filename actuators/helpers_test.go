@@ -119,7 +119,7 @@ var seq int64
 
 // decision returns a signed decision of kind for target, expiring 5 minutes
 // after the fake clock's now.
-func decision(t *testing.T, now time.Time, kind, target string, ch *proto.Change, mut ...func(*proto.Decision)) *proto.Decision {
+func decision(t testing.TB, now time.Time, kind, target string, ch *proto.Change, mut ...func(*proto.Decision)) *proto.Decision {
 	t.Helper()
 	seq++
 	d := &proto.Decision{
@@ -140,7 +140,7 @@ func scaleTo(ns, name string, n int32) *proto.Change {
 	return &proto.Change{Object: &proto.KubeObject{Kind: "Deployment", Namespace: ns, Name: name}, Replicas: n}
 }
 
-func encode(t *testing.T, d *proto.Decision) []byte {
+func encode(t testing.TB, d *proto.Decision) []byte {
 	t.Helper()
 	b, err := proto.MarshalJSON(d)
 	if err != nil {
@@ -151,7 +151,7 @@ func encode(t *testing.T, d *proto.Decision) []byte {
 
 // newTest returns an enforcing actuator over one fake executor for both
 // APIs, with a fake clock.
-func newTest(t *testing.T, mut func(*Config)) (*Actuator, *fakeExec, *fakeClock, *prometheus.Registry) {
+func newTest(t testing.TB, mut func(*Config)) (*Actuator, *fakeExec, *fakeClock, *prometheus.Registry) {
 	t.Helper()
 	clk := &fakeClock{now: t0}
 	cfg := DefaultConfig()

@@ -61,10 +61,15 @@ func TestPlaceholderIsPreempted(t *testing.T) {
 	admin, _ := kubernetes.NewForConfig(c.Config)
 	sa := actuatorIdentity(t, c, admin)
 	fakeNode(t, admin, "cap-1", "4")
-	h := newHarness(t, sa, func(cfg *actuators.Config) { cfg.MaxStep = 10 })
+	h := newHarness(t, sa, nil)
 
-	a := h.decide(t, proto.KindReserveCapacity, "k8s/deployment/augur-system/augur-capacity-placeholder", &proto.Change{Replicas: 3})
-	want(t, a, proto.OutcomeApplied, "")
+	// From zero the step guardrail allows one replica per decision.
+	const target = "k8s/deployment/augur-system/augur-capacity-placeholder"
+	want(t, h.decide(t, proto.KindReserveCapacity, target, &proto.Change{Replicas: 3}), proto.OutcomeRefused, actuators.GuardMaxStep)
+	for n := int32(1); n <= 3; n++ {
+		want(t, h.decide(t, proto.KindReserveCapacity, target, &proto.Change{Replicas: n}), proto.OutcomeApplied, "")
+		h.clk.Advance(2 * 60e9)
+	}
 	const sel = "app.kubernetes.io/name=augur-capacity-placeholder"
 	eventually(t, "3 placeholder pods running on cap-1", func(ctx context.Context) (bool, error) {
 		ps, err := podsOf(ctx, admin, "augur-system", sel)
@@ -97,6 +102,11 @@ func TestPlaceholderIsPreempted(t *testing.T) {
 			}
 		}
 		return len(real) == 2 && pending >= 1, err
+	})
+	// The scheduler says why: its Preempted events on placeholder pods.
+	eventually(t, "Preempted events on placeholder pods", func(ctx context.Context) (bool, error) {
+		evs, err := admin.CoreV1().Events("augur-system").List(ctx, metav1.ListOptions{FieldSelector: "reason=Preempted"})
+		return err == nil && len(evs.Items) >= 1, err
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	_ "embed" // kwok stages
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,6 +25,12 @@ import (
 
 	"k8s.io/client-go/rest"
 )
+
+// kwokStages are the node and pod lifecycles kwok plays: nodes become
+// Ready, pods on them Running, deleted pods go away.
+//
+//go:embed kwok-stages.yaml
+var kwokStages []byte
 
 // AdminToken is the bearer token of the admin (system:masters) user.
 const AdminToken = "augur-test-admin-token"
@@ -133,7 +140,11 @@ func Start(opts Options) (c *Cluster, err error) {
 		"--secure-port=0", "--v=0"); err != nil {
 		return nil, err
 	}
-	if err := c.start(bin, "kwok", "--kubeconfig="+kubeconfig, "--manage-all-nodes=false",
+	stages := filepath.Join(dir, "kwok-stages.yaml")
+	if err := os.WriteFile(stages, kwokStages, 0o600); err != nil {
+		return nil, err
+	}
+	if err := c.start(bin, "kwok", "--kubeconfig="+kubeconfig, "--config="+stages, "--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--node-ip=10.1.0.1", "--cidr=10.1.0.0/16", "--server-address="); err != nil {
 		return nil, err
