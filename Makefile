@@ -12,8 +12,11 @@ build:
 run: build
 	$(BIN)/augur run
 
+# The one test command: installs what the tests need (Debian's prometheus,
+# the Kubernetes control-plane binaries) and runs every test with -race.
 test:
-	$(GO) test -race -count=1 -timeout 30m ./...
+	bash .ci/setup.sh
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
