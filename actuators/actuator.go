@@ -78,11 +78,8 @@ func New(cfg Config, cl *kgo.Client, kube, arc Executor, reg prometheus.Register
 		return nil, fmt.Errorf("actuator config: %w", err)
 	}
 	if cl != nil {
-		if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g == "" {
-			return nil, errors.New("actuator client: a consumer group is required (use ClientOptions)")
-		}
-		if auto, _ := cl.OptValue(kgo.DisableAutoCommit).(bool); !auto {
-			return nil, errors.New("actuator client: auto commit must be disabled (use ClientOptions)")
+		if err := checkClient(cl); err != nil {
+			return nil, err
 		}
 	}
 	if log == nil {
@@ -98,6 +95,17 @@ func New(cfg Config, cl *kgo.Client, kube, arc Executor, reg prometheus.Register
 	return a, nil
 }
 
+// checkClient rejects a client not built with ClientOptions.
+func checkClient(cl *kgo.Client) error {
+	if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g == "" {
+		return errors.New("actuator client: a consumer group is required (use ClientOptions)")
+	}
+	if auto, _ := cl.OptValue(kgo.DisableAutoCommit).(bool); !auto {
+		return errors.New("actuator client: auto commit must be disabled (use ClientOptions)")
+	}
+	return nil
+}
+
 // SetKillSwitch turns the kill switch on or off at run time. While on, every
 // decision is refused with guardrail "kill_switch".
 func (a *Actuator) SetKillSwitch(on bool) { a.kill.Store(on) }
@@ -111,8 +119,25 @@ func (a *Actuator) Run(ctx context.Context) error {
 	if a.cl == nil {
 		return errors.New("actuator has no Kafka client")
 	}
+	return a.run(ctx, a.cl)
+}
+
+// RunClient is Run with a client made for this run (built with
+// ClientOptions), for an Actuator created with a nil client. Leader
+// election uses it: a replica joins the consumer group only while it leads,
+// so that a standby never holds partitions it does not poll. The guardrail
+// memory (replay set, cooldowns) persists across runs. The caller closes cl
+// after RunClient returns.
+func (a *Actuator) RunClient(ctx context.Context, cl *kgo.Client) error {
+	if err := checkClient(cl); err != nil {
+		return err
+	}
+	return a.run(ctx, cl)
+}
+
+func (a *Actuator) run(ctx context.Context, cl *kgo.Client) error {
 	for {
-		fetches := a.cl.PollRecords(ctx, a.cfg.MaxPollRecords)
+		fetches := cl.PollRecords(ctx, a.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
 			return nil
 		}
@@ -123,12 +148,12 @@ func (a *Actuator) Run(ctx context.Context) error {
 		})
 		recs := fetches.Records()
 		if len(recs) > 0 {
-			if err := a.handleBatch(ctx, recs); err != nil {
-				a.cl.AllowRebalance()
+			if err := a.handleBatch(ctx, cl, recs); err != nil {
+				cl.AllowRebalance()
 				return err
 			}
 		}
-		a.cl.AllowRebalance()
+		cl.AllowRebalance()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -137,7 +162,7 @@ func (a *Actuator) Run(ctx context.Context) error {
 
 // handleBatch handles recs, writes their audit records and then commits
 // their offsets.
-func (a *Actuator) handleBatch(ctx context.Context, recs []*kgo.Record) error {
+func (a *Actuator) handleBatch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	out := make([]*kgo.Record, 0, len(recs))
 	for _, r := range recs {
 		act := a.Handle(ctx, r.Value)
@@ -151,10 +176,10 @@ func (a *Actuator) handleBatch(ctx context.Context, recs []*kgo.Record) error {
 	// mid-batch: the actions were taken, so their records must exist.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := a.cl.ProduceSync(wctx, out...).FirstErr(); err != nil {
+	if err := cl.ProduceSync(wctx, out...).FirstErr(); err != nil {
 		return fmt.Errorf("write %d audit records: %w", len(out), err)
 	}
-	if err := a.cl.CommitRecords(wctx, recs...); err != nil {
+	if err := cl.CommitRecords(wctx, recs...); err != nil {
 		// The audit records exist; a restart sees the decisions again and
 		// records them as no-ops or duplicates, never acts twice.
 		return fmt.Errorf("commit decisions offsets: %w", err)

@@ -167,10 +167,9 @@ func TestRunAuditsEveryDecision(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.cl = cl
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
+		go func() { done <- a.RunClient(ctx, cl) }()
 		waitActions(t, seeds, actTopic, len(values))
 		cancel()
 		if err := <-done; err != nil {

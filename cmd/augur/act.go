@@ -46,6 +46,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	allow := fs.String("allow-namespaces", "", "when set, the only namespaces touched")
 	kill := fs.String("kill-switch-file", "", "while this file exists every decision is refused")
 	actor := fs.String("actor", actHostname(cfg.Actor), "name of this instance in audit records and Events")
+	leaderElect := fs.Bool("leader-elect", false, "run only while holding the augur-system/augur-actuator Lease (several replicas for the same targets)")
 	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics ("" disables)`)
 	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", cfg.DecisionsTopic, "topic consumed")
 	fs.StringVar(&cfg.ActionsTopic, "actions-topic", cfg.ActionsTopic, "topic the audit records go to")
@@ -74,12 +75,13 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	var kx, zx actuators.Executor
+	var cs kubernetes.Interface
 	if *kubeconfig != "none" {
 		rc, err := kubeRESTConfig(*kubeconfig)
 		if err != nil {
 			return err
 		}
-		cs, err := kubernetes.NewForConfig(rc)
+		cs, err = kubernetes.NewForConfig(rc)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
@@ -104,14 +106,20 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		}
 		zx = ex
 	}
-	cl, err := kgo.NewClient(append(actuators.ClientOptions(cfg, *group), kgo.SeedBrokers(strings.Split(*brokers, ",")...))...)
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer cl.Close()
-	act, err := actuators.New(cfg, cl, kx, zx, reg, log)
+	kopts := append(actuators.ClientOptions(cfg, *group), kgo.SeedBrokers(strings.Split(*brokers, ",")...))
+	act, err := actuators.New(cfg, nil, kx, zx, reg, log)
 	if err != nil {
 		return err
+	}
+	// runOnce joins the consumer group for one run: with leader election a
+	// standby replica must not hold partitions it does not poll.
+	runOnce := func(ctx context.Context) error {
+		cl, err := kgo.NewClient(kopts...)
+		if err != nil {
+			return fmt.Errorf("kafka client: %w", err)
+		}
+		defer cl.Close()
+		return act.RunClient(ctx, cl)
 	}
 	if *metricsAddr != "" {
 		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
@@ -122,8 +130,27 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		}()
 		defer srv.Close()
 	}
-	log.Info("actuator started", "mode", cfg.Mode, "kubernetes", kx != nil, "zonal_shift", zx != nil)
-	return act.Run(ctx)
+	log.Info("actuator started", "mode", cfg.Mode, "kubernetes", kx != nil, "zonal_shift", zx != nil, "leader_elect", *leaderElect)
+	if !*leaderElect {
+		return runOnce(ctx)
+	}
+	if cs == nil {
+		return errors.New("-leader-elect needs Kubernetes (-kubeconfig)")
+	}
+	var runErr error
+	err = kube.RunLeader(ctx, cs, kube.LeaderConfig{Identity: cfg.Actor}, func(ctx context.Context) {
+		if err := runOnce(ctx); err != nil {
+			runErr = err
+			log.Error("actuator stopped", "err", err)
+		}
+	})
+	if runErr != nil {
+		return runErr
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 func kubeRESTConfig(path string) (*rest.Config, error) {
