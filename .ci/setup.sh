@@ -19,6 +19,12 @@ fi
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 pkill -x prometheus >/dev/null 2>&1 || true
 
+# pyarrow and librdkafka (confluent-kafka) read a samples block in
+# proto/pyarrow_test.go: a reader that is not augur's own code.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import pyarrow, confluent_kafka' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check pyarrow confluent-kafka
+fi
+
 # Real kube-apiserver, etcd, controller-manager, scheduler and kwok for the
 # actuator tests (actuators/kube finds them in .ci/kube/bin).
 bash .ci/kube/build.sh

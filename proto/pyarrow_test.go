@@ -1,0 +1,84 @@
+package proto_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+// TestBlockReadByPyarrow shows a reader that is not augur's decoding a real
+// record: bench/read_block.py fetches it with librdkafka and decodes it with
+// pyarrow. Skips without python3, pyarrow and confluent-kafka, except in CI.
+func TestBlockReadByPyarrow(t *testing.T) {
+	if err := exec.Command("python3", "-c", "import pyarrow, confluent_kafka").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI needs python3 with pyarrow and confluent-kafka (.ci/setup.sh installs them): %v", err)
+		}
+		t.Skipf("python3 with pyarrow and confluent-kafka not available: %v", err)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "augur.samples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	stale := math.Float64frombits(0x7ff0000000000002)
+	var b proto.BlockBuilder
+	b.Reset("team-a")
+	b.StartSeries([]proto.Label{{Name: "__name__", Value: "http_requests_total"}, {Name: "job", Value: "api"}}, proto.Metadata{Type: "counter"})
+	b.AppendSample(1_700_000_000_000, 42.5)
+	b.AppendSample(1_700_000_015_000, stale)
+	b.AppendExemplar([]proto.Label{{Name: "trace_id", Value: "abc"}}, 1, 1_700_000_000_000)
+	value, err := b.AppendIPC(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: "augur.samples", Value: value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "python3", "../bench/read_block.py", c.ListenAddrs()[0]).CombinedOutput()
+	if err != nil {
+		t.Fatalf("read_block.py: %v\n%s", err, out)
+	}
+	var rows []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if !bytes.HasPrefix(sc.Bytes(), []byte("{")) {
+			continue // librdkafka log lines
+		}
+		var row map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("pyarrow read %d rows, want 1:\n%s", len(rows), out)
+	}
+	got := fmt.Sprint(rows[0]["labels"], rows[0]["timestamps"], rows[0]["values"], rows[0]["tenant"], rows[0]["metric_type"], rows[0]["exemplars"])
+	want := fmt.Sprint(map[string]any{"__name__": "http_requests_total", "job": "api"},
+		[]any{1.7e12, 1.700000015e12}, []any{"4045400000000000", "7ff0000000000002"}, "team-a", "counter", 1.0)
+	if got != want {
+		t.Fatalf("pyarrow read\n%s\nwant\n%s", got, want)
+	}
+}
