@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -239,6 +241,18 @@ func seedsV1(t testing.TB) [][]byte {
 	var out [][]byte
 	for _, r := range reqs {
 		b, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	// Requests a real Prometheus sent (testdata/README.md).
+	files, err := filepath.Glob("testdata/prometheus-*.pb")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no captured requests in testdata: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
