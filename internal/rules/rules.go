@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
 	"strings"
@@ -68,6 +69,11 @@ const (
 	ModeReserveCapacity = "reserve_capacity"
 )
 
+// MaxHorizon is the longest forecast horizon of a scaling rule: pod start
+// plus node provisioning rarely exceeds it, and forecasts further out are
+// too wide to size a workload by.
+const MaxHorizon = 30 * time.Minute
+
 // AggregationSumRate is the only aggregation of scaling signals: the sum over
 // the selected series of their per-second rate.
 const AggregationSumRate = "sum_rate"
@@ -106,7 +112,8 @@ type Scaling struct {
 	// pod serves at its target utilisation; > 0.
 	CapacityPerPod float64 `yaml:"capacity_per_pod"`
 	// Horizon is how far ahead the forecast looks; it should exceed pod
-	// start plus node provisioning time. Default 5m, at least Window.
+	// start plus node provisioning time. Default 5m, at least Window and at
+	// most MaxHorizon (30m).
 	Horizon time.Duration `yaml:"horizon,omitempty"`
 	// Window is the aggregation window of the signal. Default 30s, >= 1s.
 	Window time.Duration `yaml:"window,omitempty"`
@@ -136,33 +143,52 @@ type KubeObject struct {
 // GrayFailure declares a service spread over availability zones whose zones
 // are compared with their peers.
 type GrayFailure struct {
-	// Selector selects the per-zone health series (latency, errors, probes).
+	// Selector selects the per-zone health series (request and error
+	// counters, latency histograms or gauges, packet loss, probes).
 	Selector string `yaml:"selector"`
 	// ZoneLabel is the label naming the zone (an AZ ID such as use1-az1).
 	ZoneLabel string `yaml:"zone_label"`
+	// InstanceLabel is the label naming the instance that reported a series;
+	// a zone's instances are the distinct values seen in a window. Default
+	// "instance" (a series without it counts by its pod label).
+	InstanceLabel string `yaml:"instance_label,omitempty"`
 	// Thresholds are the absolute limits an operator sets.
 	Thresholds GrayThresholds `yaml:"thresholds"`
+	// MinInstances is how many instances must report in a zone for its
+	// window to count. Default 2, >= 1.
+	MinInstances int `yaml:"min_instances,omitempty"`
+	// MinRequests is how many requests (or probes) a zone must have served
+	// in a window for it to count. Default 50, >= 0.
+	MinRequests float64 `yaml:"min_requests,omitempty"`
 	// ResourceARN is the AWS resource (load balancer) to shift away from a
 	// sick zone.
 	ResourceARN string `yaml:"resource_arn"`
 	// Window is the comparison window. Default 1m, >= 1s.
 	Window time.Duration `yaml:"window,omitempty"`
-	// ShiftExpiry is the lifetime of a zonal shift at AWS. Default 30m,
-	// between 1m and 72h (the ARC limit is three days).
+	// ShiftExpiry is the lifetime of a zonal shift at AWS; the shift is
+	// extended while the zone stays sick. Default 30m, between 1m and 72h
+	// (the ARC limit is three days).
 	ShiftExpiry time.Duration `yaml:"shift_expiry,omitempty"`
 }
 
 // GrayThresholds are the absolute limits of a gray-failure group; a zero
-// field is not checked.
+// field is not checked. A zone worse than its peers on a signal with a
+// limit counts only when it is above the limit too, and two or more zones
+// above any limit are a regional event (alert, never a shift).
 type GrayThresholds struct {
-	// LatencySeconds: a zone whose latency exceeds this is impaired.
-	LatencySeconds float64 `yaml:"latency_seconds,omitempty"`
+	// MeanLatencySeconds limits the mean request latency of a zone.
+	MeanLatencySeconds float64 `yaml:"mean_latency_seconds,omitempty"`
+	// P99LatencySeconds limits the 99th percentile latency of a zone.
+	P99LatencySeconds float64 `yaml:"p99_latency_seconds,omitempty"`
+	// MaxLatencySeconds limits the largest latency reported in a zone.
+	MaxLatencySeconds float64 `yaml:"max_latency_seconds,omitempty"`
 	// ErrorRatio in [0,1]: a zone whose error share exceeds this is impaired.
 	ErrorRatio float64 `yaml:"error_ratio,omitempty"`
 	// PacketLoss in [0,1].
 	PacketLoss float64 `yaml:"packet_loss,omitempty"`
 	// PeerRatio (> 1 when set): a zone worse than its peers' median by this
-	// factor is an outlier.
+	// factor, in 3 of 5 windows, is impaired. Default (0) 1.3; warnings fire
+	// at 1.2 or PeerRatio, whichever is lower.
 	PeerRatio float64 `yaml:"peer_ratio,omitempty"`
 }
 
@@ -181,19 +207,27 @@ type GPU struct {
 	TaintKey string `yaml:"taint_key,omitempty"`
 	// Cordon the node as well as tainting it.
 	Cordon bool `yaml:"cordon,omitempty"`
+	// StepTimeMetric names a gauge of training step (mini-batch) times the
+	// rule's selector also selects; its series are compared per worker with
+	// the other workers of the group (stragglers). Empty: none.
+	StepTimeMetric string `yaml:"step_time_metric,omitempty"`
+	// WorkerLabel names the worker of a step-time series. Default "pod".
+	WorkerLabel string `yaml:"worker_label,omitempty"`
 }
 
 // Anomaly declares a per-series anomaly band on any selector.
 type Anomaly struct {
 	// Selector selects the series; counters are watched as rates.
 	Selector string `yaml:"selector"`
-	// Sensitivity is the band half-width in standard deviations. Default 3, > 0.
+	// Sensitivity is the band half-width in standard deviations of the
+	// one-step forecast residual. Default 2 (CloudWatch's
+	// ANOMALY_DETECTION_BAND(m, 2)), > 0.
 	Sensitivity float64 `yaml:"sensitivity,omitempty"`
 	// Warmup is how many samples a series needs before it can alarm.
-	// Default 30.
+	// Default 64 (detectors/anomaly's default, the one scored on NAB).
 	Warmup int `yaml:"warmup,omitempty"`
 	// M of N: an alarm needs M of the last N samples outside the band.
-	// Default 3 of 5; 1 <= M <= N <= 64.
+	// Default 2 of 3; 1 <= M <= N <= 16.
 	M int `yaml:"m,omitempty"`
 	N int `yaml:"n,omitempty"`
 	// Severity of the alert decision: info, warning (default) or critical.
@@ -398,8 +432,8 @@ func (s *Scaling) validate(at string) []error {
 	if s.Horizon == 0 {
 		s.Horizon = 5 * time.Minute
 	}
-	if s.Horizon < s.Window {
-		errs = append(errs, ferr(at+".horizon", "must be >= window (%s), got %s", s.Window, s.Horizon))
+	if s.Horizon < s.Window || s.Horizon > MaxHorizon {
+		errs = append(errs, ferr(at+".horizon", "must be between window (%s) and %s, got %s", s.Window, MaxHorizon, s.Horizon))
 	}
 	if s.MinReplicas < 1 {
 		errs = append(errs, ferr(at+".min_replicas", "must be >= 1"))
@@ -459,18 +493,41 @@ func (g *GrayFailure) validate(at string) []error {
 	if !labelName(g.ZoneLabel) {
 		errs = append(errs, ferr(at+".zone_label", "must be a label name, got %q", g.ZoneLabel))
 	}
-	t := g.Thresholds
-	if t.LatencySeconds < 0 {
-		errs = append(errs, ferr(at+".thresholds.latency_seconds", "must be >= 0"))
+	if g.InstanceLabel == "" {
+		g.InstanceLabel = "instance"
 	}
-	if t.ErrorRatio < 0 || t.ErrorRatio > 1 {
+	if !labelName(g.InstanceLabel) {
+		errs = append(errs, ferr(at+".instance_label", "must be a label name, got %q", g.InstanceLabel))
+	}
+	t := g.Thresholds
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"mean_latency_seconds", t.MeanLatencySeconds}, {"p99_latency_seconds", t.P99LatencySeconds}, {"max_latency_seconds", t.MaxLatencySeconds}} {
+		if !(f.v >= 0) || math.IsInf(f.v, 0) {
+			errs = append(errs, ferr(at+".thresholds."+f.name, "must be >= 0"))
+		}
+	}
+	if !(t.ErrorRatio >= 0 && t.ErrorRatio <= 1) {
 		errs = append(errs, ferr(at+".thresholds.error_ratio", "must be in [0,1]"))
 	}
-	if t.PacketLoss < 0 || t.PacketLoss > 1 {
+	if !(t.PacketLoss >= 0 && t.PacketLoss <= 1) {
 		errs = append(errs, ferr(at+".thresholds.packet_loss", "must be in [0,1]"))
 	}
-	if t.PeerRatio != 0 && t.PeerRatio <= 1 {
+	if t.PeerRatio != 0 && !(t.PeerRatio > 1) {
 		errs = append(errs, ferr(at+".thresholds.peer_ratio", "must be > 1 when set"))
+	}
+	if g.MinInstances == 0 {
+		g.MinInstances = 2
+	}
+	if g.MinInstances < 1 {
+		errs = append(errs, ferr(at+".min_instances", "must be >= 1"))
+	}
+	if g.MinRequests == 0 {
+		g.MinRequests = 50
+	}
+	if !(g.MinRequests >= 0) || math.IsInf(g.MinRequests, 0) {
+		errs = append(errs, ferr(at+".min_requests", "must be >= 0"))
 	}
 	if !strings.HasPrefix(g.ResourceARN, "arn:") || strings.Count(g.ResourceARN, ":") < 5 {
 		errs = append(errs, ferr(at+".resource_arn", "must be an ARN (arn:partition:service:region:account:resource), got %q", g.ResourceARN))
@@ -478,17 +535,25 @@ func (g *GrayFailure) validate(at string) []error {
 	if g.Window == 0 {
 		g.Window = time.Minute
 	}
-	if g.Window < time.Second {
-		errs = append(errs, ferr(at+".window", "must be >= 1s"))
+	if g.Window < time.Second || g.Window%time.Millisecond != 0 {
+		errs = append(errs, ferr(at+".window", "must be >= 1s in whole milliseconds, got %s", g.Window))
 	}
 	if g.ShiftExpiry == 0 {
-		g.ShiftExpiry = 30 * time.Minute
+		g.ShiftExpiry = DefaultShiftExpiry
 	}
 	if g.ShiftExpiry < time.Minute || g.ShiftExpiry > 72*time.Hour {
 		errs = append(errs, ferr(at+".shift_expiry", "must be between 1m and 72h, got %s", g.ShiftExpiry))
 	}
 	return errs
 }
+
+// DefaultShiftExpiry is the default lifetime of a zonal shift. It is
+// shorter than the detector's own default (1h) on purpose: the detector
+// extends a shift while the zone stays sick, so the expiry only matters
+// when augur stops deciding, and then traffic should return to the zone
+// sooner rather than later (a stale shift silently removes a third of the
+// capacity of a three-zone service).
+const DefaultShiftExpiry = 30 * time.Minute
 
 func (g *GPU) validate(at string) []error {
 	var errs []error
@@ -509,28 +574,37 @@ func (g *GPU) validate(at string) []error {
 	if g.TaintKey == "" {
 		g.TaintKey = "augur.io/gpu-unhealthy"
 	}
+	if g.StepTimeMetric != "" && !labelName(g.StepTimeMetric) {
+		errs = append(errs, ferr(at+".step_time_metric", "must be a metric name, got %q", g.StepTimeMetric))
+	}
+	if g.WorkerLabel == "" {
+		g.WorkerLabel = "pod"
+	}
+	if !labelName(g.WorkerLabel) {
+		errs = append(errs, ferr(at+".worker_label", "must be a label name, got %q", g.WorkerLabel))
+	}
 	return errs
 }
 
 func (a *Anomaly) validate(at string) []error {
 	var errs []error
 	if a.Sensitivity == 0 {
-		a.Sensitivity = 3
+		a.Sensitivity = 2
 	}
-	if !(a.Sensitivity > 0) {
+	if !(a.Sensitivity > 0) || math.IsInf(a.Sensitivity, 0) {
 		errs = append(errs, ferr(at+".sensitivity", "must be > 0"))
 	}
 	if a.Warmup == 0 {
-		a.Warmup = 30
+		a.Warmup = 64
 	}
 	if a.Warmup < 1 {
 		errs = append(errs, ferr(at+".warmup", "must be >= 1"))
 	}
 	if a.M == 0 && a.N == 0 {
-		a.M, a.N = 3, 5
+		a.M, a.N = 2, 3
 	}
-	if a.N < 1 || a.N > 64 {
-		errs = append(errs, ferr(at+".n", "must be in [1,64]"))
+	if a.N < 1 || a.N > 16 {
+		errs = append(errs, ferr(at+".n", "must be in [1,16]"))
 	}
 	if a.M < 1 || a.M > a.N {
 		errs = append(errs, ferr(at+".m", "must be in [1,n]"))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -27,8 +28,43 @@ func TestLoadExample(t *testing.T) {
 	if r.Target.Kind != "HorizontalPodAutoscaler" || r.Window.Seconds() != 30 || r.Horizon.Minutes() != 5 || r.Aggregation != AggregationSumRate {
 		t.Errorf("defaults not filled: %+v", r)
 	}
-	if a := s.Rule(5).Anomaly; a.M != 3 || a.N != 5 {
+	if a := s.Rule(5).Anomaly; a.M != 2 || a.N != 3 {
 		t.Errorf("anomaly m/n = %d/%d", a.M, a.N)
+	}
+	g := s.Rule(3).GrayFailure
+	if g.ShiftExpiry != DefaultShiftExpiry && g.ShiftExpiry != 30*time.Minute {
+		t.Errorf("shift expiry %s", g.ShiftExpiry)
+	}
+	if g.Thresholds.MeanLatencySeconds != 0.05 || g.Thresholds.P99LatencySeconds != 0.5 || g.Thresholds.MaxLatencySeconds != 2 || g.MinInstances != 2 {
+		t.Errorf("gray failure thresholds: %+v", g)
+	}
+	if gp := s.Rule(4).GPU; gp.StepTimeMetric != "training_step_seconds" || gp.WorkerLabel != "pod" {
+		t.Errorf("gpu step time: %+v", gp)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	s, err := Parse(strings.NewReader(`
+rules:
+- name: z
+  gray_failure: {selector: 'x', zone_label: zone, resource_arn: 'arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/a/b'}
+- name: g
+  gpu: {selector: 'DCGM_FI_DEV_XID_ERRORS', node_label: Hostname}
+- name: a
+  anomaly: {selector: 'y'}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.Rule(0).GrayFailure
+	if g.ShiftExpiry != DefaultShiftExpiry || g.InstanceLabel != "instance" || g.MinInstances != 2 || g.MinRequests != 50 || g.Window != time.Minute {
+		t.Errorf("gray failure defaults: %+v", g)
+	}
+	if gp := s.Rule(1).GPU; gp.WorkerLabel != "pod" || gp.StepTimeMetric != "" || gp.TaintKey != "augur.io/gpu-unhealthy" {
+		t.Errorf("gpu defaults: %+v", gp)
+	}
+	if a := s.Rule(2).Anomaly; a.Sensitivity != 2 || a.M != 2 || a.N != 3 || a.Warmup != 64 || a.Severity != "warning" {
+		t.Errorf("anomaly defaults: %+v", a)
 	}
 }
 
@@ -84,6 +120,39 @@ rules:
 - name: a
   gray_failure: {selector: 'x', zone_label: zone, thresholds: {peer_ratio: 0.5}, resource_arn: "arn:aws:elasticloadbalancing:us-east-1:1:lb"}`,
 			"rules[0].gray_failure.thresholds.peer_ratio: must be > 1"},
+		{"p99 latency", `
+rules:
+- name: a
+  gray_failure: {selector: 'x', zone_label: zone, thresholds: {p99_latency_seconds: -1}, resource_arn: "arn:aws:elasticloadbalancing:us-east-1:1:lb"}`,
+			"rules[0].gray_failure.thresholds.p99_latency_seconds: must be >= 0"},
+		{"old latency field", `
+rules:
+- name: a
+  gray_failure: {selector: 'x', zone_label: zone, thresholds: {latency_seconds: 1}, resource_arn: "arn:aws:elasticloadbalancing:us-east-1:1:lb"}`,
+			"field latency_seconds not found"},
+		{"min instances", `
+rules:
+- name: a
+  gray_failure: {selector: 'x', zone_label: zone, min_instances: -1, resource_arn: "arn:aws:elasticloadbalancing:us-east-1:1:lb"}`,
+			"rules[0].gray_failure.min_instances: must be >= 1"},
+		{"shift expiry", `
+rules:
+- name: a
+  gray_failure: {selector: 'x', zone_label: zone, shift_expiry: 80h, resource_arn: "arn:aws:elasticloadbalancing:us-east-1:1:lb"}`,
+			"rules[0].gray_failure.shift_expiry: must be between 1m and 72h"},
+		{"horizon", `
+rules:
+- name: a
+  scaling: {selector: 'x', capacity_per_pod: 1, min_replicas: 1, max_replicas: 2, horizon: 1h, target: {namespace: n, name: d}}`,
+			"rules[0].scaling.horizon: must be between window (30s) and 30m0s"},
+		{"step time metric", `
+rules:
+- name: a
+  gpu: {selector: 'x', node_label: Hostname, step_time_metric: "a-b"}`, "rules[0].gpu.step_time_metric"},
+		{"n above 16", `
+rules:
+- name: a
+  anomaly: {selector: 'x', m: 2, n: 20}`, "rules[0].anomaly.n: must be in [1,16]"},
 		{"group by", `
 rules:
 - name: a
