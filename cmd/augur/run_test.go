@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/proto"
+	"github.com/augur-ops/augur/stream"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestRunEndToEnd runs `augur run` as a user does, with an anomaly watch,
+// pushes remote-write requests with a level shift, and reads the signed alert
+// from augur.decisions and its audit record from augur.actions.
+func TestRunEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	broker, listen := freePort(t), freePort(t)
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte(`rules:
+  - name: latency-watch
+    anomaly:
+      selector: 'checkout_latency_seconds{job="checkout"}'
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "augur.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`listen: %s
+data_dir: %s
+kafka:
+  embedded_addr: %s
+  partitions: 2
+rules_file: %s
+`, listen, filepath.Join(dir, "data"), broker, rulesFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	go func() { done <- runMain(ctx, []string{"run", "-config", cfgFile}, io.Discard, io.Discard, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("augur run exited %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("augur run did not stop within 30s of its signal")
+		}
+	})
+
+	waitReady(t, "http://"+listen+"/readyz")
+
+	// 240 quiet samples at 15s, then a sustained jump.
+	start := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
+	var samples []prompb.Sample
+	for i := range 240 {
+		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: 0.1 + 0.002*math.Sin(float64(i))})
+	}
+	for i := 240; i < 260; i++ {
+		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: 3})
+	}
+	for i := 0; i < len(samples); i += 20 {
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "checkout_latency_seconds"}, {Name: "instance", Value: "a:9100"}, {Name: "job", Value: "checkout"}},
+			Samples: samples[i:min(i+20, len(samples))],
+		}}}
+		pushV1(t, "http://"+listen+"/api/v1/write", req)
+	}
+
+	key, err := stream.LoadKey(filepath.Join(dir, "data", "decision.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alert *proto.Decision
+	readTopic(t, broker, "augur.decisions", func(r *kgo.Record) bool {
+		d, err := proto.UnmarshalDecision(r.Value)
+		if err != nil {
+			t.Fatalf("decision record: %v", err)
+		}
+		if d.GetKind() == proto.KindAlert && d.GetRule() == "latency-watch" {
+			if err := proto.Verify(d, key); err != nil {
+				t.Fatalf("decision %s: %v", d.GetId(), err)
+			}
+			if string(r.Key) != d.GetTarget() {
+				t.Fatalf("decision keyed %q, target %q", r.Key, d.GetTarget())
+			}
+			alert = d
+			return true
+		}
+		return false
+	})
+	readTopic(t, broker, "augur.actions", func(r *kgo.Record) bool {
+		a, err := proto.UnmarshalAction(r.Value)
+		if err != nil {
+			t.Fatalf("action record: %v", err)
+		}
+		return a.GetDecisionId() == alert.GetId() && a.GetOutcome() != ""
+	})
+	for _, want := range []string{"remote_write_url=http://" + listen + "/api/v1/write", "kcat -b " + broker} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("start-up logs lack %q", want)
+		}
+	}
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready within 30s", url)
+}
+
+func pushV1(t *testing.T, url string, req *prompb.WriteRequest) {
+	t.Helper()
+	b, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(snappy.Encode(nil, b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Header.Set("Content-Type", "application/x-protobuf")
+	hr.Header.Set("Content-Encoding", "snappy")
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("remote write: %d %s", resp.StatusCode, body)
+	}
+}
+
+// readTopic reads topic from the start (committed records only) until match
+// returns true, failing after 60 seconds.
+func readTopic(t *testing.T, broker, topic string, match func(*kgo.Record) bool) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no matching record on %s within 60s", topic)
+		}
+		found := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if !found && match(r) {
+				found = true
+			}
+		})
+		if found {
+			return
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent loggers of a run.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
