@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# bench/ingest.sh: remote-write ingest benchmarks of augur, side by side with
+# VictoriaMetrics v1.151.0, printed as a markdown table.
+#
+#  1. Samples per receiver CPU-second, flat out. Three processes: the
+#     receiver (`augur ingest`), the broker (bench/kfakebroker, acknowledging
+#     without storing) and the generator (`augur loadgen`). The receiver's
+#     CPU time is read from /proc/<pid>/stat (utime + stime) at the start and
+#     end of the measured window, so other work on the machine does not
+#     count; samples/CPU-s = samples acknowledged (2xx) / receiver CPU-s.
+#     VictoriaMetrics (single binary, its own storage) gets the same
+#     generator in the same round. Every round runs augur v1, augur v2 and
+#     VictoriaMetrics v1; the table shows the median of ROUNDS rounds.
+#  2. Request latency at a fixed rate (open loop, RATE samples/s) against
+#     `augur run` with its embedded broker (and the stream and act roles it
+#     starts).
+#
+# Usage: bench/ingest.sh            (from the repository root)
+# Environment: ROUNDS (3), DURATION (30s), WARMUP (10s), VM_WARMUP (30s),
+# CONCURRENCY (8), RATE (100000), LAT_DURATION (60s), VM_BIN (a
+# victoria-metrics binary; default: go install v1.151.0 into a temp GOBIN),
+# SKIP_VM=1, KEEP=1 (keep the work dir with logs and JSON results).
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-30s}
+WARMUP=${WARMUP:-10s}
+VM_WARMUP=${VM_WARMUP:-30s}
+CONCURRENCY=${CONCURRENCY:-8}
+RATE=${RATE:-100000}
+LAT_DURATION=${LAT_DURATION:-60s}
+BROKER_PORT=${BROKER_PORT:-19092}
+INGEST_PORT=${INGEST_PORT:-19201}
+VM_PORT=${VM_PORT:-18428}
+RUN_PORT=${RUN_PORT:-19301}
+RUN_BROKER_PORT=${RUN_BROKER_PORT:-19093}
+
+cd "$(dirname "$0")/.."
+WORK=$(mktemp -d /tmp/augur-ingest-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "work dir: $WORK" >&2; fi
+}
+trap cleanup EXIT
+
+log() { echo "# $*" >&2; }
+
+log "building into $WORK"
+go build -o "$WORK/augur" ./cmd/augur
+go build -o "$WORK/kfakebroker" ./bench/kfakebroker
+if [[ "${SKIP_VM:-0}" != 1 && -z "${VM_BIN:-}" ]]; then
+	log "installing victoria-metrics v1.151.0"
+	GOBIN="$WORK/gobin" go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0
+	VM_BIN="$WORK/gobin/victoria-metrics"
+fi
+
+# wait_http URL: wait until URL answers.
+wait_http() {
+	for _ in $(seq 1 100); do
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	echo "no answer from $1" >&2
+	return 1
+}
+
+# loadgen OUT ARGS...: run the generator, JSON result to OUT.
+loadgen() {
+	local out=$1
+	shift
+	"$WORK/augur" loadgen -json -concurrency "$CONCURRENCY" "$@" >"$out" 2>>"$WORK/loadgen.log"
+}
+
+uptime_before=$(uptime)
+mkdir -p "$WORK/res"
+
+# --- 1. samples per receiver CPU-second ------------------------------------
+if [[ "${SKIP_VM:-0}" != 1 ]]; then
+	"$VM_BIN" -storageDataPath "$WORK/vmdata" -httpListenAddr "127.0.0.1:$VM_PORT" \
+		-loggerLevel WARN -memory.allowedPercent 20 >"$WORK/vm.log" 2>&1 &
+	VM_PID=$!
+	PIDS+=("$VM_PID")
+	wait_http "http://127.0.0.1:$VM_PORT/health"
+	# First contact creates the fleet's series; steady state is what counts.
+	log "victoria-metrics warm-up ($VM_WARMUP)"
+	loadgen "$WORK/res/vm-warmup.json" -url "http://127.0.0.1:$VM_PORT/api/v1/write" -protocol v1 -duration "$VM_WARMUP"
+fi
+
+"$WORK/kfakebroker" -port "$BROKER_PORT" >"$WORK/broker.log" 2>&1 &
+BROKER_PID=$!
+PIDS+=("$BROKER_PID")
+sleep 1
+"$WORK/augur" ingest -brokers "127.0.0.1:$BROKER_PORT" -listen "127.0.0.1:$INGEST_PORT" -partitions 8 >"$WORK/ingest.log" 2>&1 &
+INGEST_PID=$!
+PIDS+=("$INGEST_PID")
+wait_http "http://127.0.0.1:$INGEST_PORT/readyz"
+
+for r in $(seq 1 "$ROUNDS"); do
+	for proto in v1 v2; do
+		log "round $r: augur $proto flat out ($DURATION)"
+		loadgen "$WORK/res/augur-$proto-$r.json" -url "http://127.0.0.1:$INGEST_PORT/api/v1/write" \
+			-protocol "$proto" -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST_PID,$BROKER_PID"
+	done
+	if [[ "${SKIP_VM:-0}" != 1 ]]; then
+		log "round $r: victoria-metrics v1 flat out ($DURATION)"
+		loadgen "$WORK/res/vm-v1-$r.json" -url "http://127.0.0.1:$VM_PORT/api/v1/write" \
+			-protocol v1 -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$VM_PID"
+	fi
+done
+uptime_cpu=$(uptime)
+kill "$INGEST_PID" "$BROKER_PID" 2>/dev/null || true
+if [[ "${SKIP_VM:-0}" != 1 ]]; then
+	vm_rows=$(curl -fsS "http://127.0.0.1:$VM_PORT/metrics" | awk '/^vm_rows_inserted_total\{type="promremotewrite"\}/ {print $2}')
+	kill "$VM_PID" 2>/dev/null || true
+fi
+sleep 1
+
+# --- 2. latency at a fixed rate, augur run with its embedded broker ---------
+cat >"$WORK/run.yaml" <<EOF
+listen: 127.0.0.1:$RUN_PORT
+data_dir: $WORK/run-data
+kafka:
+  embedded_addr: 127.0.0.1:$RUN_BROKER_PORT
+EOF
+"$WORK/augur" run -config "$WORK/run.yaml" >"$WORK/run.log" 2>&1 &
+RUN_PID=$!
+PIDS+=("$RUN_PID")
+wait_http "http://127.0.0.1:$RUN_PORT/readyz"
+for proto in v1 v2; do
+	log "augur run: $proto at $RATE samples/s ($LAT_DURATION)"
+	loadgen "$WORK/res/lat-$proto.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
+		-protocol "$proto" -rate "$RATE" -duration "$LAT_DURATION" -warmup 5s -cpu-pids "$RUN_PID"
+done
+uptime_lat=$(uptime)
+kill "$RUN_PID" 2>/dev/null || true
+
+# --- table -------------------------------------------------------------------
+# med FILES... : median of .cpu[0].samples_per_cpu_second (and the run it came from).
+med() {
+	jq -s 'sort_by(.cpu[0].samples_per_cpu_second) | .[(length/2|floor)]' "$@"
+}
+row() {
+	local name=$1 proto=$2
+	shift 2
+	local m
+	m=$(med "$@")
+	local all
+	all=$(jq -s -r 'map(.cpu[0].samples_per_cpu_second|floor|tostring)|join(", ")' "$@")
+	jq -r --arg n "$name" --arg p "$proto" --arg all "$all" \
+		'"| \($n) | \($p) | \(.cpu[0].samples_per_cpu_second|floor) | \($all) | \(.samples_acked) | \(.cpu[0].cpu_seconds*100|round/100) | \(if (.cpu|length)>1 then (.cpu[1].cpu_seconds*100|round/100|tostring) else "-" end) | \(.acked_per_second|floor) | \(.p50_ms*100|round/100) / \(.p99_ms*100|round/100) | \(.status|tostring) |"' <<<"$m"
+}
+
+echo
+echo "load before: $uptime_before"
+echo "load after the CPU runs: $uptime_cpu"
+echo "load after the latency runs: $uptime_lat"
+echo
+echo "Samples per receiver CPU-second, flat out, $CONCURRENCY requests in flight, 2,000 series x 1 sample per request, $DURATION per run after $WARMUP warm-up, median of $ROUNDS rounds:"
+echo
+echo "| receiver | protocol | samples / receiver CPU-s (median) | all runs | samples acked (median run) | receiver CPU-s | broker CPU-s | achieved samples/s | p50 / p99 ms | status |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+row "augur ingest (+ kfakebroker process)" v1 "$WORK"/res/augur-v1-*.json
+row "augur ingest (+ kfakebroker process)" v2 "$WORK"/res/augur-v2-*.json
+if [[ "${SKIP_VM:-0}" != 1 ]]; then
+	row "victoria-metrics v1.151.0 (own storage)" v1 "$WORK"/res/vm-v1-*.json
+	a1=$(med "$WORK"/res/augur-v1-*.json | jq '.cpu[0].samples_per_cpu_second')
+	a2=$(med "$WORK"/res/augur-v2-*.json | jq '.cpu[0].samples_per_cpu_second')
+	vm=$(med "$WORK"/res/vm-v1-*.json | jq '.cpu[0].samples_per_cpu_second')
+	echo
+	echo "ratio augur/VictoriaMetrics (samples per receiver CPU-second): v1 $(jq -n "$a1/$vm*100|round/100")x, v2 $(jq -n "$a2/$vm*100|round/100")x (VictoriaMetrics v1)"
+	echo "victoria-metrics rows inserted over the whole run (its own counter): $vm_rows"
+fi
+echo
+echo "Latency at a fixed $RATE samples/s (open loop, from the time each request was due), augur run with its embedded broker, $LAT_DURATION:"
+echo
+echo "| protocol | requests | status | late | achieved samples/s | p50 ms | p90 ms | p99 ms | max ms | augur run CPU-s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for proto in v1 v2; do
+	jq -r --arg p "$proto" '"| \($p) | \(.requests) | \(.status|tostring) | \(.late) | \(.acked_per_second|floor) | \(.p50_ms*100|round/100) | \(.p90_ms*100|round/100) | \(.p99_ms*100|round/100) | \(.max_ms*100|round/100) | \(.cpu[0].cpu_seconds*100|round/100) |"' "$WORK/res/lat-$proto.json"
+done
