@@ -29,11 +29,13 @@ VM_WARMUP=${VM_WARMUP:-30s}
 CONCURRENCY=${CONCURRENCY:-8}
 RATE=${RATE:-100000}
 LAT_DURATION=${LAT_DURATION:-60s}
-BROKER_PORT=${BROKER_PORT:-19092}
-INGEST_PORT=${INGEST_PORT:-19201}
-VM_PORT=${VM_PORT:-18428}
-RUN_PORT=${RUN_PORT:-19301}
-RUN_BROKER_PORT=${RUN_BROKER_PORT:-19093}
+# Ports away from the usual ones (9092, 9201, 8428, and the CI broker's
+# 19092), checked free before use: the shared machine runs other brokers.
+BROKER_PORT=${BROKER_PORT:-39092}
+INGEST_PORT=${INGEST_PORT:-39201}
+VM_PORT=${VM_PORT:-38428}
+RUN_PORT=${RUN_PORT:-39301}
+RUN_BROKER_PORT=${RUN_BROKER_PORT:-39093}
 
 cd "$(dirname "$0")/.."
 WORK=$(mktemp -d /tmp/augur-ingest-bench.XXXXXX)
@@ -56,6 +58,25 @@ if [[ "${SKIP_VM:-0}" != 1 && -z "${VM_BIN:-}" ]]; then
 	VM_BIN="$WORK/gobin/victoria-metrics"
 fi
 
+# port_free PORT: fail unless nothing listens on PORT.
+port_free() {
+	if ss -Hltn "sport = :$1" | grep -q .; then
+		echo "port $1 is in use; set the *_PORT variables" >&2
+		exit 1
+	fi
+}
+
+# listening PID PORT: fail unless process PID is alive and listens on PORT.
+listening() {
+	for _ in $(seq 1 100); do
+		kill -0 "$1" 2>/dev/null || { echo "process $1 (port $2) exited" >&2; exit 1; }
+		ss -Hltnp "sport = :$2" | grep -q "pid=$1," && return 0
+		sleep 0.2
+	done
+	echo "process $1 does not listen on $2" >&2
+	exit 1
+}
+
 # wait_http URL: wait until URL answers.
 wait_http() {
 	for _ in $(seq 1 100); do
@@ -73,6 +94,7 @@ loadgen() {
 	"$WORK/augur" loadgen -json -concurrency "$CONCURRENCY" "$@" >"$out" 2>>"$WORK/loadgen.log"
 }
 
+for p in "$BROKER_PORT" "$INGEST_PORT" "$VM_PORT" "$RUN_PORT" "$RUN_BROKER_PORT"; do port_free "$p"; done
 uptime_before=$(uptime)
 mkdir -p "$WORK/res"
 
@@ -82,6 +104,7 @@ if [[ "${SKIP_VM:-0}" != 1 ]]; then
 		-loggerLevel WARN -memory.allowedPercent 20 >"$WORK/vm.log" 2>&1 &
 	VM_PID=$!
 	PIDS+=("$VM_PID")
+	listening "$VM_PID" "$VM_PORT"
 	wait_http "http://127.0.0.1:$VM_PORT/health"
 	# First contact creates the fleet's series; steady state is what counts.
 	log "victoria-metrics warm-up ($VM_WARMUP)"
@@ -91,10 +114,11 @@ fi
 "$WORK/kfakebroker" -port "$BROKER_PORT" >"$WORK/broker.log" 2>&1 &
 BROKER_PID=$!
 PIDS+=("$BROKER_PID")
-sleep 1
+listening "$BROKER_PID" "$BROKER_PORT"
 "$WORK/augur" ingest -brokers "127.0.0.1:$BROKER_PORT" -listen "127.0.0.1:$INGEST_PORT" -partitions 8 >"$WORK/ingest.log" 2>&1 &
 INGEST_PID=$!
 PIDS+=("$INGEST_PID")
+listening "$INGEST_PID" "$INGEST_PORT"
 wait_http "http://127.0.0.1:$INGEST_PORT/readyz"
 
 for r in $(seq 1 "$ROUNDS"); do
@@ -127,6 +151,8 @@ EOF
 "$WORK/augur" run -config "$WORK/run.yaml" >"$WORK/run.log" 2>&1 &
 RUN_PID=$!
 PIDS+=("$RUN_PID")
+listening "$RUN_PID" "$RUN_PORT"
+listening "$RUN_PID" "$RUN_BROKER_PORT"
 wait_http "http://127.0.0.1:$RUN_PORT/readyz"
 for proto in v1 v2; do
 	log "augur run: $proto at $RATE samples/s ($LAT_DURATION)"
