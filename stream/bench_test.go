@@ -62,7 +62,7 @@ func BenchmarkProcess(b *testing.B) {
 	for _, shape := range []struct{ series, samples int }{{1000, 1}, {1000, 10}, {200, 50}} {
 		b.Run(fmt.Sprintf("series=%d/samples=%d", shape.series, shape.samples), func(b *testing.B) {
 			cfg := testConfig(b)
-			e := newEnv(&cfg)
+			e := mustEnv(b, &cfg)
 			blocks := benchBlocks(b, 64, shape.series, shape.samples)
 			perBlock := shape.series * shape.samples
 			var rd proto.BlockReader
@@ -110,7 +110,7 @@ func cpuTime() time.Duration {
 // of 10,000 series after one sample each.
 func BenchmarkCheckpoint(b *testing.B) {
 	cfg := testConfig(b)
-	e := newEnv(&cfg)
+	e := mustEnv(b, &cfg)
 	blocks := benchBlocks(b, 2, 10_000, 1)
 	var rd proto.BlockReader
 	sh := newShard(0, e)

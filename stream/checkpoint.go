@@ -20,9 +20,10 @@ import (
 //	'm'              the partition: max event time, next sweep
 //
 // A nil value (tombstone) deletes a series that was evicted or ended.
-// Values start with a format version byte.
+// Values start with a format version byte; a record of another version is
+// skipped, so its series or group warms up again (safe, like a rules change).
 const (
-	stateVersion = 1
+	stateVersion = 2
 
 	keySeries = 's'
 	keyGroup  = 'g'
@@ -81,10 +82,7 @@ func (sh *shard) appendSeriesState(b []byte, row int32) ([]byte, error) {
 	if d := sh.det[row]; d != nil {
 		start := len(b)
 		b = append(b, 0, 0) // length placeholder
-		var err error
-		if b, err = d.AppendBinary(b); err != nil {
-			return nil, fmt.Errorf("detector state: %w", err)
-		}
+		b = d.AppendBinary(b)
 		n := len(b) - start - 2
 		if n > math.MaxUint16 {
 			return nil, fmt.Errorf("detector state of %d bytes is too large", n)
@@ -102,16 +100,14 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(w.sum))
 	}
 	b = binary.AppendVarint(b, int64(g.last))
-	b = binary.AppendVarint(b, g.downSince)
-	b = binary.AppendVarint(b, int64(g.downMax))
-	b = binary.AppendUvarint(b, uint64(g.closed))
-	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(g.lastValue))
+	b = binary.AppendUvarint(b, uint64(len(g.recs)))
+	for _, r := range g.recs {
+		b = binary.AppendVarint(b, r.at)
+		b = binary.AppendVarint(b, int64(r.n))
+	}
 	var fc []byte
 	if g.fc != nil {
-		var err error
-		if fc, err = g.fc.AppendBinary(nil); err != nil {
-			return nil, fmt.Errorf("forecaster state: %w", err)
-		}
+		fc = g.fc.AppendBinary(nil)
 	}
 	b = binary.AppendUvarint(b, uint64(len(fc)))
 	b = append(b, fc...)
@@ -179,6 +175,19 @@ func (r *stateReader) bytes(n int) []byte {
 	return v
 }
 
+// blob reads a uvarint length and that many bytes.
+func (r *stateReader) blob() []byte {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errBadState
+		return nil
+	}
+	return r.bytes(int(n))
+}
+
+// str reads a string written by appendString.
+func (r *stateReader) str() string { return string(r.blob()) }
+
 // apply restores one state record (in offset order) into the shard. Records
 // of rules that no longer exist are ignored: their state warms up again.
 func (sh *shard) apply(key, value []byte) error {
@@ -186,7 +195,7 @@ func (sh *shard) apply(key, value []byte) error {
 		return errBadState
 	}
 	if len(value) > 0 && value[0] != stateVersion {
-		return fmt.Errorf("%w: version %d", errBadState, value[0])
+		return nil
 	}
 	switch key[0] {
 	case keySeries:
@@ -255,21 +264,28 @@ func (sh *shard) apply(key, value []byte) error {
 			g.windows = append(g.windows, window{start: r.varint(), sum: r.f64()})
 		}
 		g.last = int32(r.varint())
-		g.downSince = r.varint()
-		g.downMax = int32(r.varint())
-		g.closed = uint32(r.uvarint())
-		g.lastValue = r.f64()
-		fc := r.bytes(int(r.uvarint()))
+		nr := r.uvarint()
+		if nr > maxScaleRecs {
+			return errBadState
+		}
+		g.recs = g.recs[:0]
+		for range nr {
+			g.recs = append(g.recs, scaleRec{at: r.varint(), n: int32(r.varint())})
+		}
+		fc := r.blob()
 		g.nextClose = r.varint()
-		det := r.bytes(int(r.uvarint()))
+		det := r.blob()
 		if r.err != nil {
 			return r.err
 		}
-		// A model whose state format changed starts over.
 		if g.fc != nil {
+			// A bank whose state format or configuration changed starts
+			// over (it warms up again).
 			if err := g.fc.UnmarshalBinary(fc); err != nil {
-				g.fc = sh.env.newForecaster(ri)
+				g.fc, _ = sh.env.newScaling(ri, tenant)
 			}
+			g.refits = g.fc.Refits()
+			sh.env.restoreScaler(g)
 		}
 		if g.det != nil {
 			if err := g.det.UnmarshalBinary(det); err != nil {
@@ -320,9 +336,7 @@ func (sh *shard) ruleIndex(name string) int {
 		case rules.KindScaling:
 			return i
 		case rules.KindGrayFailure, rules.KindGPU:
-			if sh.env.newGroup != nil {
-				return i
-			}
+			return i
 		}
 	}
 	return -1

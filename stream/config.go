@@ -65,13 +65,10 @@ type Config struct {
 	// RestoreTimeout bounds restoring one partition's state. Default 1m.
 	RestoreTimeout time.Duration
 
-	// NewSeriesDetector makes per-series anomaly detectors. Default
-	// NewEWMABand.
-	NewSeriesDetector NewSeriesDetector
-	// NewForecaster makes per-group forecasters. Default NewHoltBaseline.
-	NewForecaster NewForecaster
 	// NewGroupDetector makes the detectors of gray-failure and GPU groups.
-	// Default none: their series are deduplicated and routed, but not judged.
+	// Default DefaultGroupDetector (detectors/grayfailure, detectors/gpu).
+	// Anomaly watches always run detectors/anomaly and scaling rules the
+	// models/bank forecaster bank with detectors/scaling.
 	NewGroupDetector NewGroupDetector
 
 	// OnProcessed, when set, is called after each samples record is
@@ -149,6 +146,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.NewGroupDetector == nil {
+		c.NewGroupDetector = DefaultGroupDetector
+	}
+	if err := validateModels(c.Rules); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

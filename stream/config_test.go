@@ -66,7 +66,7 @@ func TestEnsureKey(t *testing.T) {
 func FuzzApplyState(f *testing.F) {
 	cfg := testConfig(f)
 	in := genInput(f, cfg.Rules, 1, 60)
-	e := newEnv(&cfg)
+	e := mustEnv(f, &cfg)
 	sh := newShard(0, e)
 	rd := new(proto.BlockReader)
 	for _, v := range in[0] {

@@ -2,12 +2,14 @@ package stream
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/augur-ops/augur/detectors/anomaly"
+	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/models/bank"
 	"github.com/augur-ops/augur/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -20,46 +22,48 @@ type env struct {
 	lateness   int64 // ms
 	idle       int64 // ms
 	sweepEvery int64 // ms
-	newDet     NewSeriesDetector
-	newFc      NewForecaster
 	newGroup   NewGroupDetector
-	bands      []*bandParams // per anomaly rule, for the built-in band
-	warmup     uint32        // windows a group needs before it decides
+	anomaly    []*anomaly.Detector // per anomaly rule (nil for other rules)
+	fm         *forecastMetrics    // nil: not exported
 }
 
-func newEnv(cfg *Config) *env {
+func newEnv(cfg *Config) (*env, error) {
 	e := &env{
 		rules:      cfg.Rules,
 		key:        cfg.SigningKey,
 		lateness:   cfg.AllowedLateness.Milliseconds(),
 		idle:       cfg.IdleTimeout.Milliseconds(),
 		sweepEvery: max(cfg.IdleTimeout.Milliseconds()/4, 1000),
-		newDet:     cfg.NewSeriesDetector,
-		newFc:      cfg.NewForecaster,
 		newGroup:   cfg.NewGroupDetector,
-		bands:      make([]*bandParams, cfg.Rules.Len()),
-		warmup:     3,
+		anomaly:    make([]*anomaly.Detector, cfg.Rules.Len()),
 	}
 	for i := range cfg.Rules.Len() {
 		if a := cfg.Rules.Rule(i).Anomaly; a != nil {
-			e.bands[i] = bandParamsFor(a)
+			d, err := anomaly.New(anomalyConfig(a))
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: %w", cfg.Rules.Rule(i).Name, err)
+			}
+			e.anomaly[i] = d
 		}
 	}
-	return e
+	return e, nil
 }
 
-func (e *env) newDetector(w int32) SeriesDetector {
-	if e.newDet != nil {
-		return e.newDet(e.rules.Rule(int(w)).Anomaly)
-	}
-	return &EWMABand{p: e.bands[w]}
-}
+// newDetector returns the anomaly detector of a new series watched by rule w.
+func (e *env) newDetector(w int32) *anomaly.Series { return e.anomaly[w].NewSeries() }
 
-func (e *env) newForecaster(rule int) Forecaster {
-	if e.newFc != nil {
-		return e.newFc(e.rules.Rule(rule).Scaling)
+// newScaling returns the forecaster bank and scaler of a new scaling group.
+func (e *env) newScaling(rule int, tenant string) (*bank.Bank, *scaling.Scaler) {
+	r := e.rules.Rule(rule)
+	b, err := bank.New(bankConfig(r.Scaling))
+	if err == nil {
+		var sc *scaling.Scaler
+		if sc, err = scaling.New(scalerConfig(r, tenant)); err == nil {
+			return b, sc
+		}
 	}
-	return NewHoltBaseline(e.rules.Rule(rule).Scaling)
+	// Config.Validate built both configurations for every rule.
+	panic(fmt.Sprintf("scaling models of rule %s: %v", r.Name, err))
 }
 
 // windowMs returns the window of a workload rule in milliseconds.
@@ -92,123 +96,82 @@ func (e *env) groupDecisions(g *group, ds []*proto.Decision) []*proto.Decision {
 	return ds
 }
 
-// KubeTarget returns the decision target of a Kubernetes object:
-// k8s/<lowercase kind>/<namespace>/<name>.
-func KubeTarget(o rules.KubeObject) string {
-	return "k8s/" + strings.ToLower(o.Kind) + "/" + o.Namespace + "/" + o.Name
+// scaleRec is one recommendation the scaler recorded in its stabilization
+// window. The stream keeps the same window so that a restored group
+// rebuilds the scaler exactly (detectors/scaling keeps it unexported).
+type scaleRec struct {
+	at int64 // window end, ms
+	n  int32
 }
 
+// maxScaleRecs mirrors the bound of detectors/scaling's stabilization
+// window (maxRecs there).
+const maxScaleRecs = 4096
+
 // closeWindow feeds the signal of a closed window to the group's forecaster
-// and returns a scaling decision when the replicas it wants change: at once
-// when more are needed, after the rule's scale-down delay when fewer are.
-func (e *env) closeWindow(g *group, end int64, value float64) *proto.Decision {
+// bank and asks the scaler for a decision once the bank is warm (its served
+// forecast scored at the horizon at least once per step of it).
+func (e *env) closeWindow(g *group, end int64, value float64) []*proto.Decision {
 	r := e.rules.Rule(g.rule)
 	sc := r.Scaling
 	g.fc.Update(end, value)
-	g.lastValue = value
-	if g.closed < math.MaxUint32 {
-		g.closed++
-	}
-	if g.closed < e.warmup {
+	f := g.fc.Forecast(sc.Horizon)
+	e.fm.observe(r.Name, g, value, f)
+	if g.fc.Scores().N < float64(g.fc.HorizonSteps(sc.Horizon)) {
 		return nil
 	}
-	point, lo, hi, ok := g.fc.Forecast(sc.Horizon)
-	if !ok {
-		return nil
+	// The stream cannot see the workload's replicas: the last decision is
+	// taken as applied (the actuator repeats it until it is).
+	in := scaling.Input{Now: unixMs(end), Forecast: f, Observed: value, CurrentReplicas: g.last}
+	rec := g.sc.Recommend(in)
+	ds := g.sc.Decide(in)
+	cut := end - sc.ScaleDownDelay.Milliseconds()
+	i := 0
+	for i < len(g.recs) && g.recs[i].at < cut {
+		i++
 	}
-	need := max(hi, value)
-	want := int32(min(math.Ceil(need/sc.CapacityPerPod), float64(sc.MaxReplicas)))
-	want = max(want, sc.MinReplicas)
-	switch {
-	case g.last == 0 || want > g.last:
-		g.downSince = 0
-	case want == g.last:
-		g.downSince = 0
-		return nil
-	default: // want < g.last: scale down slowly
-		if g.downSince == 0 {
-			g.downSince, g.downMax = end, want
-			return nil
+	g.recs = append(g.recs[:0], g.recs[i:]...)
+	if len(g.recs) == maxScaleRecs {
+		g.recs = append(g.recs[:0], g.recs[1:]...)
+	}
+	g.recs = append(g.recs, scaleRec{at: end, n: rec})
+	e.fm.recommend(r.Name, rec)
+	for _, d := range ds {
+		if d.Kind != proto.KindScale {
+			continue
 		}
-		g.downMax = max(g.downMax, want)
-		if end-g.downSince < sc.ScaleDownDelay.Milliseconds() {
-			return nil
+		g.last = d.Desired.Replicas
+		switch sc.Mode {
+		case rules.ModeHPAMin:
+			retarget(d, proto.KindSetHPAMin, "set minReplicas of %s to %d (from %d)", end)
+		case rules.ModeReserveCapacity:
+			retarget(d, proto.KindReserveCapacity, "size capacity reservation %s to %d pods (from %d)", end)
 		}
-		want = g.downMax
-		g.downSince = 0
-		if want == g.last {
-			return nil
-		}
+		e.sign(d)
 	}
-	prev := g.last
-	g.last = want
-	kind := proto.KindScale
-	switch sc.Mode {
-	case rules.ModeHPAMin:
-		kind = proto.KindSetHPAMin
-	case rules.ModeReserveCapacity:
-		kind = proto.KindReserveCapacity
-	}
-	target := KubeTarget(sc.Target)
-	change := &proto.Change{
-		Object:           &proto.KubeObject{Kind: sc.Target.Kind, Namespace: sc.Target.Namespace, Name: sc.Target.Name},
-		Replicas:         want,
-		PreviousReplicas: prev,
-	}
-	from := fmt.Sprintf("from %d", prev)
-	if prev == 0 {
-		from = "first decision"
-	}
-	var what string
-	switch sc.Mode {
-	case rules.ModeHPAMin:
-		what = fmt.Sprintf("set minReplicas of %s to %d (%s)", target, want, from)
-	case rules.ModeReserveCapacity:
-		what = fmt.Sprintf("size capacity reservation %s to %d pods (%s)", target, want, from)
-	default:
-		what = fmt.Sprintf("scale %s to %d replicas (%s)", target, want, from)
-	}
-	d := &proto.Decision{
-		Id:      proto.DecisionID(r.Name, kind, target, change, end),
-		Kind:    kind,
-		Target:  target,
-		Rule:    r.Name,
-		Desired: change,
-		Evidence: &proto.Evidence{
-			Model:          "holt_baseline",
-			HorizonSeconds: sc.Horizon.Seconds(),
-			Forecast:       proto.Finite(point),
-			Lower:          proto.Finite(lo),
-			Upper:          proto.Finite(hi),
-			Observed:       proto.Finite(value),
-			CapacityPerPod: sc.CapacityPerPod,
-			Signal:         "sum(rate(" + sc.Selector + "))",
-		},
-		Confidence: confidence(point, lo, hi),
-		CreatedAt:  timestamppb.New(time.UnixMilli(end)),
-		ExpiresAt:  timestamppb.New(time.UnixMilli(end).Add(sc.DecisionTTL)),
-		Tenant:     g.tenant,
-		Summary: fmt.Sprintf("%s: load %.4g/s now, forecast %.4g/s (up to %.4g/s) in %s, %.4g/s per pod",
-			what, value, point, hi, sc.Horizon, sc.CapacityPerPod),
-	}
-	if e.newFc != nil {
-		d.Evidence.Model = "forecaster"
-	}
-	e.sign(d)
-	return d
+	return ds
 }
 
-// confidence is 1 for a tight interval and falls as it widens relative to
-// the forecast.
-func confidence(point, lo, hi float64) float64 {
-	if !(point > 0) || !(hi >= lo) {
-		return 0.5
+// retarget turns the scaler's scale decision into the rule's mode: another
+// kind (and so another id) and the summary's first clause.
+func retarget(d *proto.Decision, kind, what string, end int64) {
+	d.Kind = kind
+	d.Id = proto.DecisionID(d.Rule, kind, d.Target, d.Desired, end)
+	_, rest, _ := strings.Cut(d.Summary, ": ")
+	d.Summary = fmt.Sprintf(what, d.Target, d.Desired.Replicas, d.Desired.PreviousReplicas) + ": " + rest
+}
+
+// restoreScaler rebuilds a group's scaler from its checkpointed
+// recommendations: replaying them fills the stabilization window exactly.
+func (e *env) restoreScaler(g *group) {
+	_, g.sc = e.newScaling(g.rule, g.tenant)
+	for _, r := range g.recs {
+		g.sc.Desired(unixMs(r.at), r.n, 0)
 	}
-	return proto.Finite(1 / (1 + (hi-lo)/(2*point)))
 }
 
 // alertDecision makes the alert for a series whose band went into alarm.
-func (e *env) alertDecision(key string, watch int, t int64, v, score, lo, hi float64) *proto.Decision {
+func (e *env) alertDecision(key string, watch int, t int64, v float64, res anomaly.Result) *proto.Decision {
 	r := e.rules.Rule(watch)
 	tenant, lbls, _ := parseSeriesKey(key, nil)
 	series := formatLabels(lbls)
@@ -221,22 +184,20 @@ func (e *env) alertDecision(key string, watch int, t int64, v, score, lo, hi flo
 		Rule:    r.Name,
 		Desired: change,
 		Evidence: &proto.Evidence{
-			Model:     "ewma_band",
+			Model:     "anomaly_band",
+			Forecast:  proto.Finite(res.Forecast),
 			Observed:  proto.Finite(v),
-			BandLower: proto.Finite(lo),
-			BandUpper: proto.Finite(hi),
-			Score:     proto.Finite(score),
+			BandLower: proto.Finite(res.Lower),
+			BandUpper: proto.Finite(res.Upper),
+			Score:     proto.Finite(res.Score),
 			Signal:    series,
 		},
-		Confidence: proto.Finite(score),
+		Confidence: proto.Finite(max(res.Score, 0.5)),
 		CreatedAt:  timestamppb.New(time.UnixMilli(t)),
 		ExpiresAt:  timestamppb.New(time.UnixMilli(t).Add(15 * time.Minute)),
 		Tenant:     tenant,
-		Summary: fmt.Sprintf("%s = %.4g is outside its band [%.4g, %.4g] in %d of the last %d samples",
-			series, v, lo, hi, r.Anomaly.M, r.Anomaly.N),
-	}
-	if e.newDet != nil {
-		d.Evidence.Model = "anomaly_band"
+		Summary: fmt.Sprintf("%s = %.4g is outside its band [%.4g, %.4g] around the forecast %.4g in %d of the last %d samples (anomaly score %.2f)",
+			series, v, res.Lower, res.Upper, res.Forecast, r.Anomaly.M, r.Anomaly.N, res.Score),
 	}
 	e.sign(d)
 	return d

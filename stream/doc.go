@@ -17,10 +17,12 @@
 // become rates with reset handling, Prometheus stale markers end a series,
 // idle series are evicted. Per workload group (a scaling rule and tenant):
 // counter increases are summed into event-time windows that close when the
-// partition watermark passes them; each closed window feeds a Forecaster,
+// partition watermark passes them; each closed window feeds the forecaster bank,
 // whose upper bound at the rule's horizon sizes the workload.
 //
-// Models and detectors plug in through the consumer-side interfaces
-// SeriesDetector and Forecaster; EWMABand and HoltBaseline are the built-in
-// defaults.
+// The models and detectors are augur's own (pure Go, no Kafka): every
+// series an anomaly rule watches runs detectors/anomaly; every scaling group
+// runs the models/bank forecaster bank and detectors/scaling; gray-failure
+// and GPU groups run detectors/grayfailure and detectors/gpu behind the
+// GroupDetector interface. Their state is checkpointed with the rest.
 package stream

@@ -69,7 +69,6 @@ func newKafkaEnv(t *testing.T) *kafkaEnv {
 		SessionTimeout:     1500 * time.Millisecond,
 		RebalanceTimeout:   5 * time.Second,
 		RestoreTimeout:     20 * time.Second,
-		NewGroupDetector:   newZoneMeanDetector,
 		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
@@ -43,7 +42,8 @@ rules:
   gray_failure:
     selector: 'probe_duration_seconds{service="checkout"}'
     zone_label: zone_id
-    thresholds: {latency_seconds: 0.5}
+    thresholds: {mean_latency_seconds: 0.5}
+    min_requests: 10
     resource_arn: arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/checkout/1
     window: 10s
 - name: latency
@@ -66,7 +66,7 @@ func testRules(t testing.TB) *rules.Set {
 func testConfig(t testing.TB) Config {
 	t.Helper()
 	c := Config{Brokers: []string{"unused:9092"}, Rules: testRules(t), SigningKey: testKey,
-		AllowedLateness: 5 * time.Second, IdleTimeout: time.Minute, NewGroupDetector: newZoneMeanDetector}
+		AllowedLateness: 5 * time.Second, IdleTimeout: time.Minute}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ type goldenRun struct {
 
 func runGolden(t testing.TB, cfg *Config, in map[int32][][]byte) goldenRun {
 	t.Helper()
-	e := newEnv(cfg)
+	e := mustEnv(t, cfg)
 	g := goldenRun{snapshots: map[int32][]stateRecord{}}
 	var rd proto.BlockReader
 	for p, recs := range in {
@@ -272,92 +272,12 @@ func equalSnapshots(t *testing.T, part int32, got, want []stateRecord) {
 	}
 }
 
-// zoneMeanDetector is a test GroupDetector: the mean of each zone's samples
-// per window, with an alert when a zone's mean exceeds the rule's latency
-// threshold.
-type zoneMeanDetector struct {
-	rule  *rules.Rule
-	zones map[string][2]float64 // sum, count in the current window
-	bad   map[string]bool
-}
-
-func newZoneMeanDetector(r *rules.Rule, _ string, _ []string) GroupDetector {
-	return &zoneMeanDetector{rule: r, zones: map[string][2]float64{}, bad: map[string]bool{}}
-}
-
-func (d *zoneMeanDetector) Observe(lbls []proto.Label, _ int64, v, _ float64) {
-	for _, l := range lbls {
-		if l.Name == d.rule.GrayFailure.ZoneLabel {
-			z := d.zones[l.Value]
-			d.zones[l.Value] = [2]float64{z[0] + v, z[1] + 1}
-		}
+// mustEnv returns the env of a validated config.
+func mustEnv(t testing.TB, cfg *Config) *env {
+	t.Helper()
+	e, err := newEnv(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func (d *zoneMeanDetector) Close(end int64) []*proto.Decision {
-	var out []*proto.Decision
-	for _, z := range sortedZones(d.zones) {
-		mean := d.zones[z][0] / d.zones[z][1]
-		bad := mean > d.rule.GrayFailure.Thresholds.LatencySeconds
-		if bad && !d.bad[z] {
-			ch := &proto.Change{Alert: &proto.Alert{Severity: "warning", Reason: "zone_latency"}}
-			target := "aws/zonalshift/" + d.rule.GrayFailure.ResourceARN
-			out = append(out, &proto.Decision{Id: proto.DecisionID(d.rule.Name, proto.KindAlert, target, ch, end),
-				Kind: proto.KindAlert, Target: target, Desired: ch,
-				Evidence:  &proto.Evidence{Observed: mean, Signal: z},
-				CreatedAt: timestamppb.New(time.UnixMilli(end)),
-				Summary:   fmt.Sprintf("zone %s latency %.3gs over %.3gs", z, mean, d.rule.GrayFailure.Thresholds.LatencySeconds)})
-		}
-		d.bad[z] = bad
-	}
-	clear(d.zones)
-	return out
-}
-
-func sortedZones[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for z := range m {
-		out = append(out, z)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func (d *zoneMeanDetector) AppendBinary(b []byte) ([]byte, error) {
-	for _, z := range sortedZones(d.zones) {
-		b = fmt.Appendf(b, "z %s %v %v\n", z, d.zones[z][0], d.zones[z][1])
-	}
-	for _, z := range sortedZones(d.bad) {
-		b = fmt.Appendf(b, "b %s %v\n", z, d.bad[z])
-	}
-	return b, nil
-}
-
-func (d *zoneMeanDetector) UnmarshalBinary(b []byte) error {
-	clear(d.zones)
-	clear(d.bad)
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var kind, z string
-		if line == "" {
-			continue
-		}
-		if _, err := fmt.Sscan(line, &kind, &z); err != nil {
-			return err
-		}
-		switch kind {
-		case "z":
-			var s, n float64
-			if _, err := fmt.Sscan(line, &kind, &z, &s, &n); err != nil {
-				return err
-			}
-			d.zones[z] = [2]float64{s, n}
-		case "b":
-			var v bool
-			if _, err := fmt.Sscan(line, &kind, &z, &v); err != nil {
-				return err
-			}
-			d.bad[z] = v
-		}
-	}
-	return nil
+	return e
 }

@@ -1,8 +1,10 @@
 package stream
 
 import (
+	"math"
 	"strconv"
 
+	"github.com/augur-ops/augur/models/bank"
 	"github.com/augur-ops/augur/proto"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -25,6 +27,102 @@ type metrics struct {
 	restoreSecs  prometheus.Histogram
 	decisions    *prometheus.CounterVec
 	recordDelay  prometheus.Histogram
+	forecast     *forecastMetrics
+}
+
+// forecastMetrics export the forecaster banks of the scaling rules, labelled
+// by rule name (from the rules file, a closed set) and, for the served model,
+// the bank's member names. With several tenants on one rule the gauges show
+// the group that closed a window last.
+type forecastMetrics struct {
+	accuracy *prometheus.GaugeVec
+	mape     *prometheus.GaugeVec
+	mase     *prometheus.GaugeVec
+	coverage *prometheus.GaugeVec
+	served   *prometheus.GaugeVec
+	refits   *prometheus.CounterVec
+	value    *prometheus.GaugeVec
+	replicas *prometheus.GaugeVec
+}
+
+func newForecastMetrics() *forecastMetrics {
+	return &forecastMetrics{
+		accuracy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_forecast_accuracy_ratio",
+			Help: "Recent accuracy (1 - MAPE) of the served forecast at the rule's horizon; below the bank's threshold (0.85) it refits.",
+		}, []string{"rule"}),
+		mape: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_forecast_mape_ratio",
+			Help: "Recent mean absolute percentage error of the served forecast at the rule's horizon, as a ratio.",
+		}, []string{"rule"}),
+		mase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_forecast_mase_ratio",
+			Help: "Recent mean absolute scaled error of the served forecast (below 1 beats the naive forecast).",
+		}, []string{"rule"}),
+		coverage: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_forecast_interval_coverage_ratio",
+			Help: "Share of recent actual values inside the served forecast's 80% interval.",
+		}, []string{"rule"}),
+		served: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_forecast_served_model",
+			Help: "1 for the bank member serving the rule's forecast, 0 for the others.",
+		}, []string{"rule", "model"}),
+		refits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "augur_forecast_refits_total",
+			Help: "Refits of the forecaster bank triggered by falling accuracy.",
+		}, []string{"rule"}),
+		value: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_forecast_value",
+			Help: "The scaling signal of the rule's last closed window (observed) and its forecast at the horizon with the 80% interval (forecast, lower, upper).",
+		}, []string{"rule", "quantity"}),
+		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "augur_scaling_recommended_replicas",
+			Help: "Replicas the forecast's upper bound asks for, before stabilization and step bounds.",
+		}, []string{"rule"}),
+	}
+}
+
+func (f *forecastMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{f.accuracy, f.mape, f.mase, f.coverage, f.served, f.refits, f.value, f.replicas}
+}
+
+// observe exports the state of a group's bank after a closed window. A nil
+// receiver (shards run without a Stream, in tests) does nothing.
+func (f *forecastMetrics) observe(rule string, g *group, observed float64, fc bank.Result) {
+	if f == nil {
+		return
+	}
+	sc := g.fc.Scores()
+	if sc.N > 0 {
+		f.accuracy.WithLabelValues(rule).Set(sc.Accuracy / 100)
+		f.mape.WithLabelValues(rule).Set(sc.MAPE / 100)
+		if !math.IsNaN(sc.MASE) {
+			f.mase.WithLabelValues(rule).Set(sc.MASE)
+		}
+		f.coverage.WithLabelValues(rule).Set(sc.Coverage)
+	}
+	for i, name := range bank.MemberNames() {
+		v := 0.0
+		if i == g.fc.Served() {
+			v = 1
+		}
+		f.served.WithLabelValues(rule, name).Set(v)
+	}
+	if n := g.fc.Refits(); n > g.refits {
+		f.refits.WithLabelValues(rule).Add(float64(n - g.refits))
+		g.refits = n
+	}
+	f.value.WithLabelValues(rule, "observed").Set(observed)
+	f.value.WithLabelValues(rule, "forecast").Set(fc.Point)
+	f.value.WithLabelValues(rule, "lower").Set(fc.Lower)
+	f.value.WithLabelValues(rule, "upper").Set(fc.Upper)
+}
+
+// recommend exports the replicas a rule's forecast asks for.
+func (f *forecastMetrics) recommend(rule string, n int32) {
+	if f != nil {
+		f.replicas.WithLabelValues(rule).Set(float64(n))
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -93,6 +191,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from a samples record's produce timestamp to the end of its processing.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
 		}),
+		forecast: newForecastMetrics(),
 	}
 	for _, k := range proto.Kinds {
 		m.decisions.WithLabelValues(k)
@@ -103,6 +202,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.lag, m.records, m.samples, m.dropped, m.badRecords, m.activeSeries,
 			m.stateBytes, m.created, m.evicted, m.txnSeconds, m.ckptSeconds, m.ckptRecords,
 			m.restoreSecs, m.decisions, m.recordDelay)
+		reg.MustRegister(m.forecast.collectors()...)
 	}
 	return m
 }

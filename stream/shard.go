@@ -4,7 +4,11 @@ import (
 	"math"
 	"strings"
 
+	"github.com/augur-ops/augur/detectors/anomaly"
+	"github.com/augur-ops/augur/detectors/gpu"
+	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/models/bank"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -19,6 +23,7 @@ const (
 	fEnded                     // a stale marker ended the series; evicted at the next sweep
 	fAlarmed                   // the anomaly band is in alarm (decisions fire on the rising edge)
 	fDirty                     // changed since the last checkpoint
+	fGPU                       // selected by a gpu rule: DCGM blank values are dropped
 )
 
 // Separators of series keys (never valid UTF-8, so keys are unambiguous).
@@ -44,9 +49,9 @@ type shard struct {
 	lastTs []int64
 	lastV  []float64
 	flags  []uint8
-	group  []int32 // index into groups, -1 when no workload rule selects the series
-	watch  []int32 // anomaly rule index, -1 when not watched
-	det    []SeriesDetector
+	group  []int32           // index into groups, -1 when no workload rule selects the series
+	watch  []int32           // anomaly rule index, -1 when not watched
+	det    []*anomaly.Series // nil when not watched
 
 	groups     []*group
 	groupIndex map[string]int32
@@ -67,6 +72,7 @@ type shard struct {
 	// Scratch buffers reused across blocks.
 	lbls []proto.Label
 	kbuf []byte
+	pt   Point
 }
 
 // shardStats counts what a shard did since the counters were last read.
@@ -74,20 +80,20 @@ type shardStats struct {
 	records, samples, duplicates, late, stale, badRecords, created, evicted uint64
 }
 
-// group is the state of one workload group (a scaling rule and tenant).
+// group is the state of one workload group: a scaling, gray-failure or GPU
+// rule, a tenant and the rule's group_by values.
 type group struct {
 	key       string
 	rule      int
 	tenant    string
-	windows   []window      // open aggregation windows, by start
-	fc        Forecaster    // scaling groups
-	det       GroupDetector // gray-failure and GPU groups
-	nextClose int64         // end of the detector's current window, 0 before the first sample
-	last      int32         // replicas of the last decision, 0 when none
-	downSince int64         // window end since which the forecast wants fewer replicas, 0 when not
-	downMax   int32         // largest replica count wanted since downSince
-	closed    uint32
-	lastValue float64
+	windows   []window        // scaling: open aggregation windows, by start
+	fc        *bank.Bank      // scaling: forecaster bank of the summed rate
+	sc        *scaling.Scaler // scaling: replicas from the forecast
+	recs      []scaleRec      // scaling: the scaler's stabilization window
+	last      int32           // scaling: replicas of the last decision, 0 when none
+	refits    uint64          // scaling: bank refits already counted in the metrics
+	det       GroupDetector   // gray-failure and GPU groups
+	nextClose int64           // end of the detector's current window, 0 before the first sample
 	dirty     bool
 }
 
@@ -164,15 +170,18 @@ func (sh *shard) create(key, tenant string, lbls []proto.Label, metricType strin
 	sh.lblBytes += len(key)
 	sh.lastTs = append(sh.lastTs, math.MinInt64)
 	sh.lastV = append(sh.lastV, 0)
-	g, w, counter := sh.bind(key, tenant, lbls, metricType)
+	g, w, counter, gpuRule := sh.bind(key, tenant, lbls, metricType)
 	var f uint8
 	if counter {
 		f |= fCounter
 	}
+	if gpuRule {
+		f |= fGPU
+	}
 	sh.flags = append(sh.flags, f|fDirty)
 	sh.group = append(sh.group, g)
 	sh.watch = append(sh.watch, w)
-	var d SeriesDetector
+	var d *anomaly.Series
 	if w >= 0 {
 		d = sh.env.newDetector(w)
 	}
@@ -183,7 +192,7 @@ func (sh *shard) create(key, tenant string, lbls []proto.Label, metricType strin
 
 // bind matches a series against the rules: its workload group, its anomaly
 // watch and whether it is a counter.
-func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType string) (g, w int32, counter bool) {
+func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType string) (g, w int32, counter, gpuRule bool) {
 	set := sh.env.rules
 	g, w = -1, -1
 	name := ""
@@ -201,12 +210,13 @@ func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType st
 			strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_bucket")
 	}
 	ri := set.Match(tenant, lbls)
-	if ri >= 0 && set.Kind(ri) != rules.KindScaling && sh.env.newGroup == nil {
-		ri = -1 // no detector for gray-failure and GPU groups is configured
-	}
 	if ri >= 0 {
-		if set.Kind(ri) == rules.KindScaling {
+		switch set.Kind(ri) {
+		case rules.KindScaling:
 			counter = true // scaling aggregates sum of rates
+		case rules.KindGPU:
+			gpuRule = true
+			counter = counter || gpuCounter(name)
 		}
 		gk := string(set.GroupKey(nil, ri, tenant, lbls))
 		gi, ok := sh.groupIndex[gk]
@@ -218,14 +228,14 @@ func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType st
 	if wi := set.MatchWatch(tenant, lbls); wi >= 0 {
 		w = int32(wi)
 	}
-	return g, w, counter
+	return g, w, counter, gpuRule
 }
 
 func (sh *shard) newGroup(key string, rule int, tenant string) int32 {
 	gi := int32(len(sh.groups))
 	g := &group{key: key, rule: rule, tenant: tenant, dirty: true}
 	if sh.env.rules.Kind(rule) == rules.KindScaling {
-		g.fc = sh.env.newForecaster(rule)
+		g.fc, g.sc = sh.env.newScaling(rule, tenant)
 	} else {
 		_, _, vals, _ := rules.ParseGroupKey([]byte(key), nil)
 		g.det = sh.env.newGroup(sh.env.rules.Rule(rule), tenant, vals)
@@ -276,9 +286,14 @@ func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
 			sh.flags[row] = (f | fEnded) &^ fHasPrev
 			continue
 		}
+		if f&fGPU != 0 && v >= gpu.BlankFloat64 && sh.gpuBlank(row, v) {
+			// DCGM's "no value": neither a sample nor a counter value
+			// (the next rate spans from the last real value).
+			continue
+		}
 		f &^= fEnded
 		sig, ok := v, true
-		rate := math.NaN()
+		rate, inc := math.NaN(), math.NaN()
 		if f&fCounter != 0 {
 			ok = false
 			if f&fHasPrev != 0 {
@@ -286,7 +301,7 @@ func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
 				if d < 0 {
 					d = v // counter reset: the counter restarted from 0
 				}
-				rate = d * 1000 / float64(t-last)
+				rate, inc = d*1000/float64(t-last), d
 				sig, ok = rate, true
 				if g := sh.group[row]; g >= 0 && sh.groups[g].fc != nil {
 					sh.groups[g].add(t, d, sh.env.windowMs(sh.groups[g].rule))
@@ -294,17 +309,17 @@ func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
 			}
 		}
 		if g := sh.group[row]; g >= 0 && sh.groups[g].det != nil {
-			sh.observe(sh.groups[g], row, t, v, rate)
+			sh.observe(sh.groups[g], row, t, v, rate, inc)
 		}
 		sh.lastTs[row], sh.lastV[row] = t, v
 		f |= fHasPrev
 		if d := sh.det[row]; d != nil && ok {
-			score, lo, hi, alarm := d.Update(t, sig)
+			res := d.Update(t, sig)
 			switch {
-			case alarm && f&fAlarmed == 0:
+			case res.Alarm && f&fAlarmed == 0:
 				f |= fAlarmed
-				sh.out = append(sh.out, sh.env.alertDecision(sh.keys[row], int(sh.watch[row]), t, sig, score, lo, hi))
-			case !alarm:
+				sh.out = append(sh.out, sh.env.alertDecision(sh.keys[row], int(sh.watch[row]), t, sig, res))
+			case !res.Alarm:
 				f &^= fAlarmed
 			}
 		}
@@ -360,9 +375,7 @@ func (sh *shard) advance() {
 		for len(g.windows) > 0 && g.windows[0].start+w <= wm {
 			win := g.windows[0]
 			g.windows = append(g.windows[:0], g.windows[1:]...)
-			if d := sh.env.closeWindow(g, win.start+w, win.sum*1000/float64(w)); d != nil {
-				sh.out = append(sh.out, d)
-			}
+			sh.out = append(sh.out, sh.env.closeWindow(g, win.start+w, win.sum*1000/float64(w))...)
 			g.dirty = true
 		}
 	}
@@ -373,7 +386,7 @@ func (sh *shard) advance() {
 }
 
 // observe feeds a sample to a group detector.
-func (sh *shard) observe(g *group, row int32, t int64, v, rate float64) {
+func (sh *shard) observe(g *group, row int32, t int64, v, rate, inc float64) {
 	if g.nextClose == 0 {
 		w := sh.env.windowMs(g.rule)
 		g.nextClose = floorDiv(t, w)*w + w
@@ -381,9 +394,19 @@ func (sh *shard) observe(g *group, row int32, t int64, v, rate float64) {
 	var ok bool
 	_, sh.lbls, ok = parseSeriesKey(sh.keys[row], sh.lbls[:0])
 	if ok {
-		g.det.Observe(sh.lbls, t, v, rate)
+		sh.pt = Point{Labels: sh.lbls, Ts: t, Value: v, Rate: rate, Increase: inc}
+		sh.out = append(sh.out, sh.env.groupDecisions(g, g.det.Observe(&sh.pt))...)
+		sh.pt.Labels = nil
 	}
 	g.dirty = true
+}
+
+// gpuBlank reports whether v is a DCGM blank value for the series' metric
+// (only called for values at or above the smaller sentinel).
+func (sh *shard) gpuBlank(row int32, v float64) bool {
+	_, sh.lbls, _ = parseSeriesKey(sh.keys[row], sh.lbls[:0])
+	name, _ := labelValue(sh.lbls, "__name__")
+	return gpu.Blank(name, v)
 }
 
 // maxEmptyWindows bounds the windows closed at once after a jump in event

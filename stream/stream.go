@@ -35,7 +35,13 @@ func New(cfg Config) (*Stream, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("stream config: %w", err)
 	}
-	return &Stream{cfg: cfg, env: newEnv(&cfg), m: newMetrics(cfg.Registerer), log: cfg.Logger}, nil
+	e, err := newEnv(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stream config: %w", err)
+	}
+	m := newMetrics(cfg.Registerer)
+	e.fm = m.forecast
+	return &Stream{cfg: cfg, env: e, m: m, log: cfg.Logger}, nil
 }
 
 // job is the work of one partition in one transaction.

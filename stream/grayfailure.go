@@ -1,0 +1,475 @@
+package stream
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/augur-ops/augur/detectors/grayfailure"
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/proto"
+)
+
+// grayGroup adapts detectors/grayfailure to GroupDetector: it builds each
+// zone's statistics per window from the samples (see "Gray-failure
+// signals" in internal/rules/README.md) and calls Update when a window
+// closes.
+type grayGroup struct {
+	rule     *rules.GrayFailure
+	det      *grayfailure.Detector
+	step     int64 // ms
+	wins     []grayWindow
+	stats    []grayfailure.ZoneStats // scratch for Close
+	bucketsc []bucket                // scratch for p99
+}
+
+// grayWindow is the open aggregation of one window.
+type grayWindow struct {
+	start int64
+	zones []zoneAcc
+}
+
+// zoneAcc accumulates one zone's signals over a window. Counter fields are
+// sums of increases; gauge fields sums and counts of samples.
+type zoneAcc struct {
+	zone                string
+	instances           []string
+	requests, errors    float64 // request and error counters
+	hasRequests         bool
+	latSum, latCount    float64 // histogram or summary _sum / _count
+	probes, probeFails  float64 // probe_success samples
+	gaugeLat, gaugeLatN float64 // latency gauges
+	latMax              float64
+	p99Gauge, p99GaugeN float64
+	loss, lossN         float64 // loss gauges
+	retrans, outSegs    float64
+	buckets             []bucket
+}
+
+type bucket struct {
+	le    float64
+	count float64
+}
+
+func newGrayGroup(r *rules.Rule, tenant string) (*grayGroup, error) {
+	d, err := grayfailure.New(grayConfig(r, tenant))
+	if err != nil {
+		return nil, err
+	}
+	return &grayGroup{rule: r.GrayFailure, det: d, step: r.GrayFailure.Window.Milliseconds()}, nil
+}
+
+// Signal kinds of gray-failure series.
+const (
+	gsNone = iota
+	gsBucket
+	gsLatSum
+	gsLatCount
+	gsErrors
+	gsRequests
+	gsProbe
+	gsP99Gauge
+	gsLatGauge
+	gsLossGauge
+	gsRetrans
+	gsOutSegs
+)
+
+// graySignal classifies a series by its name and labels.
+func graySignal(name string, lbls []proto.Label) int {
+	switch {
+	case name == "node_netstat_Tcp_RetransSegs":
+		return gsRetrans
+	case name == "node_netstat_Tcp_OutSegs":
+		return gsOutSegs
+	case name == "probe_success":
+		return gsProbe
+	case strings.HasSuffix(name, "_bucket"):
+		if _, ok := labelValue(lbls, "le"); ok {
+			return gsBucket
+		}
+		return gsNone
+	case strings.HasSuffix(name, "_sum"):
+		return gsLatSum
+	case strings.HasSuffix(name, "_count"):
+		return gsLatCount
+	case strings.HasSuffix(name, "_total"):
+		if strings.Contains(name, "error") || strings.Contains(name, "fault") || strings.Contains(name, "fail") {
+			return gsErrors
+		}
+		return gsRequests
+	case strings.Contains(name, "loss"):
+		return gsLossGauge
+	}
+	if q, ok := labelValue(lbls, "quantile"); ok {
+		if q == "0.99" {
+			return gsP99Gauge
+		}
+		return gsNone
+	}
+	if strings.HasSuffix(name, "_seconds") {
+		return gsLatGauge
+	}
+	return gsNone
+}
+
+func labelValue(lbls []proto.Label, name string) (string, bool) {
+	for i := range lbls {
+		if lbls[i].Name == name {
+			return lbls[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// Observe implements GroupDetector.
+func (g *grayGroup) Observe(p *Point) []*proto.Decision {
+	zone, ok := labelValue(p.Labels, g.rule.ZoneLabel)
+	if !ok || zone == "" {
+		return nil
+	}
+	name, _ := labelValue(p.Labels, "__name__")
+	sig := graySignal(name, p.Labels)
+	if sig == gsNone {
+		return nil
+	}
+	z := g.zone(floorDiv(p.Ts, g.step)*g.step, zone)
+	inst, ok := labelValue(p.Labels, g.rule.InstanceLabel)
+	if !ok {
+		inst, _ = labelValue(p.Labels, "pod")
+	}
+	if !containsString(z.instances, inst) {
+		z.instances = append(z.instances, inst)
+	}
+	inc := p.Increase
+	counter := !math.IsNaN(inc)
+	v := p.Value
+	switch sig {
+	case gsBucket:
+		if counter {
+			le, _ := labelValue(p.Labels, "le")
+			if b, err := strconv.ParseFloat(le, 64); err == nil {
+				z.addBucket(b, inc)
+			}
+		}
+	case gsLatSum:
+		if counter {
+			z.latSum += inc
+		}
+	case gsLatCount:
+		if counter {
+			z.latCount += inc
+		}
+	case gsErrors:
+		if counter {
+			z.errors += inc
+		}
+	case gsRequests:
+		if counter {
+			z.requests += inc
+			z.hasRequests = true
+			if c, ok := labelValue(p.Labels, "code"); ok && strings.HasPrefix(c, "5") {
+				z.errors += inc
+			} else if c, ok := labelValue(p.Labels, "status"); ok && strings.HasPrefix(c, "5") {
+				z.errors += inc
+			}
+		}
+	case gsProbe:
+		z.probes++
+		if v == 0 {
+			z.probeFails++
+		}
+	case gsP99Gauge:
+		if finite(v) {
+			z.p99Gauge += v
+			z.p99GaugeN++
+		}
+	case gsLatGauge:
+		if finite(v) {
+			z.gaugeLat += v
+			z.gaugeLatN++
+			z.latMax = max(z.latMax, v)
+		}
+	case gsLossGauge:
+		if finite(v) {
+			z.loss += v
+			z.lossN++
+		}
+	case gsRetrans:
+		if counter {
+			z.retrans += inc
+		}
+	case gsOutSegs:
+		if counter {
+			z.outSegs += inc
+		}
+	}
+	return nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// zone returns the accumulator of zone in the window starting at start.
+func (g *grayGroup) zone(start int64, zone string) *zoneAcc {
+	i := len(g.wins)
+	for i > 0 && g.wins[i-1].start > start {
+		i--
+	}
+	if i == 0 || g.wins[i-1].start != start {
+		g.wins = append(g.wins, grayWindow{})
+		copy(g.wins[i+1:], g.wins[i:])
+		g.wins[i] = grayWindow{start: start}
+	} else {
+		i--
+	}
+	w := &g.wins[i]
+	for j := range w.zones {
+		if w.zones[j].zone == zone {
+			return &w.zones[j]
+		}
+	}
+	if len(w.zones) >= grayfailure.MaxZones {
+		// The detector ignores zones beyond MaxZones; so does the
+		// aggregation, which keeps a hostile label from growing the state.
+		return &zoneAcc{}
+	}
+	w.zones = append(w.zones, zoneAcc{zone: zone})
+	return &w.zones[len(w.zones)-1]
+}
+
+// maxBuckets bounds the histogram buckets kept per zone and window.
+const maxBuckets = 64
+
+func (z *zoneAcc) addBucket(le, inc float64) {
+	for i := range z.buckets {
+		if z.buckets[i].le == le {
+			z.buckets[i].count += inc
+			return
+		}
+	}
+	if len(z.buckets) < maxBuckets {
+		z.buckets = append(z.buckets, bucket{le: le, count: inc})
+	}
+}
+
+// Close implements GroupDetector: the window ending at end is turned into
+// zone statistics and judged.
+func (g *grayGroup) Close(end int64) []*proto.Decision {
+	start := end - g.step
+	g.stats = g.stats[:0]
+	n := 0
+	for n < len(g.wins) && g.wins[n].start <= start {
+		if g.wins[n].start == start {
+			for i := range g.wins[n].zones {
+				g.stats = append(g.stats, g.zoneStats(&g.wins[n].zones[i]))
+			}
+		}
+		n++
+	}
+	g.wins = append(g.wins[:0], g.wins[n:]...)
+	// Zones in a fixed order so that equal inputs give equal decisions.
+	sort.Slice(g.stats, func(i, j int) bool { return g.stats[i].Zone < g.stats[j].Zone })
+	return g.det.Update(unixMs(end), g.stats)
+}
+
+// zoneStats turns a zone's accumulator into the detector's statistics.
+func (g *grayGroup) zoneStats(z *zoneAcc) grayfailure.ZoneStats {
+	s := grayfailure.ZoneStats{
+		Zone:         z.zone,
+		Instances:    len(z.instances),
+		Errors:       z.errors + z.probeFails,
+		LatencySum:   z.latSum,
+		LatencyCount: z.latCount,
+		LatencyMax:   z.latMax,
+		PacketLoss:   math.NaN(),
+	}
+	switch {
+	case z.hasRequests:
+		s.Requests = z.requests
+	case z.latCount > 0:
+		s.Requests = z.latCount
+	case z.probes > 0:
+		s.Requests = z.probes
+	default:
+		s.Requests = z.gaugeLatN
+	}
+	if z.gaugeLatN > 0 {
+		s.LatencyMean = z.gaugeLat / z.gaugeLatN
+	}
+	if z.p99GaugeN > 0 {
+		s.LatencyP99 = z.p99Gauge / z.p99GaugeN
+	}
+	if len(z.buckets) > 0 {
+		g.bucketsc = append(g.bucketsc[:0], z.buckets...)
+		s.LatencyP99 = histogramQuantile(0.99, g.bucketsc)
+	}
+	switch {
+	case z.lossN > 0:
+		s.PacketLoss = z.loss / z.lossN
+	case z.outSegs > 0:
+		s.PacketLoss = min(z.retrans/z.outSegs, 1)
+	}
+	return s
+}
+
+// histogramQuantile is PromQL's histogram_quantile over cumulative bucket
+// increases (sorted in place): linear interpolation within the bucket that
+// holds the rank, the highest finite bound when the rank falls in +Inf, NaN
+// without observations.
+func histogramQuantile(q float64, bs []bucket) float64 {
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if len(bs) == 0 || !math.IsInf(bs[len(bs)-1].le, 1) {
+		return math.NaN()
+	}
+	// Cumulative counts must not decrease (summed increases of several
+	// instances can, by scrape timing).
+	for i := 1; i < len(bs); i++ {
+		bs[i].count = max(bs[i].count, bs[i-1].count)
+	}
+	total := bs[len(bs)-1].count
+	if !(total > 0) {
+		return math.NaN()
+	}
+	rank := q * total
+	i := sort.Search(len(bs), func(i int) bool { return bs[i].count >= rank })
+	if i == len(bs)-1 {
+		if len(bs) < 2 {
+			return math.NaN()
+		}
+		return bs[len(bs)-2].le
+	}
+	lo, below := 0.0, 0.0
+	if i > 0 {
+		lo, below = bs[i-1].le, bs[i-1].count
+	}
+	in := bs[i].count - below
+	if in <= 0 {
+		return bs[i].le
+	}
+	return lo + (bs[i].le-lo)*(rank-below)/in
+}
+
+// grayStateVersion versions the adapter's checkpoint.
+const grayStateVersion = 1
+
+// AppendBinary implements GroupDetector: the detector's state, then the open
+// windows.
+func (g *grayGroup) AppendBinary(b []byte) ([]byte, error) {
+	b = append(b, grayStateVersion)
+	det, err := g.det.AppendBinary(nil)
+	if err != nil {
+		return nil, fmt.Errorf("gray failure detector: %w", err)
+	}
+	b = binary.AppendUvarint(b, uint64(len(det)))
+	b = append(b, det...)
+	b = binary.AppendUvarint(b, uint64(len(g.wins)))
+	for _, w := range g.wins {
+		b = binary.AppendVarint(b, w.start)
+		b = binary.AppendUvarint(b, uint64(len(w.zones)))
+		for i := range w.zones {
+			z := &w.zones[i]
+			b = appendString(b, z.zone)
+			b = binary.AppendUvarint(b, uint64(len(z.instances)))
+			for _, s := range z.instances {
+				b = appendString(b, s)
+			}
+			hr := byte(0)
+			if z.hasRequests {
+				hr = 1
+			}
+			b = append(b, hr)
+			for _, f := range z.floats() {
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(*f))
+			}
+			b = binary.AppendUvarint(b, uint64(len(z.buckets)))
+			for _, k := range z.buckets {
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(k.le))
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(k.count))
+			}
+		}
+	}
+	return b, nil
+}
+
+// floats lists the float fields of a zone accumulator in checkpoint order.
+func (z *zoneAcc) floats() [15]*float64 {
+	return [...]*float64{&z.requests, &z.errors, &z.latSum, &z.latCount, &z.probes, &z.probeFails,
+		&z.gaugeLat, &z.gaugeLatN, &z.latMax, &z.p99Gauge, &z.p99GaugeN, &z.loss, &z.lossN, &z.retrans, &z.outSegs}
+}
+
+// UnmarshalBinary implements GroupDetector.
+func (g *grayGroup) UnmarshalBinary(b []byte) error {
+	r := stateReader{b: b}
+	if v := r.bytes(1); r.err != nil || v[0] != grayStateVersion {
+		return errBadState
+	}
+	det := r.blob()
+	if r.err != nil {
+		return r.err
+	}
+	nw := r.uvarint()
+	if nw > maxEmptyWindows+1<<10 {
+		return errBadState
+	}
+	var wins []grayWindow
+	for range nw {
+		w := grayWindow{start: r.varint()}
+		nz := r.uvarint()
+		if nz > grayfailure.MaxZones {
+			return errBadState
+		}
+		for range nz {
+			z := zoneAcc{zone: r.str()}
+			ni := r.uvarint()
+			if ni > uint64(len(r.b)) {
+				return errBadState
+			}
+			for range ni {
+				z.instances = append(z.instances, r.str())
+			}
+			if hr := r.bytes(1); r.err == nil {
+				z.hasRequests = hr[0] == 1
+			}
+			for _, f := range z.floats() {
+				*f = r.f64()
+			}
+			nb := r.uvarint()
+			if nb > maxBuckets {
+				return errBadState
+			}
+			for range nb {
+				z.buckets = append(z.buckets, bucket{le: r.f64(), count: r.f64()})
+			}
+			if r.err != nil {
+				return r.err
+			}
+			w.zones = append(w.zones, z)
+		}
+		wins = append(wins, w)
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return errBadState
+	}
+	if err := g.det.UnmarshalBinary(det); err != nil {
+		return err
+	}
+	g.wins = wins
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
