@@ -30,12 +30,13 @@ CONCURRENCY=${CONCURRENCY:-8}
 RATE=${RATE:-100000}
 LAT_DURATION=${LAT_DURATION:-60s}
 # Ports away from the usual ones (9092, 9201, 8428, and the CI broker's
-# 19092), checked free before use: the shared machine runs other brokers.
-BROKER_PORT=${BROKER_PORT:-39092}
-INGEST_PORT=${INGEST_PORT:-39201}
-VM_PORT=${VM_PORT:-38428}
-RUN_PORT=${RUN_PORT:-39301}
-RUN_BROKER_PORT=${RUN_BROKER_PORT:-39093}
+# 19092) and below the ephemeral range (32768-60999), where a client
+# connection can hold the port; checked free before use.
+BROKER_PORT=${BROKER_PORT:-23092}
+INGEST_PORT=${INGEST_PORT:-23201}
+VM_PORT=${VM_PORT:-23428}
+RUN_PORT=${RUN_PORT:-23301}
+RUN_BROKER_PORT=${RUN_BROKER_PORT:-23093}
 
 cd "$(dirname "$0")/.."
 WORK=$(mktemp -d /tmp/augur-ingest-bench.XXXXXX)
