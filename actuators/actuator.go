@@ -40,6 +40,11 @@ type Actuator struct {
 	nodes   map[string]time.Time // node -> when augur tainted it
 	taints  []time.Time          // node actions in the blast-radius window
 	shifts  map[string]int       // resource -> active zonal shifts last seen
+	// pending holds the audit records of an aborted transaction by
+	// decision id: when the decision is seen again its record is written
+	// again, unchanged, instead of a "duplicate" that would hide what was
+	// done.
+	pending map[string]*proto.Action
 }
 
 // targetState is the per-target memory of cooldowns and stabilization.
@@ -90,7 +95,7 @@ func New(cfg Config, cl *kgo.Client, kube, arc Executor, reg prometheus.Register
 		return nil, err
 	}
 	a := &Actuator{cfg: cfg, cl: cl, kube: kube, arc: arc, log: log, m: m,
-		seen: map[string]time.Time{}, targets: map[string]*targetState{}, nodes: map[string]time.Time{}, shifts: map[string]int{}}
+		seen: map[string]time.Time{}, targets: map[string]*targetState{}, nodes: map[string]time.Time{}, shifts: map[string]int{}, pending: map[string]*proto.Action{}}
 	a.kill.Store(cfg.KillSwitch)
 	return a, nil
 }
@@ -135,6 +140,102 @@ func (a *Actuator) RunClient(ctx context.Context, cl *kgo.Client) error {
 	return a.run(ctx, cl)
 }
 
+// TransactionalOptions are ClientOptions plus the transactional id, for
+// kgo.NewGroupTransactSession and RunSession. Each replica needs its own
+// transactional id (for example "augur-act-" + pod name).
+func TransactionalOptions(cfg Config, group, transactionalID string) []kgo.Opt {
+	return append(ClientOptions(cfg, group), kgo.TransactionalID(transactionalID))
+}
+
+// RunSession is Run with exactly-once audit records: each poll's audit
+// records and its offsets are committed in one Kafka transaction, so a
+// reader with read_committed isolation sees exactly one record per
+// decision even across crashes and rebalances. When a transaction aborts
+// (a rebalance), the decisions are seen again and their original records
+// are written again; the actions themselves were taken once (executors are
+// level-based). Build sess with TransactionalOptions; the caller closes it.
+func (a *Actuator) RunSession(ctx context.Context, sess *kgo.GroupTransactSession) error {
+	if err := checkClient(sess.Client()); err != nil {
+		return err
+	}
+	for {
+		fetches := sess.PollRecords(ctx, a.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		if recs := fetches.Records(); len(recs) > 0 {
+			if err := a.transact(ctx, sess, recs); err != nil {
+				sess.AllowRebalance()
+				return err
+			}
+		}
+		// Polls block rebalances (ClientOptions) until the transaction
+		// has ended.
+		sess.AllowRebalance()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// transact handles recs in one transaction.
+func (a *Actuator) transact(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	out, acts, err := a.audit(ctx, recs)
+	if err != nil {
+		return err
+	}
+	// Like handleBatch: the actions were taken, their records must be
+	// written even when ctx was cancelled mid-batch.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	try := kgo.TryCommit
+	if err := sess.ProduceSync(wctx, out...).FirstErr(); err != nil {
+		a.log.Warn("write audit records", "err", err)
+		try = kgo.TryAbort
+	}
+	committed, err := sess.End(wctx, try)
+	a.mu.Lock()
+	for _, act := range acts {
+		if committed {
+			delete(a.pending, act.GetDecisionId())
+		} else if act.GetOutcome() != proto.OutcomeDuplicate && act.GetDecisionId() != "" {
+			a.pending[act.GetDecisionId()] = act
+		}
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("end transaction of %d audit records: %w", len(out), err)
+	}
+	if !committed {
+		a.log.Warn("transaction aborted, decisions will be seen again", "records", len(out))
+	}
+	return nil
+}
+
+// audit handles recs and returns their audit records.
+func (a *Actuator) audit(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, []*proto.Action, error) {
+	out := make([]*kgo.Record, 0, len(recs))
+	acts := make([]*proto.Action, 0, len(recs))
+	for _, r := range recs {
+		act := a.Handle(ctx, r.Value)
+		v, err := proto.MarshalJSON(act)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode action for decision %s: %w", act.GetDecisionId(), err)
+		}
+		out = append(out, &kgo.Record{Topic: a.cfg.ActionsTopic, Key: r.Key, Value: v})
+		acts = append(acts, act)
+	}
+	return out, acts, nil
+}
+
 func (a *Actuator) run(ctx context.Context, cl *kgo.Client) error {
 	for {
 		fetches := cl.PollRecords(ctx, a.cfg.MaxPollRecords)
@@ -163,14 +264,9 @@ func (a *Actuator) run(ctx context.Context, cl *kgo.Client) error {
 // handleBatch handles recs, writes their audit records and then commits
 // their offsets.
 func (a *Actuator) handleBatch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
-	out := make([]*kgo.Record, 0, len(recs))
-	for _, r := range recs {
-		act := a.Handle(ctx, r.Value)
-		v, err := proto.MarshalJSON(act)
-		if err != nil {
-			return fmt.Errorf("encode action for decision %s: %w", act.GetDecisionId(), err)
-		}
-		out = append(out, &kgo.Record{Topic: a.cfg.ActionsTopic, Key: r.Key, Value: v})
+	out, _, err := a.audit(ctx, recs)
+	if err != nil {
+		return err
 	}
 	// The audit write and commit must finish even when ctx was cancelled
 	// mid-batch: the actions were taken, so their records must exist.
@@ -195,6 +291,9 @@ func (a *Actuator) Handle(ctx context.Context, value []byte) *proto.Action {
 	defer a.mu.Unlock()
 	now := a.cfg.Now()
 	act, d, obs := a.handle(ctx, value, now)
+	if act.GetAt() != nil {
+		return act // the record of an aborted transaction, already counted
+	}
 	act.At = timestamppb.New(now)
 	act.Actor = a.cfg.Actor
 	if act.Mode == "" {
@@ -258,6 +357,10 @@ func (a *Actuator) handle(ctx context.Context, value []byte, now time.Time) (*pr
 	act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget()}
 	if !a.verify(d) {
 		return refused(act, GuardSignature, "signature does not verify under any decision key"), nil, nil
+	}
+	if p, ok := a.pending[d.GetId()]; ok {
+		// Seen in an aborted transaction: its record, again.
+		return p, nil, nil
 	}
 	exp := d.GetExpiresAt()
 	if exp == nil || !now.Before(exp.AsTime()) {

@@ -221,6 +221,7 @@ func TestRunAuditsEveryDecision(t *testing.T) {
 func waitActions(t *testing.T, seeds []string, topic string, n int) []*proto.Action {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -250,4 +251,79 @@ func waitActions(t *testing.T, seeds []string, topic string, n int) []*proto.Act
 		t.Fatalf("%d audit records, want exactly %d", len(out), n)
 	}
 	return out
+}
+
+// TestRunSessionExactlyOnce runs the transactional consumer on Kafka: the
+// audit records and the offsets commit together, a restarted session in
+// the same group sees only new decisions.
+func TestRunSessionExactlyOnce(t *testing.T) {
+	suffix := time.Now().Format("150405.000000")
+	decTopic, actTopic, group := "augur.decisions.txn."+suffix, "augur.actions.txn."+suffix, "augur-act-txn-"+suffix
+	seeds := brokers(t, decTopic, actTopic)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(decTopic), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	a, ex, clk, _ := newTest(t, func(c *Config) { c.DecisionsTopic, c.ActionsTopic = decTopic, actTopic })
+	ex.replicas[dep] = 4
+	send := func(d *proto.Decision) {
+		t.Helper()
+		if err := prod.ProduceSync(t.Context(), &kgo.Record{Key: []byte(dep), Value: encode(t, d)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(a *Actuator, n int) {
+		t.Helper()
+		sess, err := kgo.NewGroupTransactSession(append(TransactionalOptions(a.cfg, group, "augur-act-test-"+suffix), kgo.SeedBrokers(seeds...))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- a.RunSession(ctx, sess) }()
+		waitActions(t, seeds, actTopic, n)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunSession: %v", err)
+		}
+		sess.Close()
+	}
+	good := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6))
+	send(good)
+	send(good)
+	run(a, 2)
+	b, ex2, _, _ := newTest(t, func(c *Config) { c.DecisionsTopic, c.ActionsTopic = decTopic, actTopic })
+	ex2.replicas[dep] = 6
+	send(decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6)))
+	run(b, 3)
+	got := waitActions(t, seeds, actTopic, 3)
+	outcomes := []string{got[0].GetOutcome(), got[1].GetOutcome(), got[2].GetOutcome()}
+	if outcomes[0] != proto.OutcomeApplied || outcomes[1] != proto.OutcomeDuplicate || outcomes[2] != proto.OutcomeNoop {
+		t.Fatalf("outcomes %v", outcomes)
+	}
+	if ex.applies != 1 || ex2.applies != 0 {
+		t.Fatalf("applies %d and %d", ex.applies, ex2.applies)
+	}
+}
+
+// TestAbortedRecordIsReplayed: a decision whose audit record was in an
+// aborted transaction gets the same record again, not "duplicate".
+func TestAbortedRecordIsReplayed(t *testing.T) {
+	a, ex, clk, _ := newTest(t, nil)
+	ex.replicas[dep] = 4
+	v := encode(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6)))
+	first := a.Handle(t.Context(), v)
+	a.pending[first.GetDecisionId()] = first // as transact does on abort
+	clk.Advance(time.Second)
+	again := a.Handle(t.Context(), v)
+	if again != first || again.GetOutcome() != proto.OutcomeApplied || ex.applies != 1 {
+		t.Fatalf("replayed %v (applies %d)", again, ex.applies)
+	}
+	// A spoofed copy of the id never gets the record.
+	d, _ := proto.UnmarshalDecision(v)
+	d.Desired.Replicas = 60
+	if got := a.Handle(t.Context(), encode(t, d)); got.GetGuardrail() != GuardSignature {
+		t.Fatalf("spoofed copy: %v", got)
+	}
 }

@@ -46,6 +46,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	allow := fs.String("allow-namespaces", "", "when set, the only namespaces touched")
 	kill := fs.String("kill-switch-file", "", "while this file exists every decision is refused")
 	actor := fs.String("actor", actHostname(cfg.Actor), "name of this instance in audit records and Events")
+	txn := fs.Bool("transactional", true, "write audit records and commit offsets in one Kafka transaction (exactly one record per decision); false: write, then commit")
 	leaderElect := fs.Bool("leader-elect", false, "run only while holding the augur-system/augur-actuator Lease (several replicas for the same targets)")
 	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics ("" disables)`)
 	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", cfg.DecisionsTopic, "topic consumed")
@@ -106,7 +107,8 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		}
 		zx = ex
 	}
-	kopts := append(actuators.ClientOptions(cfg, *group), kgo.SeedBrokers(strings.Split(*brokers, ",")...))
+	seeds := kgo.SeedBrokers(strings.Split(*brokers, ",")...)
+	kopts := append(actuators.ClientOptions(cfg, *group), seeds)
 	act, err := actuators.New(cfg, nil, kx, zx, reg, log)
 	if err != nil {
 		return err
@@ -114,6 +116,14 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	// runOnce joins the consumer group for one run: with leader election a
 	// standby replica must not hold partitions it does not poll.
 	runOnce := func(ctx context.Context) error {
+		if *txn {
+			sess, err := kgo.NewGroupTransactSession(append(actuators.TransactionalOptions(cfg, *group, "augur-act-"+cfg.Actor), seeds)...)
+			if err != nil {
+				return fmt.Errorf("kafka transactional session: %w", err)
+			}
+			defer sess.Close()
+			return act.RunSession(ctx, sess)
+		}
 		cl, err := kgo.NewClient(kopts...)
 		if err != nil {
 			return fmt.Errorf("kafka client: %w", err)
