@@ -170,10 +170,11 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return err
 	}
 
-	url := "http://" + cfg.Listen + "/api/v1/write"
-	if cfg.TLS.CertFile != "" {
-		url = "https://" + cfg.Listen + "/api/v1/write"
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
+	url := writeURL(cfg, ln)
 	log.Info("augur running",
 		"remote_write_url", url,
 		"prometheus_config", fmt.Sprintf("remote_write: [{url: %s}]", url),
@@ -182,7 +183,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		"actuator_mode", acfg.Mode, "partitions", parts)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(gctx, cfg, recv, prodClient, reg, log) })
+	g.Go(func() error { return serveHTTP(gctx, cfg, ln, recv, prodClient, reg, log) })
 	g.Go(func() error { return st.Run(gctx) })
 	g.Go(func() error { return act.Run(gctx) })
 	err = g.Wait()
@@ -223,8 +224,12 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return err
 	}
 	defer client.Close()
-	log.Info("remote-write receiver running", "url", "http://"+cfg.Listen+"/api/v1/write", "partitions", parts)
-	err = serveHTTP(ctx, cfg, recv, client, reg, log)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("remote-write receiver running", "url", writeURL(cfg, ln), "partitions", parts)
+	err = serveHTTP(ctx, cfg, ln, recv, client, reg, log)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}
@@ -305,7 +310,7 @@ func newReceiver(cfg fileConfig, seeds []string, rs *rules.Set, reg prometheus.R
 // serveHTTP serves remote-write, /metrics, /healthz and /readyz until ctx
 // ends, then shuts down in two phases: stop intake (503) and answer the
 // requests in flight, then close the server and flush the producer.
-func serveHTTP(ctx context.Context, cfg fileConfig, recv *ingest.Receiver, cl *kgo.Client, reg *prometheus.Registry, log *slog.Logger) error {
+func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *ingest.Receiver, cl *kgo.Client, reg *prometheus.Registry, log *slog.Logger) error {
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", recv)
@@ -326,11 +331,7 @@ func serveHTTP(ctx context.Context, cfg fileConfig, recv *ingest.Receiver, cl *k
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	srv := &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLS.CertFile != "" {
@@ -383,4 +384,14 @@ func kubeExecutor(path string, reg prometheus.Registerer, log *slog.Logger) (act
 		return nil, err
 	}
 	return kube.New(kube.DefaultConfig(), cs, apiM, log)
+}
+
+// writeURL is the remote-write URL of the bound listener (the real port when
+// the configured one is 0).
+func writeURL(cfg fileConfig, ln net.Listener) string {
+	scheme := "http"
+	if cfg.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + ln.Addr().String() + "/api/v1/write"
 }
