@@ -153,6 +153,10 @@ func TestStartExtendCancel(t *testing.T) {
 	if g := testutil.ToFloat64(activeShifts(t, e)); g != 1 {
 		t.Errorf("active zonal shifts gauge %v", g)
 	}
+	// API latency is measured per operation: get, start, update so far.
+	if n, err := testutil.GatherAndCount(e.reg, "augur_actuator_api_request_duration_seconds"); err != nil || n != 3 {
+		t.Errorf("api latency series %d (%v), want 3", n, err)
+	}
 
 	// Recovery: cancelled; a second cancel is a no-op.
 	want(t, e.decide(t, proto.KindCancelZonalShift, "use1-az2", 0), proto.OutcomeApplied, "")
