@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -182,4 +183,21 @@ func TestRBACScope(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("payment").List(t.Context(), metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("list pods: %v, want forbidden", err)
 	}
+	// The same identity can hold its leader-election Lease.
+	ctx, cancel := context.WithCancel(t.Context())
+	led := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- RunLeader(ctx, cs, LeaderConfig{Identity: "rbac-test", LeaseDuration: 4e9, RenewDeadline: 3e9, RetryPeriod: 2e8},
+			func(context.Context) { close(led) })
+	}()
+	select {
+	case <-led:
+	case err := <-done:
+		t.Fatalf("leader election as the actuator identity: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("never became leader as the actuator identity")
+	}
+	cancel()
+	<-done
 }
