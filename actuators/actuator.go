@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -398,6 +399,14 @@ func (a *Actuator) handle(ctx context.Context, value []byte, now time.Time) (*pr
 	}
 	ex := a.executor(d.GetKind())
 	if ex == nil {
+		if rule.Mode != ModeEnforce {
+			// `augur run` without a cluster: dry-run means "say what would
+			// be done", which needs no API to answer.
+			act.Outcome = proto.OutcomeDryRun
+			act.Error = fmt.Sprintf("no executor configured for %s: recorded only", d.GetKind())
+			act.After = desiredState(d)
+			return act, d, nil
+		}
 		return refused(act, GuardNoExecutor, "no executor configured for %s", d.GetKind()), d, nil
 	}
 	obs, err := ex.Observe(ctx, d)
@@ -692,4 +701,22 @@ func (a *Actuator) updateGauges(d *proto.Decision, act *proto.Action, obs *Obser
 		}
 		a.m.zonalShifts.Set(float64(total))
 	}
+}
+
+// desiredState describes what a decision asks for, for audit records of
+// dry runs that had no executor to ask.
+func desiredState(d *proto.Decision) map[string]string {
+	ch := d.GetDesired()
+	out := map[string]string{}
+	switch d.GetKind() {
+	case proto.KindScale, proto.KindReserveCapacity, proto.KindSetHPAMin:
+		out["replicas"] = strconv.Itoa(int(ch.GetReplicas()))
+	case proto.KindTaintNode, proto.KindUntaintNode:
+		out["node"] = ch.GetNode()
+		out["taint"] = ch.GetTaint().GetKey() + ":" + ch.GetTaint().GetEffect()
+	case proto.KindZonalShift, proto.KindCancelZonalShift:
+		out["resource"] = ch.GetZonalShift().GetResourceIdentifier()
+		out["away_from"] = ch.GetZonalShift().GetAwayFrom()
+	}
+	return out
 }

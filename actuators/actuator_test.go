@@ -3,11 +3,13 @@ package actuators
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -325,5 +327,34 @@ func TestAbortedRecordIsReplayed(t *testing.T) {
 	d.Desired.Replicas = 60
 	if got := a.Handle(t.Context(), encode(t, d)); got.GetGuardrail() != GuardSignature {
 		t.Fatalf("spoofed copy: %v", got)
+	}
+}
+
+// TestNoExecutorDryRun shows `augur run` without a cluster: in dry-run a
+// decision is recorded with what it asks for; in enforce it is refused.
+func TestNoExecutorDryRun(t *testing.T) {
+	for _, c := range []struct {
+		mode          Mode
+		outcome, rule string
+	}{
+		{ModeDryRun, proto.OutcomeDryRun, ""},
+		{ModeEnforce, proto.OutcomeRefused, GuardNoExecutor},
+	} {
+		clk := &fakeClock{now: t0}
+		cfg := DefaultConfig()
+		cfg.DecisionKeys = [][]byte{testKey}
+		cfg.Mode = c.mode
+		cfg.Now = clk.Now
+		a, err := New(cfg, nil, nil, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := a.Handle(t.Context(), encode(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6))))
+		if got.GetOutcome() != c.outcome || got.GetGuardrail() != c.rule {
+			t.Errorf("mode %s: %v", c.mode, got)
+		}
+		if c.mode == ModeDryRun && got.GetAfter()["replicas"] != "6" {
+			t.Errorf("dry run records %v, want replicas 6", got.GetAfter())
+		}
 	}
 }

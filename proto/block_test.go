@@ -73,7 +73,7 @@ func TestBlockRoundTrip(t *testing.T) {
 			t.Errorf("series %d labels %v, want %v", i, got, s.labels)
 		}
 		ts, vs := r.Samples(i)
-		if !slices.Equal(ts, s.ts) && !(len(ts) == 0 && len(s.ts) == 0) {
+		if !slices.Equal(ts, s.ts) && (len(ts) != 0 || len(s.ts) != 0) {
 			t.Errorf("series %d ts %v, want %v", i, ts, s.ts)
 		}
 		for j := range vs {

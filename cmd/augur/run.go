@@ -160,12 +160,14 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	actClient, err := kgo.NewClient(append(actuators.ClientOptions(acfg, "augur-act"), kgo.SeedBrokers(seeds...))...)
+	// Audit records and offsets commit in one transaction: exactly one
+	// audit record per decision across restarts.
+	actSession, err := kgo.NewGroupTransactSession(append(actuators.TransactionalOptions(acfg, "augur-act", "augur-act-"+acfg.Actor), kgo.SeedBrokers(seeds...))...)
 	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
+		return fmt.Errorf("kafka transactional session: %w", err)
 	}
-	defer actClient.Close()
-	act, err := actuators.New(acfg, actClient, kx, nil, reg, log)
+	defer actSession.Close()
+	act, err := actuators.New(acfg, nil, kx, nil, reg, log)
 	if err != nil {
 		return err
 	}
@@ -185,7 +187,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, cfg, ln, recv, prodClient, reg, log) })
 	g.Go(func() error { return st.Run(gctx) })
-	g.Go(func() error { return act.Run(gctx) })
+	g.Go(func() error { return act.RunSession(gctx, actSession) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // a signal, not a failure
