@@ -264,31 +264,3 @@ func TestStateSize(t *testing.T) {
 	}
 }
 
-func TestForecasterAdapter(t *testing.T) {
-	f, err := NewForecaster(Config{Horizon: 5 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, ok := f.Forecast(5 * time.Minute); ok {
-		t.Error("ok before any data")
-	}
-	ts, vs := synth(200, 8)
-	for i := range ts {
-		f.Update(ts[i], vs[i])
-	}
-	p, lo, hi, ok := f.Forecast(5 * time.Minute)
-	if !ok || !(lo <= p && p <= hi) {
-		t.Errorf("forecast %v [%v, %v] ok %v", p, lo, hi, ok)
-	}
-	buf, err := f.AppendBinary(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _ := NewForecaster(Config{Horizon: 5 * time.Minute})
-	if err := g.UnmarshalBinary(buf); err != nil {
-		t.Fatal(err)
-	}
-	if p2, _, _, _ := g.Forecast(5 * time.Minute); p2 != p {
-		t.Errorf("restored forecast %v, want %v", p2, p)
-	}
-}
