@@ -263,4 +263,3 @@ func TestStateSize(t *testing.T) {
 		}
 	}
 }
-
