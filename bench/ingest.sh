@@ -13,7 +13,8 @@
 #     VictoriaMetrics v1; the table shows the median of ROUNDS rounds.
 #  2. Request latency at a fixed rate (open loop, RATE samples/s) against
 #     `augur run` with its embedded broker (and the stream and act roles it
-#     starts).
+#     starts), then against `augur ingest` with a storing kfakebroker in
+#     another process (the receiver alone).
 #
 # Usage: bench/ingest.sh            (from the repository root)
 # Environment: ROUNDS (3), DURATION (30s), WARMUP (10s), VM_WARMUP (30s),
@@ -160,8 +161,28 @@ for proto in v1 v2; do
 	loadgen "$WORK/res/lat-$proto.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
 		-protocol "$proto" -rate "$RATE" -duration "$LAT_DURATION" -warmup 5s -cpu-pids "$RUN_PID"
 done
-uptime_lat=$(uptime)
 kill "$RUN_PID" 2>/dev/null || true
+sleep 1
+
+# --- 2b. the same fixed rate against the receiver alone ----------------------
+# augur ingest with a storing kfake broker in another process: what the
+# receiver adds, without the stream and act roles of augur run beside it.
+"$WORK/kfakebroker" -port "$RUN_BROKER_PORT" -blackhole=false >"$WORK/broker2.log" 2>&1 &
+BROKER2_PID=$!
+PIDS+=("$BROKER2_PID")
+listening "$BROKER2_PID" "$RUN_BROKER_PORT"
+"$WORK/augur" ingest -brokers "127.0.0.1:$RUN_BROKER_PORT" -listen "127.0.0.1:$RUN_PORT" -partitions 8 >"$WORK/ingest2.log" 2>&1 &
+INGEST2_PID=$!
+PIDS+=("$INGEST2_PID")
+listening "$INGEST2_PID" "$RUN_PORT"
+wait_http "http://127.0.0.1:$RUN_PORT/readyz"
+for proto in v1 v2; do
+	log "augur ingest + kfakebroker: $proto at $RATE samples/s ($LAT_DURATION)"
+	loadgen "$WORK/res/lat-ingest-$proto.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
+		-protocol "$proto" -rate "$RATE" -duration "$LAT_DURATION" -warmup 5s -cpu-pids "$INGEST2_PID"
+done
+uptime_lat=$(uptime)
+kill "$INGEST2_PID" "$BROKER2_PID" 2>/dev/null || true
 
 # --- table -------------------------------------------------------------------
 # med FILES... : median of .cpu[0].samples_per_cpu_second (and the run it came from).
@@ -200,10 +221,14 @@ if [[ "${SKIP_VM:-0}" != 1 ]]; then
 	echo "victoria-metrics rows inserted over the whole run (its own counter): $vm_rows"
 fi
 echo
-echo "Latency at a fixed $RATE samples/s (open loop, from the time each request was due), augur run with its embedded broker, $LAT_DURATION:"
+echo "Latency at a fixed $RATE samples/s (open loop, from the time each request was due), $LAT_DURATION per run:"
 echo
-echo "| protocol | requests | status | late | achieved samples/s | p50 ms | p90 ms | p99 ms | max ms | augur run CPU-s |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
-for proto in v1 v2; do
-	jq -r --arg p "$proto" '"| \($p) | \(.requests) | \(.status|tostring) | \(.late) | \(.acked_per_second|floor) | \(.p50_ms*100|round/100) | \(.p90_ms*100|round/100) | \(.p99_ms*100|round/100) | \(.max_ms*100|round/100) | \(.cpu[0].cpu_seconds*100|round/100) |"' "$WORK/res/lat-$proto.json"
+echo "| server | protocol | requests | status | late | achieved samples/s | p50 ms | p90 ms | p99 ms | max ms | server CPU-s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for f in run:lat ingest:lat-ingest; do
+	name="augur run (embedded broker, stream and act)"
+	[[ ${f%%:*} == ingest ]] && name="augur ingest + kfakebroker process (storing)"
+	for proto in v1 v2; do
+		jq -r --arg n "$name" --arg p "$proto" '"| \($n) | \($p) | \(.requests) | \(.status|tostring) | \(.late) | \(.acked_per_second|floor) | \(.p50_ms*100|round/100) | \(.p90_ms*100|round/100) | \(.p99_ms*100|round/100) | \(.max_ms*100|round/100) | \(.cpu[0].cpu_seconds*100|round/100) |"' "$WORK/res/${f#*:}-$proto.json"
+	done
 done
