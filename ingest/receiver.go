@@ -132,7 +132,6 @@ type request struct {
 	values    [][]byte
 	key       []byte
 	sortBuf   []proto.Label
-	meta      proto.Metadata
 }
 
 // ServeHTTP implements http.Handler for POST /api/v1/write.

@@ -19,11 +19,10 @@ func benchBlocks(b *testing.B, nBlocks, series, samples int) [][]byte {
 	b.Helper()
 	lbls := make([][]proto.Label, series)
 	for i := range lbls {
-		switch {
-		case i%4 == 0:
+		if i%4 == 0 {
 			lbls[i] = lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment",
 				"pod", "payment-"+strconv.Itoa(i), "code", "200")
-		default:
+		} else {
 			lbls[i] = lbl("__name__", "request_latency_seconds", "instance", "10.0.0."+strconv.Itoa(i%250)+":8080",
 				"job", "api", "pod", "api-"+strconv.Itoa(i))
 		}

@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/augur-ops/augur/internal/rules"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/internal/rules"
 )
 
 // Config configures a Stream. The zero value of every field with a default

@@ -6,12 +6,13 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/augur-ops/augur/detectors/anomaly"
 	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/models/bank"
 	"github.com/augur-ops/augur/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // env is what every shard of a stream shares: rules, parameters and the

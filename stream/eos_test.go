@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"sort"
@@ -69,7 +68,7 @@ func newKafkaEnv(t *testing.T) *kafkaEnv {
 		SessionTimeout:     1500 * time.Millisecond,
 		RebalanceTimeout:   5 * time.Second,
 		RestoreTimeout:     20 * time.Second,
-		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:             slog.New(slog.DiscardHandler),
 	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -4,9 +4,10 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/augur-ops/augur/models/bank"
 	"github.com/augur-ops/augur/proto"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the stream's Prometheus metrics. Label values come from closed

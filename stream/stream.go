@@ -79,7 +79,6 @@ func (s *Stream) Run(ctx context.Context) error {
 		kgo.TransactionalID(c.TransactionalID),
 		kgo.TransactionTimeout(c.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
 		kgo.RebalanceTimeout(c.RebalanceTimeout),
@@ -411,7 +410,7 @@ func (s *Stream) stableEnd(ctx context.Context, adm *kadm.Client, part int32) (i
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("restore partition %d: wait for stable end of %s: %w (last: %v)", part, t, ctx.Err(), err)
+			return 0, fmt.Errorf("restore partition %d: wait for stable end of %s: %w (last: %w)", part, t, ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -429,7 +428,7 @@ func (s *Stream) onDropped(how string) func(context.Context, *kgo.Client, map[st
 		if len(ps) == 0 {
 			return
 		}
-		s.log.Info("partitions "+how, "partitions", ps)
+		s.log.Info("partitions changed", "change", how, "partitions", ps)
 		s.mu.Lock()
 		s.dropped = append(s.dropped, ps...)
 		s.mu.Unlock()

@@ -139,7 +139,7 @@ func apiErr(op string, err error) error {
 	case apierrors.IsForbidden(err):
 		return actuators.Refuse(actuators.GuardForbidden, "%s: %v", op, err)
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("%s: %w: %v", op, actuators.ErrNotFound, err)
+		return fmt.Errorf("%s: %w: %w", op, actuators.ErrNotFound, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

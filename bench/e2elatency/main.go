@@ -34,15 +34,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/augur-ops/augur/bench/loadgen"
-	"github.com/augur-ops/augur/ingest"
-	"github.com/augur-ops/augur/internal/rules"
-	"github.com/augur-ops/augur/stream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/augur-ops/augur/bench/loadgen"
+	"github.com/augur-ops/augur/ingest"
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/stream"
 )
 
 // rulesYAML watches part of the generated fleet: an anomaly band on every

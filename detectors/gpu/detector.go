@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/augur-ops/augur/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/augur-ops/augur/proto"
 )
 
 // Config configures a Detector. Zero fields take their defaults in Validate.
@@ -150,7 +151,7 @@ func (c *Config) Validate() error {
 type Sample struct {
 	Metric Metric
 	// Node is the Kubernetes node (Node(labels)); GPU the GPU on it
-	// (GPUID(labels)). Ignored for MetricNetRx.
+	// (Index(labels)). Ignored for MetricNetRx.
 	Node, GPU string
 	// Pod is "namespace/pod" using the GPU (DCGM's Kubernetes mapping), or
 	// the pod a MetricNetRx sample is about. May be empty.
@@ -176,7 +177,7 @@ func NewSample(name string, label func(string) string, job string, ts int64, v f
 	}
 	s = Sample{Metric: e.m, Pod: Pod(label), Job: job, Ts: ts, Value: v * e.scale}
 	if e.m != MetricNetRx {
-		s.Node, s.GPU = Node(label), GPUID(label)
+		s.Node, s.GPU = Node(label), Index(label)
 		if s.Node == "" {
 			return Sample{}, false
 		}

@@ -124,9 +124,9 @@ func Node(label func(name string) string) string {
 	return ""
 }
 
-// GPUID returns the GPU a DCGM series is about: the gpu (index) label, else
+// Index returns the GPU a DCGM series is about: the gpu (index) label, else
 // the UUID.
-func GPUID(label func(name string) string) string {
+func Index(label func(name string) string) string {
 	for _, k := range [...]string{"gpu", "UUID", "uuid"} {
 		if v := label(k); v != "" {
 			return v
@@ -145,7 +145,7 @@ func Pod(label func(name string) string) string {
 	return label("namespace") + "/" + p
 }
 
-// XID actions.
+// Action is what an XID error asks for.
 type Action uint8
 
 // Actions an XID code maps to.

@@ -6,9 +6,10 @@ import (
 	"math/bits"
 	"time"
 
-	"github.com/augur-ops/augur/proto"
 	"gonum.org/v1/gonum/stat/distuv"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/augur-ops/augur/proto"
 )
 
 // ZoneStats is one zone's aggregate over one window, built by the stream from

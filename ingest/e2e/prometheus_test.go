@@ -161,7 +161,7 @@ func tryStartPrometheus(t *testing.T, cfg promConfig) (*prom, error) {
 		select {
 		case <-p.exited:
 			log, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("prometheus exited before ready (%v): %s", p.waitErr, tail(log, 2000))
+			return nil, fmt.Errorf("prometheus exited before ready (%w): %s", p.waitErr, tail(log, 2000))
 		case <-ctx.Done():
 			stop()
 			return nil, errors.New("prometheus not ready within 30s")

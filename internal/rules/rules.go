@@ -22,11 +22,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/augur-ops/augur/proto"
 	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/augur-ops/augur/proto"
 )
 
 // Label is one label of a series, as carried by the samples block.
@@ -405,7 +407,7 @@ func cloneRule(r Rule) Rule {
 
 func metricName(ms []*labels.Matcher) (string, bool) {
 	for _, m := range ms {
-		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 			return m.Value, true
 		}
 	}
@@ -641,7 +643,7 @@ func (s *Set) GroupBy(i int) []string { return s.compiled[i].groupBy }
 // gpu) that selects the series, or -1. lbls must be sorted by name.
 func (s *Set) Match(tenant string, lbls []Label) int {
 	best := -1
-	if name, ok := value(lbls, labels.MetricName); ok {
+	if name, ok := value(lbls, model.MetricNameLabel); ok {
 		for _, i := range s.byName[name] {
 			if s.matches(i, tenant, lbls) {
 				best = i
@@ -665,7 +667,7 @@ func (s *Set) Match(tenant string, lbls []Label) int {
 // series, or -1. lbls must be sorted by name.
 func (s *Set) MatchWatch(tenant string, lbls []Label) int {
 	best := -1
-	if name, ok := value(lbls, labels.MetricName); ok {
+	if name, ok := value(lbls, model.MetricNameLabel); ok {
 		for _, i := range s.watchByName[name] {
 			if s.matches(i, tenant, lbls) {
 				best = i

@@ -164,7 +164,7 @@ rules:
 		{"unknown field", `
 rules:
 - name: a
-  anomaly: {selector: 'x', sensitivty: 2}`, "field sensitivty not found"},
+  anomaly: {selector: 'x', sensitivty: 2}`, "field sensitivty not found"}, //nolint:misspell // the typo is the test
 		{"bad name", `
 rules:
 - name: "a b"
