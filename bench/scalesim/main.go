@@ -27,10 +27,12 @@ import (
 func main() {
 	data := flag.String("data", "/work/shared/data", "folder holding traces/crane and nab/data")
 	start := flag.Duration("pod-start", 90*time.Second, "pod start time (created to ready)")
-	util := flag.Float64("util", 1, "augur's capacity per pod as a share of the pod's full capacity")
-	z := flag.Float64("z", 1, "augur sizes on point + z*(upper - point) of the forecast; 1 is the upper bound of the 80% interval")
-	peak := flag.Bool("peak", true, "size on the peak over every step up to the horizon, not only at the horizon")
+	util := flag.Float64("util", 0.7, "augur's target utilisation: its capacity per pod is this share of the pod's full capacity (the HPA's target is 0.7)")
+	icap := flag.Float64("interval-cap", 1, "augur's scaling.Config.IntervalCap (0: size on the upper bound uncapped)")
+	stab := flag.Duration("stab", 5*time.Minute, "augur's scale-down stabilization")
+	minH := flag.Duration("min-horizon", 5*time.Minute, "least decision horizon of the forecaster bank (its scoring horizon)")
 	hpaMin := flag.Bool("hpa-min", false, "augur raises the HPA's minReplicas instead of scaling directly (replicas = max of both)")
+	useOracle := flag.Bool("oracle", false, "replace augur by an oracle that knows the load over the next pod start + tick and sizes it at -util")
 	summary := flag.Bool("summary", false, "print only the totals line")
 	podsAtP90 := flag.Float64("pods-at-p90", 10, "capacity per pod is the trace's 90th percentile load over this")
 	flag.Parse()
@@ -69,23 +71,31 @@ func main() {
 		sc := scenario{pts: pts, capacity: capacity, start: *start, tick: 15 * time.Second,
 			warmup: 24 * time.Hour, minPods: 2, maxPods: 1000}
 		h := run(sc, &hpa{capacity: capacity, target: 0.7, stab: (5 * time.Minute).Milliseconds(), min: sc.minPods, max: sc.maxPods})
-		horizon := max(5*time.Minute, ((step+*start)+step-1)/step*step)
+		// The bank is scored at the decision horizon (at least -min-horizon);
+		// the scaler sizes on the forecast path up to the next sample plus
+		// pod start, the time within which pods ordered now must be ready.
+		horizon := max(*minH, ((step+*start)+step-1)/step*step)
 		bk, err := bank.New(bank.Config{Step: step, Horizon: horizon, MaxHorizon: max(30*time.Minute, horizon)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		// No step bounds: the simulated HPA has none either.
 		s, err := scaling.New(scaling.Config{Rule: "sim", Target: scaling.Object{Namespace: "sim", Name: "app"},
-			CapacityPerPod: capacity * *util, MinReplicas: sc.minPods, MaxReplicas: sc.maxPods, Horizon: horizon})
+			CapacityPerPod: capacity * *util, MinReplicas: sc.minPods, MaxReplicas: sc.maxPods, Horizon: step + *start,
+			Stabilization: *stab, MaxScaleUp: float64(sc.maxPods), MaxScaleDown: 1, IntervalCap: *icap})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		pp := &predictive{b: bk, s: s, horizon: horizon, step: step, z: *z, peak: *peak}
+		var p policy = &predictive{b: bk, s: s}
 		if *hpaMin {
-			pp.floor = &hpa{capacity: capacity, target: 0.7, stab: (5 * time.Minute).Milliseconds(), min: sc.minPods, max: sc.maxPods}
+			p.(*predictive).floor = &hpa{capacity: capacity, target: 0.7, stab: (5 * time.Minute).Milliseconds(), min: sc.minPods, max: sc.maxPods}
 		}
-		a := run(sc, pp)
+		if *useOracle {
+			p = &oracle{pts: pts, capacity: capacity, u: *util, lead: (*start + sc.tick).Milliseconds(), min: sc.minPods, max: sc.maxPods}
+		}
+		a := run(sc, p)
 		sumHU += h.underMin
 		sumAU += a.underMin
 		sumHP += h.podHours
@@ -108,7 +118,7 @@ func main() {
 		fmt.Printf("| %s | %v | %.4g | %.0f | %.0f | %.1f | %.1f | %s | %s |\n", name, step, capacity,
 			h.underMin, a.underMin, h.podHours, a.podHours, pct(a.underMin, h.underMin), pct(a.podHours, h.podHours))
 	}
-	fmt.Printf("| **total** | | | %.0f | %.0f | %.1f | %.1f | %s | %s |\n", sumHU, sumAU, sumHP, sumAP, pct(sumAU, sumHU), pct(sumAP, sumHP))
+	fmt.Printf("| **total** | | | %.0f | %.0f | %.1f | %.1f | %+.1f%% | %+.1f%% |\n", sumHU, sumAU, sumHP, sumAP, 100*(sumAU-sumHU)/sumHU, 100*(sumAP-sumHP)/sumHP)
 	slices.Sort(dU)
 	slices.Sort(dP)
 	fmt.Printf("\nmedian per trace: under-provisioned minutes %+.0f%%, pod-hours %+.0f%%; traces meeting the target (≥50%% fewer under-provisioned minutes at ≤10%% more pod-hours): %d of %d\n",
@@ -124,5 +134,3 @@ func pct(a, b float64) string {
 	}
 	return fmt.Sprintf("%+.0f%%", 100*(a-b)/b)
 }
-
-var _ = math.Inf

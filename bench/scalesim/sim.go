@@ -153,18 +153,15 @@ func (h *hpa) want(now int64, cur int32) int32 {
 	return min(w, cur)
 }
 
-// predictive is augur: the forecaster bank feeds detectors/scaling with the
-// peak of the forecast's upper bound over the horizon.
+// predictive is augur: the forecaster bank is fed every sample and
+// detectors/scaling decides every tick on the peak of the forecast path up
+// to its horizon (Scaler.Peak).
 type predictive struct {
-	b       *bank.Bank
-	s       *scaling.Scaler
-	horizon time.Duration
-	step    time.Duration
-	lastV   float64
-	res     bank.Result
-	has     bool
-	z       float64
-	peak    bool
+	b     *bank.Bank
+	s     *scaling.Scaler
+	lastV float64
+	res   bank.Result
+	has   bool
 	// floor, when set, is an HPA that keeps running: augur only raises
 	// its minReplicas (mode hpa_min), so the replicas are the larger of
 	// the two.
@@ -174,19 +171,7 @@ type predictive struct {
 func (p *predictive) observe(ts int64, v float64) {
 	p.b.Update(ts, v)
 	p.lastV, p.has = v, true
-	// Size on point + z*(upper - point): at the horizon only, or its peak
-	// over every step up to the horizon.
-	p.res = p.b.Forecast(p.horizon)
-	from := p.horizon
-	if p.peak {
-		from = p.step
-	}
-	pk := math.Inf(-1)
-	for h := from; h <= p.horizon; h += p.step {
-		r := p.b.Forecast(h)
-		pk = max(pk, r.Point+p.z*(r.Upper-r.Point))
-	}
-	p.res.Upper = pk
+	p.res = p.s.Peak(p.b, v)
 }
 
 func (p *predictive) want(now int64, cur int32) int32 {
@@ -212,4 +197,30 @@ func (p *predictive) scale(now int64, cur int32) int32 {
 		}
 	}
 	return cur
+}
+
+// oracle knows the load ahead: it runs the pods that the peak load over the
+// next lead (pod start plus one tick) needs at utilisation u, with no
+// stabilization. It bounds what any forecast could do with these pods.
+type oracle struct {
+	pts      []backtest.Point
+	capacity float64
+	u        float64
+	lead     int64 // ms
+	min, max int32
+	i        int
+}
+
+func (o *oracle) observe(int64, float64) {}
+
+func (o *oracle) want(now int64, _ int32) int32 {
+	pk := 0.0
+	i := o.i
+	for t := now; t <= now+o.lead; t += 5000 {
+		pk = max(pk, demandAt(o.pts, &i, t))
+	}
+	for o.i+1 < len(o.pts) && o.pts[o.i+1].Ts <= now {
+		o.i++
+	}
+	return scaling.Replicas(pk, o.capacity*o.u, o.min, o.max)
 }

@@ -1,7 +1,8 @@
 // Package scaling turns a workload's load forecast into replica decisions:
 // required replicas = ceil(upper bound of the forecast at the horizon /
-// capacity per pod), clamped to [min, max]; up at once, down only after a
-// stabilization window and by a bounded step; and, when the predicted pods
+// capacity per pod), clamped to [min, max], and never below what the
+// observed load needs; up at once, down only after a stabilization window
+// and by a bounded step; and, when the predicted pods
 // do not fit the nodes there are, a reserve_capacity decision that sizes the
 // placeholder Deployment so the node autoscaler provisions nodes ahead.
 //
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/augur-ops/augur/models"
 	"github.com/augur-ops/augur/models/bank"
 	"github.com/augur-ops/augur/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -58,6 +60,16 @@ type Config struct {
 	// DecisionTTL is how long a decision stays valid; an unapplied decision
 	// is repeated after it. Default 2m.
 	DecisionTTL time.Duration
+	// IntervalCap bounds how far the upper bound may lift the load sized
+	// above the point forecast, as a multiple of the point: the scaler sizes
+	// on min(upper, point × (1 + IntervalCap)) (on the point when it is
+	// negative). The interval adapts to
+	// recent errors, so after a burst it stays wide for hours and, uncapped,
+	// keeps the burst's pods all that time without predicting the next
+	// burst; the observed load still sizes the workload whatever the cap.
+	// Default 0: no cap. Must be ≥ 0; a small cap (under 1) sizes close to
+	// the point forecast.
+	IntervalCap float64
 }
 
 func (c Config) withDefaults() Config {
@@ -111,6 +123,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scaling max scale up %v: must be > 0", c.MaxScaleUp)
 	case c.DecisionTTL <= 0:
 		return fmt.Errorf("scaling decision ttl %v: must be > 0", c.DecisionTTL)
+	case !(c.IntervalCap >= 0) || math.IsInf(c.IntervalCap, 0):
+		return fmt.Errorf("scaling interval cap %v: must be a finite number ≥ 0", c.IntervalCap)
 	}
 	return nil
 }
@@ -197,14 +211,58 @@ func Target(o *Object) string {
 }
 
 // Recommend returns the replicas the forecast asks for, before
-// stabilization and step bounds: ceil(max(upper, observed) / capacity),
-// clamped.
+// stabilization and step bounds: ceil(max(Load(forecast), observed) /
+// capacity), clamped.
 func (s *Scaler) Recommend(in Input) int32 {
-	load := in.Forecast.Upper
+	load := s.Load(in.Forecast.Forecast)
 	if in.Observed > load {
 		load = in.Observed
 	}
 	return Replicas(load, s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
+}
+
+// Load returns the load the scaler sizes on for one forecast: its upper
+// bound, or, when IntervalCap is set, min(upper, point + IntervalCap ×
+// max(point, 0)).
+func (s *Scaler) Load(f models.Forecast) float64 {
+	if s.cfg.IntervalCap > 0 {
+		return min(f.Upper, f.Point+s.cfg.IntervalCap*max(f.Point, 0))
+	}
+	return f.Upper
+}
+
+// Peak returns the forecast of b to decide on after its last sample, when
+// the load observed then was observed: over the path from now to
+// Config.Horizon, taken linear between the bank's steps (as the load moves
+// between samples), Point is the largest point forecast and Upper the
+// largest Load. The other fields are those of the forecast at the first
+// step at or after the horizon. Sizing on the whole path scales up for a
+// rise that peaks before the horizon; scaling down is left to the
+// stabilization window. It costs one Forecast per step of the horizon and
+// allocates nothing.
+func (s *Scaler) Peak(b *bank.Bank, observed float64) bank.Result {
+	step := b.Config().Step
+	h := s.cfg.Horizon
+	prevP, prevL := observed, observed
+	pkP, pkL := observed, observed
+	for at := step; ; at += step {
+		r := b.Forecast(at)
+		p, l := r.Point, s.Load(r.Forecast)
+		if at < h && r.Horizon >= at {
+			pkP, pkL = max(pkP, p), max(pkL, l)
+			prevP, prevL = p, l
+			continue
+		}
+		// The horizon falls within this step, or the bank sees no further:
+		// the path ends there.
+		f := 1.0
+		if r.Horizon >= at {
+			f = float64(h-(at-step)) / float64(step)
+		}
+		r.Point = max(pkP, prevP+f*(p-prevP))
+		r.Upper = max(pkL, prevL+f*(l-prevL))
+		return r
+	}
 }
 
 // Desired returns the replicas to run now given the recommendation rec and

@@ -1,6 +1,7 @@
 package scaling
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -143,6 +144,82 @@ func TestReserveCapacity(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("case %d: reserve %d, want %d", i, got, tt.want)
+		}
+	}
+}
+
+func TestIntervalCap(t *testing.T) {
+	tests := []struct {
+		name              string
+		cap               float64
+		point, upper, obs float64
+		load              float64
+		want              int32
+	}{
+		{"no cap: upper", 0, 100, 1000, 0, 1000, 10},
+		{"cap 1: twice the point", 1, 100, 1000, 0, 200, 2},
+		{"cap above the interval: upper", 20, 100, 1000, 0, 1000, 10},
+		{"observed above the capped load", 1, 100, 1000, 500, 200, 5},
+		{"negative point: the point", 1, -50, 300, 0, -50, 1},
+	}
+	for _, tt := range tests {
+		s := newScaler(t, func(c *Config) { c.IntervalCap = tt.cap; c.MinReplicas = 1 })
+		if got := s.Load(models.Forecast{Point: tt.point, Lower: tt.point / 2, Upper: tt.upper}); got != tt.load {
+			t.Errorf("%s: Load = %v, want %v", tt.name, got, tt.load)
+		}
+		in := Input{Now: time.Unix(1_700_000_000, 0), Forecast: fc(tt.point, tt.point/2, tt.upper), Observed: tt.obs}
+		if got := s.Recommend(in); got != tt.want {
+			t.Errorf("%s: Recommend = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	for _, bad := range []float64{-1, math.NaN(), math.Inf(1)} {
+		cfg := Config{Target: Object{Namespace: "a", Name: "b"}, CapacityPerPod: 1, MaxReplicas: 10, IntervalCap: bad}
+		if cfg.Validate() == nil {
+			t.Errorf("IntervalCap %v: Validate accepted it", bad)
+		}
+	}
+}
+
+// TestPeak checks the forecast path the scaler sizes on: a rise before the
+// horizon lifts it, the path is linear between the bank's steps, and on a
+// fall the observed load is the peak.
+func TestPeak(t *testing.T) {
+	tests := []struct {
+		name  string
+		slope float64 // load per minute
+	}{
+		{"rising", 2},
+		{"falling", -2},
+	}
+	for _, tt := range tests {
+		b, err := bank.New(bank.Config{Step: time.Minute, Horizon: 5 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := int64(1_700_000_000_000)
+		var v float64
+		for i := range 600 {
+			v = 5000 + tt.slope*float64(i)
+			b.Update(t0+int64(i)*60_000, v)
+		}
+		s := newScaler(t, func(c *Config) { c.Horizon = 150 * time.Second; c.IntervalCap = 0.5 })
+		got := s.Peak(b, v)
+		f2, f3 := b.Forecast(2*time.Minute), b.Forecast(3*time.Minute)
+		want := max(v, b.Forecast(time.Minute).Point, f2.Point, f2.Point+0.5*(f3.Point-f2.Point))
+		if math.Abs(got.Point-want) > 1e-9 {
+			t.Errorf("%s: peak point %v, want %v", tt.name, got.Point, want)
+		}
+		if tt.slope > 0 && !(got.Point > f2.Point && got.Point < f3.Point) {
+			t.Errorf("%s: peak point %v not between the forecasts at 2m (%v) and 3m (%v)", tt.name, got.Point, f2.Point, f3.Point)
+		}
+		if tt.slope < 0 && got.Point != v {
+			t.Errorf("%s: peak point %v, want the observed %v", tt.name, got.Point, v)
+		}
+		if got.Upper < got.Point || got.Upper > 1.5*got.Point+1e-9 {
+			t.Errorf("%s: peak load %v outside [point, 1.5 point] for point %v", tt.name, got.Upper, got.Point)
+		}
+		if got.Horizon != 3*time.Minute || got.Model == "" {
+			t.Errorf("%s: horizon %v, model %q", tt.name, got.Horizon, got.Model)
 		}
 	}
 }
