@@ -284,18 +284,29 @@ func (o *observer) summary() string {
 // the observer could not decode.
 func (o *observer) checkAcked(t *testing.T, k *topicReader) {
 	t.Helper()
+	// Prometheus keeps pushing while the test checks: take the acknowledged
+	// samples first, then read Kafka up to its end offsets of now. Every
+	// sample acknowledged before the snapshot was in Kafka before it.
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.decodeErr != nil {
-		t.Error(o.decodeErr)
+	acked := make(map[string][]sample, len(o.acked))
+	for key, ss := range o.acked {
+		acked[key] = slices.Clone(ss)
 	}
+	ackedN, decodeErr := o.ackedN, o.decodeErr
 	for code, n := range o.statuses {
 		if code/100 == 4 {
 			t.Errorf("%d requests answered %d; first answers: %q", n, code, o.bodies4xx)
 		}
 	}
+	o.mu.Unlock()
+	if decodeErr != nil {
+		t.Error(decodeErr)
+	}
+	if err := k.catchUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	missing := 0
-	for key, ss := range o.acked {
+	for key, ss := range acked {
 		have := k.series[key]
 		for _, s := range ss {
 			if b, ok := have.bitsAt(s.ts); !ok || b != s.bits {
@@ -307,9 +318,9 @@ func (o *observer) checkAcked(t *testing.T, k *topicReader) {
 		}
 	}
 	if missing > 0 {
-		t.Errorf("%d of %d acknowledged samples are not in Kafka", missing, o.ackedN)
+		t.Errorf("%d of %d acknowledged samples are not in Kafka", missing, ackedN)
 	}
-	if o.ackedN == 0 {
+	if ackedN == 0 {
 		t.Error("no request was acknowledged")
 	}
 }
