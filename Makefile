@@ -17,6 +17,20 @@ run: build
 test:
 	bash .ci/setup.sh
 	$(GO) test -race -count=1 -timeout 40m ./...
+	$(MAKE) test-kafka
+
+# The Kafka tests again, against a real Apache Kafka broker instead of kfake:
+# .ci/kafka/start.sh fetches Kafka from Maven Central (cached in ~/.m2) and
+# starts one KRaft node on 127.0.0.1:19092; the packages whose tests read
+# AUGUR_KAFKA_BROKERS run against it; the broker is stopped however they end.
+# See .ci/kafka/README.md.
+KAFKA_TEST_PKGS = $(addprefix ./,$(sort $(dir $(shell grep -rl --include='*_test.go' AUGUR_KAFKA_BROKERS ingest stream actuators))))
+.PHONY: test-kafka
+test-kafka:
+	@trap 'bash .ci/kafka/stop.sh' EXIT; trap 'exit 130' INT TERM; \
+	brokers=$$(bash .ci/kafka/start.sh) || { rc=$$?; [ $$rc = 2 ] && exit 0; exit $$rc; }; \
+	echo "AUGUR_KAFKA_BROKERS=$$brokers $(GO) test -race -count=1 -timeout 20m $(KAFKA_TEST_PKGS)"; \
+	AUGUR_KAFKA_BROKERS=$$brokers $(GO) test -race -count=1 -timeout 20m $(KAFKA_TEST_PKGS)
 
 test-short:
 	$(GO) test -short -count=1 ./...
