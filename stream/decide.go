@@ -123,7 +123,10 @@ func (e *env) closeWindow(g *group, end int64, value float64) []*proto.Decision 
 	}
 	// The stream cannot see the workload's replicas: the last decision is
 	// taken as applied (the actuator repeats it until it is).
-	in := scaling.Input{Now: unixMs(end), Forecast: f, Observed: value, CurrentReplicas: g.last}
+	// Size on the peak of the forecast path up to the horizon, not only its
+	// end: a rise that peaks before the horizon still needs the pods
+	// (bench/scalesim measures this policy).
+	in := scaling.Input{Now: unixMs(end), Forecast: g.sc.Peak(g.fc, value), Observed: value, CurrentReplicas: g.last}
 	rec := g.sc.Recommend(in)
 	ds := g.sc.Decide(in)
 	cut := end - sc.ScaleDownDelay.Milliseconds()

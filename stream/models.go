@@ -114,6 +114,10 @@ func scalerConfig(r *rules.Rule, tenant string) scaling.Config {
 		Horizon:        s.Horizon,
 		Stabilization:  s.ScaleDownDelay,
 		DecisionTTL:    s.DecisionTTL,
+		// Size on at most twice the point forecast: after a burst the
+		// interval stays wide for hours, and uncapped it cost +119%
+		// pod-hours in bench/scalesim for a few points of misses.
+		IntervalCap: 1,
 	}
 }
 
