@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -123,7 +124,17 @@ func TestConfigValidate(t *testing.T) {
 func brokers(t *testing.T, topics ...string) []string {
 	t.Helper()
 	if b := os.Getenv("AUGUR_KAFKA_BROKERS"); b != "" {
-		return strings.Split(b, ",")
+		seeds := strings.Split(b, ",")
+		// A real broker does not create topics on first use.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if _, err := kadm.NewClient(cl).CreateTopics(t.Context(), 3, 1, nil, topics...); err != nil {
+			t.Fatal(err)
+		}
+		return seeds
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
 	if err != nil {

@@ -108,6 +108,10 @@ func ClientOptions(cfg Config) []kgo.Opt {
 		kgo.RecordDeliveryTimeout(c.ProduceTimeout),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.DefaultProduceTopic(c.Topic),
+		// After NOT_LEADER (a leader moved, a topic just created) the client
+		// refreshes metadata no sooner than this; franz-go's 5s default
+		// would outlast short produce timeouts and answer 503 needlessly.
+		kgo.MetadataMinAge(time.Second),
 		// Bounds what requests that timed out can leave behind in the
 		// client while a broker is away; past it requests answer 503.
 		kgo.MaxBufferedBytes(1 << 30),

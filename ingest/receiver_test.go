@@ -73,7 +73,7 @@ func newEnv(t *testing.T, mutate func(*Config)) *testEnv {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	client, err := kgo.NewClient(append(ClientOptions(cfg), kgo.SeedBrokers(e.seeds...))...)
+	client, err := kgo.NewClient(append(ClientOptions(cfg), kgo.SeedBrokers(e.seeds...), kgo.MetadataMinAge(200*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}
