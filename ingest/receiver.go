@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/augur-ops/augur/ingest/remotewrite"
+	"github.com/augur-ops/augur/internal/labels"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/proto"
 )
@@ -349,7 +350,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		if inv == nil {
 			inv = &invalidSeriesError{}
 		}
-		inv.add(formatSeries(lbls), reason, detail)
+		inv.add(labels.Format(lbls, 64), reason, detail)
 		r.m.discarded[reason].Add(float64(discarded))
 	}
 	rw := &req.rw

@@ -108,40 +108,6 @@ func sortedLabels(lbls []proto.Label) bool {
 	return true
 }
 
-// formatSeries renders labels the way Prometheus prints a series, cut at
-// 512 bytes so that a hostile series cannot blow up an error body.
-func formatSeries(lbls []proto.Label) string {
-	var b strings.Builder
-	name := ""
-	for _, l := range lbls {
-		if l.Name == "__name__" {
-			name = l.Value
-		}
-	}
-	b.WriteString(name)
-	b.WriteByte('{')
-	first := true
-	for _, l := range lbls {
-		if l.Name == "__name__" {
-			continue
-		}
-		if !first {
-			b.WriteString(", ")
-		}
-		first = false
-		v := l.Value
-		if len(v) > 64 {
-			v = v[:64] + "..."
-		}
-		fmt.Fprintf(&b, "%s=%q", l.Name, v)
-		if b.Len() > 512 {
-			b.WriteString(", ...")
-			break
-		}
-	}
-	b.WriteByte('}')
-	return b.String()
-}
 
 // validTenant applies the usual tenant-ID rules (as Cortex and Mimir do):
 // 1 to 150 bytes of letters, digits and !-_.*'(), and not "." or "..".

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/models/bank"
+	"github.com/augur-ops/augur/internal/labels"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -178,7 +178,7 @@ func (e *env) restoreScaler(g *group) {
 func (e *env) alertDecision(key string, watch int, t int64, v float64, res anomaly.Result) *proto.Decision {
 	r := e.rules.Rule(watch)
 	tenant, lbls, _ := parseSeriesKey(key, nil)
-	series := formatLabels(lbls)
+	series := labels.Format(lbls, 0)
 	target := "alert/" + r.Name + "/" + series
 	change := &proto.Change{Alert: &proto.Alert{Severity: r.Anomaly.Severity, Reason: "anomaly_band"}}
 	d := &proto.Decision{
@@ -215,30 +215,3 @@ func (e *env) sign(d *proto.Decision) {
 	}
 }
 
-// formatLabels writes labels in the Prometheus text form: name{k="v",...}.
-func formatLabels(lbls []proto.Label) string {
-	var b strings.Builder
-	name := ""
-	for _, l := range lbls {
-		if l.Name == "__name__" {
-			name = l.Value
-		}
-	}
-	b.WriteString(name)
-	b.WriteByte('{')
-	first := true
-	for _, l := range lbls {
-		if l.Name == "__name__" {
-			continue
-		}
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		b.WriteString(l.Name)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(l.Value))
-	}
-	b.WriteByte('}')
-	return b.String()
-}
