@@ -108,7 +108,6 @@ func sortedLabels(lbls []proto.Label) bool {
 	return true
 }
 
-
 // validTenant applies the usual tenant-ID rules (as Cortex and Mimir do):
 // 1 to 150 bytes of letters, digits and !-_.*'(), and not "." or "..".
 func validTenant(t string) bool {

@@ -9,9 +9,9 @@ import (
 
 	"github.com/augur-ops/augur/detectors/anomaly"
 	"github.com/augur-ops/augur/detectors/scaling"
+	"github.com/augur-ops/augur/internal/labels"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/models/bank"
-	"github.com/augur-ops/augur/internal/labels"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -214,4 +214,3 @@ func (e *env) sign(d *proto.Decision) {
 		panic(fmt.Sprintf("sign decision %s: %v", d.Id, err))
 	}
 }
-
