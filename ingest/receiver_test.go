@@ -544,3 +544,39 @@ func TestLargeRequestIsCutIntoRecords(t *testing.T) {
 		t.Fatalf("read %d series, want 3000", len(got))
 	}
 }
+
+func TestBasicAuth(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) {
+		c.Auth.BasicUsername = "prometheus"
+		c.Auth.BasicPasswordFile = pwFile
+	})
+	body := encodeV1(t, manySeries(2, e.now.UnixMilli()))
+	basic := func(u, p string) map[string]string {
+		r, _ := http.NewRequest(http.MethodPost, "http://x", nil)
+		r.SetBasicAuth(u, p)
+		return map[string]string{"Authorization": r.Header.Get("Authorization")}
+	}
+	for _, c := range []struct {
+		name    string
+		headers map[string]string
+		want    int
+	}{
+		{"right", basic("prometheus", "hunter2"), http.StatusNoContent},
+		{"wrong password", basic("prometheus", "hunter3"), http.StatusUnauthorized},
+		{"wrong user", basic("grafana", "hunter2"), http.StatusUnauthorized},
+		{"none", nil, http.StatusUnauthorized},
+		{"bearer instead", map[string]string{"Authorization": "Bearer hunter2"}, http.StatusUnauthorized},
+	} {
+		resp := e.post(t, post{body: body, headers: c.headers})
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+		if c.want == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: 401 without WWW-Authenticate", c.name)
+		}
+	}
+}
