@@ -149,6 +149,11 @@ func waitReady(t *testing.T, url string) {
 
 func pushV1(t *testing.T, url string, req *prompb.WriteRequest) {
 	t.Helper()
+	pushV1With(t, &http.Client{Timeout: 20 * time.Second}, url, req)
+}
+
+func pushV1With(t *testing.T, client *http.Client, url string, req *prompb.WriteRequest) {
+	t.Helper()
 	b, err := req.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +164,7 @@ func pushV1(t *testing.T, url string, req *prompb.WriteRequest) {
 	}
 	hr.Header.Set("Content-Type", "application/x-protobuf")
 	hr.Header.Set("Content-Encoding", "snappy")
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(hr)
+	resp, err := client.Do(hr)
 	if err != nil {
 		t.Fatal(err)
 	}

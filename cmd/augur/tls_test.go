@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their
+// paths and a pool trusting the certificate.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "augur test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestIngestServesTLS runs `augur ingest` with TLS against a broker started
+// by `augur run` in the same test, and writes over HTTPS.
+func TestIngestServesTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	broker, runListen, listen := freePort(t), freePort(t), freePort(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+
+	runCfg := filepath.Join(dir, "run.yaml")
+	if err := os.WriteFile(runCfg, fmt.Appendf(nil, "listen: %s\ndata_dir: %s\nkafka:\n  embedded_addr: %s\n", runListen, filepath.Join(dir, "data"), broker), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ingestCfg := filepath.Join(dir, "ingest.yaml")
+	if err := os.WriteFile(ingestCfg, fmt.Appendf(nil, "listen: %s\ntls:\n  cert_file: %s\n  key_file: %s\nkafka:\n  brokers: [%s]\n", listen, certFile, keyFile, broker), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 2)
+	go func() { done <- runMain(ctx, []string{"run", "-config", runCfg}, io.Discard, io.Discard, log) }()
+	waitReady(t, "http://"+runListen+"/readyz")
+	go func() { done <- runMain(ctx, []string{"ingest", "-config", ingestCfg}, io.Discard, io.Discard, log) }()
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get("https://" + listen + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("augur ingest not ready over TLS within 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pushV1With(t, client, "https://"+listen+"/api/v1/write", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "tls"}},
+		Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}},
+	}}})
+	if resp, err := http.Get("http://" + listen + "/readyz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain HTTP answered 200 on the TLS listener")
+		}
+	}
+	cancel()
+	for range 2 {
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("exit code %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("augur did not stop within 30s")
+		}
+	}
+}
