@@ -369,7 +369,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			// 2.0 senders should sort; sort rather than reject.
 			slices.SortFunc(lbls, func(a, b proto.Label) int { return strings.Compare(a.Name, b.Name) })
 		}
-		if reason, detail := checkLabels(&r.cfg.Limits, lbls, true); reason != "" {
+		if reason, detail := checkLabels(&r.cfg.Limits, lbls, true, s.LabelsUTF8); reason != "" {
 			reject(lbls, discarded, reason, detail)
 			continue
 		}
@@ -412,7 +412,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	for _, m := range rw.Metadata {
 		lbls := append(req.sortBuf[:0], proto.Label{Name: "__name__", Value: m.Family})
 		req.sortBuf = lbls
-		if reason, detail := checkLabels(&r.cfg.Limits, lbls, true); reason != "" {
+		if reason, detail := checkLabels(&r.cfg.Limits, lbls, true, false); reason != "" {
 			reject(lbls, 0, reason, detail)
 			continue
 		}

@@ -580,3 +580,23 @@ func TestBasicAuth(t *testing.T) {
 		}
 	}
 }
+
+func TestInvalidUTF8IsRejected(t *testing.T) {
+	e := newEnv(t, nil)
+	ts := e.now.UnixMilli()
+	v1 := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: lbl("__name__", "ok", "job", "a"), Samples: []prompb.Sample{{Value: 1, Timestamp: ts}}},
+		{Labels: lbl("__name__", "bad", "job", "a\xff"), Samples: []prompb.Sample{{Value: 1, Timestamp: ts}}},
+	}}
+	resp := e.post(t, post{body: encodeV1(t, v1)})
+	if msg := body(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "(invalid_label_value)") {
+		t.Errorf("1.0: status %d: %s", resp.StatusCode, msg)
+	}
+	v2 := &writev2.Request{Symbols: []string{"", "__name__", "bad", "job", "a\xff"}, Timeseries: []writev2.TimeSeries{
+		{LabelsRefs: []uint32{1, 2, 3, 4}, Samples: []writev2.Sample{{Value: 1, Timestamp: ts}}},
+	}}
+	resp = e.post(t, post{body: encodeV2(t, v2), ctype: "application/x-protobuf;proto=io.prometheus.write.v2.Request"})
+	if msg := body(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "(invalid_label_value)") {
+		t.Errorf("2.0: status %d: %s", resp.StatusCode, msg)
+	}
+}

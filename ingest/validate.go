@@ -34,7 +34,9 @@ var discardReasons = []string{reasonMissingMetricName, reasonInvalidMetricName, 
 // sorted when sorted is true (2.0 senders should sort; 1.0 senders must).
 // It returns the broken rule and a detail naming the offending label, or ""
 // when the labels are valid.
-func checkLabels(lim *Limits, lbls []proto.Label, requireSorted bool) (reason, detail string) {
+//
+// utf8Known skips the UTF-8 checks of names and values: the decoder did them.
+func checkLabels(lim *Limits, lbls []proto.Label, requireSorted, utf8Known bool) (reason, detail string) {
 	if len(lbls) > lim.MaxLabelsPerSeries {
 		return reasonTooManyLabels, fmt.Sprintf("%d labels, limit %d", len(lbls), lim.MaxLabelsPerSeries)
 	}
@@ -64,15 +66,15 @@ func checkLabels(lim *Limits, lbls []proto.Label, requireSorted bool) (reason, d
 			if l.Value == "" {
 				return reasonMissingMetricName, "empty metric name"
 			}
-			if !validName(l.Value, legacy, true) {
+			if (legacy || !utf8Known) && !validName(l.Value, legacy, true) {
 				return reasonInvalidMetricName, fmt.Sprintf("metric name %q", l.Value)
 			}
 			continue
 		}
-		if !validName(l.Name, legacy, false) {
+		if (legacy || !utf8Known) && !validName(l.Name, legacy, false) {
 			return reasonInvalidLabelName, fmt.Sprintf("label name %q", l.Name)
 		}
-		if !utf8.ValidString(l.Value) {
+		if !utf8Known && !utf8.ValidString(l.Value) {
 			return reasonInvalidLabelValue, fmt.Sprintf("value of label %q is not valid UTF-8", l.Name)
 		}
 	}

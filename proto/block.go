@@ -118,7 +118,12 @@ type BlockBuilder struct {
 	exemplars    varlen
 
 	samples int
-	out     bytes.Buffer
+
+	// The encoded schema message of schemaTenant, reused while the tenant
+	// stays the same.
+	schema       *arrow.Schema
+	schemaMsg    []byte
+	schemaTenant string
 }
 
 // Reset empties the builder for a new block of the given tenant.
@@ -231,6 +236,17 @@ func uvarintLen(x uint64) int {
 	return n
 }
 
+// appendWriter is an io.Writer appending to a byte slice.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// eos is the Arrow IPC end-of-stream marker.
+var eos = [8]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
+
 // AppendIPC appends the block as an Arrow IPC stream to dst and returns it.
 // The builder stays valid; Reset it before the next block.
 func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
@@ -258,15 +274,25 @@ func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 	for i, d := range datas {
 		cols[i] = array.MakeFromData(d)
 	}
-	md := arrow.NewMetadata([]string{"augur.block.version", "tenant"}, []string{BlockVersion, b.tenant})
-	schema := arrow.NewSchema(blockFields, &md)
-	rec := array.NewRecordBatch(schema, cols, int64(n))
-
-	b.out.Reset()
-	w := ipc.NewWriter(&b.out, ipc.WithSchema(schema))
-	err := w.Write(rec)
+	// The schema message depends on the tenant only: encode it once.
+	if b.schemaMsg == nil || b.schemaTenant != b.tenant {
+		md := arrow.NewMetadata([]string{"augur.block.version", "tenant"}, []string{BlockVersion, b.tenant})
+		b.schema = arrow.NewSchema(blockFields, &md)
+		p := ipc.GetSchemaPayload(b.schema, memory.DefaultAllocator)
+		w := appendWriter{b: b.schemaMsg[:0]}
+		_, err := p.WritePayload(&w)
+		p.Release()
+		if err != nil {
+			return dst, fmt.Errorf("encode samples block schema: %w", err)
+		}
+		b.schemaMsg, b.schemaTenant = w.b, b.tenant
+	}
+	rec := array.NewRecordBatch(b.schema, cols, int64(n))
+	p, err := ipc.GetRecordBatchPayload(rec)
+	w := appendWriter{b: append(dst, b.schemaMsg...)}
 	if err == nil {
-		err = w.Close()
+		_, err = p.WritePayload(&w)
+		p.Release()
 	}
 	rec.Release()
 	for _, c := range cols {
@@ -275,7 +301,7 @@ func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 	if err != nil {
 		return dst, fmt.Errorf("encode samples block: %w", err)
 	}
-	return append(dst, b.out.Bytes()...), nil
+	return append(w.b, eos[:]...), nil
 }
 
 func stringData(v varlen, n int) arrow.ArrayData {
@@ -362,6 +388,10 @@ func (r *BlockReader) decode(value []byte) error {
 		r.arena = &arena{}
 	}
 	r.arena.reset()
+	if err := checkIPC(value); err != nil {
+		return err
+	}
+	r.arena.limit = len(value)
 	rd, err := ipc.NewReader(bytes.NewReader(value), ipc.WithAllocator(r.arena))
 	if err != nil {
 		return err
@@ -585,9 +615,10 @@ func bstr(b []byte) string {
 // reused buffer, so decoding a block allocates nothing once the buffer has
 // grown to the block size. Everything it handed out is invalid after reset.
 type arena struct {
-	buf  []byte
-	off  int
-	need int // bytes asked for since reset, to size the next buffer
+	buf   []byte
+	off   int
+	need  int // bytes asked for since reset, to size the next buffer
+	limit int // no block needs more than its own size; 0: no limit
 }
 
 func (a *arena) reset() {
@@ -598,6 +629,11 @@ func (a *arena) reset() {
 }
 
 func (a *arena) Allocate(size int) []byte {
+	if a.limit > 0 && size > a.limit+64 {
+		// A buffer larger than the block it comes from is a lie; Reset
+		// recovers this panic into ErrBadBlock.
+		panic(fmt.Sprintf("block asks for a %d-byte buffer, larger than the %d-byte block", size, a.limit))
+	}
 	aligned := (size + 63) &^ 63
 	a.need += aligned
 	if a.off+aligned > len(a.buf) {

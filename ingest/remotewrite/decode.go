@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/augur-ops/augur/proto"
@@ -56,6 +57,10 @@ type Series struct {
 	// range; its labels then hold only the references that resolved.
 	BadSymbol    uint32
 	HasBadSymbol bool
+	// LabelsUTF8 is set when the decoder has already checked that every
+	// label name and value of the series is valid UTF-8; when false the
+	// caller must check.
+	LabelsUTF8 bool
 }
 
 // Request is a decoded write request. Reuse one per goroutine: Decode resets
@@ -74,6 +79,8 @@ type Request struct {
 
 	symbols []string
 	refs    []uint32
+	// symbolsUTF8 is set (2.0) when every symbol is valid UTF-8.
+	symbolsUTF8 bool
 }
 
 // FamilyMetadata is a remote-write 1.0 MetricMetadata message.
@@ -266,7 +273,13 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 		ExemplarsStart:  int32(len(r.Exemplars)),
 	}
 	p := buf{b: b}
+	// The labels are checked for UTF-8 in one pass over their wire bytes
+	// when they are contiguous, canonically encoded Label messages: then
+	// every name and value sits between ASCII bytes (a one-byte tag or the
+	// last byte of a length), so each is valid when the whole range is.
+	regionStart, regionEnd, canonical := -1, -1, true
 	for !p.done() {
+		at := p.i
 		field, wire, err := p.tag()
 		if err != nil {
 			return err
@@ -276,14 +289,22 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 			if err := expect(field, wire, wireLen); err != nil {
 				return err
 			}
+			if p.i != at+1 || (regionStart >= 0 && regionEnd != at) {
+				canonical = false
+			}
+			if regionStart < 0 {
+				regionStart = at
+			}
 			lb, err := p.bytes()
 			if err != nil {
 				return err
 			}
-			l, err := decodeLabel(lb)
+			regionEnd = p.i
+			l, fast, err := decodeLabelFast(lb)
 			if err != nil {
 				return err
 			}
+			canonical = canonical && fast
 			r.Labels = append(r.Labels, l)
 		case 2: // samples
 			if err := expect(field, wire, wireLen); err != nil {
@@ -332,11 +353,31 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 	s.SamplesEnd = int32(len(r.Samples))
 	s.HistogramsEnd = int32(len(r.Histograms))
 	s.ExemplarsEnd = int32(len(r.Exemplars))
+	s.LabelsUTF8 = canonical && regionStart >= 0 && utf8.Valid(b[regionStart:regionEnd])
 	r.Series = append(r.Series, s)
 	return nil
 }
 
 func decodeLabel(b []byte) (proto.Label, error) {
+	l, _, err := decodeLabelFast(b)
+	return l, err
+}
+
+// decodeLabelFast is decodeLabel reporting whether b was the canonical
+// encoding (name, then value, both shorter than 128 bytes), which every
+// Prometheus sends and which is decoded without the general loop.
+func decodeLabelFast(b []byte) (proto.Label, bool, error) {
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		n := int(b[1])
+		if 4+n <= len(b) && b[2+n] == 0x12 && b[3+n] < 0x80 && 4+n+int(b[3+n]) == len(b) {
+			return proto.Label{Name: str(b[2 : 2+n]), Value: str(b[4+n:])}, true, nil
+		}
+	}
+	l, err := decodeLabelSlow(b)
+	return l, false, err
+}
+
+func decodeLabelSlow(b []byte) (proto.Label, error) {
 	var l proto.Label
 	p := buf{b: b}
 	for !p.done() {
@@ -370,6 +411,13 @@ func decodeLabel(b []byte) (proto.Label, error) {
 // decodeSample decodes a Sample of either version (1.0 has fields 1 and 2,
 // 2.0 adds start_timestamp 3, unknown to 1.0).
 func decodeSample(b []byte, v2 bool) (Sample, error) {
+	// Fast path: value then timestamp, nothing else.
+	if len(b) >= 11 && b[0] == 0x09 && b[9] == 0x10 {
+		ts, n := binary.Uvarint(b[10:])
+		if n > 0 && 10+n == len(b) {
+			return Sample{Value: math.Float64frombits(binary.LittleEndian.Uint64(b[1:])), Timestamp: int64(ts)}, nil
+		}
+	}
 	var s Sample
 	p := buf{b: b}
 	for !p.done() {
@@ -562,6 +610,7 @@ func histogramTimestamp(b []byte) (int64, error) {
 // a series with a reference out of range is kept with HasBadSymbol set.
 func DecodeV2(r *Request, body []byte) error {
 	r.reset(2)
+	r.symbolsUTF8 = true
 	// Symbols may come after the series on the wire: collect them first.
 	p := buf{b: body}
 	for !p.done() {
@@ -578,6 +627,7 @@ func DecodeV2(r *Request, body []byte) error {
 				return err
 			}
 			r.symbols = append(r.symbols, str(v))
+			r.symbolsUTF8 = r.symbolsUTF8 && utf8.Valid(v)
 			continue
 		}
 		if err := p.skip(wire); err != nil {
@@ -756,6 +806,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 	if err != nil {
 		return err
 	}
+	s.LabelsUTF8 = r.symbolsUTF8
 	s.LabelsEnd = int32(len(r.Labels))
 	s.SamplesEnd = int32(len(r.Samples))
 	s.HistogramsEnd = int32(len(r.Histograms))

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -386,6 +387,7 @@ func checkV1(t *testing.T, r *Request, in []byte, name string, mustAccept bool) 
 	err := DecodeV1(r, in)
 	if err == nil {
 		err = checkHistograms(r)
+		checkUTF8Claims(t, r)
 	}
 	compare(t, name, err, refErr, mustAccept, func() error { return equalCanon(canonOurs(r), canonV1(&ref)) })
 }
@@ -397,6 +399,7 @@ func checkV2(t *testing.T, r *Request, in []byte, name string, mustAccept bool) 
 	err := DecodeV2(r, in)
 	if err == nil {
 		err = checkHistograms(r)
+		checkUTF8Claims(t, r)
 	}
 	if err == nil && refErr == nil {
 		for _, ts := range ref.Timeseries {
@@ -454,4 +457,44 @@ func FuzzDecodeV2(f *testing.F) {
 
 func labelsOf(ss ...string) labels.Labels {
 	return labels.FromStrings(ss...)
+}
+
+// checkUTF8Claims fails when the decoder vouches for the UTF-8 of a series'
+// labels (Series.LabelsUTF8) and one of them is not valid.
+func checkUTF8Claims(t *testing.T, r *Request) {
+	t.Helper()
+	for i := range r.Series {
+		s := &r.Series[i]
+		if !s.LabelsUTF8 {
+			continue
+		}
+		for _, l := range r.SeriesLabels(s) {
+			if !utf8.ValidString(l.Name) || !utf8.ValidString(l.Value) {
+				t.Fatalf("series %d vouched UTF-8 but has label %q=%q", i, l.Name, l.Value)
+			}
+		}
+	}
+}
+
+func TestUTF8ClaimsAreSound(t *testing.T) {
+	var r Request
+	bad := []string{"\xff", "a\xc3", "\x80b", "\xe2\x82", "ok"}
+	for _, v := range bad {
+		for _, n := range bad {
+			req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+				Labels: []prompb.Label{{Name: "__name__", Value: "m"}, {Name: "a" + n, Value: v}, {Name: "z", Value: v + n}},
+			}}}
+			b, err := req.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := DecodeV1(&r, b); err != nil {
+				t.Fatal(err)
+			}
+			checkUTF8Claims(t, &r)
+			if (v == "ok" && n == "ok") != r.Series[0].LabelsUTF8 {
+				t.Errorf("value %q name %q: LabelsUTF8 %v", v, n, r.Series[0].LabelsUTF8)
+			}
+		}
+	}
 }
