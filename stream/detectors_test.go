@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/augur-ops/augur/internal/rules"
-	"github.com/augur-ops/augur/proto"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/proto"
 )
 
 // point is one sample of a synthetic series at one scrape.

@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/augur-ops/augur/proto"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/augur-ops/augur/proto"
 )
 
 const testParts = 4

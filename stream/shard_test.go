@@ -2,7 +2,6 @@ package stream
 
 import (
 	"flag"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"math"
 	"os"
 	"runtime"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/augur-ops/augur/proto"
 )

@@ -8,9 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/augur-ops/augur/proto"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/proto"
 )
 
 // Stream is one member of the stream consumer group on augur.samples. Each

@@ -18,10 +18,11 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/augur-ops/augur/models"
 	"github.com/augur-ops/augur/models/bank"
 	"github.com/augur-ops/augur/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Config configures a Scaler. Zero values mean the documented default.

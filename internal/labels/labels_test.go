@@ -13,10 +13,10 @@ func TestFormat(t *testing.T) {
 		max  int
 		want string
 	}{
-		{[]proto.Label{{"__name__", "up"}, {"job", "api"}, {"zone", "use1-az1"}}, 0, `up{job="api", zone="use1-az1"}`},
-		{[]proto.Label{{"job", "no-name"}}, 0, `{job="no-name"}`},
-		{[]proto.Label{{"__name__", "x"}, {"q", "a\"b"}}, 0, `x{q="a\"b"}`},
-		{[]proto.Label{{"__name__", "x"}, {"v", "abcdef"}}, 3, `x{v="abc..."}`},
+		{[]proto.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "api"}, {Name: "zone", Value: "use1-az1"}}, 0, `up{job="api", zone="use1-az1"}`},
+		{[]proto.Label{{Name: "job", Value: "no-name"}}, 0, `{job="no-name"}`},
+		{[]proto.Label{{Name: "__name__", Value: "x"}, {Name: "q", Value: "a\"b"}}, 0, `x{q="a\"b"}`},
+		{[]proto.Label{{Name: "__name__", Value: "x"}, {Name: "v", Value: "abcdef"}}, 3, `x{v="abc..."}`},
 	} {
 		if got := Format(c.lbls, c.max); got != c.want {
 			t.Errorf("Format(%v, %d) = %s, want %s", c.lbls, c.max, got, c.want)
