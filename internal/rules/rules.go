@@ -128,7 +128,7 @@ type Scaling struct {
 	// Mode is scale (default), hpa_min or reserve_capacity.
 	Mode string `yaml:"mode,omitempty"`
 	// ScaleDownDelay is how long the forecast must stay below the current
-	// decision before a smaller one is made. Default 10m.
+	// decision before a smaller one is made. Default 5m (the HPA's scale-down stabilization).
 	ScaleDownDelay time.Duration `yaml:"scale_down_delay,omitempty"`
 	// DecisionTTL is how long a decision stays valid. Default 2*Window.
 	DecisionTTL time.Duration `yaml:"decision_ttl,omitempty"`
@@ -472,7 +472,7 @@ func (s *Scaling) validate(at string) []error {
 		errs = append(errs, ferr(at+".target.name", "must be a DNS subdomain, got %q", s.Target.Name))
 	}
 	if s.ScaleDownDelay == 0 {
-		s.ScaleDownDelay = 10 * time.Minute
+		s.ScaleDownDelay = 5 * time.Minute
 	}
 	if s.ScaleDownDelay < 0 {
 		errs = append(errs, ferr(at+".scale_down_delay", "must be >= 0"))
