@@ -735,6 +735,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 		ExemplarsStart:  int32(len(r.Exemplars)),
 	}
 	r.refs = r.refs[:0]
+	var mdRefs [2]uint64 // help_ref, unit_ref
 	p := buf{b: b}
 	for !p.done() {
 		field, wire, err := p.tag()
@@ -791,7 +792,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 			if err != nil {
 				return err
 			}
-			if err := r.decodeMetadataV2(mb, &s); err != nil {
+			if err := r.decodeMetadataV2(mb, &s, &mdRefs); err != nil {
 				return err
 			}
 		default:
@@ -800,6 +801,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 			}
 		}
 	}
+	r.resolveMetadataV2(&s, mdRefs)
 	// Series labels are resolved last: exemplars reuse r.refs while decoding.
 	var err error
 	r.Labels, err = r.resolveRefs(r.Labels, &s)
@@ -868,7 +870,11 @@ func (r *Request) decodeExemplarV2(b []byte, s *Series) error {
 	return nil
 }
 
-func (r *Request) decodeMetadataV2(b []byte, s *Series) error {
+// decodeMetadataV2 reads a Metadata message into s.Metadata.Type and refs
+// (help, unit). The references are resolved once the whole series is read:
+// a later Metadata message of the same series overrides an earlier one, as
+// protobuf merges repeated occurrences of a message field.
+func (r *Request) decodeMetadataV2(b []byte, s *Series, refs *[2]uint64) error {
 	p := buf{b: b}
 	for !p.done() {
 		field, wire, err := p.tag()
@@ -887,19 +893,10 @@ func (r *Request) decodeMetadataV2(b []byte, s *Series) error {
 			switch field {
 			case 1:
 				s.Metadata.Type = metricType(v)
-			case 3, 4:
-				sym, ok := r.symbol(v)
-				if !ok {
-					if !s.HasBadSymbol {
-						s.HasBadSymbol, s.BadSymbol = true, uint32(v)
-					}
-					continue
-				}
-				if field == 3 {
-					s.Metadata.Help = sym
-				} else {
-					s.Metadata.Unit = sym
-				}
+			case 3:
+				refs[0] = v
+			case 4:
+				refs[1] = v
 			}
 		default:
 			if err := p.skip(wire); err != nil {
@@ -908,4 +905,22 @@ func (r *Request) decodeMetadataV2(b []byte, s *Series) error {
 		}
 	}
 	return nil
+}
+
+// resolveMetadataV2 resolves the help and unit references of s.
+func (r *Request) resolveMetadataV2(s *Series, refs [2]uint64) {
+	for i, ref := range refs {
+		sym, ok := r.symbol(ref)
+		if !ok {
+			if !s.HasBadSymbol {
+				s.HasBadSymbol, s.BadSymbol = true, uint32(ref)
+			}
+			continue
+		}
+		if i == 0 {
+			s.Metadata.Help = sym
+		} else {
+			s.Metadata.Unit = sym
+		}
+	}
 }
