@@ -220,6 +220,29 @@ func expect(field uint64, wire, want int) error {
 	return nil
 }
 
+// bytesOf, varintOf and fixed64Of read a known field after checking that it
+// came with the wire type its schema gives it.
+func (p *buf) bytesOf(field uint64, wire int) ([]byte, error) {
+	if err := expect(field, wire, wireLen); err != nil {
+		return nil, err
+	}
+	return p.bytes()
+}
+
+func (p *buf) varintOf(field uint64, wire int) (uint64, error) {
+	if err := expect(field, wire, wireVarint); err != nil {
+		return 0, err
+	}
+	return p.varint()
+}
+
+func (p *buf) fixed64Of(field uint64, wire int) (uint64, error) {
+	if err := expect(field, wire, wireI64); err != nil {
+		return 0, err
+	}
+	return p.fixed64()
+}
+
 func str(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
@@ -235,10 +258,7 @@ func DecodeV1(r *Request, body []byte) error {
 		}
 		switch field {
 		case 1: // timeseries
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			b, err := p.bytes()
+			b, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -246,10 +266,7 @@ func DecodeV1(r *Request, body []byte) error {
 				return fmt.Errorf("timeseries %d: %w", len(r.Series), err)
 			}
 		case 3: // metadata
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			b, err := p.bytes()
+			b, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -307,10 +324,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 			canonical = canonical && fast
 			r.Labels = append(r.Labels, l)
 		case 2: // samples
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			sb, err := p.bytes()
+			sb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -320,10 +334,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 			}
 			r.Samples = append(r.Samples, smp)
 		case 3: // exemplars
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			eb, err := p.bytes()
+			eb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -331,10 +342,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 				return err
 			}
 		case 4: // histograms
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			hb, err := p.bytes()
+			hb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -387,10 +395,7 @@ func decodeLabelSlow(b []byte) (proto.Label, error) {
 		}
 		switch field {
 		case 1, 2:
-			if err := expect(field, wire, wireLen); err != nil {
-				return l, err
-			}
-			v, err := p.bytes()
+			v, err := p.bytesOf(field, wire)
 			if err != nil {
 				return l, err
 			}
@@ -427,10 +432,7 @@ func decodeSample(b []byte, v2 bool) (Sample, error) {
 		}
 		switch field {
 		case 1:
-			if err := expect(field, wire, wireI64); err != nil {
-				return s, err
-			}
-			v, err := p.fixed64()
+			v, err := p.fixed64Of(field, wire)
 			if err != nil {
 				return s, err
 			}
@@ -442,10 +444,7 @@ func decodeSample(b []byte, v2 bool) (Sample, error) {
 				}
 				continue
 			}
-			if err := expect(field, wire, wireVarint); err != nil {
-				return s, err
-			}
-			v, err := p.varint()
+			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return s, err
 			}
@@ -473,10 +472,7 @@ func (r *Request) decodeExemplarV1(b []byte) error {
 		}
 		switch field {
 		case 1:
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			lb, err := p.bytes()
+			lb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -486,19 +482,13 @@ func (r *Request) decodeExemplarV1(b []byte) error {
 			}
 			r.ExemplarLabels = append(r.ExemplarLabels, l)
 		case 2:
-			if err := expect(field, wire, wireI64); err != nil {
-				return err
-			}
-			v, err := p.fixed64()
+			v, err := p.fixed64Of(field, wire)
 			if err != nil {
 				return err
 			}
 			e.Value = math.Float64frombits(v)
 		case 3:
-			if err := expect(field, wire, wireVarint); err != nil {
-				return err
-			}
-			v, err := p.varint()
+			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -524,19 +514,13 @@ func (r *Request) decodeMetadataV1(b []byte) error {
 		}
 		switch field {
 		case 1:
-			if err := expect(field, wire, wireVarint); err != nil {
-				return err
-			}
-			v, err := p.varint()
+			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
 			m.Metadata.Type = metricType(v)
 		case 2, 4, 5:
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			v, err := p.bytes()
+			v, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -619,10 +603,7 @@ func DecodeV2(r *Request, body []byte) error {
 			return err
 		}
 		if field == 4 {
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			v, err := p.bytes()
+			v, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -644,10 +625,7 @@ func DecodeV2(r *Request, body []byte) error {
 			return err
 		}
 		if field == 5 {
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			v, err := p.bytes()
+			v, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -748,10 +726,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 				return err
 			}
 		case 2: // samples
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			sb, err := p.bytes()
+			sb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -761,10 +736,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 			}
 			r.Samples = append(r.Samples, smp)
 		case 3: // histograms
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			hb, err := p.bytes()
+			hb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -774,10 +746,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 			}
 			r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
 		case 4: // exemplars
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			eb, err := p.bytes()
+			eb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -785,10 +754,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 				return err
 			}
 		case 5: // metadata
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			mb, err := p.bytes()
+			mb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -833,19 +799,13 @@ func (r *Request) decodeExemplarV2(b []byte, s *Series) error {
 				return err
 			}
 		case 2:
-			if err := expect(field, wire, wireI64); err != nil {
-				return err
-			}
-			v, err := p.fixed64()
+			v, err := p.fixed64Of(field, wire)
 			if err != nil {
 				return err
 			}
 			e.Value = math.Float64frombits(v)
 		case 3:
-			if err := expect(field, wire, wireVarint); err != nil {
-				return err
-			}
-			v, err := p.varint()
+			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -883,10 +843,7 @@ func (r *Request) decodeMetadataV2(b []byte, s *Series, refs *[2]uint64) error {
 		}
 		switch field {
 		case 1, 3, 4:
-			if err := expect(field, wire, wireVarint); err != nil {
-				return err
-			}
-			v, err := p.varint()
+			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}

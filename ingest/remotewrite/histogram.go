@@ -53,10 +53,7 @@ func (c *HistogramChecker) Check(raw []byte) error {
 		}
 		switch field {
 		case 1, 6, 14, 15, 17: // count_int, zero_count_int, reset_hint, timestamp, start_timestamp
-			if err := expect(field, wire, wireVarint); err != nil {
-				return err
-			}
-			v, err := p.varint()
+			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -69,10 +66,7 @@ func (c *HistogramChecker) Check(raw []byte) error {
 				resetHint = v
 			}
 		case 2, 3, 5, 7: // count_float, sum, zero_threshold, zero_count_float
-			if err := expect(field, wire, wireI64); err != nil {
-				return err
-			}
-			v, err := p.fixed64()
+			v, err := p.fixed64Of(field, wire)
 			if err != nil {
 				return err
 			}
@@ -88,19 +82,13 @@ func (c *HistogramChecker) Check(raw []byte) error {
 				zeroFloat, hasZeroF, hasZeroInt = f, true, false
 			}
 		case 4: // schema, sint32
-			if err := expect(field, wire, wireVarint); err != nil {
-				return err
-			}
-			v, err := p.varint()
+			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
 			schema = int32(uint32(v>>1) ^ -uint32(v&1))
 		case 8, 11: // spans
-			if err := expect(field, wire, wireLen); err != nil {
-				return err
-			}
-			b, err := p.bytes()
+			b, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
@@ -219,10 +207,7 @@ func decodeSpan(b []byte) (span, error) {
 		}
 		switch field {
 		case 1, 2:
-			if err := expect(field, wire, wireVarint); err != nil {
-				return s, err
-			}
-			v, err := p.varint()
+			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return s, err
 			}
