@@ -58,65 +58,59 @@ func (e *invalidSeriesError) Error() string {
 	return b.String()
 }
 
-// httpStatus maps the cause of a failed request to its status code and says
-// whether the answer carries Retry-After. It is the only place that decides
-// status codes. Remote-write senders retry 5xx and drop 4xx, so a 5xx must
-// mean "nothing bad about the data, try again", and overload is 503, never
-// 429 (Prometheus does not retry 429 by default).
-func httpStatus(err error) (code int, retry bool) {
+// cause is how one class of failure is answered.
+type cause struct {
+	err    error // matched with errors.Is
+	code   int
+	retry  bool   // answer carries Retry-After
+	reason string // value of the outcome label of augur_ingest_requests_total
+}
+
+// causes lists every failure the receiver answers, in match order.
+// Remote-write senders retry 5xx and drop 4xx, so a 5xx must mean "nothing
+// bad about the data, try again", and overload is 503, never 429
+// (Prometheus does not retry 429 by default).
+var causes = []cause{
+	{errMethod, http.StatusMethodNotAllowed, false, "method"},
+	{errUnauthorized, http.StatusUnauthorized, false, "unauthorized"},
+	{errContentType, http.StatusUnsupportedMediaType, false, "unsupported_media_type"},
+	{errContentEncoding, http.StatusUnsupportedMediaType, false, "unsupported_media_type"},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, false, "too_large"},
+	{errDecodedTooLarge, http.StatusBadRequest, false, "too_large"},
+	{errSnappy, http.StatusBadRequest, false, "malformed"},
+	{remotewrite.ErrMalformed, http.StatusBadRequest, false, "malformed"},
+	// The client went away or stalled; it will resend.
+	{errReadBody, http.StatusBadRequest, false, "malformed"},
+	{errBadTenant, http.StatusBadRequest, false, "bad_tenant"},
+	{errOverloaded, http.StatusServiceUnavailable, true, "overloaded"},
+	{errKafka, http.StatusServiceUnavailable, true, "kafka"},
+	{errShuttingDown, http.StatusServiceUnavailable, true, "shutting_down"},
+}
+
+// classify returns how err is answered. It is the only place that decides
+// status codes; TestHTTPStatus enumerates every cause.
+func classify(err error) cause {
 	var inv *invalidSeriesError
 	switch {
 	case err == nil:
-		return http.StatusNoContent, false
-	case errors.Is(err, errMethod):
-		return http.StatusMethodNotAllowed, false
-	case errors.Is(err, errUnauthorized):
-		return http.StatusUnauthorized, false
-	case errors.Is(err, errContentType), errors.Is(err, errContentEncoding):
-		return http.StatusUnsupportedMediaType, false
-	case errors.Is(err, errBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, false
-	case errors.Is(err, errDecodedTooLarge), errors.Is(err, errSnappy),
-		errors.Is(err, remotewrite.ErrMalformed), errors.Is(err, errBadTenant),
-		errors.As(err, &inv):
-		return http.StatusBadRequest, false
-	case errors.Is(err, errReadBody):
-		// The client went away or stalled; it will resend.
-		return http.StatusBadRequest, false
-	case errors.Is(err, errOverloaded), errors.Is(err, errKafka), errors.Is(err, errShuttingDown):
-		return http.StatusServiceUnavailable, true
-	default:
-		return http.StatusInternalServerError, false
+		return cause{code: http.StatusNoContent, reason: "ok"}
+	case errors.As(err, &inv):
+		return cause{err: err, code: http.StatusBadRequest, reason: "invalid_series"}
 	}
+	for _, c := range causes {
+		if errors.Is(err, c.err) {
+			return c
+		}
+	}
+	return cause{err: err, code: http.StatusInternalServerError, reason: "internal"}
+}
+
+// httpStatus returns the status code of err and whether the answer carries
+// Retry-After.
+func httpStatus(err error) (code int, retry bool) {
+	c := classify(err)
+	return c.code, c.retry
 }
 
 // statusReason is the closed set of label values of the requests metric.
-func statusReason(err error) string {
-	var inv *invalidSeriesError
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, errMethod):
-		return "method"
-	case errors.Is(err, errUnauthorized):
-		return "unauthorized"
-	case errors.Is(err, errContentType), errors.Is(err, errContentEncoding):
-		return "unsupported_media_type"
-	case errors.Is(err, errBodyTooLarge), errors.Is(err, errDecodedTooLarge):
-		return "too_large"
-	case errors.Is(err, errSnappy), errors.Is(err, remotewrite.ErrMalformed), errors.Is(err, errReadBody):
-		return "malformed"
-	case errors.Is(err, errBadTenant):
-		return "bad_tenant"
-	case errors.As(err, &inv):
-		return "invalid_series"
-	case errors.Is(err, errOverloaded):
-		return "overloaded"
-	case errors.Is(err, errKafka):
-		return "kafka"
-	case errors.Is(err, errShuttingDown):
-		return "shutting_down"
-	default:
-		return "internal"
-	}
-}
+func statusReason(err error) string { return classify(err).reason }

@@ -46,6 +46,16 @@ func TestHTTPStatus(t *testing.T) {
 	}
 }
 
+// TestEveryCauseIsReachable guards the match order of causes: no entry is
+// shadowed by an earlier one.
+func TestEveryCauseIsReachable(t *testing.T) {
+	for _, c := range causes {
+		if got := classify(fmt.Errorf("wrapped: %w", c.err)); got != c {
+			t.Errorf("%v classified as %+v, want %+v", c.err, got, c)
+		}
+	}
+}
+
 func TestConfigValidateNamesTheField(t *testing.T) {
 	for _, c := range []struct {
 		cfg  Config
