@@ -192,13 +192,6 @@ func (b *BlockBuilder) AppendHistogram(raw []byte) {
 	b.histOffsets[b.n] = int32(len(b.hists.offsets) - 1)
 }
 
-// AppendExemplarRaw adds an exemplar given as the protobuf encoding of the
-// remote-write 1.0 Exemplar message. raw is copied.
-func (b *BlockBuilder) AppendExemplarRaw(raw []byte) {
-	b.exemplars.appendBytes(raw)
-	b.exOffsets[b.n] = int32(len(b.exemplars.offsets) - 1)
-}
-
 // AppendExemplar encodes an exemplar as a remote-write 1.0 Exemplar message
 // and adds it to the current series.
 func (b *BlockBuilder) AppendExemplar(lbls []Label, value float64, ts int64) {
