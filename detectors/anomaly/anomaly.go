@@ -12,6 +12,15 @@
 //     seen before, or a level never seen at all;
 //   - spatial anomaly: a sample beyond the range seen so far by more than
 //     RangeTolerance of it scores 1 outright (as Numenta's NAB detector does);
+//   - seasonality: a time-of-day profile (per hour of the day in UTC,
+//     weekdays and weekends apart: an EWMA level and mean absolute residual
+//     over SeasonalDays days, the daily and weekly shape CloudWatch's
+//     anomaly-detection band models). While the profile explains the series
+//     clearly better than the slow forecast (its residual below SeasonalGate
+//     times the slow EWMA's), the raw score is the sample's residual from
+//     its hour's profile, in place of the two terms above: a daily high
+//     phase that fails to happen is caught, and the daily pattern itself no
+//     longer raises scores. Other series are scored as if it were absent;
 //
 // turned into an anomaly likelihood (the Gaussian tail of the recent mean raw
 // score against the long-run mean and spread of raw scores, as in Numenta's

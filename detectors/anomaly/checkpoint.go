@@ -9,10 +9,10 @@ import (
 // stateVersion is the first byte of an encoded State. Bump it when the layout
 // changes; UnmarshalBinary rejects other versions, so the stream warms the
 // series up again instead of misreading old checkpoints.
-const stateVersion = 1
+const stateVersion = 2
 
 // EncodedSize is the length of every encoded State.
-const EncodedSize = 1 + 4 + 4 + 2 + 1 + 1 + 2 + 8 + 11*8 + len(State{}.seen)
+const EncodedSize = 1 + 4 + 4 + 2 + 1 + 1 + 2 + 8 + 13*8 + len(State{}.seen) + profileBins*(8+8+2)
 
 // AppendBinary appends the checkpoint of s to dst and returns the extended
 // slice; it allocates only if dst lacks EncodedSize spare capacity. The
@@ -29,7 +29,13 @@ func (s *State) AppendBinary(dst []byte) []byte {
 	for _, f := range s.floats() {
 		dst = le.AppendUint64(dst, math.Float64bits(*f))
 	}
-	return append(dst, s.seen[:]...)
+	dst = append(dst, s.seen[:]...)
+	for i := range profileBins {
+		dst = le.AppendUint64(dst, math.Float64bits(s.pLvl[i]))
+		dst = le.AppendUint64(dst, math.Float64bits(s.pMAD[i]))
+		dst = le.AppendUint16(dst, s.pCnt[i])
+	}
+	return dst
 }
 
 // UnmarshalBinary restores s from a checkpoint written by AppendBinary. The
@@ -55,7 +61,16 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		*f = math.Float64frombits(le.Uint64(b[off:]))
 		off += 8
 	}
-	copy(t.seen[:], b[off:])
+	off += copy(t.seen[:], b[off:])
+	for i := range profileBins {
+		t.pLvl[i] = math.Float64frombits(le.Uint64(b[off:]))
+		t.pMAD[i] = math.Float64frombits(le.Uint64(b[off+8:]))
+		t.pCnt[i] = le.Uint16(b[off+16:])
+		off += 18
+		if math.IsNaN(t.pLvl[i]) || math.IsInf(t.pLvl[i], 0) || !(t.pMAD[i] >= 0) || math.IsInf(t.pMAD[i], 0) {
+			return fmt.Errorf("decode anomaly state: profile bin %d is %v ± %v", i, t.pLvl[i], t.pMAD[i])
+		}
+	}
 	if t.quiet < 0 || t.b1 >= levels || t.b2 >= levels {
 		return fmt.Errorf("decode anomaly state: field out of range (quiet %d, levels %d %d)", t.quiet, t.b1, t.b2)
 	}
@@ -64,7 +79,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 			return fmt.Errorf("decode anomaly state: float field %d is %v", i, *f)
 		}
 	}
-	if t.lo > t.hi || t.bandVar < 0 || t.fastMAD < 0 || t.slowMAD < 0 || t.histVar < 0 {
+	if t.lo > t.hi || t.bandVar < 0 || t.fastMAD < 0 || t.slowMAD < 0 || t.histVar < 0 || t.dtMean < 0 || t.seasMAD < 0 {
 		return fmt.Errorf("decode anomaly state: inconsistent range or negative spread")
 	}
 	*s = t
@@ -72,6 +87,6 @@ func (s *State) UnmarshalBinary(b []byte) error {
 }
 
 // floats lists the float fields of s in encoding order.
-func (s *State) floats() [11]*float64 {
-	return [11]*float64{&s.bandMean, &s.bandVar, &s.fastMean, &s.fastMAD, &s.slowMean, &s.slowMAD, &s.lo, &s.hi, &s.short, &s.histMean, &s.histVar}
+func (s *State) floats() [13]*float64 {
+	return [13]*float64{&s.bandMean, &s.bandVar, &s.fastMean, &s.fastMAD, &s.slowMean, &s.slowMAD, &s.lo, &s.hi, &s.short, &s.histMean, &s.histVar, &s.dtMean, &s.seasMAD}
 }

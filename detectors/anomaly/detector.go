@@ -53,6 +53,26 @@ type Config struct {
 	// DetectLevel is the score that starts a quiet period. Default 0.5. Must be
 	// in (0, 1].
 	DetectLevel float64
+	// SeasonalDays is the memory, in days, of the time-of-day profile: an
+	// EWMA level and mean absolute residual per hour of the day (UTC),
+	// weekdays and weekends apart. Each hour's EWMA weight is set from the
+	// sampling interval (an EWMA of the gaps between samples, each capped at
+	// twice the current estimate and at an hour, so outages barely move
+	// it) so that the memory is this many days of that hour's day type
+	// whatever the sampling rate; series sampled less than hourly count
+	// samples instead of days, and series sampled more often than every
+	// 0.1 s never fill a bin enough to trust it. Default 30.
+	SeasonalDays int
+	// SeasonalGate decides when the profile is trusted: while its mean
+	// absolute residual (an EWMA over SlowWindow samples) is below
+	// SeasonalGate times the slow EWMA's, and the hour in hand has at least
+	// two days of samples, the raw score is the profile's residual score
+	// alone (same ZLow/ZHigh ramp), in place of the forecast residuals and
+	// novelty, which on a seasonal series mostly fire on the daily pattern
+	// itself. The spatial term still applies. Default 0.5 (the profile
+	// explains about three quarters of the variance); at most 1; a negative
+	// value disables the profile.
+	SeasonalGate float64
 }
 
 // DefaultConfig returns the configuration used for the NAB results.
@@ -73,6 +93,8 @@ func DefaultConfig() Config {
 		ZHigh:          4,
 		NoveltyScore:   1,
 		RangeTolerance: 0.01,
+		SeasonalDays:   30,
+		SeasonalGate:   0.5,
 	}
 }
 
@@ -121,6 +143,12 @@ func (c Config) withDefaults() Config {
 	if c.RangeTolerance == 0 {
 		c.RangeTolerance = d.RangeTolerance
 	}
+	if c.SeasonalDays == 0 {
+		c.SeasonalDays = d.SeasonalDays
+	}
+	if c.SeasonalGate == 0 {
+		c.SeasonalGate = d.SeasonalGate
+	}
 	return c
 }
 
@@ -148,6 +176,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("range tolerance %v: must be finite", c.RangeTolerance)
 	case !(c.DetectLevel > 0 && c.DetectLevel <= 1):
 		return fmt.Errorf("detect level %v: must be in (0, 1]", c.DetectLevel)
+	case c.SeasonalDays < 1:
+		return fmt.Errorf("seasonal days %d: must be positive", c.SeasonalDays)
+	case !(c.SeasonalGate <= 1) || math.IsInf(c.SeasonalGate, 0):
+		return fmt.Errorf("seasonal gate %v: must be at most 1 (negative: off)", c.SeasonalGate)
 	}
 	return nil
 }
@@ -163,6 +195,7 @@ type Detector struct {
 	quiet               int32
 	warmup              uint32
 	bandWidth, detectAt float64
+	seasDays, seasGate  float64
 }
 
 // New returns a Detector for cfg (zero fields take their defaults).
@@ -185,6 +218,8 @@ func New(cfg Config) (*Detector, error) {
 		warmup:    uint32(cfg.Warmup),
 		bandWidth: cfg.BandWidth,
 		detectAt:  cfg.DetectLevel,
+		seasDays:  float64(cfg.SeasonalDays),
+		seasGate:  cfg.SeasonalGate,
 	}, nil
 }
 
@@ -212,8 +247,35 @@ type Result struct {
 // levels is the number of quantisation levels of the novelty context.
 const levels = 16
 
+// The time-of-day profile has one bin per hour of the day (UTC), for
+// weekdays and for weekends.
+const (
+	dayMs       = 86_400_000
+	dayBins     = 24
+	binMs       = dayMs / dayBins
+	profileBins = 2 * dayBins
+	// profileMinDays is how many days of samples a bin needs before its
+	// residual is trusted.
+	profileMinDays = 2
+)
+
+// profileBin returns the profile bin of unix-millisecond time ts.
+func profileBin(ts int64) int {
+	day := ts / dayMs
+	ms := ts % dayMs
+	if ms < 0 {
+		day, ms = day-1, ms+dayMs
+	}
+	b := int(ms / binMs)
+	// 1970-01-01 was a Thursday: weekday 0 is Sunday.
+	if wd := ((day+4)%7 + 7) % 7; wd == 0 || wd == 6 {
+		b += dayBins
+	}
+	return b
+}
+
 // State is the per-series memory of the detector: a fixed-size value with no
-// pointers (624 bytes on 64-bit platforms, under the 2 KiB budget that
+// pointers (1504 bytes on 64-bit platforms, under the 2 KiB budget that
 // TestStateSize enforces), whose zero value is a fresh series. Copying it
 // copies the series, so a shard can keep a contiguous []State.
 type State struct {
@@ -232,16 +294,33 @@ type State struct {
 	histMean, histVar float64 // long-run moments of short
 
 	seen [levels * levels * levels / 8]byte // 3-grams of levels seen
+
+	dtMean  float64 // EWMA of the sampling interval in ms (see SeasonalDays)
+	seasMAD float64 // slow EWMA of the absolute residual from the profile
+	// Time-of-day profile: per bin, EWMA level and mean absolute residual,
+	// and the number of samples seen (saturating).
+	pLvl [profileBins]float64
+	pMAD [profileBins]float64
+	pCnt [profileBins]uint16
 }
 
 // Update scores sample (ts, v) of the series whose memory is s and advances
 // s. Samples must come in increasing ts order; a sample with ts not after the
 // previous one, or a NaN (a Prometheus staleness marker) or infinite value,
-// leaves s unchanged and returns the zero Result. Only the order of ts is used; the
-// stream and Replay pass unix milliseconds.
+// leaves s unchanged and returns the zero Result. ts is unix milliseconds (the
+// stream and Replay pass them): the time-of-day profile reads the hour and
+// the weekday in UTC from it, and the sampling interval from consecutive
+// samples, so it assumes wall-clock times.
 func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	if math.IsNaN(v) || math.IsInf(v, 0) || (s.n > 0 && ts <= s.lastTs) {
 		return Result{}
+	}
+	if s.n > 0 {
+		dt := min(float64(uint64(ts)-uint64(s.lastTs)), binMs) // ts > lastTs: no overflow
+		if s.dtMean == 0 {
+			s.dtMean = dt
+		}
+		s.dtMean += 0.1 * (min(dt, 2*s.dtMean) - s.dtMean)
 	}
 	s.lastTs = ts
 	if s.n == 0 {
@@ -277,6 +356,14 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	zSlow := math.Abs(v-s.slowMean) / sdSlow
 	raw := d.ramp(max(zFast, zSlow))
 
+	// Time-of-day profile. perBin is the number of samples a bin gets per
+	// day, from the sampling interval; the profile's EWMA weight makes its
+	// memory seasDays days of them.
+	bin := profileBin(ts)
+	perBin := binMs / max(s.dtMean, 1)
+	cnt := float64(s.pCnt[bin])
+	seasonal := d.seasGate >= 0 && cnt >= profileMinDays*perBin && s.seasMAD < d.seasGate*s.slowMAD
+
 	// Range and novelty. Leaving the range by more than RangeTolerance of it
 	// is a spatial anomaly on its own.
 	spatial := false
@@ -300,6 +387,11 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 		raw = 1
 		s.seenLvl |= 1 << lvl
 	}
+	if seasonal {
+		// The profile explains the series better than the slow forecast:
+		// a sample is anomalous when it is unusual for its time of day.
+		raw = d.ramp(math.Abs(v-s.pLvl[bin]) / (1.25*s.pMAD[bin] + floor))
+	}
 
 	// Forecast updates (after scoring: the score never sees the sample it
 	// forecasts).
@@ -312,6 +404,23 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	e = v - s.fastMean
 	s.fastMean += d.aFast * e
 	s.fastMAD += d.aFast * (math.Abs(e) - s.fastMAD)
+	if s.pCnt[bin] == 0 {
+		s.pLvl[bin] = v
+	} else {
+		// A running mean until the EWMA weight, 2/(span+1), takes over.
+		span := d.seasDays * perBin
+		a := 2 / (span + 1)
+		if cnt+1 < (span+1)/2 {
+			a = 1 / (cnt + 1)
+		}
+		e = v - s.pLvl[bin]
+		s.seasMAD += d.aSlow * (math.Abs(e) - s.seasMAD)
+		s.pLvl[bin] += a * e
+		s.pMAD[bin] += a * (math.Abs(e) - s.pMAD[bin])
+	}
+	if s.pCnt[bin] < math.MaxUint16 {
+		s.pCnt[bin]++
+	}
 	e = v - s.slowMean
 	s.slowMean += d.aSlow * e
 	s.slowMAD += d.aSlow * (math.Abs(e) - s.slowMAD)

@@ -51,6 +51,10 @@ func TestConfigValidate(t *testing.T) {
 		{"novelty above one", Config{NoveltyScore: 2}, false},
 		{"z ramp inverted", Config{ZLow: 4, ZHigh: 3}, false},
 		{"quiet off", Config{Quiet: -1}, true},
+		{"seasonal off", Config{SeasonalGate: -1}, true},
+		{"seasonal gate above one", Config{SeasonalGate: 1.5}, false},
+		{"seasonal gate NaN", Config{SeasonalGate: math.NaN()}, false},
+		{"seasonal days negative", Config{SeasonalDays: -1}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +80,87 @@ func TestStateSize(t *testing.T) {
 		t.Errorf("encoded state is %d bytes, EncodedSize %d, budget 2048", got, EncodedSize)
 	}
 	t.Logf("State: %d bytes in memory, %d encoded", unsafe.Sizeof(State{}), EncodedSize)
+}
+
+func TestProfileBin(t *testing.T) {
+	const h = 3_600_000
+	tests := []struct {
+		ts   int64
+		want int
+	}{
+		{0, 0},                                     // Thursday 1970-01-01 00:00 UTC
+		{23*h + 59*60_000, 23},                     // Thursday 23:59
+		{2 * dayMs, dayBins},                       // Saturday 00:00
+		{3*dayMs + 5*h, dayBins + 5},               // Sunday 05:00
+		{4*dayMs + 5*h, 5},                         // Monday 05:00
+		{-1, dayBins - 1},                          // Wednesday 1969-12-31 23:59:59.999
+		{-5*dayMs + h, dayBins + 1},                // Saturday 1969-12-27 01:00
+		{1396310400000 + 13*h, 13},                 // Tuesday 2014-04-01 13:00
+		{math.MinInt64, profileBin(math.MinInt64)}, // in range, no panic
+	}
+	for _, tt := range tests {
+		if got := profileBin(tt.ts); got != tt.want || got < 0 || got >= profileBins {
+			t.Errorf("profileBin(%d) = %d, want %d", tt.ts, got, tt.want)
+		}
+	}
+	if b := profileBin(math.MaxInt64); b < 0 || b >= profileBins {
+		t.Errorf("profileBin(MaxInt64) = %d out of range", b)
+	}
+}
+
+// dailySquare returns days of 5-minute samples of a daily square wave (80
+// from 08:00 to 16:00 UTC, 20 otherwise, uniform noise of ±3) whose high
+// phase fails to happen on day skip, as in NAB's art_daily_nojump.
+func dailySquare(days, skip int, seed uint64) ([]int64, []float64) {
+	r := rand.New(rand.NewPCG(seed, 3))
+	n := days * 288
+	ts := make([]int64, n)
+	vs := make([]float64, n)
+	for i := range n {
+		ts[i] = 1396310400000 + int64(i)*300_000 // 2014-04-01, a Tuesday
+		vs[i] = 20 + 6*r.Float64() - 3
+		if h := i % 288 / 12; h >= 8 && h < 16 && i/288 != skip {
+			vs[i] += 60
+		}
+	}
+	return ts, vs
+}
+
+// TestSeasonalMissingPhase checks that the time-of-day profile catches a
+// daily high phase that fails to happen, a pattern change that stays inside
+// the range and is flat, so the forecast residuals and novelty miss it, and
+// that the profile raises nothing on the days around it.
+func TestSeasonalMissingPhase(t *testing.T) {
+	ts, vs := dailySquare(12, 9, 11)
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"profile", Config{}, true},
+		{"profile off", Config{SeasonalGate: -1}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := mustNew(t, tt.cfg)
+			var s State
+			caught, elsewhere := false, 0
+			for i := range ts {
+				r := d.Update(&s, ts[i], vs[i])
+				switch day := i / 288; {
+				case day == 9 && r.Score >= 0.5:
+					caught = true
+				case day >= 3 && day != 9 && day != 10 && r.Score >= 0.5:
+					elsewhere++
+				}
+			}
+			if caught != tt.want {
+				t.Errorf("missing high phase detected %v, want %v", caught, tt.want)
+			}
+			if tt.want && elsewhere > 0 {
+				t.Errorf("%d samples scored >= 0.5 on normal days", elsewhere)
+			}
+		})
+	}
 }
 
 // TestNoLookAhead checks that a score depends only on the past: two series
@@ -251,6 +336,16 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"negative spread", func() []byte {
 			b := append([]byte{}, good...)
 			binary.LittleEndian.PutUint64(b[31:], math.Float64bits(-1))
+			return b
+		}()},
+		{"negative profile spread", func() []byte {
+			b := append([]byte{}, good...)
+			binary.LittleEndian.PutUint64(b[EncodedSize-profileBins*18+8:], math.Float64bits(-1))
+			return b
+		}()},
+		{"infinite profile level", func() []byte {
+			b := append([]byte{}, good...)
+			binary.LittleEndian.PutUint64(b[EncodedSize-18:], math.Float64bits(math.Inf(1)))
 			return b
 		}()},
 	}
