@@ -23,7 +23,7 @@ import (
 // Values start with a format version byte; a record of another version is
 // skipped, so its series or group warms up again (safe, like a rules change).
 const (
-	stateVersion = 2
+	stateVersion = 3
 
 	keySeries = 's'
 	keyGroup  = 'g'
@@ -103,7 +103,8 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(g.recs)))
 	for _, r := range g.recs {
 		b = binary.AppendVarint(b, r.at)
-		b = binary.AppendVarint(b, int64(r.n))
+		b = binary.AppendVarint(b, int64(r.recommend))
+		b = binary.AppendVarint(b, int64(r.hold))
 	}
 	var fc []byte
 	if g.fc != nil {
@@ -270,7 +271,7 @@ func (sh *shard) apply(key, value []byte) error {
 		}
 		g.recs = g.recs[:0]
 		for range nr {
-			g.recs = append(g.recs, scaleRec{at: r.varint(), n: int32(r.varint())})
+			g.recs = append(g.recs, scaleRec{at: r.varint(), recommend: int32(r.varint()), hold: int32(r.varint())})
 		}
 		fc := r.blob()
 		g.nextClose = r.varint()

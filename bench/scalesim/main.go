@@ -28,8 +28,9 @@ func main() {
 	data := flag.String("data", "/work/shared/data", "folder holding traces/crane and nab/data")
 	start := flag.Duration("pod-start", 90*time.Second, "pod start time (created to ready)")
 	util := flag.Float64("util", 0.7, "augur's target utilisation: its capacity per pod is this share of the pod's full capacity (the HPA's target is 0.7)")
-	icap := flag.Float64("interval-cap", 1, "augur's scaling.Config.IntervalCap (0: size on the upper bound uncapped)")
+	icap := flag.Float64("interval-cap", 2, "augur's scaling.Config.IntervalCap (0: size on the upper bound uncapped)")
 	stab := flag.Duration("stab", 5*time.Minute, "augur's scale-down stabilization")
+	fcHold := flag.Duration("forecast-hold", 2*time.Minute, "augur's scaling.Config.ForecastHold: how long whole recommendations, the forecast's headroom included, are held before a scale down (at most -stab; negative: not held)")
 	minH := flag.Duration("min-horizon", 5*time.Minute, "least decision horizon of the forecaster bank (its scoring horizon)")
 	hpaMin := flag.Bool("hpa-min", false, "augur raises the HPA's minReplicas instead of scaling directly (replicas = max of both)")
 	useOracle := flag.Bool("oracle", false, "replace augur by an oracle that knows the load over the next pod start + tick and sizes it at -util")
@@ -46,9 +47,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "no traces under", *data)
 		os.Exit(1)
 	}
-	fmt.Println("| trace | step | capacity/pod | HPA under-prov. min | augur under-prov. min | HPA pod-h | augur pod-h | under-prov. change | pod-h change |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| trace | step | capacity/pod | HPA under-prov. min | augur under-prov. min | HPA pod-h | augur pod-h | under-prov. change | pod-h change | reversals HPA / augur |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	var sumHU, sumAU, sumHP, sumAP float64
+	var sumHR, sumAR int
 	var dU, dP []float64
 	meets := 0
 	for _, f := range files {
@@ -83,7 +85,7 @@ func main() {
 		// No step bounds: the simulated HPA has none either.
 		s, err := scaling.New(scaling.Config{Rule: "sim", Target: scaling.Object{Namespace: "sim", Name: "app"},
 			CapacityPerPod: capacity * *util, MinReplicas: sc.minPods, MaxReplicas: sc.maxPods, Horizon: step + *start,
-			Stabilization: *stab, MaxScaleUp: float64(sc.maxPods), MaxScaleDown: 1, IntervalCap: *icap})
+			Stabilization: *stab, MaxScaleUp: float64(sc.maxPods), MaxScaleDown: 1, IntervalCap: *icap, ForecastHold: min(*fcHold, *stab)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -96,6 +98,8 @@ func main() {
 			p = &oracle{pts: pts, capacity: capacity, u: *util, lead: (*start + sc.tick).Milliseconds(), min: sc.minPods, max: sc.maxPods}
 		}
 		a := run(sc, p)
+		sumHR += h.reversals
+		sumAR += a.reversals
 		sumHU += h.underMin
 		sumAU += a.underMin
 		sumHP += h.podHours
@@ -115,10 +119,10 @@ func main() {
 			continue
 		}
 		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".gz"), ".csv")
-		fmt.Printf("| %s | %v | %.4g | %.0f | %.0f | %.1f | %.1f | %s | %s |\n", name, step, capacity,
-			h.underMin, a.underMin, h.podHours, a.podHours, pct(a.underMin, h.underMin), pct(a.podHours, h.podHours))
+		fmt.Printf("| %s | %v | %.4g | %.0f | %.0f | %.1f | %.1f | %s | %s | %d / %d |\n", name, step, capacity,
+			h.underMin, a.underMin, h.podHours, a.podHours, pct(a.underMin, h.underMin), pct(a.podHours, h.podHours), h.reversals, a.reversals)
 	}
-	fmt.Printf("| **total** | | | %.0f | %.0f | %.1f | %.1f | %+.1f%% | %+.1f%% |\n", sumHU, sumAU, sumHP, sumAP, 100*(sumAU-sumHU)/sumHU, 100*(sumAP-sumHP)/sumHP)
+	fmt.Printf("| **total** | | | %.0f | %.0f | %.1f | %.1f | %+.1f%% | %+.1f%% | %d / %d |\n", sumHU, sumAU, sumHP, sumAP, 100*(sumAU-sumHU)/sumHU, 100*(sumAP-sumHP)/sumHP, sumHR, sumAR)
 	slices.Sort(dU)
 	slices.Sort(dP)
 	fmt.Printf("\nmedian per trace: under-provisioned minutes %+.0f%%, pod-hours %+.0f%%; traces meeting the target (≥50%% fewer under-provisioned minutes at ≤10%% more pod-hours): %d of %d\n",

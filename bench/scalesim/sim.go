@@ -27,6 +27,10 @@ type outcome struct {
 	underMin  float64 // minutes with demand above ready capacity
 	podHours  float64 // pods that exist (starting or ready) × hours
 	shortfall float64 // integral of unserved load, load × minutes
+	// reversals counts scale ups within a minute of a scale down: pods
+	// removed and started again, the churn a policy that scales down too
+	// eagerly pays in restarts the pod-hours do not show.
+	reversals int
 }
 
 // policy decides the replicas wanted at each tick.
@@ -67,6 +71,7 @@ func run(sc scenario, p policy) outcome {
 		pods[i] = t0
 	}
 	next, di := 0, 0
+	lastDown := int64(math.MinInt64)
 	end := sc.pts[len(sc.pts)-1].Ts
 	for t := t0; t <= end; t += tick {
 		for next < len(sc.pts) && sc.pts[next].Ts <= t {
@@ -76,6 +81,9 @@ func run(sc scenario, p policy) outcome {
 		w := p.want(t, int32(len(pods)))
 		switch {
 		case int(w) > len(pods):
+			if t-lastDown <= 60_000 && t >= score {
+				out.reversals++
+			}
 			for len(pods) < int(w) {
 				pods = append(pods, t+startMs)
 			}
@@ -83,6 +91,7 @@ func run(sc scenario, p policy) outcome {
 			// Remove the pods that are not ready first (newest).
 			slices.Sort(pods)
 			pods = pods[:w]
+			lastDown = t
 		}
 		d := demandAt(sc.pts, &di, t)
 		ready := 0

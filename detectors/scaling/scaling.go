@@ -2,7 +2,9 @@
 // required replicas = ceil(upper bound of the forecast at the horizon /
 // capacity per pod), clamped to [min, max], and never below what the
 // observed load needs; up at once, down only after a stabilization window
-// and by a bounded step; and, when the predicted pods
+// (which holds what the observed load needed for Stabilization and whole
+// recommendations, the forecast's headroom included, for the shorter
+// ForecastHold) and by a bounded step; and, when the predicted pods
 // do not fit the nodes there are, a reserve_capacity decision that sizes the
 // placeholder Deployment so the node autoscaler provisions nodes ahead.
 //
@@ -46,10 +48,23 @@ type Config struct {
 	// Horizon is how far ahead the forecast looks: pod start plus node
 	// provisioning. Default 5m, at most 30m.
 	Horizon time.Duration
-	// Stabilization is how long lower recommendations must persist before a
-	// scale down: the scaler scales down to the highest recommendation of
-	// the window, as the HPA does. Default 5m.
+	// Stabilization is how long the replicas the observed load needed are
+	// kept before a scale down: the scaler scales down to the largest of
+	// the current recommendation, what the load observed during the window
+	// needed (as the HPA does with its own recommendations) and the
+	// recommendations of the last ForecastHold. Default 5m.
 	Stabilization time.Duration
+	// ForecastHold is how long whole recommendations, the part only the
+	// forecast asked for (a peak ahead, the interval's headroom) included,
+	// are kept before a scale down. Every new forecast renews that part, so
+	// holding it for the whole Stabilization keeps the pods of a rise that
+	// did not come, or of a peak that has passed, a window longer; not
+	// holding it at all scales down and straight up again as successive
+	// forecasts move. bench/scalesim measured both ends (RESULTS-forecast.md).
+	// Default 2m, or Stabilization when that is shorter; at most
+	// Stabilization (which restores whole-window holding); negative: the
+	// forecast's part is not held.
+	ForecastHold time.Duration
 	// MaxScaleDown is the largest share of the current replicas removed by
 	// one decision (at least one pod). Default 0.5.
 	MaxScaleDown float64
@@ -92,6 +107,9 @@ func (c Config) withDefaults() Config {
 	if c.Stabilization == 0 {
 		c.Stabilization = 5 * time.Minute
 	}
+	if c.ForecastHold == 0 {
+		c.ForecastHold = min(2*time.Minute, c.Stabilization)
+	}
 	if c.MaxScaleDown == 0 {
 		c.MaxScaleDown = 0.5
 	}
@@ -118,6 +136,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scaling horizon %v: must be in (0, 30m]", c.Horizon)
 	case c.Stabilization < 0:
 		return fmt.Errorf("scaling stabilization %v: must be ≥ 0", c.Stabilization)
+	case c.ForecastHold > c.Stabilization:
+		return fmt.Errorf("scaling forecast hold %v: must be at most the stabilization %v", c.ForecastHold, c.Stabilization)
 	case !(c.MaxScaleDown > 0 && c.MaxScaleDown <= 1):
 		return fmt.Errorf("scaling max scale down %v: must be in (0, 1]", c.MaxScaleDown)
 	case !(c.MaxScaleUp > 0):
@@ -168,9 +188,11 @@ func Replicas(load, capacity float64, lo, hi int32) int32 {
 	return max(int32(n), lo)
 }
 
+// rec is one entry of the stabilization window.
 type rec struct {
-	at int64 // unix ms
-	n  int32
+	at        int64 // unix ms
+	hold      int32 // replicas the observed load needed (Hold)
+	recommend int32 // the whole recommendation
 }
 
 // maxRecs bounds the stabilization window's memory.
@@ -178,8 +200,8 @@ const maxRecs = 4096
 
 // Scaler decides the replicas of one workload. It is not safe for
 // concurrent use (one owner per workload). Its state is the stabilization
-// window and what it last decided; it is small and rebuilds within one
-// window after a restart.
+// window (the held replicas of the last decisions, see Hold) and what it
+// last decided; it is small and rebuilds within one window after a restart.
 type Scaler struct {
 	cfg         Config
 	target      string
@@ -266,9 +288,29 @@ func (s *Scaler) Peak(b *bank.Bank, observed float64) bank.Result {
 	}
 }
 
-// Desired returns the replicas to run now given the recommendation rec and
-// the current replicas cur, and records rec in the stabilization window.
+// Hold returns the replicas the stabilization window keeps for in for the
+// whole Stabilization: what the observed load needs, clamped. It is at most
+// Recommend(in).
+func (s *Scaler) Hold(in Input) int32 {
+	return Replicas(in.Observed, s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
+}
+
+// Desired returns the replicas to run now given the recommendation and
+// the current replicas cur, and records the recommendation in the
+// stabilization window as held for the whole window (Stabilize with hold =
+// recommend).
 func (s *Scaler) Desired(now time.Time, recommend, cur int32) int32 {
+	return s.Stabilize(now, recommend, recommend, cur)
+}
+
+// Stabilize returns the replicas to run now given the recommendation, the
+// part of it held for the whole window (Hold) and the current replicas cur,
+// and records both in the stabilization window: up at once to the
+// recommendation (by a bounded step); down to the largest of the
+// recommendation, the held values of the window and the recommendations of
+// the last ForecastHold (by a bounded step). Replaying the (recommend, hold)
+// pairs of past decisions through it with cur 0 rebuilds the window.
+func (s *Scaler) Stabilize(now time.Time, recommend, hold, cur int32) int32 {
 	t := now.UnixMilli()
 	cut := t - s.cfg.Stabilization.Milliseconds()
 	i := 0
@@ -279,7 +321,7 @@ func (s *Scaler) Desired(now time.Time, recommend, cur int32) int32 {
 	if len(s.recs) == maxRecs {
 		s.recs = append(s.recs[:0], s.recs[1:]...)
 	}
-	s.recs = append(s.recs, rec{at: t, n: recommend})
+	s.recs = append(s.recs, rec{at: t, hold: min(hold, recommend), recommend: recommend})
 	if cur <= 0 {
 		return recommend
 	}
@@ -288,8 +330,12 @@ func (s *Scaler) Desired(now time.Time, recommend, cur int32) int32 {
 		return min(recommend, cur+step)
 	}
 	want := recommend
+	fcut := t - s.cfg.ForecastHold.Milliseconds()
 	for _, r := range s.recs {
-		want = max(want, r.n)
+		want = max(want, r.hold)
+		if r.at >= fcut {
+			want = max(want, r.recommend)
+		}
 	}
 	if want >= cur {
 		return cur
@@ -308,7 +354,7 @@ func (s *Scaler) Decide(in Input) []*proto.Decision {
 		cur = s.last
 	}
 	recommend := s.Recommend(in)
-	want := s.Desired(in.Now, recommend, cur)
+	want := s.Stabilize(in.Now, recommend, s.Hold(in), cur)
 	t := in.Now.UnixMilli()
 	ttl := s.cfg.DecisionTTL.Milliseconds()
 	var out []*proto.Decision
@@ -348,8 +394,8 @@ func (s *Scaler) decision(in Input, kind string, obj *Object, target string, wan
 		summary = fmt.Sprintf("scale %s up to %d replicas (from %d): forecast %.4g (up to %.4g) in %s, load %.4g now, %.4g per pod, model %s at %.0f%% accuracy",
 			target, want, prev, f.Point, f.Upper, h, in.Observed, s.cfg.CapacityPerPod, f.Model, f.Scores.Accuracy)
 	default:
-		summary = fmt.Sprintf("scale %s down to %d replicas (from %d): forecast at most %.4g in %s for the last %s, load %.4g now, %.4g per pod",
-			target, want, prev, f.Upper, h, s.cfg.Stabilization, in.Observed, s.cfg.CapacityPerPod)
+		summary = fmt.Sprintf("scale %s down to %d replicas (from %d): forecast at most %.4g in %s for the last %s, and the load of the last %s needed no more (%.4g now), %.4g per pod",
+			target, want, prev, f.Upper, h, s.cfg.ForecastHold, s.cfg.Stabilization, in.Observed, s.cfg.CapacityPerPod)
 	}
 	return &proto.Decision{
 		Id:      proto.DecisionID(s.cfg.Rule, kind, target, change, in.Now.UnixMilli()),

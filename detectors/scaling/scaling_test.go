@@ -65,6 +65,9 @@ func TestConfigValidate(t *testing.T) {
 		{"horizon too long", func(c *Config) { c.Horizon = time.Hour }, false},
 		{"no target", func(c *Config) { c.Target.Name = "" }, false},
 		{"down ratio above 1", func(c *Config) { c.MaxScaleDown = 2 }, false},
+		{"forecast hold above stabilization", func(c *Config) { c.ForecastHold = 6 * time.Minute }, false},
+		{"short stabilization, default forecast hold", func(c *Config) { c.Stabilization = time.Minute }, true},
+		{"forecast not held", func(c *Config) { c.ForecastHold = -1 }, true},
 	}
 	for _, tt := range tests {
 		cfg := Config{Target: Object{Namespace: "a", Name: "b"}, CapacityPerPod: 1, MaxReplicas: 10}
@@ -75,9 +78,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestUpAtOnceDownAfterStabilization walks a load peak through the scaler.
+// TestUpAtOnceDownAfterStabilization walks a load peak through the scaler
+// whose window holds whole recommendations (ForecastHold = Stabilization).
 func TestUpAtOnceDownAfterStabilization(t *testing.T) {
-	s := newScaler(t, nil)
+	s := newScaler(t, func(c *Config) { c.ForecastHold = 5 * time.Minute })
 	t0 := time.Unix(1_700_000_000, 0)
 	type step struct {
 		at        time.Duration
@@ -115,6 +119,81 @@ func TestUpAtOnceDownAfterStabilization(t *testing.T) {
 			t.Errorf("at %v (upper %v, current %d): scale to %d, want %d", st.at, st.upper, st.cur, got, st.wantScale)
 		}
 	}
+}
+
+// TestStabilizationHoldsObserved checks the window with the forecast's part
+// not held: what the observed load needed is held, a forecast peak that did
+// not come is not.
+func TestStabilizationHoldsObserved(t *testing.T) {
+	s := newScaler(t, func(c *Config) { c.MaxScaleUp, c.MaxScaleDown, c.ForecastHold = 100, 1, -1 })
+	t0 := time.Unix(1_700_000_000, 0)
+	steps := []struct {
+		at          time.Duration
+		upper, obs  float64
+		cur, want   int32 // want 0: no scale decision
+		hold, recom int32
+	}{
+		{0, 390, 390, 4, 0, 4, 4},
+		{time.Minute, 990, 390, 4, 10, 4, 10},        // a rise forecast: up at once
+		{2 * time.Minute, 390, 390, 10, 4, 4, 4},     // it did not come: down with the next forecast
+		{3 * time.Minute, 790, 790, 4, 8, 8, 8},      // the load rose
+		{4 * time.Minute, 190, 190, 8, 0, 2, 2},      // the load of minute 3 is held
+		{8 * time.Minute, 190, 190, 8, 0, 2, 2},      // still in the window
+		{9 * time.Minute, 190, 190, 8, 2, 2, 2},      // window clear
+		{10 * time.Minute, 9000, 100, 2, 50, 2, 50},  // capped at max
+		{11 * time.Minute, 100, 100, 50, 2, 2, 2},    // nothing observed to hold
+		{12 * time.Minute, 100, 4990, 2, 50, 50, 50}, // observed above the forecast
+		{13 * time.Minute, 100, 100, 50, 0, 2, 2},    // held
+	}
+	for _, st := range steps {
+		in := Input{Now: t0.Add(st.at), Forecast: fc(st.upper, st.upper, st.upper), Observed: st.obs, CurrentReplicas: st.cur}
+		if h, r := s.Hold(in), s.Recommend(in); h != st.hold || r != st.recom {
+			t.Errorf("at %v: hold %d recommend %d, want %d %d", st.at, h, r, st.hold, st.recom)
+		}
+		if got := scaledTo(s, in); got != st.want {
+			t.Errorf("at %v (upper %v, observed %v, current %d): scale to %d, want %d", st.at, st.upper, st.obs, st.cur, got, st.want)
+		}
+	}
+}
+
+// TestForecastHold checks the default window: a forecast peak that did not
+// come is held for ForecastHold (2m), what the observed load needed for the
+// whole Stabilization (5m).
+func TestForecastHold(t *testing.T) {
+	s := newScaler(t, func(c *Config) { c.MaxScaleUp, c.MaxScaleDown = 100, 1 })
+	t0 := time.Unix(1_700_000_000, 0)
+	steps := []struct {
+		at         time.Duration
+		upper, obs float64
+		cur, want  int32 // want 0: no scale decision
+	}{
+		{0, 390, 390, 4, 0},
+		{time.Minute, 990, 390, 4, 10},     // a rise forecast: up at once
+		{2 * time.Minute, 390, 390, 10, 0}, // it did not come, but it is held
+		{3 * time.Minute, 390, 390, 10, 0}, // the 990 of minute 1 is two minutes old
+		{3*time.Minute + time.Second, 390, 390, 10, 4},
+		{4 * time.Minute, 790, 790, 4, 8}, // the load rose
+		{7 * time.Minute, 190, 190, 8, 0}, // its replicas are held for 5 minutes
+		{9 * time.Minute, 190, 190, 8, 0}, // still in the window
+		{9*time.Minute + time.Second, 190, 190, 8, 2},
+	}
+	for _, st := range steps {
+		in := Input{Now: t0.Add(st.at), Forecast: fc(st.upper, st.upper, st.upper), Observed: st.obs, CurrentReplicas: st.cur}
+		if got := scaledTo(s, in); got != st.want {
+			t.Errorf("at %v (upper %v, observed %v, current %d): scale to %d, want %d", st.at, st.upper, st.obs, st.cur, got, st.want)
+		}
+	}
+}
+
+// scaledTo returns the replicas of the scale decision s makes for in, 0
+// when it makes none.
+func scaledTo(s *Scaler, in Input) int32 {
+	for _, d := range s.Decide(in) {
+		if d.Kind == proto.KindScale {
+			return d.Desired.Replicas
+		}
+	}
+	return 0
 }
 
 func TestReserveCapacity(t *testing.T) {

@@ -127,8 +127,11 @@ type Scaling struct {
 	Target KubeObject `yaml:"target"`
 	// Mode is scale (default), hpa_min or reserve_capacity.
 	Mode string `yaml:"mode,omitempty"`
-	// ScaleDownDelay is how long the forecast must stay below the current
-	// decision before a smaller one is made. Default 5m (the HPA's scale-down stabilization).
+	// ScaleDownDelay is how long the replicas the observed load needed are
+	// kept before a smaller decision; whole recommendations, the forecast's
+	// headroom included, are kept for 2m or this delay if shorter
+	// (detectors/scaling Config.ForecastHold). Default 5m (the HPA's
+	// scale-down stabilization).
 	ScaleDownDelay time.Duration `yaml:"scale_down_delay,omitempty"`
 	// DecisionTTL is how long a decision stays valid. Default 2*Window.
 	DecisionTTL time.Duration `yaml:"decision_ttl,omitempty"`

@@ -3,9 +3,11 @@
 // forecast of the one that has been most accurate recently.
 //
 // Members: seasonal naive, robust Holt-Winters and the online trend +
-// Fourier-seasonality model. Daily and weekly seasonality are detected from
-// the bank's own coarse history (models/seasonality) when two cycles are
-// known and again every Config.DetectEvery; when the served model's
+// Fourier-seasonality model. Hourly, daily and weekly seasonality are
+// detected from the bank's own coarse history (models/seasonality) when two
+// days are known and again every Config.DetectEvery (the two shortest cycles
+// found are used: seasonal naive and Holt-Winters keep the shortest, the
+// Fourier model fits both); when the served model's
 // accuracy (100 - MAPE) falls below Config.AccuracyThreshold the bank refits
 // (re-detects seasonality, re-seeds the seasonal profiles, loosens the
 // Fourier fit), at most once per Config.RefitCooldown.
@@ -417,14 +419,19 @@ func (b *Bank) detect() bool {
 	w.hist = b.histSlice(w.hist[:0])
 	res := w.det.Detect(w.hist, bucket)
 	detectPool.Put(w)
+	// The two shortest cycles found (of at least two steps): the members
+	// that keep one season (seasonal naive, Holt-Winters) take the
+	// shortest, the Fourier model fits both.
 	var p [2]int64
 	i := 0
-	if res.Daily {
-		p[i] = b.stepsOf(seasonality.Day)
-		i++
-	}
-	if res.Weekly {
-		p[i] = b.stepsOf(seasonality.Week)
+	for _, per := range [...]struct {
+		ok bool
+		d  time.Duration
+	}{{res.Hourly, seasonality.Hour}, {res.Daily, seasonality.Day}, {res.Weekly, seasonality.Week}} {
+		if per.ok && i < len(p) && b.stepsOf(per.d) >= 2 {
+			p[i] = b.stepsOf(per.d)
+			i++
+		}
 	}
 	if p == b.periods {
 		return false

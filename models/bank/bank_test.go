@@ -52,6 +52,39 @@ func TestBankLearnsDailySeason(t *testing.T) {
 	}
 }
 
+// TestBankLearnsHourlyJob feeds 5-minute samples of a load with a
+// one-sample job every hour (and no daily cycle) and checks the bank finds
+// the hour and forecasts the next job before it starts.
+func TestBankLearnsHourlyJob(t *testing.T) {
+	b, err := New(Config{Step: 5 * time.Minute, Horizon: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	t0 := int64(1_600_000_000_000)
+	var i int64
+	feed := func(n int64) {
+		for end := i + n; i < end; i++ {
+			v := 10 + rng.NormFloat64()
+			if i%12 == 11 {
+				v = 100 + rng.NormFloat64()
+			}
+			b.Update(t0+i*300_000, v)
+		}
+	}
+	feed(4 * 288)
+	if got := b.Periods(); len(got) == 0 || got[0] != time.Hour {
+		t.Fatalf("periods = %v, want the hour first", got)
+	}
+	feed(10) // the last sample is two steps before a job
+	if f := b.Forecast(10 * time.Minute); f.Point < 80 {
+		t.Errorf("forecast of the job = %+v, want about 100", f)
+	}
+	if f := b.Forecast(5 * time.Minute); f.Point > 30 {
+		t.Errorf("forecast before the job = %+v, want about 10", f)
+	}
+}
+
 func TestBankRejectsDuplicatesAndNaN(t *testing.T) {
 	b, err := New(Config{})
 	if err != nil {

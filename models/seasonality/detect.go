@@ -1,5 +1,5 @@
-// Package seasonality detects daily and weekly cycles in a metric's recent
-// history the way gocrane/crane's DSP predictor does: a candidate period must
+// Package seasonality detects hourly, daily and weekly cycles in a metric's
+// recent history the way gocrane/crane's DSP predictor does: a candidate period must
 // stand out in the periodogram (gonum's FFT) and be confirmed by the
 // autocorrelation at its lag, so a spectral peak from a one-off burst is not
 // taken for a cycle.
@@ -7,23 +7,41 @@ package seasonality
 
 import (
 	"math"
-	"slices"
 	"time"
 
 	"gonum.org/v1/gonum/dsp/fourier"
 )
 
-// Day and Week are the candidate periods.
+// Hour, Day and Week are the candidate periods.
 const (
+	Hour = time.Hour
 	Day  = 24 * time.Hour
 	Week = 7 * Day
+)
+
+// Candidate indexes in Result.ACF and Result.PeakRatio.
+const (
+	HourIdx = iota
+	DayIdx
+	WeekIdx
+	numCandidates
 )
 
 // Thresholds of the tests. A period needs at least MinCycles full cycles of
 // history, a periodogram peak near its frequency at least MinPeakRatio times
 // the median power, and an autocorrelation at its lag of at least MinACF.
 // Weekly must also beat the daily autocorrelation by WeekMargin, since any
-// daily cycle repeats after a week too.
+// daily cycle repeats after a week too. Hourly must come within the same
+// margin of the daily autocorrelation (an hourly cycle repeats after a day,
+// so a purely hourly one has both about equal, while a daily shape on top of
+// it makes the daily one clearly higher) and beat the autocorrelation at
+// half an hour by MinACF, so that a slowly moving series, whose
+// autocorrelation is high at every short lag, is not taken for an hourly
+// cycle (an hourly job, a cron, a scrape).
+//
+// Before the tests the values are clipped to their 1st and 99th
+// percentiles, so that a few outliers (one burst a thousand times the usual
+// load) do not hide a cycle from the periodogram and the autocorrelation.
 const (
 	MinCycles    = 2
 	MinPeakRatio = 8
@@ -33,19 +51,20 @@ const (
 
 // Result is what Detect found.
 type Result struct {
-	// Daily and Weekly report which cycles were found.
-	Daily, Weekly bool
+	// Hourly, Daily and Weekly report which cycles were found.
+	Hourly, Daily, Weekly bool
 	// ACF is the autocorrelation at each candidate's lag, NaN when there was
-	// too little history (index 0 Day, 1 Week).
-	ACF [2]float64
+	// too little history (indexed by HourIdx, DayIdx, WeekIdx).
+	ACF [numCandidates]float64
 	// PeakRatio is the periodogram peak near each candidate over the median
 	// power (same indexing), NaN when not computed.
-	PeakRatio [2]float64
+	PeakRatio [numCandidates]float64
 }
 
-// Detect looks for daily and weekly cycles in values, regularly spaced by
-// bucket, oldest first. NaN values are filled with the previous value. It
-// allocates; a caller that detects repeatedly should keep a Detector.
+// Detect looks for hourly, daily and weekly cycles in values, regularly
+// spaced by bucket, oldest first. NaN values are filled with the previous
+// value. It allocates; a caller that detects repeatedly should keep a
+// Detector.
 func Detect(values []float64, bucket time.Duration) Result {
 	var d Detector
 	return d.Detect(values, bucket)
@@ -64,12 +83,14 @@ type Detector struct {
 
 // Detect is like the package function Detect.
 func (d *Detector) Detect(values []float64, bucket time.Duration) Result {
-	res := Result{ACF: [2]float64{math.NaN(), math.NaN()}, PeakRatio: [2]float64{math.NaN(), math.NaN()}}
+	nan := math.NaN()
+	res := Result{ACF: [numCandidates]float64{nan, nan, nan}, PeakRatio: [numCandidates]float64{nan, nan, nan}}
 	n := len(values)
 	if n < 16 || bucket <= 0 {
 		return res
 	}
 	d.x = detrend(d.x, values)
+	d.sorted = clip(d.x, d.sorted)
 	x := d.x
 	power := func() []float64 {
 		if d.fft == nil || d.fft.Len() != n {
@@ -87,7 +108,7 @@ func (d *Detector) Detect(values []float64, bucket time.Duration) Result {
 	}
 	var pw []float64
 	var med float64
-	for i, per := range [2]time.Duration{Day, Week} {
+	for i, per := range [numCandidates]time.Duration{Hour, Day, Week} {
 		lag := int(per / bucket)
 		if lag < 4 || n < MinCycles*lag {
 			continue
@@ -95,8 +116,7 @@ func (d *Detector) Detect(values []float64, bucket time.Duration) Result {
 		if pw == nil {
 			pw = power()
 			d.sorted = append(d.sorted[:0], pw[1:]...)
-			slices.Sort(d.sorted)
-			med = d.sorted[len(d.sorted)/2]
+			med = selectK(d.sorted, len(d.sorted)/2)
 		}
 		k := float64(n) / float64(lag) // frequency bin of the period
 		peak := 0.0
@@ -114,15 +134,78 @@ func (d *Detector) Detect(values []float64, bucket time.Duration) Result {
 		}
 		res.ACF[i] = acf(x, lag)
 	}
-	res.Daily = res.PeakRatio[0] >= MinPeakRatio && res.ACF[0] >= MinACF
-	res.Weekly = res.PeakRatio[1] >= MinPeakRatio && res.ACF[1] >= MinACF &&
-		(math.IsNaN(res.ACF[0]) || res.ACF[1] >= res.ACF[0]+WeekMargin)
+	found := func(i int) bool { return res.PeakRatio[i] >= MinPeakRatio && res.ACF[i] >= MinACF }
+	res.Daily = found(DayIdx)
+	res.Weekly = found(WeekIdx) && (math.IsNaN(res.ACF[DayIdx]) || res.ACF[WeekIdx] >= res.ACF[DayIdx]+WeekMargin)
+	if half := int(Hour / 2 / bucket); found(HourIdx) && half >= 1 {
+		res.Hourly = (math.IsNaN(res.ACF[DayIdx]) || res.ACF[HourIdx] >= res.ACF[DayIdx]-WeekMargin) &&
+			res.ACF[HourIdx] >= acf(x, half)+MinACF
+	}
 	return res
+}
+
+// clip clips x in place to its 1st and 99th percentiles, using buf as
+// scratch, and returns buf.
+func clip(x, buf []float64) []float64 {
+	buf = append(buf[:0], x...)
+	lo := selectK(buf, len(buf)/100)
+	hi := selectK(buf, len(buf)-1-len(buf)/100)
+	for i, v := range x {
+		x[i] = min(max(v, lo), hi)
+	}
+	return buf
+}
+
+// selectK returns the k-th smallest value of a (a[k] once sorted), which it
+// reorders: quickselect, linear time on average where sorting would cost
+// n log n. a holds no NaN.
+func selectK(a []float64, k int) float64 {
+	lo, hi := 0, len(a)-1
+	for lo < hi {
+		// Median of three as the pivot.
+		mid := lo + (hi-lo)/2
+		if a[mid] < a[lo] {
+			a[mid], a[lo] = a[lo], a[mid]
+		}
+		if a[hi] < a[lo] {
+			a[hi], a[lo] = a[lo], a[hi]
+		}
+		if a[hi] < a[mid] {
+			a[hi], a[mid] = a[mid], a[hi]
+		}
+		p := a[mid]
+		i, j := lo, hi
+		for i <= j {
+			for a[i] < p {
+				i++
+			}
+			for a[j] > p {
+				j--
+			}
+			if i <= j {
+				a[i], a[j] = a[j], a[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return a[k]
+		}
+	}
+	return a[k]
 }
 
 // Periods returns the cycles found, shortest first.
 func (r Result) Periods() []time.Duration {
 	var out []time.Duration
+	if r.Hourly {
+		out = append(out, Hour)
+	}
 	if r.Daily {
 		out = append(out, Day)
 	}

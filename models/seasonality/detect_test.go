@@ -3,6 +3,7 @@ package seasonality
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -45,8 +46,57 @@ func TestDetect(t *testing.T) {
 	var d Detector
 	for _, tt := range tests {
 		r := d.Detect(tt.values, bucket)
+		if r.Hourly {
+			t.Errorf("%s: hourly (acf %.2f, peak %.1f), want not", tt.name, r.ACF, r.PeakRatio)
+		}
 		if r.Daily != tt.daily || r.Weekly != tt.weekly {
 			t.Errorf("%s: daily %v weekly %v (acf %.2f, peak %.1f), want %v %v", tt.name, r.Daily, r.Weekly, r.ACF, r.PeakRatio, tt.daily, tt.weekly)
+		}
+	}
+}
+
+// TestDetectHourly checks an hourly job is found, also under a burst
+// thousands of times its size, and that persistence (a slowly wandering
+// series, highly autocorrelated at every short lag) is not taken for it.
+func TestDetectHourly(t *testing.T) {
+	const bucket = 10 * time.Minute
+	job := func(t time.Duration) float64 { // 10 minutes at 12× the base every hour
+		if t%Hour < 10*time.Minute {
+			return 12
+		}
+		return 1
+	}
+	withBurst := series(2016, bucket, job, 0.1)
+	withBurst[1000] = 50000
+	rng := rand.New(rand.NewPCG(3, 3))
+	ar := make([]float64, 2016)
+	for i := 1; i < len(ar); i++ {
+		ar[i] = 0.98*ar[i-1] + rng.NormFloat64()
+	}
+	tests := []struct {
+		name          string
+		values        []float64
+		hourly, daily bool
+	}{
+		{"hourly job", series(2016, bucket, job, 0.1), true, false},
+		{"hourly job and one huge burst", withBurst, true, false},
+		// Over exactly two days the daily test passes too; the hour comes
+		// first.
+		{"hourly job two days", series(288, bucket, job, 0.1), true, true},
+		{"hourly job on a daily cycle", series(2016, bucket, func(t time.Duration) float64 {
+			return 4*job(t) + 40*math.Sin(2*math.Pi*float64(t)/float64(Day))
+		}, 0.5), false, true},
+		{"persistence", ar, false, false},
+	}
+	var d Detector
+	for _, tt := range tests {
+		r := d.Detect(tt.values, bucket)
+		if r.Hourly != tt.hourly || r.Daily != tt.daily || r.Weekly {
+			t.Errorf("%s: hourly %v daily %v weekly %v (acf %.2f, peak %.1f), want %v %v false",
+				tt.name, r.Hourly, r.Daily, r.Weekly, r.ACF, r.PeakRatio, tt.hourly, tt.daily)
+		}
+		if p := r.Periods(); tt.hourly && (len(p) == 0 || p[0] != Hour) {
+			t.Errorf("%s: periods %v, want the hour first", tt.name, p)
 		}
 	}
 }
@@ -57,5 +107,23 @@ func TestDetectorReusesBuffers(t *testing.T) {
 	d.Detect(v, 10*time.Minute)
 	if n := testing.AllocsPerRun(5, func() { d.Detect(v, 10*time.Minute) }); n != 0 {
 		t.Errorf("Detect allocates %v times per run after the first", n)
+	}
+}
+
+func TestSelectK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for n := 1; n < 300; n += 7 {
+		a := make([]float64, n)
+		for i := range a {
+			a[i] = math.Floor(rng.NormFloat64() * 3) // ties
+		}
+		sorted := slices.Clone(a)
+		slices.Sort(sorted)
+		for _, k := range []int{0, n / 100, n / 2, n - 1 - n/100, n - 1} {
+			b := slices.Clone(a)
+			if got := selectK(b, k); got != sorted[k] {
+				t.Fatalf("n %d k %d: %v, want %v", n, k, got, sorted[k])
+			}
+		}
 	}
 }
