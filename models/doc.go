@@ -36,6 +36,19 @@ func SlotLayout(period int) (slots, width int) {
 	return slots, width
 }
 
+// AddMod returns (r + k) mod m for r in [0, m) and k ≥ 0, dividing only
+// when k reaches past the next wrap.
+func AddMod(r, k, m int64) int64 {
+	r += k
+	if r >= m {
+		r -= m
+		if r >= m {
+			r %= m
+		}
+	}
+	return r
+}
+
 // FloorMod returns q mod m in [0, m), for m > 0.
 func FloorMod(q, m int64) int64 {
 	r := q % m

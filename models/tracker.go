@@ -90,11 +90,23 @@ func (t *Tracker) Horizon() int { return t.h }
 
 func ewma(avg, x, n, alpha float64) float64 {
 	w := alpha
-	if n > 0 && 1/n > w {
+	// Once n·alpha exceeds 1 by more than rounding, 1/n ≤ alpha: the
+	// division, the costly part, is needed only during the startup.
+	if !(n*alpha > 1+1e-9) && n > 0 && 1/n > w {
 		w = 1 / n
 	}
 	return avg + w*(x-avg)
 }
+
+// aciStep is the adaptive conformal step of a multiplier after a hit (0)
+// or a miss (1) of its side, aciGain*(miss-tailTarget)/tailTarget computed
+// once.
+var aciStep = func() (s [2]float64) {
+	for miss := range s {
+		s[miss] = aciGain * (float64(miss) - tailTarget) / tailTarget
+	}
+	return s
+}()
 
 // Observe scores the forecasts that targeted this step against actual y.
 // naiveH is the value observed h steps ago (the naive H-step forecast), used
@@ -128,15 +140,15 @@ func (t *Tracker) Observe(y, naiveH float64) {
 	}
 	t.cover = ewma(t.cover, in, t.scored, t.alpha)
 	if s > 0 {
-		missLo, missHi := 0.0, 0.0
+		missLo, missHi := 0, 0
 		if y < lo {
 			missLo = 1
 		}
 		if y > hi {
 			missHi = 1
 		}
-		t.kLo = min(max(t.kLo+aciGain*(missLo-tailTarget)/tailTarget, 0), maxK)
-		t.kHi = min(max(t.kHi+aciGain*(missHi-tailTarget)/tailTarget, 0), maxK)
+		t.kLo = min(max(t.kLo+aciStep[missLo], 0), maxK)
+		t.kHi = min(max(t.kHi+aciStep[missHi], 0), maxK)
 	}
 }
 
@@ -225,6 +237,12 @@ func (t *Tracker) Scores() Scores {
 	s.Accuracy = max(100-t.absPct, 0)
 	return s
 }
+
+// MAE returns Scores().MAE and Scores().N, without computing the rest.
+func (t *Tracker) MAE() (mae, n float64) { return t.absErr, t.scored }
+
+// Accuracy returns Scores().Accuracy, without computing the rest.
+func (t *Tracker) Accuracy() float64 { return max(100-t.absPct, 0) }
 
 // Reset keeps the forecasts in flight but restarts the interval multipliers
 // and the error averages' startup, after a refit changed the forecaster.

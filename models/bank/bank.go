@@ -47,12 +47,20 @@ type Config struct {
 	AccuracyThreshold float64
 	// ScoreMemory is the time constant of the online scores. Default 6h.
 	ScoreMemory time.Duration
-	// DetectEvery is how often seasonality is re-detected. Default 24h.
+	// DetectEvery is how often seasonality is re-detected. Default 24h,
+	// or detectSteps steps when that is longer: a detection costs about
+	// 0.2 ms (an FFT of the two-week history), which spread over 288
+	// samples of a 5-minute series would more than double the bank's cost
+	// per sample.
 	DetectEvery time.Duration
 	// RefitCooldown is the least time between two accuracy-triggered
 	// refits. Default 12h.
 	RefitCooldown time.Duration
 }
+
+// detectSteps is the least number of steps between two scheduled
+// seasonality detections by default (a day at 1-minute steps).
+const detectSteps = 1440
 
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
@@ -64,7 +72,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Horizon, 5*time.Minute)
 	def(&c.MaxHorizon, 30*time.Minute)
 	def(&c.ScoreMemory, 6*time.Hour)
-	def(&c.DetectEvery, 24*time.Hour)
+	def(&c.DetectEvery, max(24*time.Hour, detectSteps*c.Step))
 	def(&c.RefitCooldown, 12*time.Hour)
 	if c.AccuracyThreshold == 0 {
 		c.AccuracyThreshold = 85
@@ -289,7 +297,11 @@ func (b *Bank) Update(tsMs int64, v float64) bool {
 		b.step(v)
 		return true
 	}
-	s := floorDiv(tsMs-b.t0+b.stepMs/2, b.stepMs)
+	a := tsMs - b.t0 + b.stepMs/2
+	s := b.n // the usual case, the next step, needs no division
+	if d := a - b.n*b.stepMs; uint64(b.n) >= 1<<32 || d < 0 || d >= b.stepMs {
+		s = floorDiv(a, b.stepMs)
+	}
 	if s < b.n {
 		return false
 	}
@@ -336,9 +348,11 @@ func (b *Bank) step(y float64) {
 	if b.n >= b.nextCheck {
 		b.detect()
 		b.nextCheck = b.n + b.stepsOf(b.cfg.DetectEvery)
-	} else if b.cfg.AccuracyThreshold > 0 && b.n-b.lastRefit >= b.stepsOf(b.cfg.RefitCooldown) {
+	} else if b.cfg.AccuracyThreshold > 0 {
+		// The cheap tests first (all four are free of side effects).
 		sc := b.tracker(b.served)
-		if sc.scoredEnough(b.memory) && sc.Scores().Accuracy < b.cfg.AccuracyThreshold {
+		if sc.Accuracy() < b.cfg.AccuracyThreshold && sc.scoredEnough(b.memory) &&
+			b.n-b.lastRefit >= b.stepsOf(b.cfg.RefitCooldown) {
 			b.refit()
 		}
 	}
@@ -346,7 +360,10 @@ func (b *Bank) step(y float64) {
 
 type trackerView struct{ *models.Tracker }
 
-func (t trackerView) scoredEnough(memory float64) bool { return t.Scores().N >= memory }
+func (t trackerView) scoredEnough(memory float64) bool {
+	_, n := t.MAE()
+	return n >= memory
+}
 
 func (b *Bank) tracker(i int) trackerView {
 	switch i {
@@ -360,6 +377,13 @@ func (b *Bank) tracker(i int) trackerView {
 }
 
 func (b *Bank) addHist(y float64) {
+	// Step n is in bucket histB when histB·histW ≤ n < (histB+1)·histW;
+	// divide only when it is not.
+	if lo := b.histB * b.histW; uint64(b.histB)|uint64(b.histW) < 1<<31 && b.n >= lo && b.n-lo < b.histW {
+		b.histSum += y
+		b.histCnt++
+		return
+	}
 	bk := floorDiv(b.n, b.histW)
 	if bk != b.histB {
 		if b.histCnt > 0 {
@@ -378,13 +402,13 @@ func (b *Bank) addHist(y float64) {
 // decision horizon (equivalently the lowest MASE).
 func (b *Bank) choose() {
 	best, bestErr := b.served, math.Inf(1)
-	for i := 0; i < numMembers; i++ {
-		s := b.tracker(i).Scores()
-		if s.N < float64(b.h) {
+	for i, t := range [numMembers]*models.Tracker{&b.naive.Tracker, &b.hw.Tracker, &b.fr.Tracker} {
+		mae, n := t.MAE()
+		if n < float64(b.h) {
 			continue
 		}
-		if s.MAE < bestErr {
-			best, bestErr = i, s.MAE
+		if mae < bestErr {
+			best, bestErr = i, mae
 		}
 	}
 	b.served = best

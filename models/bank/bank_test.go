@@ -214,6 +214,34 @@ func BenchmarkUpdate(b *testing.B) {
 	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
 }
 
+// BenchmarkUpdate5m is BenchmarkUpdate at 5-minute steps (CloudWatch's
+// usual period) on a daily series: the daily seasonality detection is
+// spread over five times fewer samples.
+func BenchmarkUpdate5m(b *testing.B) {
+	bk, _ := New(Config{Step: 5 * time.Minute, Horizon: 10 * time.Minute})
+	rng := rand.New(rand.NewPCG(4, 1))
+	vs := make([]float64, 3*288)
+	for i := range vs {
+		vs[i] = 100 + 40*math.Sin(2*math.Pi*float64(i)/288) + rng.NormFloat64()*4
+	}
+	t := int64(1_600_000_000_000)
+	for range 4 {
+		for _, v := range vs {
+			t += 300_000
+			bk.Update(t, v)
+		}
+	}
+	i := 0
+	b.ReportAllocs()
+	c0 := cpuTime()
+	for b.Loop() {
+		t += 300_000
+		bk.Update(t, vs[i%len(vs)])
+		i++
+	}
+	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
+}
+
 // BenchmarkUpdateDailyWeekly is BenchmarkUpdate with both seasonalities
 // active, the most expensive configuration (16 Fourier coefficients).
 func BenchmarkUpdateDailyWeekly(b *testing.B) {

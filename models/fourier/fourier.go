@@ -85,7 +85,7 @@ type Fourier struct {
 	clipK     float64
 
 	theta  [maxParams]float64
-	cov    [maxParams * maxParams]float64 // row-major p×p
+	cov    [maxParams * maxParams]float64 // p×p, in row pairs (see ci)
 	anchor int64                          // step with trend feature 0
 	n      int64                          // next step index
 	scale  float64                        // EWMA of the absolute error
@@ -93,13 +93,16 @@ type Fourier struct {
 	// AR(1) on the residual u = y - structural fit.
 	u, c0, c1 float64
 
-	x, px [maxParams]float64 // scratch
-	// Derived, not state: per season the phasor of the last fitted step
-	// and the rotations by 1 and by H steps, so the two forecasts issued
-	// per step need no trigonometry.
-	ph, rot1, rotH [MaxSeasons]complex128
-	rhoCache       float64 // rho when rhoH was computed
-	rhoH           float64 // rho^H
+	x, px [maxParams]float64 // scratch; see fit
+	// Derived, not state: per season the phasor and the phase (step mod
+	// period) of the last fitted step, the rotation by H steps and the
+	// shared table of the base phasors (nil for a season too long to
+	// tabulate), so that the forecasts and fits need no trigonometry.
+	ph, rotH [MaxSeasons]complex128
+	phase    [MaxSeasons]int64
+	tab      [MaxSeasons]*[]complex128
+	rhoCache float64 // rho when rhoH was computed
+	rhoH     float64 // rho^H
 	// Tracker scores the forecasts and supplies intervals.
 	Tracker models.Tracker
 }
@@ -128,17 +131,16 @@ func (m *Fourier) derive() {
 	h := float64(m.Tracker.Horizon())
 	for s := 0; s < m.nSeasons; s++ {
 		w := 2 * math.Pi / float64(m.periods[s])
-		sn, cs := math.Sincos(w)
-		m.rot1[s] = complex(cs, sn)
-		sn, cs = math.Sincos(w * math.Mod(h, float64(m.periods[s])))
+		sn, cs := math.Sincos(w * math.Mod(h, float64(m.periods[s])))
 		m.rotH[s] = complex(cs, sn)
+		m.tab[s] = phasorTable(m.periods[s])
 	}
 }
 
 func (m *Fourier) resetCov() {
 	clear(m.cov[:])
 	for i := 0; i < m.p; i++ {
-		m.cov[i*m.p+i] = initP
+		m.cov[m.ci(i, i)] = initP
 	}
 }
 
@@ -146,14 +148,35 @@ func (m *Fourier) resetCov() {
 func (m *Fourier) Periods() []int64 { return m.periods[:m.nSeasons] }
 
 // features fills x with the regressors of step q and remembers the base
-// phasors in m.ph.
+// phasors and phases in m.ph and m.phase.
 func (m *Fourier) features(x []float64, q int64) {
 	for s := 0; s < m.nSeasons; s++ {
-		per := m.periods[s]
-		sn, cs := math.Sincos(2 * math.Pi * float64(models.FloorMod(q, per)) / float64(per))
-		m.ph[s] = complex(cs, sn)
+		m.phase[s] = models.FloorMod(q, m.periods[s])
+		m.ph[s] = m.phasor(s, m.phase[s])
 	}
 	m.featuresFrom(x, q, &m.ph)
+}
+
+// phasors sets ph to the base phasors of step q.
+func (m *Fourier) phasors(ph *[MaxSeasons]complex128, q int64) {
+	for s := 0; s < m.nSeasons; s++ {
+		ph[s] = m.phasor(s, models.FloorMod(q, m.periods[s]))
+	}
+}
+
+// phasor returns the base phasor of season s at phase r in [0, period).
+func (m *Fourier) phasor(s int, r int64) complex128 {
+	if t := m.tab[s]; t != nil {
+		return (*t)[r]
+	}
+	return basePhasor(r, m.periods[s])
+}
+
+// basePhasor is the phasor of phase r of a season of per steps. The
+// tables hold exactly these values.
+func basePhasor(r, per int64) complex128 {
+	sn, cs := math.Sincos(2 * math.Pi * float64(r) / float64(per))
+	return complex(cs, sn)
 }
 
 // featuresFrom fills x with the regressors of step q whose base phasors
@@ -174,8 +197,10 @@ func (m *Fourier) featuresFrom(x []float64, q int64, ph *[MaxSeasons]complex128)
 }
 
 func (m *Fourier) dot(x []float64) float64 {
+	th := m.theta[:m.p]
+	x = x[:len(th)]
 	var s float64
-	for i, v := range m.theta[:m.p] {
+	for i, v := range th {
 		s += v * x[i]
 	}
 	return s
@@ -191,19 +216,26 @@ func (m *Fourier) rho() float64 {
 
 // point is the forecast for step n-1+h.
 func (m *Fourier) point(h int, rhoH float64) float64 {
-	x := m.x[:m.p]
-	m.features(x, m.n-1+int64(h))
-	return m.dot(x) + rhoH*m.u
+	// Local scratch: m.x may hold the features of the next step.
+	var x [maxParams]float64
+	var ph [MaxSeasons]complex128
+	q := m.n - 1 + int64(h)
+	m.phasors(&ph, q)
+	m.featuresFrom(x[:m.p], q, &ph)
+	return m.dot(x[:m.p]) + rhoH*m.u
 }
 
 // Update scores the pending forecasts against y, fits y and issues new
 // forecasts. naiveH is the value observed h steps ago (NaN when unknown).
 func (m *Fourier) Update(y, naiveH float64) {
 	m.Tracker.Observe(y, naiveH)
-	u := m.fit(m.n, y, 1)
+	u := m.fit(m.n, y, 1, true)
 	m.n++
 	// AR(1) statistics of the residual, about a day of memory.
-	w := max(1/m.seen, 1/1440.0)
+	w := 1 / 1440.0
+	if !(m.seen >= 1440) { // 1/seen ≤ 1/1440 from there on
+		w = max(1/m.seen, w)
+	}
 	m.c0 += w * (u*u - m.c0)
 	m.c1 += w * (u*m.u - m.c1)
 	m.u = u
@@ -213,18 +245,34 @@ func (m *Fourier) Update(y, naiveH float64) {
 	if !(math.Abs(r-m.rhoCache) < 1e-4) {
 		m.rhoCache, m.rhoH = r, math.Pow(r, float64(h))
 	}
-	x := m.x[:m.p]
-	var ph [MaxSeasons]complex128
+	// The forecasts for steps n and n-1+h, from the base phasors rotated:
+	// each is θ·x, its features made as featuresFrom makes them and summed
+	// in the same order as dot sums them, without storing them.
+	p := m.p
+	th := m.theta[:p]
+	var d1, dH float64
+	d1 += th[0] * 1
+	dH += th[0] * 1
+	d1 += th[1] * (float64(m.n-m.anchor) / float64(m.unit))
+	dH += th[1] * (float64(m.n-1+int64(h)-m.anchor) / float64(m.unit))
+	j := 2
 	for s := 0; s < m.nSeasons; s++ {
-		ph[s] = m.ph[s] * m.rot1[s]
+		p1 := m.ph[s] * m.phasor(s, 1) // the rotation by one step
+		pH := m.ph[s] * m.rotH[s]
+		c1, s1 := real(p1), imag(p1)
+		cH, sH := real(pH), imag(pH)
+		ck1, sk1, ckH, skH := c1, s1, cH, sH
+		for k := 0; k < m.harmonics[s]; k++ {
+			d1 += th[j] * ck1
+			dH += th[j] * ckH
+			d1 += th[j+1] * sk1
+			dH += th[j+1] * skH
+			j += 2
+			ck1, sk1 = ck1*c1-sk1*s1, sk1*c1+ck1*s1
+			ckH, skH = ckH*cH-skH*sH, skH*cH+ckH*sH
+		}
 	}
-	m.featuresFrom(x, m.n, &ph)
-	f1 := m.dot(x) + r*m.u
-	for s := 0; s < m.nSeasons; s++ {
-		ph[s] = m.ph[s] * m.rotH[s]
-	}
-	m.featuresFrom(x, m.n-1+int64(h), &ph)
-	m.Tracker.Issue(f1, m.dot(x)+m.rhoH*m.u)
+	m.Tracker.Issue(d1+r*m.u, dH+m.rhoH*m.u)
 }
 
 // Fit folds the value y of step q into the coefficients with forgetting
@@ -233,15 +281,34 @@ func (m *Fourier) Update(y, naiveH float64) {
 // model's step index; Update calls it for live samples. It returns the prior
 // residual before clipping: the AR(1) term must see a level shift whole,
 // while the coefficients see it clipped.
-func (m *Fourier) Fit(q int64, y, weight float64) float64 { return m.fit(q, y, weight) }
+func (m *Fourier) Fit(q int64, y, weight float64) float64 { return m.fit(q, y, weight, false) }
 
-func (m *Fourier) fit(q int64, y, weight float64) float64 {
-	if d := (q - m.anchor) / m.unit; d >= 2 {
-		m.shiftAnchor(d - 1)
+// fit folds y into the coefficients. A live fit (from Update, q = m.n,
+// weight 1) also prepares the next one: it leaves the features of step q+1
+// in m.x and cov·m.x in m.px, computed while the covariance is updated
+// (the same products and sums, in the same order, as computing them at the
+// next fit), and marks them valid with m.x[0] = 1 (the level feature);
+// m.x[0] = 0 marks them stale. Everything else that moves the step, the
+// anchor or the covariance, or uses m.x, marks them stale.
+func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
+	if d := q - m.anchor; d >= m.unit && d-m.unit >= m.unit { // (q-anchor)/unit ≥ 2
+		m.shiftAnchor(d/m.unit - 1)
 	}
 	p := m.p
 	x := m.x[:p]
-	m.features(x, q)
+	px := m.px[:p]
+	cached := live && x[0] == 1
+	if cached {
+		// The base phasors are the first harmonic of each season.
+		j := 2
+		for s := 0; s < m.nSeasons; s++ {
+			m.ph[s] = complex(x[j], x[j+1])
+			m.phase[s] = models.AddMod(m.phase[s], 1, m.periods[s])
+			j += 2 * m.harmonics[s]
+		}
+	} else {
+		m.features(x, q)
+	}
 	e := y - m.dot(x)
 	raw := e
 	ae := math.Abs(e)
@@ -252,37 +319,44 @@ func (m *Fourier) fit(q int64, y, weight float64) float64 {
 			ae = lim
 		}
 	}
-	w := max(1/m.seen, 1/1440.0)
+	w := 1 / 1440.0
+	if !(m.seen >= 1440) { // 1/seen ≤ 1/1440 from there on
+		w = max(1/m.seen, w)
+	}
 	m.scale += w * (ae - m.scale)
 	lam := m.lambda
 	if weight != 1 {
 		lam = math.Pow(lam, weight)
 	}
-	if m.cov[0] > 1e9 { // no information arrives in some direction: stop forgetting
+	if m.cov[m.ci(0, 0)] > 1e9 { // no information arrives in some direction: stop forgetting
 		lam = 1
 	}
-	px := m.px[:p]
+	if !cached {
+		mulCov(px, m.cov[:p*p], x)
+	}
 	den := lam
-	for i := 0; i < p; i++ {
-		row := m.cov[i*p : i*p+p]
-		var s float64
-		for j, v := range row {
-			s += v * x[j]
-		}
-		px[i] = s
-		den += x[i] * s
+	for i, v := range x {
+		den += v * px[i]
 	}
 	inv := 1 / den
-	for i := 0; i < p; i++ {
-		m.theta[i] += px[i] * inv * e
+	theta := m.theta[:p]
+	for i := range theta {
+		theta[i] += px[i] * inv * e
 	}
 	il := 1 / lam
-	for i := 0; i < p; i++ {
-		row := m.cov[i*p : i*p+p]
-		ki := px[i] * inv
-		for j := range row {
-			row[j] = (row[j] - ki*px[j]) * il
+	if d := q + 1 - m.anchor; live && !(d >= m.unit && d-m.unit >= m.unit) {
+		// The next fit, of step q+1, keeps the anchor.
+		var ph [MaxSeasons]complex128
+		for s := 0; s < m.nSeasons; s++ {
+			ph[s] = m.phasor(s, models.AddMod(m.phase[s], 1, m.periods[s]))
 		}
+		m.featuresFrom(x, q+1, &ph)
+		var next [maxParams]float64
+		updateCovNext(m.cov[:p*p], px, inv, il, x, next[:p])
+		m.px = next
+	} else {
+		updateCov(m.cov[:p*p], px, inv, il)
+		x[0] = 0
 	}
 	return raw
 }
@@ -293,13 +367,14 @@ func (m *Fourier) fit(q int64, y, weight float64) float64 {
 func (m *Fourier) shiftAnchor(k int64) {
 	p := m.p
 	d := float64(k)
+	m.x[0] = 0 // stale: depends on the anchor and the covariance
 	m.anchor += k * m.unit
 	m.theta[0] += d * m.theta[1]
 	for i := 0; i < p; i++ { // column 0 += d × column 1
-		m.cov[i*p] += d * m.cov[i*p+1]
+		m.cov[m.ci(i, 0)] += d * m.cov[m.ci(i, 1)]
 	}
 	for j := 0; j < p; j++ { // row 0 += d × row 1
-		m.cov[j] += d * m.cov[p+j]
+		m.cov[m.ci(0, j)] += d * m.cov[m.ci(1, j)]
 	}
 }
 
@@ -315,6 +390,7 @@ func (m *Fourier) Forecast(h int) models.Forecast {
 func (m *Fourier) Skip(k int64) {
 	m.n += k
 	m.u = 0
+	m.x[0] = 0 // stale: for another step
 	m.Tracker.Skip()
 }
 
@@ -322,8 +398,9 @@ func (m *Fourier) Skip(k int64) {
 // quickly, after accuracy fell.
 func (m *Fourier) Refit() {
 	p := m.p
+	m.x[0] = 0 // stale: depends on the covariance
 	for i := 0; i < p; i++ {
-		m.cov[i*p+i] = max(m.cov[i*p+i], initP/100)
+		m.cov[m.ci(i, i)] = max(m.cov[m.ci(i, i)], initP/100)
 	}
 }
 
@@ -338,7 +415,12 @@ func (m *Fourier) AppendBinary(dst []byte) []byte {
 	dst = wire.AppendInt64(dst, m.unit)
 	dst = wire.AppendFloat64(dst, m.clipK)
 	dst = wire.AppendFloats(dst, m.theta[:m.p])
-	dst = wire.AppendFloats(dst, m.cov[:m.p*m.p])
+	// Row-major, as wire.AppendFloats of the matrix: row i is every
+	// second value of its row pair.
+	dst = wire.AppendUint64(dst, uint64(m.p*m.p))
+	for i := 0; i < m.p; i++ {
+		dst = wire.AppendStrided(dst, m.cov[:m.p*m.p], m.ci(i, 0), m.p, 2)
+	}
 	dst = wire.AppendInt64(dst, m.anchor)
 	dst = wire.AppendInt64(dst, m.n)
 	for _, v := range [...]float64{m.scale, m.seen, m.u, m.c0, m.c1, m.rhoCache, m.rhoH} {
@@ -349,6 +431,8 @@ func (m *Fourier) AppendBinary(dst []byte) []byte {
 
 // ReadBinary restores m from r.
 func (m *Fourier) ReadBinary(r *wire.Reader) {
+	m.x[0] = 0                          // stale
+	m.tab = [MaxSeasons]*[]complex128{} // until derive, for the new periods
 	m.nSeasons = r.Len(MaxSeasons)
 	m.p = 2
 	for s := 0; s < MaxSeasons; s++ {
@@ -377,8 +461,8 @@ func (m *Fourier) ReadBinary(r *wire.Reader) {
 	if r.Err() == nil && n != m.p*m.p {
 		r.Fail(wire.ErrInvalid)
 	}
-	for i := 0; i < n && r.Err() == nil; i++ {
-		m.cov[i] = r.Float64()
+	for i := 0; i < n && r.Err() == nil; i++ { // row-major
+		m.cov[m.ci(i/m.p, i%m.p)] = r.Float64()
 	}
 	m.anchor = r.Int64()
 	m.n = r.Int64()
@@ -391,6 +475,7 @@ func (m *Fourier) ReadBinary(r *wire.Reader) {
 		// ph is the phasor of the last fitted step, n-1.
 		x := m.x[:m.p]
 		m.features(x, m.n-1)
+		x[0] = 0 // not the next step's features
 	}
 }
 

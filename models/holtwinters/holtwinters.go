@@ -114,16 +114,26 @@ func (m *HoltWinters) seasonAt(q int64) (v float64, i0, i1 int, f float64) {
 	if m.period == 0 {
 		return 0, 0, 0, 0
 	}
-	ph := float64(models.FloorMod(q, int64(m.period)))
+	return m.seasonAtPhase(models.FloorMod(q, int64(m.period)))
+}
+
+// seasonAtPhase is seasonAt for a step of phase ph in [0, period), period
+// > 0.
+func (m *HoltWinters) seasonAtPhase(phase int64) (v float64, i0, i1 int, f float64) {
 	if m.width == 1 {
-		i0 = int(ph)
+		i0 = int(phase)
 		return m.season[i0], i0, i0, 0
 	}
+	ph := float64(phase)
 	x := (ph - float64(m.width-1)/2) / float64(m.width)
 	fl := math.Floor(x)
 	f = x - fl
 	n := len(m.season)
-	i0 = int(models.FloorMod(int64(fl), int64(n)))
+	k := int64(fl) // -1 before the first slot's centre, else a slot
+	if k < 0 || k >= int64(n) {
+		k = models.FloorMod(k, int64(n))
+	}
+	i0 = int(k)
 	i1 = i0 + 1
 	if i1 == n {
 		i1 = 0
@@ -141,12 +151,25 @@ func (m *HoltWinters) point(h int, d float64) float64 {
 // unknown).
 func (m *HoltWinters) Update(y, naiveH float64) {
 	m.Tracker.Observe(y, naiveH)
-	m.observe(y)
-	m.Tracker.Issue(m.point(1, m.d1), m.point(m.Tracker.Horizon(), m.dH))
+	p := int64(m.period)
+	if p == 0 {
+		m.observe(y, 0, 0, 0, 0)
+		m.Tracker.Issue(m.point(1, m.d1), m.point(m.Tracker.Horizon(), m.dH))
+		return
+	}
+	// One division for the phase of this step; the forecasts' phases, 1
+	// and h steps later, follow from it.
+	ph := models.FloorMod(m.n, p)
+	s0, i0, i1, f := m.seasonAtPhase(ph)
+	m.observe(y, s0, i0, i1, f)
+	s1, _, _, _ := m.seasonAtPhase(models.AddMod(ph, 1, p))
+	sH, _, _, _ := m.seasonAtPhase(models.AddMod(ph, int64(m.Tracker.Horizon()), p))
+	m.Tracker.Issue(m.level+m.d1*m.trend+s1, m.level+m.dH*m.trend+sH)
 }
 
-func (m *HoltWinters) observe(y float64) {
-	s, i0, i1, f := m.seasonAt(m.n)
+// observe folds y, the value of step m.n, into the state; s, i0, i1, f
+// are seasonAt(m.n).
+func (m *HoltWinters) observe(y, s float64, i0, i1 int, f float64) {
 	m.n++
 	if m.seen == 0 {
 		m.level, m.trend = y-s, 0
@@ -164,7 +187,9 @@ func (m *HoltWinters) observe(y float64) {
 		}
 	}
 	w := m.p.Alpha
-	if m.seen < 1/w {
+	// Once seen·alpha exceeds 1 by more than rounding, seen ≥ 1/alpha:
+	// the division is needed only during the startup.
+	if !(m.seen*w > 1+1e-9) && m.seen < 1/w {
 		w = 1 / m.seen
 	}
 	m.scale += w * (ae - m.scale)

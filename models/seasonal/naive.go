@@ -55,23 +55,36 @@ func (m *Naive) slot(q int64) int {
 // steps ago (NaN when unknown).
 func (m *Naive) Update(y, naiveH float64) {
 	m.Tracker.Observe(y, naiveH)
-	m.observe(y)
+	// One division for the phase of this step; the forecasts' steps, 1 and
+	// h later, are the same seasons back as point computes them.
+	p := int64(m.period)
+	ph := models.FloorMod(m.n, p)
+	m.observe(y, ph)
 	h := m.Tracker.Horizon()
-	m.Tracker.Issue(m.point(1), m.point(h))
+	m.Tracker.Issue(m.ring[m.slotOf(models.AddMod(ph, 1, p))], m.ring[m.slotOf(models.AddMod(ph, int64(h), p))])
 }
 
-func (m *Naive) observe(y float64) {
+// slotOf returns the slot of phase ph in [0, period).
+func (m *Naive) slotOf(ph int64) int {
 	if m.width == 1 {
-		m.ring[m.slot(m.n)] = y
+		return int(ph)
+	}
+	return int(ph) / m.width
+}
+
+// observe stores y as the value of step m.n, whose phase is ph.
+func (m *Naive) observe(y float64, ph int64) {
+	if m.width == 1 {
+		m.ring[ph] = y
 		m.n++
 		return
 	}
-	if models.FloorMod(m.n, int64(m.width)) == 0 {
+	if ph%int64(m.width) == 0 { // the period is a multiple of the width
 		m.accSum, m.accN = 0, 0
 	}
 	m.accSum += y
 	m.accN++
-	m.ring[m.slot(m.n)] = m.accSum / m.accN
+	m.ring[m.slotOf(ph)] = m.accSum / m.accN
 	m.n++
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 )
 
 // ErrShort is returned when a checkpoint ends before its declared content.
@@ -29,6 +30,16 @@ func AppendFloats(dst []byte, vs []float64) []byte {
 	dst = AppendUint64(dst, uint64(len(vs)))
 	for _, v := range vs {
 		dst = AppendFloat64(dst, v)
+	}
+	return dst
+}
+
+// AppendStrided appends n values of vs, from vs[start] on every stride-th
+// one, each as AppendFloat64 does (no length).
+func AppendStrided(dst []byte, vs []float64, start, n, stride int) []byte {
+	dst = slices.Grow(dst, 8*n)
+	for k := 0; k < n; k++ {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(vs[start+k*stride]))
 	}
 	return dst
 }
