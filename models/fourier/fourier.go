@@ -344,7 +344,7 @@ func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 		theta[i] += px[i] * inv * e
 	}
 	il := 1 / lam
-	if d := q + 1 - m.anchor; live && !(d >= m.unit && d-m.unit >= m.unit) {
+	if d := q + 1 - m.anchor; live && (d < m.unit || d-m.unit < m.unit) {
 		// The next fit, of step q+1, keeps the anchor.
 		var ph [MaxSeasons]complex128
 		for s := 0; s < m.nSeasons; s++ {
