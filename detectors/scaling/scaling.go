@@ -295,14 +295,6 @@ func (s *Scaler) Hold(in Input) int32 {
 	return Replicas(in.Observed, s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
 }
 
-// Desired returns the replicas to run now given the recommendation and
-// the current replicas cur, and records the recommendation in the
-// stabilization window as held for the whole window (Stabilize with hold =
-// recommend).
-func (s *Scaler) Desired(now time.Time, recommend, cur int32) int32 {
-	return s.Stabilize(now, recommend, recommend, cur)
-}
-
 // Stabilize returns the replicas to run now given the recommendation, the
 // part of it held for the whole window (Hold) and the current replicas cur,
 // and records both in the stabilization window: up at once to the
