@@ -94,6 +94,10 @@ type Fourier struct {
 	u, c0, c1 float64
 
 	x, px [maxParams]float64 // scratch; see fit
+	// next reports that x and px hold the features of step n and cov·x,
+	// prepared by the last live fit; anything that moves the step, the
+	// anchor or the covariance clears it.
+	next bool
 	// Derived, not state: per season the phasor and the phase (step mod
 	// period) of the last fitted step, the rotation by H steps and the
 	// shared table of the base phasors (nil for a season too long to
@@ -287,9 +291,8 @@ func (m *Fourier) Fit(q int64, y, weight float64) float64 { return m.fit(q, y, w
 // weight 1) also prepares the next one: it leaves the features of step q+1
 // in m.x and cov·m.x in m.px, computed while the covariance is updated
 // (the same products and sums, in the same order, as computing them at the
-// next fit), and marks them valid with m.x[0] = 1 (the level feature);
-// m.x[0] = 0 marks them stale. Everything else that moves the step, the
-// anchor or the covariance, or uses m.x, marks them stale.
+// next fit), and sets m.next. Everything else that moves the step, the
+// anchor or the covariance, or uses m.x, clears it.
 func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 	if d := q - m.anchor; d >= m.unit && d-m.unit >= m.unit { // (q-anchor)/unit ≥ 2
 		m.shiftAnchor(d/m.unit - 1)
@@ -297,7 +300,7 @@ func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 	p := m.p
 	x := m.x[:p]
 	px := m.px[:p]
-	cached := live && x[0] == 1
+	cached := live && m.next
 	if cached {
 		// The base phasors are the first harmonic of each season.
 		j := 2
@@ -354,9 +357,10 @@ func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 		var next [maxParams]float64
 		updateCovNext(m.cov[:p*p], px, inv, il, x, next[:p])
 		m.px = next
+		m.next = true
 	} else {
 		updateCov(m.cov[:p*p], px, inv, il)
-		x[0] = 0
+		m.next = false
 	}
 	return raw
 }
@@ -367,7 +371,7 @@ func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 func (m *Fourier) shiftAnchor(k int64) {
 	p := m.p
 	d := float64(k)
-	m.x[0] = 0 // stale: depends on the anchor and the covariance
+	m.next = false // depends on the anchor and the covariance
 	m.anchor += k * m.unit
 	m.theta[0] += d * m.theta[1]
 	for i := 0; i < p; i++ { // column 0 += d × column 1
@@ -390,7 +394,7 @@ func (m *Fourier) Forecast(h int) models.Forecast {
 func (m *Fourier) Skip(k int64) {
 	m.n += k
 	m.u = 0
-	m.x[0] = 0 // stale: for another step
+	m.next = false // for another step
 	m.Tracker.Skip()
 }
 
@@ -398,7 +402,7 @@ func (m *Fourier) Skip(k int64) {
 // quickly, after accuracy fell.
 func (m *Fourier) Refit() {
 	p := m.p
-	m.x[0] = 0 // stale: depends on the covariance
+	m.next = false // depends on the covariance
 	for i := 0; i < p; i++ {
 		m.cov[m.ci(i, i)] = max(m.cov[m.ci(i, i)], initP/100)
 	}
@@ -431,7 +435,7 @@ func (m *Fourier) AppendBinary(dst []byte) []byte {
 
 // ReadBinary restores m from r.
 func (m *Fourier) ReadBinary(r *wire.Reader) {
-	m.x[0] = 0                          // stale
+	m.next = false
 	m.tab = [MaxSeasons]*[]complex128{} // until derive, for the new periods
 	m.nSeasons = r.Len(MaxSeasons)
 	m.p = 2
@@ -475,7 +479,6 @@ func (m *Fourier) ReadBinary(r *wire.Reader) {
 		// ph is the phasor of the last fitted step, n-1.
 		x := m.x[:m.p]
 		m.features(x, m.n-1)
-		x[0] = 0 // not the next step's features
 	}
 }
 
