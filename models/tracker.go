@@ -230,11 +230,11 @@ type Scores struct {
 
 // Scores returns the recent accuracy at the decision horizon.
 func (t *Tracker) Scores() Scores {
-	s := Scores{MAE: t.absErr, MAPE: t.absPct, Coverage: t.cover, N: t.scored, MASE: math.NaN()}
+	s := Scores{MAPE: t.absPct, Coverage: t.cover, Accuracy: t.Accuracy(), MASE: math.NaN()}
+	s.MAE, s.N = t.MAE()
 	if t.naiveAbs > 0 {
-		s.MASE = t.absErr / t.naiveAbs
+		s.MASE = s.MAE / t.naiveAbs
 	}
-	s.Accuracy = max(100-t.absPct, 0)
 	return s
 }
 
