@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
 )
 
@@ -100,11 +101,15 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(w.sum))
 	}
 	b = binary.AppendVarint(b, int64(g.last))
-	b = binary.AppendUvarint(b, uint64(len(g.recs)))
-	for _, r := range g.recs {
-		b = binary.AppendVarint(b, r.at)
-		b = binary.AppendVarint(b, int64(r.recommend))
-		b = binary.AppendVarint(b, int64(r.hold))
+	var window []scaling.WindowEntry
+	if g.sc != nil {
+		window = g.sc.Window()
+	}
+	b = binary.AppendUvarint(b, uint64(len(window)))
+	for _, r := range window {
+		b = binary.AppendVarint(b, r.At)
+		b = binary.AppendVarint(b, int64(r.Recommend))
+		b = binary.AppendVarint(b, int64(r.Hold))
 	}
 	var fc []byte
 	if g.fc != nil {
@@ -266,12 +271,12 @@ func (sh *shard) apply(key, value []byte) error {
 		}
 		g.last = int32(r.varint())
 		nr := r.uvarint()
-		if nr > maxScaleRecs {
+		if nr > scaling.MaxWindow {
 			return errBadState
 		}
-		g.recs = g.recs[:0]
+		window := make([]scaling.WindowEntry, 0, nr)
 		for range nr {
-			g.recs = append(g.recs, scaleRec{at: r.varint(), recommend: int32(r.varint()), hold: int32(r.varint())})
+			window = append(window, scaling.WindowEntry{At: r.varint(), Recommend: int32(r.varint()), Hold: int32(r.varint())})
 		}
 		fc := r.blob()
 		g.nextClose = r.varint()
@@ -286,7 +291,7 @@ func (sh *shard) apply(key, value []byte) error {
 				g.fc, _ = sh.env.newScaling(ri, tenant)
 			}
 			g.refits = g.fc.Refits()
-			sh.env.restoreScaler(g)
+			sh.env.restoreScaler(g, window)
 		}
 		if g.det != nil {
 			if err := g.det.UnmarshalBinary(det); err != nil {

@@ -97,21 +97,6 @@ func (e *env) groupDecisions(g *group, ds []*proto.Decision) []*proto.Decision {
 	return ds
 }
 
-// scaleRec is one entry the scaler recorded in its stabilization window:
-// the recommendation and the part of it held for the whole window
-// (scaling.Scaler.Hold: what the observed load needed). The stream keeps the
-// same window so that a restored group rebuilds the scaler exactly
-// (detectors/scaling keeps it unexported).
-type scaleRec struct {
-	at        int64 // window end, ms
-	recommend int32 // replicas recommended
-	hold      int32 // replicas held for the whole window
-}
-
-// maxScaleRecs mirrors the bound of detectors/scaling's stabilization
-// window (maxRecs there).
-const maxScaleRecs = 4096
-
 // closeWindow feeds the signal of a closed window to the group's forecaster
 // bank and asks the scaler for a decision once the bank is warm (its served
 // forecast scored at the horizon at least once per step of it).
@@ -130,18 +115,8 @@ func (e *env) closeWindow(g *group, end int64, value float64) []*proto.Decision 
 	// end: a rise that peaks before the horizon still needs the pods
 	// (bench/scalesim measures this policy).
 	in := scaling.Input{Now: unixMs(end), Forecast: g.sc.Peak(g.fc, value), Observed: value, CurrentReplicas: g.last}
-	rec, hold := g.sc.Recommend(in), g.sc.Hold(in)
+	rec := g.sc.Recommend(in)
 	ds := g.sc.Decide(in)
-	cut := end - sc.ScaleDownDelay.Milliseconds()
-	i := 0
-	for i < len(g.recs) && g.recs[i].at < cut {
-		i++
-	}
-	g.recs = append(g.recs[:0], g.recs[i:]...)
-	if len(g.recs) == maxScaleRecs {
-		g.recs = append(g.recs[:0], g.recs[1:]...)
-	}
-	g.recs = append(g.recs, scaleRec{at: end, recommend: rec, hold: hold})
 	e.fm.recommend(r.Name, rec)
 	for _, d := range ds {
 		if d.Kind != proto.KindScale {
@@ -168,14 +143,11 @@ func retarget(d *proto.Decision, kind, what string, end int64) {
 	d.Summary = fmt.Sprintf(what, d.Target, d.Desired.Replicas, d.Desired.PreviousReplicas) + ": " + rest
 }
 
-// restoreScaler rebuilds a group's scaler from its checkpointed window:
-// replaying the recommendations and held replicas fills the stabilization
-// window exactly.
-func (e *env) restoreScaler(g *group) {
+// restoreScaler rebuilds a group's scaler with its checkpointed
+// stabilization window.
+func (e *env) restoreScaler(g *group, window []scaling.WindowEntry) {
 	_, g.sc = e.newScaling(g.rule, g.tenant)
-	for _, r := range g.recs {
-		g.sc.Stabilize(unixMs(r.at), r.recommend, r.hold, 0)
-	}
+	g.sc.SetWindow(window)
 }
 
 // alertDecision makes the alert for a series whose band went into alarm.

@@ -89,7 +89,6 @@ type group struct {
 	windows   []window        // scaling: open aggregation windows, by start
 	fc        *bank.Bank      // scaling: forecaster bank of the summed rate
 	sc        *scaling.Scaler // scaling: replicas from the forecast
-	recs      []scaleRec      // scaling: the scaler's stabilization window
 	last      int32           // scaling: replicas of the last decision, 0 when none
 	refits    uint64          // scaling: bank refits already counted in the metrics
 	det       GroupDetector   // gray-failure and GPU groups

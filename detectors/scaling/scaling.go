@@ -188,15 +188,16 @@ func Replicas(load, capacity float64, lo, hi int32) int32 {
 	return max(int32(n), lo)
 }
 
-// rec is one entry of the stabilization window.
-type rec struct {
-	at        int64 // unix ms
-	hold      int32 // replicas the observed load needed (Hold)
-	recommend int32 // the whole recommendation
+// WindowEntry is one entry of a Scaler's stabilization window: what a
+// decision at At recommended and the part of it held for the whole window.
+type WindowEntry struct {
+	At        int64 // unix ms
+	Hold      int32 // replicas the observed load needed (Hold)
+	Recommend int32 // the whole recommendation
 }
 
-// maxRecs bounds the stabilization window's memory.
-const maxRecs = 4096
+// MaxWindow bounds the stabilization window's memory, in entries.
+const MaxWindow = 4096
 
 // Scaler decides the replicas of one workload. It is not safe for
 // concurrent use (one owner per workload). Its state is the stabilization
@@ -206,7 +207,7 @@ type Scaler struct {
 	cfg         Config
 	target      string
 	resTarget   string
-	recs        []rec
+	recs        []WindowEntry
 	last        int32 // replicas last decided (0 none)
 	lastAt      int64
 	lastReserve int32
@@ -295,25 +296,36 @@ func (s *Scaler) Hold(in Input) int32 {
 	return Replicas(in.Observed, s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
 }
 
+// Window returns the stabilization window, oldest first, for a
+// checkpoint. It is valid until the next Decide or Stabilize.
+func (s *Scaler) Window() []WindowEntry { return s.recs }
+
+// SetWindow replaces the stabilization window by a copy of w, as Window
+// returned it (a restored checkpoint): entries oldest first, at most
+// MaxWindow (older ones beyond are dropped).
+func (s *Scaler) SetWindow(w []WindowEntry) {
+	w = w[max(len(w)-MaxWindow, 0):]
+	s.recs = append(s.recs[:0], w...)
+}
+
 // Stabilize returns the replicas to run now given the recommendation, the
 // part of it held for the whole window (Hold) and the current replicas cur,
 // and records both in the stabilization window: up at once to the
 // recommendation (by a bounded step); down to the largest of the
 // recommendation, the held values of the window and the recommendations of
-// the last ForecastHold (by a bounded step). Replaying the (recommend, hold)
-// pairs of past decisions through it with cur 0 rebuilds the window.
+// the last ForecastHold (by a bounded step).
 func (s *Scaler) Stabilize(now time.Time, recommend, hold, cur int32) int32 {
 	t := now.UnixMilli()
 	cut := t - s.cfg.Stabilization.Milliseconds()
 	i := 0
-	for i < len(s.recs) && s.recs[i].at < cut {
+	for i < len(s.recs) && s.recs[i].At < cut {
 		i++
 	}
 	s.recs = append(s.recs[:0], s.recs[i:]...)
-	if len(s.recs) == maxRecs {
+	if len(s.recs) == MaxWindow {
 		s.recs = append(s.recs[:0], s.recs[1:]...)
 	}
-	s.recs = append(s.recs, rec{at: t, hold: min(hold, recommend), recommend: recommend})
+	s.recs = append(s.recs, WindowEntry{At: t, Hold: min(hold, recommend), Recommend: recommend})
 	if cur <= 0 {
 		return recommend
 	}
@@ -324,9 +336,9 @@ func (s *Scaler) Stabilize(now time.Time, recommend, hold, cur int32) int32 {
 	want := recommend
 	fcut := t - s.cfg.ForecastHold.Milliseconds()
 	for _, r := range s.recs {
-		want = max(want, r.hold)
-		if r.at >= fcut {
-			want = max(want, r.recommend)
+		want = max(want, r.Hold)
+		if r.At >= fcut {
+			want = max(want, r.Recommend)
 		}
 	}
 	if want >= cur {

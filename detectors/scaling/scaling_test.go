@@ -302,3 +302,34 @@ func TestPeak(t *testing.T) {
 		}
 	}
 }
+
+// TestSetWindow checks that a scaler given another's window (a restored
+// checkpoint) decides as that one does, and that the copy is its own.
+func TestSetWindow(t *testing.T) {
+	a := newScaler(t, func(c *Config) { c.MaxScaleUp, c.MaxScaleDown = 100, 1 })
+	t0 := time.Unix(1_700_000_000, 0)
+	in := func(at time.Duration, upper, obs float64, cur int32) Input {
+		return Input{Now: t0.Add(at), Forecast: fc(upper, upper, upper), Observed: obs, CurrentReplicas: cur}
+	}
+	scaledTo(a, in(0, 390, 390, 4))
+	scaledTo(a, in(time.Minute, 990, 390, 4))    // forecast peak: 10, held 2m
+	scaledTo(a, in(2*time.Minute, 790, 790, 10)) // observed 8, held 5m
+	b := newScaler(t, func(c *Config) { c.MaxScaleUp, c.MaxScaleDown = 100, 1 })
+	b.SetWindow(a.Window())
+	if len(b.Window()) != 3 || &b.Window()[0] == &a.Window()[0] {
+		t.Fatalf("window not copied: %d entries", len(b.Window()))
+	}
+	for _, st := range []struct {
+		at   time.Duration
+		want int32
+	}{
+		{3 * time.Minute, 0},             // the 10 of minute 1 is held
+		{3*time.Minute + time.Second, 8}, // released; the observed 8 is held
+		{7*time.Minute + time.Second, 2}, // window clear
+	} {
+		ga, gb := scaledTo(a, in(st.at, 100, 100, 10)), scaledTo(b, in(st.at, 100, 100, 10))
+		if ga != st.want || gb != st.want {
+			t.Errorf("at %v: original scales to %d, restored to %d, want %d", st.at, ga, gb, st.want)
+		}
+	}
+}
