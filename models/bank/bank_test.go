@@ -194,6 +194,21 @@ func FuzzUnmarshalBinary(f *testing.F) {
 	})
 }
 
+// benchSteady feeds bk the values vs over and over, one step of stepMs
+// after t each, and reports CPU ns per Update as well as wall time.
+func benchSteady(b *testing.B, bk *Bank, t, stepMs int64, vs []float64) {
+	b.Helper()
+	i := 0
+	b.ReportAllocs()
+	c0 := cpuTime()
+	for b.Loop() {
+		t += stepMs
+		bk.Update(t, vs[i%len(vs)])
+		i++
+	}
+	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
+}
+
 // BenchmarkUpdate measures the whole bank (three members, scoring, served
 // tracker, history) per sample, in steady state on a seasonal series.
 func BenchmarkUpdate(b *testing.B) {
@@ -202,16 +217,7 @@ func BenchmarkUpdate(b *testing.B) {
 	for i := range ts {
 		bk.Update(ts[i], vs[i])
 	}
-	t := ts[len(ts)-1]
-	i := 0
-	b.ReportAllocs()
-	c0 := cpuTime()
-	for b.Loop() {
-		t += 60_000
-		bk.Update(t, vs[i%len(vs)])
-		i++
-	}
-	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
+	benchSteady(b, bk, ts[len(ts)-1], 60_000, vs)
 }
 
 // BenchmarkUpdate5m is BenchmarkUpdate at 5-minute steps (CloudWatch's
@@ -231,19 +237,13 @@ func BenchmarkUpdate5m(b *testing.B) {
 			bk.Update(t, v)
 		}
 	}
-	i := 0
-	b.ReportAllocs()
-	c0 := cpuTime()
-	for b.Loop() {
-		t += 300_000
-		bk.Update(t, vs[i%len(vs)])
-		i++
-	}
-	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
+	benchSteady(b, bk, t, 300_000, vs)
 }
 
 // BenchmarkUpdateDailyWeekly is BenchmarkUpdate with both seasonalities
-// active, the most expensive configuration (16 Fourier coefficients).
+// active, the most expensive configuration (18 Fourier-model
+// coefficients), without the periodic seasonality detection (which would
+// reconfigure it).
 func BenchmarkUpdateDailyWeekly(b *testing.B) {
 	bk, _ := New(Config{Horizon: 5 * time.Minute})
 	ts, vs := synth(3*1440, 4)
@@ -253,16 +253,7 @@ func BenchmarkUpdateDailyWeekly(b *testing.B) {
 	bk.periods = [2]int64{bk.stepsOf(24 * time.Hour), bk.stepsOf(7 * 24 * time.Hour)}
 	bk.configure(true)
 	bk.nextCheck = math.MaxInt64 // keep the configuration under test
-	t := ts[len(ts)-1]
-	i := 0
-	b.ReportAllocs()
-	c0 := cpuTime()
-	for b.Loop() {
-		t += 60_000
-		bk.Update(t, vs[i%len(vs)])
-		i++
-	}
-	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
+	benchSteady(b, bk, ts[len(ts)-1], 60_000, vs)
 }
 
 // BenchmarkForecast measures one served forecast with its interval.
