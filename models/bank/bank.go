@@ -252,7 +252,7 @@ func (b *Bank) configure(seed bool) {
 // histAt returns the history bucket value covering step q.
 func (b *Bank) histAt(q int64) (float64, bool) {
 	bk := floorDiv(q, b.histW)
-	if bk >= b.histB || bk <= b.histB-histLen {
+	if bk >= b.histB || bk < b.histB-histLen {
 		return 0, false
 	}
 	v := b.hist[models.FloorMod(bk, histLen)]
@@ -273,7 +273,7 @@ func (b *Bank) seed() {
 		b.naive.Seed(b.histAt)
 		b.hw.Seed(b.histAt)
 	}
-	for bk := b.histB - histLen + 1; bk < b.histB; bk++ {
+	for bk := b.histB - histLen; bk < b.histB; bk++ {
 		v := b.hist[models.FloorMod(bk, histLen)]
 		if math.IsNaN(v) {
 			continue
@@ -379,23 +379,29 @@ func (b *Bank) tracker(i int) trackerView {
 func (b *Bank) addHist(y float64) {
 	// Step n is in bucket histB when histB·histW ≤ n < (histB+1)·histW;
 	// divide only when it is not.
-	if lo := b.histB * b.histW; uint64(b.histB)|uint64(b.histW) < 1<<31 && b.n >= lo && b.n-lo < b.histW {
-		b.histSum += y
-		b.histCnt++
-		return
-	}
-	bk := floorDiv(b.n, b.histW)
-	if bk != b.histB {
-		if b.histCnt > 0 {
-			b.hist[models.FloorMod(b.histB, histLen)] = b.histSum / b.histCnt
+	lo := b.histB * b.histW
+	if !(uint64(b.histB)|uint64(b.histW) < 1<<31 && b.n >= lo && b.n-lo < b.histW) {
+		bk := floorDiv(b.n, b.histW)
+		if bk != b.histB {
+			// A bucket left before its last step (a gap) is complete too.
+			v := math.NaN()
+			if b.histCnt > 0 {
+				v = b.histSum / b.histCnt
+			}
+			b.hist[models.FloorMod(b.histB, histLen)] = v
+			for k := b.histB + 1; k < bk && k <= b.histB+histLen; k++ {
+				b.hist[models.FloorMod(k, histLen)] = math.NaN()
+			}
+			b.histB, b.histSum, b.histCnt = bk, 0, 0
 		}
-		for k := b.histB + 1; k < bk && k <= b.histB+histLen; k++ {
-			b.hist[models.FloorMod(k, histLen)] = math.NaN()
-		}
-		b.histB, b.histSum, b.histCnt = bk, 0, 0
+		lo = b.histB * b.histW
 	}
 	b.histSum += y
 	b.histCnt++
+	if b.n-lo == b.histW-1 { // the bucket's last step: it is complete now
+		b.hist[models.FloorMod(b.histB, histLen)] = b.histSum / b.histCnt
+		b.histB, b.histSum, b.histCnt = b.histB+1, 0, 0
+	}
 }
 
 // choose serves the member with the lowest recent absolute error at the
@@ -424,9 +430,13 @@ type detectWork struct {
 
 var detectPool = sync.Pool{New: func() any { return new(detectWork) }}
 
-// histSlice appends the complete history buckets, oldest first, to out.
+// histSlice appends the complete history buckets, oldest first, to out:
+// the last histLen of them. A bucket is complete after its last step, and
+// the oldest, histB-histLen, shares its slot with the bucket being filled,
+// which is written only when it completes; so a detection at the end of
+// the 14th day sees two weeks of buckets, enough to find a weekly cycle.
 func (b *Bank) histSlice(out []float64) []float64 {
-	for bk := b.histB - histLen + 1; bk < b.histB; bk++ {
+	for bk := b.histB - histLen; bk < b.histB; bk++ {
 		if bk < 0 {
 			continue
 		}

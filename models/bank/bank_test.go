@@ -52,6 +52,59 @@ func TestBankLearnsDailySeason(t *testing.T) {
 	}
 }
 
+// TestBankLearnsWeeklySeason feeds 1-minute samples of a daily cycle
+// whose weekends are quieter and checks that the bank finds the week as
+// soon as two weeks of history are complete, and that every member's
+// forecasts stay within the range of the data after the reconfiguration.
+func TestBankLearnsWeeklySeason(t *testing.T) {
+	b, err := New(Config{Step: time.Minute, Horizon: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	value := func(i int) float64 { // within [35, 145]
+		level, amp := 100.0, 40.0
+		if (i/1440)%7 >= 5 {
+			level, amp = 60, 20
+		}
+		return level + amp*math.Sin(2*math.Pi*float64(i)/1440) + rng.NormFloat64()*2
+	}
+	t0 := int64(1_600_041_600_000) // a Monday, 00:00 UTC
+	i := 0
+	feed := func(steps int) {
+		for end := i + steps; i < end; i++ {
+			b.Update(t0+int64(i)*60_000, value(i))
+		}
+	}
+	feed(14*1440 - 1)
+	if got := b.Periods(); len(got) != 1 || got[0] != 24*time.Hour {
+		t.Fatalf("before 14 days periods = %v, want [24h]", got)
+	}
+	feed(1) // detection runs when the 14th day ends
+	if got := b.Periods(); len(got) != 2 || got[0] != 24*time.Hour || got[1] != 7*24*time.Hour {
+		t.Fatalf("after 14 days periods = %v, want [24h 168h]", got)
+	}
+	var lo, hi [numMembers]float64
+	for m := range numMembers {
+		lo[m], hi[m] = math.Inf(1), math.Inf(-1)
+	}
+	for range 2 * 1440 / 10 { // two days, checked every ten samples
+		feed(10)
+		for m := range numMembers {
+			f := b.MemberForecast(m, 30*time.Minute).Point
+			lo[m], hi[m] = min(lo[m], f), max(hi[m], f)
+		}
+	}
+	for m := range numMembers {
+		if !(lo[m] > 0 && hi[m] < 180) {
+			t.Errorf("%s: forecasts from %.4g to %.4g for data within [35, 145]", memberNames[m], lo[m], hi[m])
+		}
+	}
+	if sc := b.Scores(); !(sc.MASE < 0.6) {
+		t.Errorf("bank MASE = %.3f, want < 0.6", sc.MASE)
+	}
+}
+
 // TestBankLearnsHourlyJob feeds 5-minute samples of a load with a
 // one-sample job every hour (and no daily cycle) and checks the bank finds
 // the hour and forecasts the next job before it starts.

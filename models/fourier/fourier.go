@@ -41,8 +41,9 @@ type Params struct {
 	// it is one unit behind, which keeps the least-squares problem well
 	// conditioned for ever.
 	TrendUnit int64
-	// ClipK clips each error at ClipK times the running mean absolute error
-	// before it updates the coefficients; 0 disables clipping.
+	// ClipK down-weights a sample whose error exceeds ClipK times the running
+	// mean absolute error to the weight that brings it to that bound (Huber's
+	// weight); 0 disables it.
 	ClipK float64
 }
 
@@ -283,8 +284,8 @@ func (m *Fourier) Update(y, naiveH float64) {
 // applied weight times (weight is the number of steps the value stands for,
 // when fitting history kept at a coarser resolution). It does not move the
 // model's step index; Update calls it for live samples. It returns the prior
-// residual before clipping: the AR(1) term must see a level shift whole,
-// while the coefficients see it clipped.
+// residual: the AR(1) term must see a level shift whole, while the
+// coefficients see it down-weighted.
 func (m *Fourier) Fit(q int64, y, weight float64) float64 { return m.fit(q, y, weight, false) }
 
 // fit folds y into the coefficients. A live fit (from Update, q = m.n,
@@ -313,12 +314,19 @@ func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 		m.features(x, q)
 	}
 	e := y - m.dot(x)
-	raw := e
 	ae := math.Abs(e)
 	m.seen = min(m.seen+1, 1e9)
+	// A large error counts as a sample of weight c = lim/|e| < 1 (Huber's
+	// weight) in the coefficients and in the covariance alike: the update
+	// is then exact weighted least squares. Clipping only the error while
+	// the covariance shrinks as if the whole sample had been used breaks
+	// that: the model believes it learnt what it did not, and with several
+	// seasons and a trend it drifts without bound (after a refit, on the
+	// crane traces, to forecasts of 1e7 for a series below 30).
+	c := 1.0
 	if m.clipK > 0 && m.seen > 10 {
 		if lim := m.clipK * m.scale; ae > lim {
-			e = math.Copysign(lim, e)
+			c = lim / ae
 			ae = lim
 		}
 	}
@@ -337,11 +345,16 @@ func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 	if !cached {
 		mulCov(px, m.cov[:p*p], x)
 	}
-	den := lam
+	var xpx float64
 	for i, v := range x {
-		den += v * px[i]
+		xpx += v * px[i]
 	}
-	inv := 1 / den
+	// The gain of a sample of weight c: c/(lam + c·x'Px), which is
+	// 1/(lam + x'Px) for a whole one.
+	inv := 1 / (lam + xpx)
+	if c != 1 {
+		inv = c / (lam + c*xpx)
+	}
 	theta := m.theta[:p]
 	for i := range theta {
 		theta[i] += px[i] * inv * e
@@ -362,7 +375,7 @@ func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 		updateCov(m.cov[:p*p], px, inv, il)
 		m.next = false
 	}
-	return raw
+	return e
 }
 
 // shiftAnchor moves the trend origin k units forward and rewrites the
