@@ -28,7 +28,7 @@ func main() {
 	data := flag.String("data", "/work/shared/data", "folder holding traces/crane and nab/data")
 	start := flag.Duration("pod-start", 90*time.Second, "pod start time (created to ready)")
 	util := flag.Float64("util", 0.7, "augur's target utilisation: its capacity per pod is this share of the pod's full capacity (the HPA's target is 0.7)")
-	icap := flag.Float64("interval-cap", 2, "augur's scaling.Config.IntervalCap (0: size on the upper bound uncapped)")
+	icap := flag.Float64("interval-cap", 1.5, "augur's scaling.Config.IntervalCap (0: size on the upper bound uncapped)")
 	stab := flag.Duration("stab", 5*time.Minute, "augur's scale-down stabilization")
 	fcHold := flag.Duration("forecast-hold", 2*time.Minute, "augur's scaling.Config.ForecastHold: how long whole recommendations, the forecast's headroom included, are held before a scale down (at most -stab; negative: not held)")
 	minH := flag.Duration("min-horizon", 5*time.Minute, "least decision horizon of the forecaster bank (its scoring horizon)")
