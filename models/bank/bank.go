@@ -380,7 +380,8 @@ func (b *Bank) addHist(y float64) {
 	// Step n is in bucket histB when histB·histW ≤ n < (histB+1)·histW;
 	// divide only when it is not.
 	lo := b.histB * b.histW
-	if !(uint64(b.histB)|uint64(b.histW) < 1<<31 && b.n >= lo && b.n-lo < b.histW) {
+	inBucket := uint64(b.histB)|uint64(b.histW) < 1<<31 && b.n >= lo && b.n-lo < b.histW
+	if !inBucket {
 		bk := floorDiv(b.n, b.histW)
 		if bk != b.histB {
 			// A bucket left before its last step (a gap) is complete too.
