@@ -95,3 +95,32 @@ func TestSpikyLoadStaysBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestLongRunStaysFinite fits 150,000 one-minute samples (104 days) of a
+// noisy daily cycle with the bank's configuration and checks that the
+// covariance stays symmetric and the forecasts stay close. Without the
+// periodic symmetrisation the antisymmetric part of the rounding errors
+// grew tenfold every 10,000 steps and the model turned to NaN after about
+// 75,000.
+func TestLongRunStaysFinite(t *testing.T) {
+	var m Fourier
+	m.Init(Params{Periods: []int{1440}, Harmonics: []int{4}, Memory: 3 * 1440, TrendUnit: 1440, ClipK: 4}, 5, 360, 0)
+	rng := rand.New(rand.NewPCG(5, 5))
+	truth := func(q int) float64 { return 100 + 40*math.Sin(2*math.Pi*float64(q)/1440) }
+	worst := 0.0
+	for q := 0; q < 150_000; q++ {
+		if q > 1440 {
+			worst = max(worst, math.Abs(m.Forecast(1).Point-truth(q)))
+		}
+		m.Update(truth(q)+rng.NormFloat64()*4, math.NaN())
+	}
+	asym := 0.0
+	for i := 0; i < m.p; i++ {
+		for j := 0; j < m.p; j++ {
+			asym = max(asym, math.Abs(m.cov[m.ci(i, j)]-m.cov[m.ci(j, i)]))
+		}
+	}
+	if !(worst < 30) || !(asym < 1e-12) {
+		t.Errorf("largest one-step error %.4g (noise sd 4), covariance asymmetry %.3g", worst, asym)
+	}
+}
