@@ -115,10 +115,10 @@ func scalerConfig(r *rules.Rule, tenant string) scaling.Config {
 		Stabilization:  s.ScaleDownDelay,
 		DecisionTTL:    s.DecisionTTL,
 		// Size on at most 2.5 times the point forecast: after a burst
-		// the interval stays wide for hours, and uncapped it cost +110%
-		// pod-hours in bench/scalesim for a few points of misses; each
-		// half point of cap buys about 0.4 points fewer misses for 0.5
-		// more pod-hours there (bench/RESULTS-forecast.md).
+		// the interval stays wide for hours, and uncapped it cost +113%
+		// pod-hours in bench/scalesim for a few points of misses; a
+		// higher cap trades pod-hours for misses along one line there,
+		// and 1.5 meets both of its limits (bench/RESULTS-forecast.md).
 		IntervalCap: 1.5,
 	}
 }
