@@ -290,7 +290,7 @@ func (sh *shard) apply(key, value []byte) error {
 			if err := g.fc.UnmarshalBinary(fc); err != nil {
 				g.fc, _ = sh.env.newScaling(ri, tenant)
 			}
-			g.refits = g.fc.Refits()
+			g.refits, g.repairs = g.fc.Refits(), g.fc.Repairs()
 			sh.env.restoreScaler(g, window)
 		}
 		if g.det != nil {

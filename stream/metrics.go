@@ -42,6 +42,7 @@ type forecastMetrics struct {
 	coverage *prometheus.GaugeVec
 	served   *prometheus.GaugeVec
 	refits   *prometheus.CounterVec
+	repairs  *prometheus.CounterVec
 	value    *prometheus.GaugeVec
 	replicas *prometheus.GaugeVec
 }
@@ -72,6 +73,10 @@ func newForecastMetrics() *forecastMetrics {
 			Name: "augur_forecast_refits_total",
 			Help: "Refits of the forecaster bank triggered by falling accuracy.",
 		}, []string{"rule"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "augur_forecast_member_repairs_total",
+			Help: "Bank members re-initialised from the history because their forecast was not finite or their recent MASE reached 10.",
+		}, []string{"rule"}),
 		value: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "augur_forecast_value",
 			Help: "The scaling signal of the rule's last closed window (observed) and its forecast at the horizon with the 80% interval (forecast, lower, upper).",
@@ -84,7 +89,7 @@ func newForecastMetrics() *forecastMetrics {
 }
 
 func (f *forecastMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{f.accuracy, f.mape, f.mase, f.coverage, f.served, f.refits, f.value, f.replicas}
+	return []prometheus.Collector{f.accuracy, f.mape, f.mase, f.coverage, f.served, f.refits, f.repairs, f.value, f.replicas}
 }
 
 // observe exports the state of a group's bank after a closed window. A nil
@@ -112,6 +117,10 @@ func (f *forecastMetrics) observe(rule string, g *group, observed float64, fc ba
 	if n := g.fc.Refits(); n > g.refits {
 		f.refits.WithLabelValues(rule).Add(float64(n - g.refits))
 		g.refits = n
+	}
+	if n := g.fc.Repairs(); n > g.repairs {
+		f.repairs.WithLabelValues(rule).Add(float64(n - g.repairs))
+		g.repairs = n
 	}
 	f.value.WithLabelValues(rule, "observed").Set(observed)
 	f.value.WithLabelValues(rule, "forecast").Set(fc.Point)

@@ -91,6 +91,7 @@ type group struct {
 	sc        *scaling.Scaler // scaling: replicas from the forecast
 	last      int32           // scaling: replicas of the last decision, 0 when none
 	refits    uint64          // scaling: bank refits already counted in the metrics
+	repairs   uint64          // scaling: bank member repairs already counted in the metrics
 	det       GroupDetector   // gray-failure and GPU groups
 	nextClose int64           // end of the detector's current window, 0 before the first sample
 	dirty     bool

@@ -144,6 +144,7 @@ type Bank struct {
 	nextCheck int64    // step at which seasonality is next detected
 	lastRefit int64
 	refits    uint64
+	repairs   uint64 // members re-initialised by repair (not checkpointed)
 	served    int
 
 	// tr scores the served forecast itself: the bank's intervals are the
@@ -189,7 +190,7 @@ func (b *Bank) reset() {
 	b.histB, b.histSum, b.histCnt = 0, 0, 0
 	b.periods = [2]int64{}
 	b.nextCheck = b.stepsOf(seasonality.MinCycles * seasonality.Day)
-	b.lastRefit, b.refits = 0, 0
+	b.lastRefit, b.refits, b.repairs = 0, 0, 0
 	b.served = HoltWinters
 	b.tr.Init(b.h, b.memory)
 	b.configure(false)
@@ -221,15 +222,58 @@ func (b *Bank) hwParams(width int) holtwinters.Params {
 // seed, seasonal state is seeded from the history and the members'
 // trackers (scores, forecasts in flight) are kept.
 func (b *Bank) configure(seed bool) {
-	short := b.periods[0]
-	var trN, trH, trF models.Tracker
-	if seed {
-		trN, trH, trF = b.naive.Tracker, b.hw.Tracker, b.fr.Tracker
+	for i := range numMembers {
+		b.initMember(i, seed)
 	}
-	np := max(short, 1)
-	b.naive.Init(int(np), b.h, b.memory, b.n)
-	_, width := models.SlotLayout(int(short))
-	b.hw.Init(b.hwParams(width), int(short), b.h, b.memory, b.n)
+}
+
+// initMember (re)initialises member i for b.periods at step b.n, as
+// configure does.
+func (b *Bank) initMember(i int, seed bool) {
+	short := b.periods[0]
+	var tr models.Tracker
+	if seed {
+		tr = *b.tracker(i).Tracker
+	}
+	switch i {
+	case SeasonalNaive:
+		b.naive.Init(int(max(short, 1)), b.h, b.memory, b.n)
+	case HoltWinters:
+		_, width := models.SlotLayout(int(short))
+		b.hw.Init(b.hwParams(width), int(short), b.h, b.memory, b.n)
+	default:
+		b.fr.Init(b.fourierParams(), b.h, b.memory, b.n)
+	}
+	if !seed {
+		return
+	}
+	t := b.tracker(i).Tracker
+	*t = tr
+	t.Reset()
+	switch i {
+	case SeasonalNaive:
+		if short > 0 {
+			b.naive.Seed(b.histAt)
+		}
+	case HoltWinters:
+		if short > 0 {
+			b.hw.Seed(b.histAt)
+		}
+	default:
+		for bk := b.histB - histLen; bk < b.histB; bk++ {
+			v := b.hist[models.FloorMod(bk, histLen)]
+			if math.IsNaN(v) {
+				continue
+			}
+			b.fr.Fit(bk*b.histW+(b.histW-1)/2, v, float64(b.histW))
+		}
+	}
+}
+
+// fourierParams configures the Fourier member for b.periods: a trend in
+// days, one day of memory without a season and three with one, 4
+// harmonics for cycles under two days and 3 for longer ones.
+func (b *Bank) fourierParams() fourier.Params {
 	fp := fourier.Params{TrendUnit: b.stepsOf(24 * time.Hour), ClipK: 4, Memory: float64(b.stepsOf(24 * time.Hour))}
 	fp.TrendUnit = max(fp.TrendUnit, 1)
 	fp.Memory = max(fp.Memory, 2)
@@ -247,15 +291,32 @@ func (b *Bank) configure(seed bool) {
 	if len(fp.Periods) > 0 {
 		fp.Memory = float64(max(b.stepsOf(3*24*time.Hour), 2))
 	}
-	b.fr.Init(fp, b.h, b.memory, b.n)
-	if !seed {
-		return
+	return fp
+}
+
+// brokenMASE is the recent MASE at and above which a member counts as
+// broken: ten times the error of the value an horizon ago.
+const brokenMASE = 10
+
+// repair re-initialises, from the history, every member whose forecast is
+// not a finite number or whose recent MASE is brokenMASE or more, and
+// reports how many it did. The bank serves the best member and refits
+// only when that one's accuracy falls, so without this a member that
+// diverged would stay diverged unnoticed. It runs with each scheduled
+// detection.
+func (b *Bank) repair() int {
+	n := 0
+	for i := range numMembers {
+		t := b.tracker(i)
+		_, scored := t.MAE()
+		p := b.forecast(i, b.h).Point
+		sc := t.Scores()
+		if math.IsNaN(p) || math.IsInf(p, 0) || (scored >= b.memory && sc.MASE >= brokenMASE) {
+			b.initMember(i, true)
+			n++
+		}
 	}
-	b.naive.Tracker, b.hw.Tracker, b.fr.Tracker = trN, trH, trF
-	b.naive.Tracker.Reset()
-	b.hw.Tracker.Reset()
-	b.fr.Tracker.Reset()
-	b.seed()
+	return n
 }
 
 // histAt returns the history bucket value covering step q.
@@ -274,21 +335,6 @@ func floorDiv(a, m int64) int64 {
 		q--
 	}
 	return q
-}
-
-// seed fills the members' seasonal state from the history.
-func (b *Bank) seed() {
-	if b.periods[0] > 0 {
-		b.naive.Seed(b.histAt)
-		b.hw.Seed(b.histAt)
-	}
-	for bk := b.histB - histLen; bk < b.histB; bk++ {
-		v := b.hist[models.FloorMod(bk, histLen)]
-		if math.IsNaN(v) {
-			continue
-		}
-		b.fr.Fit(bk*b.histW+(b.histW-1)/2, v, float64(b.histW))
-	}
 }
 
 // Update feeds the sample (tsMs, v): tsMs is the event time in unix
@@ -355,7 +401,9 @@ func (b *Bank) step(y float64) {
 	b.choose()
 	b.tr.Issue(b.tracker(b.served).Issued())
 	if b.n >= b.nextCheck {
-		b.detect()
+		if !b.detect() {
+			b.repairs += uint64(b.repair())
+		}
 		b.nextCheck = b.n + b.stepsOf(b.cfg.DetectEvery)
 	} else if b.cfg.AccuracyThreshold > 0 {
 		// The cheap tests first (all four are free of side effects).
@@ -415,12 +463,18 @@ func (b *Bank) addHist(y float64) {
 }
 
 // choose serves the member with the lowest recent absolute error at the
-// decision horizon (equivalently the lowest MASE).
+// decision horizon (equivalently the lowest MASE) among those whose new
+// forecasts are finite.
 func (b *Bank) choose() {
 	best, bestErr := b.served, math.Inf(1)
 	for i, t := range [numMembers]*models.Tracker{&b.naive.Tracker, &b.hw.Tracker, &b.fr.Tracker} {
 		mae, n := t.MAE()
 		if n < float64(b.h) {
+			continue
+		}
+		// A member whose new forecasts are not finite has diverged; its
+		// error shows it only a horizon later (repair re-initialises it).
+		if f1, fH := t.Issued(); math.IsNaN(f1+fH) || math.IsInf(f1+fH, 0) {
 			continue
 		}
 		if mae < bestErr {
@@ -558,6 +612,10 @@ func (b *Bank) Accuracy() float64 { return b.tracker(b.served).Scores().Accuracy
 
 // Refits returns how many accuracy-triggered refits happened.
 func (b *Bank) Refits() uint64 { return b.refits }
+
+// Repairs returns how many times a diverged member was re-initialised
+// (see repair) since the bank was created or restored.
+func (b *Bank) Repairs() uint64 { return b.repairs }
 
 // Periods returns the detected seasonalities.
 func (b *Bank) Periods() []time.Duration {

@@ -420,3 +420,41 @@ func TestHoltWintersStaysStable(t *testing.T) {
 		}
 	}
 }
+
+// TestBankRepairsDivergedMembers breaks two members (a NaN sample fed to
+// each past the bank's checks) and checks that the next scheduled
+// detection re-initialises them from the history while the bank keeps
+// serving, and that their forecasts are back in the data's range.
+func TestBankRepairsDivergedMembers(t *testing.T) {
+	b, err := New(Config{Step: time.Minute, Horizon: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, vs := synth(6*1440, 3)
+	half := 4 * 1440
+	for i := 0; i < half; i++ {
+		b.Update(ts[i], vs[i])
+	}
+	b.fr.Fit(b.n, math.NaN(), 1)
+	b.hw.Update(math.NaN(), math.NaN())
+	for _, m := range []int{HoltWinters, Fourier} {
+		if p := b.MemberForecast(m, 30*time.Minute).Point; !(math.IsNaN(p) || math.IsInf(p, 0)) {
+			t.Fatalf("%s: forecast %v after the bad sample, want it broken", memberNames[m], p)
+		}
+	}
+	next := b.nextCheck
+	for i := half; b.n <= next; i++ {
+		b.Update(ts[i], vs[i])
+		if f := b.Forecast(30 * time.Minute); math.IsNaN(f.Point) || math.IsInf(f.Point, 0) {
+			t.Fatalf("step %d: the bank served %v (%s)", b.n, f.Point, f.Model)
+		}
+	}
+	if got := b.Repairs(); got != 2 {
+		t.Fatalf("repairs = %d after the detection, want 2", got)
+	}
+	for _, m := range []int{HoltWinters, Fourier} {
+		if p := b.MemberForecast(m, 30*time.Minute).Point; !(p > 40 && p < 170) {
+			t.Errorf("%s: forecast %v after the repair, data within about [45, 160]", memberNames[m], p)
+		}
+	}
+}
