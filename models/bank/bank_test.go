@@ -458,3 +458,30 @@ func TestBankRepairsDivergedMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointTakesThisVersionsWeights restores a checkpoint whose
+// Holt-Winters weights differ from what the bank derives (an earlier
+// version's hour-long trend damping) and checks the bank goes on with its
+// own.
+func TestCheckpointTakesThisVersionsWeights(t *testing.T) {
+	b, err := New(Config{Step: time.Minute, Horizon: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, vs := synth(3*1440, 8)
+	for i := range ts {
+		b.Update(ts[i], vs[i])
+	}
+	want := b.hw.Params()
+	old := want
+	old.Phi = math.Exp(-1.0 / 60)
+	b.hw.SetParams(old)
+	data := b.AppendBinary(nil)
+	back, _ := New(Config{Step: time.Minute, Horizon: 30 * time.Minute})
+	if err := back.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	if got := back.hw.Params(); got != want {
+		t.Errorf("restored weights %+v, want %+v", got, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/augur-ops/augur/models"
 	"github.com/augur-ops/augur/models/internal/wire"
 )
 
@@ -99,6 +100,11 @@ func (b *Bank) unmarshal(data []byte) error {
 	if b.tr.Horizon() != b.h || b.naive.Tracker.Horizon() != b.h || b.hw.Tracker.Horizon() != b.h || b.fr.Tracker.Horizon() != b.h {
 		return wire.ErrInvalid
 	}
+	// The Holt-Winters weights are configuration, derived from the step:
+	// a checkpoint of an earlier version goes on with this version's
+	// (its trend was damped over an hour, which drifts over months).
+	_, width := models.SlotLayout(b.hw.Period())
+	b.hw.SetParams(b.hwParams(width))
 	if len(r.Rest()) != 0 {
 		return errors.New("trailing bytes after checkpoint")
 	}

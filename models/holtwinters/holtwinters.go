@@ -105,6 +105,16 @@ func (m *HoltWinters) damp(h int) float64 {
 	return phi * (1 - math.Pow(phi, float64(h))) / (1 - phi)
 }
 
+// SetParams replaces m's weights by p (which must be valid), keeping its
+// state.
+func (m *HoltWinters) SetParams(p Params) {
+	m.p = p
+	m.cacheDamp()
+}
+
+// Params returns m's weights.
+func (m *HoltWinters) Params() Params { return m.p }
+
 // Period returns the season length in steps, 0 when there is none.
 func (m *HoltWinters) Period() int { return m.period }
 
@@ -290,13 +300,11 @@ func (m *HoltWinters) ReadBinary(r *wire.Reader) {
 	if r.Err() == nil && m.p.Validate() != nil {
 		r.Fail(wire.ErrInvalid)
 	}
-	if r.Err() == nil && m.period > models.MaxPeriod {
-		r.Fail(wire.ErrInvalid)
-	}
 	m.period = int(r.Int64())
 	m.width = int(r.Int64())
 	m.season = r.Floats(m.season, models.MaxSlots)
-	if r.Err() == nil && (m.width < 1 || (m.period == 0) != (len(m.season) == 0) || m.period != m.width*len(m.season)) {
+	if r.Err() == nil && (m.period < 0 || m.period > models.MaxPeriod || m.width < 1 || m.width > models.MaxPeriod ||
+		(m.period == 0) != (len(m.season) == 0) || m.period != m.width*len(m.season)) {
 		r.Fail(wire.ErrInvalid)
 	}
 	for _, p := range [...]*float64{&m.level, &m.trend, &m.scale, &m.seen} {

@@ -1,8 +1,14 @@
 package holtwinters
 
 import (
+	"encoding/binary"
+	"errors"
 	"math"
+	"slices"
 	"testing"
+
+	"github.com/augur-ops/augur/models"
+	"github.com/augur-ops/augur/models/internal/wire"
 )
 
 // TestHoltMatchesPrometheus compares with double_exponential_smoothing of
@@ -60,5 +66,31 @@ func TestParamsValidate(t *testing.T) {
 		if err := tt.p.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%+v: %v", tt.p, err)
 		}
+	}
+}
+
+// TestReadBinaryRejectsLongSeason checks a checkpoint whose season is
+// longer than MaxPeriod (width × slots) is refused, and one within it
+// restores.
+func TestReadBinaryRejectsLongSeason(t *testing.T) {
+	var m HoltWinters
+	m.Init(Params{Alpha: 0.5, Phi: 1, Gamma: 0.1}, 10080, 4, 100, 0) // 2016 slots of 5 steps
+	for i := 0; i < 100; i++ {
+		m.Update(float64(i%7), math.NaN())
+	}
+	good := m.AppendBinary(nil)
+	var back HoltWinters
+	r := wire.NewReader(good)
+	if back.ReadBinary(r); r.Err() != nil {
+		t.Fatalf("valid checkpoint: %v", r.Err())
+	}
+	// period and width follow the five parameters.
+	bad := slices.Clone(good)
+	width := int64(models.MaxPeriod/2016 + 1)
+	binary.LittleEndian.PutUint64(bad[40:], uint64(width*2016))
+	binary.LittleEndian.PutUint64(bad[48:], uint64(width))
+	r = wire.NewReader(bad)
+	if back.ReadBinary(r); !errors.Is(r.Err(), wire.ErrInvalid) {
+		t.Errorf("season of %d steps: error %v, want ErrInvalid", width*2016, r.Err())
 	}
 }
