@@ -231,42 +231,33 @@ func (b *Bank) configure(seed bool) {
 // configure does.
 func (b *Bank) initMember(i int, seed bool) {
 	short := b.periods[0]
-	var tr models.Tracker
-	if seed {
-		tr = *b.tracker(i).Tracker
-	}
+	t := b.tracker(i).Tracker
+	kept := *t // Init gives the member a new tracker
 	switch i {
 	case SeasonalNaive:
 		b.naive.Init(int(max(short, 1)), b.h, b.memory, b.n)
-	case HoltWinters:
-		_, width := models.SlotLayout(int(short))
-		b.hw.Init(b.hwParams(width), int(short), b.h, b.memory, b.n)
-	default:
-		b.fr.Init(b.fourierParams(), b.h, b.memory, b.n)
-	}
-	if !seed {
-		return
-	}
-	t := b.tracker(i).Tracker
-	*t = tr
-	t.Reset()
-	switch i {
-	case SeasonalNaive:
-		if short > 0 {
+		if seed && short > 0 {
 			b.naive.Seed(b.histAt)
 		}
 	case HoltWinters:
-		if short > 0 {
+		_, width := models.SlotLayout(int(short))
+		b.hw.Init(b.hwParams(width), int(short), b.h, b.memory, b.n)
+		if seed && short > 0 {
 			b.hw.Seed(b.histAt)
 		}
 	default:
-		for bk := b.histB - histLen; bk < b.histB; bk++ {
-			v := b.hist[models.FloorMod(bk, histLen)]
-			if math.IsNaN(v) {
-				continue
+		b.fr.Init(b.fourierParams(), b.h, b.memory, b.n)
+		if seed {
+			for bk := b.histB - histLen; bk < b.histB; bk++ {
+				if v, ok := b.histAt(bk * b.histW); ok {
+					b.fr.Fit(bk*b.histW+(b.histW-1)/2, v, float64(b.histW))
+				}
 			}
-			b.fr.Fit(bk*b.histW+(b.histW-1)/2, v, float64(b.histW))
 		}
+	}
+	if seed {
+		*t = kept
+		t.Reset()
 	}
 }
 
@@ -308,10 +299,8 @@ func (b *Bank) repair() int {
 	n := 0
 	for i := range numMembers {
 		t := b.tracker(i)
-		_, scored := t.MAE()
 		p := b.forecast(i, b.h).Point
-		sc := t.Scores()
-		if math.IsNaN(p) || math.IsInf(p, 0) || (scored >= b.memory && sc.MASE >= brokenMASE) {
+		if math.IsNaN(p) || math.IsInf(p, 0) || (t.scoredEnough(b.memory) && t.Scores().MASE >= brokenMASE) {
 			b.initMember(i, true)
 			n++
 		}

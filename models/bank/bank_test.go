@@ -27,15 +27,23 @@ func synth(n int, seed uint64) (ts []int64, vs []float64) {
 	return ts, vs
 }
 
-func TestBankLearnsDailySeason(t *testing.T) {
-	b, err := New(Config{Step: time.Minute, Horizon: 30 * time.Minute})
+// fedBank returns a bank for cfg fed days of synth(days*1440, seed), the
+// timestamp of the last sample and the values fed.
+func fedBank(tb testing.TB, cfg Config, days int, seed uint64) (*Bank, int64, []float64) {
+	tb.Helper()
+	b, err := New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	ts, vs := synth(5*1440, 1)
+	ts, vs := synth(days*1440, seed)
 	for i := range ts {
 		b.Update(ts[i], vs[i])
 	}
+	return b, ts[len(ts)-1], vs
+}
+
+func TestBankLearnsDailySeason(t *testing.T) {
+	b, _, _ := fedBank(t, Config{Step: time.Minute, Horizon: 30 * time.Minute}, 5, 1)
 	if got := b.Periods(); len(got) != 1 || got[0] != 24*time.Hour {
 		t.Fatalf("periods = %v, want [24h]", got)
 	}
@@ -270,12 +278,8 @@ func benchSteady(b *testing.B, bk *Bank, t, stepMs int64, vs []float64) {
 // BenchmarkUpdate measures the whole bank (three members, scoring, served
 // tracker, history) per sample, in steady state on a seasonal series.
 func BenchmarkUpdate(b *testing.B) {
-	bk, _ := New(Config{Horizon: 5 * time.Minute})
-	ts, vs := synth(3*1440, 4)
-	for i := range ts {
-		bk.Update(ts[i], vs[i])
-	}
-	benchSteady(b, bk, ts[len(ts)-1], 60_000, vs)
+	bk, last, vs := fedBank(b, Config{Horizon: 5 * time.Minute}, 3, 4)
+	benchSteady(b, bk, last, 60_000, vs)
 }
 
 // BenchmarkUpdate5m is BenchmarkUpdate at 5-minute steps (CloudWatch's
@@ -303,24 +307,16 @@ func BenchmarkUpdate5m(b *testing.B) {
 // coefficients), without the periodic seasonality detection (which would
 // reconfigure it).
 func BenchmarkUpdateDailyWeekly(b *testing.B) {
-	bk, _ := New(Config{Horizon: 5 * time.Minute})
-	ts, vs := synth(3*1440, 4)
-	for i := range ts {
-		bk.Update(ts[i], vs[i])
-	}
+	bk, last, vs := fedBank(b, Config{Horizon: 5 * time.Minute}, 3, 4)
 	bk.periods = [2]int64{bk.stepsOf(24 * time.Hour), bk.stepsOf(7 * 24 * time.Hour)}
 	bk.configure(true)
 	bk.nextCheck = math.MaxInt64 // keep the configuration under test
-	benchSteady(b, bk, ts[len(ts)-1], 60_000, vs)
+	benchSteady(b, bk, last, 60_000, vs)
 }
 
 // BenchmarkForecast measures one served forecast with its interval.
 func BenchmarkForecast(b *testing.B) {
-	bk, _ := New(Config{Horizon: 5 * time.Minute})
-	ts, vs := synth(3*1440, 5)
-	for i := range ts {
-		bk.Update(ts[i], vs[i])
-	}
+	bk, _, _ := fedBank(b, Config{Horizon: 5 * time.Minute}, 3, 5)
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = bk.Forecast(5 * time.Minute)
@@ -329,11 +325,7 @@ func BenchmarkForecast(b *testing.B) {
 
 // BenchmarkAppendBinary measures a checkpoint into a reused buffer.
 func BenchmarkAppendBinary(b *testing.B) {
-	bk, _ := New(Config{Horizon: 5 * time.Minute})
-	ts, vs := synth(3*1440, 6)
-	for i := range ts {
-		bk.Update(ts[i], vs[i])
-	}
+	bk, _, _ := fedBank(b, Config{Horizon: 5 * time.Minute}, 3, 6)
 	buf := bk.AppendBinary(nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -464,14 +456,7 @@ func TestBankRepairsDivergedMembers(t *testing.T) {
 // version's hour-long trend damping) and checks the bank goes on with its
 // own.
 func TestCheckpointTakesThisVersionsWeights(t *testing.T) {
-	b, err := New(Config{Step: time.Minute, Horizon: 30 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, vs := synth(3*1440, 8)
-	for i := range ts {
-		b.Update(ts[i], vs[i])
-	}
+	b, _, _ := fedBank(t, Config{Step: time.Minute, Horizon: 30 * time.Minute}, 3, 8)
 	want := b.hw.Params()
 	old := want
 	old.Phi = math.Exp(-1.0 / 60)

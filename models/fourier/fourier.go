@@ -377,12 +377,9 @@ func (m *Fourier) fit(q int64, y, weight float64, live bool) float64 {
 	for i, v := range x {
 		xpx += v * px[i]
 	}
-	// The gain of a sample of weight c: c/(lam + c·x'Px), which is
-	// 1/(lam + x'Px) for a whole one.
-	inv := 1 / (lam + xpx)
-	if c != 1 {
-		inv = c / (lam + c*xpx)
-	}
+	// The gain of a sample of weight c: c/(lam + c·x'Px), exactly
+	// 1/(lam + x'Px) for a whole one (c = 1).
+	inv := c / (lam + c*xpx)
 	theta := m.theta[:p]
 	for i := range theta {
 		theta[i] += px[i] * inv * e

@@ -46,9 +46,8 @@ func (m *Naive) Init(period, h int, memory float64, start int64) {
 // Period returns the season length in steps.
 func (m *Naive) Period() int { return m.period }
 
-func (m *Naive) slot(q int64) int {
-	return int(models.FloorMod(q, int64(m.period))) / m.width
-}
+// slot returns the slot of step q.
+func (m *Naive) slot(q int64) int { return m.slotOf(models.FloorMod(q, int64(m.period))) }
 
 // Update scores the pending forecasts against y, stores y as the value of
 // the next step and issues new forecasts. naiveH is the value observed h
