@@ -282,6 +282,34 @@ func BenchmarkUpdate(b *testing.B) {
 	benchSteady(b, bk, last, 60_000, vs)
 }
 
+// BenchmarkUpdateMany is BenchmarkUpdate over 4096 banks updated in turn
+// (about 180 MB of state, far beyond the caches), as a shard updates the
+// banks of many workloads: the cost of a sample whose bank is not cached.
+func BenchmarkUpdateMany(b *testing.B) {
+	const n = 4096
+	first, last, vs := fedBank(b, Config{Horizon: 5 * time.Minute}, 3, 4)
+	state := first.AppendBinary(nil)
+	banks := make([]*Bank, n)
+	for i := range banks {
+		banks[i], _ = New(Config{Horizon: 5 * time.Minute})
+		if err := banks[i].UnmarshalBinary(state); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	b.ReportAllocs()
+	c0 := cpuTime()
+	for b.Loop() {
+		k := i % n
+		if k == 0 {
+			last += 60_000
+		}
+		banks[k].Update(last, vs[(i/n)%len(vs)])
+		i++
+	}
+	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
+}
+
 // BenchmarkUpdate5m is BenchmarkUpdate at 5-minute steps (CloudWatch's
 // usual period) on a daily series: the daily seasonality detection is
 // spread over five times fewer samples.
