@@ -498,3 +498,30 @@ func TestCheckpointTakesThisVersionsWeights(t *testing.T) {
 		t.Errorf("restored weights %+v, want %+v", got, want)
 	}
 }
+
+// TestLowAccuracyRefits feeds a noisy series whose accuracy (100 - MAPE)
+// stays far below the 85% default and checks the bank refits, at most once
+// per cooldown, and never with the threshold disabled.
+func TestLowAccuracyRefits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	vs := make([]float64, 4*1440)
+	for i := range vs {
+		vs[i] = 10 + 8*rng.Float64() - 4*float64(i%2) // MAPE of any forecast ≫ 15%
+	}
+	for _, tt := range []struct {
+		threshold float64
+		min, max  uint64
+	}{{0, 1, 4 * 2}, {-1, 0, 0}} {
+		b, err := New(Config{Step: time.Minute, AccuracyThreshold: tt.threshold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range vs {
+			b.Update(int64(1_600_000_000_000)+int64(i)*60_000, v)
+		}
+		t.Logf("threshold %v: %d refits, accuracy %.1f", tt.threshold, b.Refits(), b.Accuracy())
+		if got := b.Refits(); got < tt.min || got > tt.max {
+			t.Errorf("threshold %v: %d refits in 4 days, want %d to %d (accuracy %.1f)", tt.threshold, got, tt.min, tt.max, b.Accuracy())
+		}
+	}
+}
