@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	gproto "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/augur-ops/augur/proto"
@@ -46,6 +48,11 @@ type Actuator struct {
 	// again, unchanged, instead of a "duplicate" that would hide what was
 	// done.
 	pending map[string]*proto.Action
+	// goals are the replica decisions in force by target (see goal).
+	goals map[string]*goal
+	// unwritten holds the audit records of steps taken while reconciling
+	// whose transaction aborted: they go out with the next one.
+	unwritten []*proto.Action
 }
 
 // targetState is the per-target memory of cooldowns and stabilization.
@@ -96,7 +103,7 @@ func New(cfg Config, cl *kgo.Client, kube, arc Executor, reg prometheus.Register
 		return nil, err
 	}
 	a := &Actuator{cfg: cfg, cl: cl, kube: kube, arc: arc, log: log, m: m,
-		seen: map[string]time.Time{}, targets: map[string]*targetState{}, nodes: map[string]time.Time{}, shifts: map[string]int{}, pending: map[string]*proto.Action{}}
+		seen: map[string]time.Time{}, targets: map[string]*targetState{}, nodes: map[string]time.Time{}, shifts: map[string]int{}, pending: map[string]*proto.Action{}, goals: map[string]*goal{}}
 	a.kill.Store(cfg.KillSwitch)
 	return a, nil
 }
@@ -160,20 +167,13 @@ func (a *Actuator) RunSession(ctx context.Context, sess *kgo.GroupTransactSessio
 		return err
 	}
 	for {
-		fetches := sess.PollRecords(ctx, a.cfg.MaxPollRecords)
-		if fetches.IsClientClosed() {
+		recs, closed := a.poll(ctx, sess.PollRecords)
+		if closed {
 			return nil
 		}
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
-			}
-		})
-		if recs := fetches.Records(); len(recs) > 0 {
-			if err := a.transact(ctx, sess, recs); err != nil {
-				sess.AllowRebalance()
-				return err
-			}
+		if err := a.transact(ctx, sess, recs); err != nil {
+			sess.AllowRebalance()
+			return err
 		}
 		// Polls block rebalances (ClientOptions) until the transaction
 		// has ended.
@@ -184,8 +184,30 @@ func (a *Actuator) RunSession(ctx context.Context, sess *kgo.GroupTransactSessio
 	}
 }
 
-// transact handles recs in one transaction.
+// poll waits at most RetryInterval for decisions, so that the decisions in
+// force are tried again on time however quiet the topic is. closed is true
+// once the client is closed.
+func (a *Actuator) poll(ctx context.Context, pollRecords func(context.Context, int) kgo.Fetches) (recs []*kgo.Record, closed bool) {
+	pctx, cancel := context.WithTimeout(ctx, a.cfg.RetryInterval)
+	defer cancel()
+	fetches := pollRecords(pctx, a.cfg.MaxPollRecords)
+	if fetches.IsClientClosed() {
+		return nil, true
+	}
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+		}
+	})
+	return fetches.Records(), false
+}
+
+// transact handles recs and the decisions in force whose try is due in one
+// transaction. It begins none when there is nothing to write.
 func (a *Actuator) transact(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
+	if len(recs) == 0 && !a.due() {
+		return nil
+	}
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -204,10 +226,15 @@ func (a *Actuator) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 	}
 	committed, err := sess.End(wctx, try)
 	a.mu.Lock()
-	for _, act := range acts {
-		if committed {
+	for i, act := range acts {
+		switch {
+		case committed:
 			delete(a.pending, act.GetDecisionId())
-		} else if act.GetOutcome() != proto.OutcomeDuplicate && act.GetDecisionId() != "" {
+		case i >= len(recs):
+			// A step taken while reconciling has no input record to
+			// bring it back: it is written with the next batch.
+			a.unwritten = append(a.unwritten, act)
+		case act.GetOutcome() != proto.OutcomeDuplicate && act.GetDecisionId() != "":
 			a.pending[act.GetDecisionId()] = act
 		}
 	}
@@ -221,35 +248,58 @@ func (a *Actuator) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 	return nil
 }
 
-// audit handles recs and returns their audit records.
+// due reports whether a decision in force is due for a try or audit
+// records of earlier tries wait to be written.
+func (a *Actuator) due() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.unwritten) > 0 {
+		return true
+	}
+	now := a.cfg.Now()
+	for _, g := range a.goals {
+		if !now.Before(g.next) {
+			return true
+		}
+	}
+	return false
+}
+
+// audit handles recs, then the decisions in force whose try is due, and
+// returns their audit records: those of recs first, in order, then the
+// others (records of earlier tries that were not written come first there).
 func (a *Actuator) audit(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, []*proto.Action, error) {
 	out := make([]*kgo.Record, 0, len(recs))
 	acts := make([]*proto.Action, 0, len(recs))
 	for _, r := range recs {
-		act := a.Handle(ctx, r.Value)
+		acts = append(acts, a.Handle(ctx, r.Value))
+	}
+	a.mu.Lock()
+	acts = append(acts, a.unwritten...)
+	a.unwritten = nil
+	a.mu.Unlock()
+	acts = append(acts, a.Reconcile(ctx)...)
+	for i, act := range acts {
 		v, err := proto.MarshalJSON(act)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode action for decision %s: %w", act.GetDecisionId(), err)
 		}
-		out = append(out, &kgo.Record{Topic: a.cfg.ActionsTopic, Key: r.Key, Value: v})
-		acts = append(acts, act)
+		key := []byte(act.GetTarget())
+		if i < len(recs) {
+			key = recs[i].Key
+		}
+		out = append(out, &kgo.Record{Topic: a.cfg.ActionsTopic, Key: key, Value: v})
 	}
 	return out, acts, nil
 }
 
 func (a *Actuator) run(ctx context.Context, cl *kgo.Client) error {
 	for {
-		fetches := cl.PollRecords(ctx, a.cfg.MaxPollRecords)
-		if fetches.IsClientClosed() {
+		recs, closed := a.poll(ctx, cl.PollRecords)
+		if closed {
 			return nil
 		}
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
-			}
-		})
-		recs := fetches.Records()
-		if len(recs) > 0 {
+		if len(recs) > 0 || a.due() {
 			if err := a.handleBatch(ctx, cl, recs); err != nil {
 				cl.AllowRebalance()
 				return err
@@ -276,6 +326,9 @@ func (a *Actuator) handleBatch(ctx context.Context, cl *kgo.Client, recs []*kgo.
 	if err := cl.ProduceSync(wctx, out...).FirstErr(); err != nil {
 		return fmt.Errorf("write %d audit records: %w", len(out), err)
 	}
+	if len(recs) == 0 {
+		return nil
+	}
 	if err := cl.CommitRecords(wctx, recs...); err != nil {
 		// The audit records exist; a restart sees the decisions again and
 		// records them as no-ops or duplicates, never acts twice.
@@ -291,10 +344,20 @@ func (a *Actuator) Handle(ctx context.Context, value []byte) *proto.Action {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.cfg.Now()
-	act, d, obs := a.handle(ctx, value, now)
-	if act.GetAt() != nil {
-		return act // the record of an aborted transaction, already counted
+	d, act := a.admit(value, now)
+	if d == nil {
+		if act.GetAt() != nil {
+			return act // the record of an aborted transaction, already counted
+		}
+		return a.finish(ctx, act, nil, nil, now)
 	}
+	act, obs := a.execute(ctx, d, now, false)
+	return a.finish(ctx, act, d, obs, now)
+}
+
+// finish stamps an audit record and does the bookkeeping every outcome
+// gets: metrics, gauges, the Event on the object, the log line.
+func (a *Actuator) finish(ctx context.Context, act *proto.Action, d *proto.Decision, obs *Observation, now time.Time) *proto.Action {
 	act.At = timestamppb.New(now)
 	act.Actor = a.cfg.Actor
 	if act.Mode == "" {
@@ -305,7 +368,7 @@ func (a *Actuator) Handle(ctx context.Context, value []byte) *proto.Action {
 		kind = "unknown"
 	}
 	a.m.actions.WithLabelValues(kind, act.GetOutcome()).Inc()
-	if g := act.GetGuardrail(); g != "" {
+	if g := act.GetGuardrail(); g != "" && act.GetOutcome() != proto.OutcomeApplied {
 		a.m.refusals.WithLabelValues(g).Inc()
 	}
 	if obs != nil {
@@ -348,54 +411,69 @@ func refused(act *proto.Action, guardrail, format string, args ...any) *proto.Ac
 	return act
 }
 
-// handle is Handle without the bookkeeping. It returns the observation when
-// one was made.
-func (a *Actuator) handle(ctx context.Context, value []byte, now time.Time) (*proto.Action, *proto.Decision, *Observation) {
+// admit decodes a record value and runs the checks that decide whether the
+// decision is acted on at all: it parses, its signature verifies, it is not
+// expired and its id was not seen before. It returns the decision, or nil
+// and the audit record that ends it (a record with At set is the record of
+// an aborted transaction, to be written again unchanged).
+func (a *Actuator) admit(value []byte, now time.Time) (*proto.Decision, *proto.Action) {
 	d, err := proto.UnmarshalDecision(value)
 	if err != nil {
-		return refused(&proto.Action{}, GuardMalformed, "%v", err), nil, nil
+		return nil, refused(&proto.Action{}, GuardMalformed, "%v", err)
 	}
 	act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget()}
 	if !a.verify(d) {
-		return refused(act, GuardSignature, "signature does not verify under any decision key"), nil, nil
+		return nil, refused(act, GuardSignature, "signature does not verify under any decision key")
 	}
 	if p, ok := a.pending[d.GetId()]; ok {
-		// Seen in an aborted transaction: its record, again.
-		return p, nil, nil
+		return nil, p // seen in an aborted transaction: its record, again
 	}
 	exp := d.GetExpiresAt()
 	if exp == nil || !now.Before(exp.AsTime()) {
 		act.Outcome = proto.OutcomeExpired
 		act.Guardrail = GuardExpired
 		act.Error = "decision expired or has no expiry"
-		return act, nil, nil
+		return nil, act
 	}
 	if _, dup := a.seen[d.GetId()]; dup || d.GetId() == "" {
 		act.Outcome = proto.OutcomeDuplicate
 		act.Guardrail = GuardDuplicate
 		act.Error = "decision id seen before"
-		return act, nil, nil
+		return nil, act
 	}
 	a.remember(d.GetId(), exp.AsTime(), now)
+	return d, act
+}
 
+// execute runs an admitted decision through the guardrails and its
+// executor and returns its audit record and the observation, when one was
+// made. retry is true when the decision is one in force being tried again
+// (see reconcile). A replica decision stays in force (a.goals) when a
+// bounded step was applied or a timing guardrail deferred it, in enforce
+// mode only: dry-run changes nothing, so a retry would only repeat itself.
+func (a *Actuator) execute(ctx context.Context, d *proto.Decision, now time.Time, retry bool) (*proto.Action, *Observation) {
+	act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget()}
 	rule := a.cfg.rule(d.GetRule())
 	act.Mode = string(rule.Mode)
+	// A decision replaces the one in force for its target; the one in
+	// force is kept again below when it must be.
+	delete(a.goals, d.GetTarget())
 	if a.kill.Load() || a.killFile() {
-		return refused(act, GuardKillSwitch, "kill switch is on"), d, nil
+		return refused(act, GuardKillSwitch, "kill switch is on"), nil
 	}
 	if rule.Mode == ModeOff {
-		return refused(act, GuardModeOff, "mode is off"), d, nil
+		return refused(act, GuardModeOff, "mode is off"), nil
 	}
 	if d.GetKind() == proto.KindAlert {
 		act.Outcome = proto.OutcomeNoop
 		act.Error = "alerts change nothing"
-		return act, d, nil
+		return act, nil
 	}
 	if !slices.Contains(proto.Kinds, d.GetKind()) {
-		return refused(act, GuardUnknownKind, "unknown kind %q", d.GetKind()), d, nil
+		return refused(act, GuardUnknownKind, "unknown kind %q", d.GetKind()), nil
 	}
 	if g, why := a.static(d, rule, now); g != "" {
-		return refused(act, g, "%s", why), d, nil
+		return refused(act, g, "%s", why), nil
 	}
 	ex := a.executor(d.GetKind())
 	if ex == nil {
@@ -405,44 +483,147 @@ func (a *Actuator) handle(ctx context.Context, value []byte, now time.Time) (*pr
 			act.Outcome = proto.OutcomeDryRun
 			act.Error = fmt.Sprintf("no executor configured for %s: recorded only", d.GetKind())
 			act.After = desiredState(d)
-			return act, d, nil
+			return act, nil
 		}
-		return refused(act, GuardNoExecutor, "no executor configured for %s", d.GetKind()), d, nil
+		return refused(act, GuardNoExecutor, "no executor configured for %s", d.GetKind()), nil
 	}
 	obs, err := ex.Observe(ctx, d)
 	if err != nil {
-		return a.failure(act, err), d, nil
+		return a.failure(act, err), nil
 	}
 	act.Before = obs.Before
 	if obs.Holds {
 		act.Outcome = proto.OutcomeNoop
 		act.After = obs.Before
-		return act, d, &obs
+		return act, &obs
 	}
-	if g, why := a.dynamic(d, rule, &obs, now); g != "" {
-		return refused(act, g, "%s", why), d, &obs
+	enforce := rule.Mode == ModeEnforce
+	if g, why := a.dynamic(d, rule, &obs, now, retry); g != "" {
+		if !deferrable(g) {
+			return refused(act, g, "%s", why), &obs
+		}
+		return a.deferred(act, d, g, why, now, enforce), &obs
 	}
 	if rule.RequireApproval || (a.cfg.ZonalShiftApproval && d.GetKind() == proto.KindZonalShift) {
 		act.Outcome = proto.OutcomePendingApproval
 		act.Guardrail = GuardApproval
 		act.Error = "human approval required: intent recorded, nothing applied"
-		return act, d, &obs
+		return act, &obs
 	}
 	if g, why := a.rateLimit(now); g != "" {
-		return refused(act, g, "%s", why), d, &obs
+		return a.deferred(act, d, g, why, now, enforce), &obs
 	}
-	dry := rule.Mode != ModeEnforce
-	after, err := ex.Apply(ctx, d, obs, dry)
+	step := d
+	want := d.GetDesired().GetReplicas()
+	if replicaKind(d.GetKind()) {
+		if to := a.bound(obs.Replicas, want); to != want {
+			step = gproto.Clone(d).(*proto.Decision)
+			step.Desired.Replicas = to
+		}
+	}
+	after, err := ex.Apply(ctx, step, obs, !enforce)
 	if err != nil {
-		return a.failure(act, err), d, &obs
+		return a.failure(act, err), &obs
 	}
 	act.After = after
 	act.Outcome = proto.OutcomeApplied
-	if dry {
+	if !enforce {
 		act.Outcome = proto.OutcomeDryRun
 	}
-	a.record(d, &obs, now)
-	return act, d, &obs
+	if step != d {
+		act.Guardrail = GuardMaxStep
+		act.Error = fmt.Sprintf("bounded step %d -> %d toward %d (max step %.0f%%): the decision stays in force until reached or expired",
+			obs.Replicas, step.GetDesired().GetReplicas(), want, a.cfg.MaxStep*100)
+		if act.After == nil {
+			act.After = map[string]string{}
+		}
+		act.After["goal"] = strconv.Itoa(int(want))
+		if enforce {
+			a.goals[d.GetTarget()] = &goal{d: d, next: now.Add(a.cfg.RetryInterval), deferred: true}
+		}
+	}
+	a.record(step, &obs, now)
+	return act, &obs
+}
+
+// deferrable reports whether a guardrail only holds a decision back for a
+// while: a later try may pass it.
+func deferrable(guardrail string) bool {
+	switch guardrail {
+	case GuardCooldownUp, GuardCooldownDown, GuardStabilization, GuardRateLimit:
+		return true
+	}
+	return false
+}
+
+// deferred records a decision held back by a timing guardrail and, in
+// enforce mode, keeps it in force for reconcile to try again.
+func (a *Actuator) deferred(act *proto.Action, d *proto.Decision, guardrail, why string, now time.Time, enforce bool) *proto.Action {
+	act.Outcome = proto.OutcomeDeferred
+	act.Guardrail = guardrail
+	act.Error = why
+	if enforce {
+		act.Error += ": the decision stays in force and is tried again until it expires"
+		a.goals[d.GetTarget()] = &goal{d: d, next: now.Add(a.cfg.RetryInterval), deferred: true}
+	}
+	return act
+}
+
+// bound returns the replicas one step may reach from cur toward want:
+// at most MaxStep of cur (at least one replica) either way.
+func (a *Actuator) bound(cur, want int32) int32 {
+	step := max(1, int32(math.Ceil(float64(cur)*a.cfg.MaxStep)))
+	return min(max(want, cur-step), cur+step)
+}
+
+// goal is a replica decision in force: a bounded step of it was applied,
+// or a timing guardrail deferred it. It stays until its target is reached,
+// it expires, or a newer decision for the same target replaces it.
+type goal struct {
+	d        *proto.Decision
+	next     time.Time // the next try, not before
+	deferred bool      // a record already says the decision is in force
+}
+
+// Reconcile tries the decisions in force whose next try is due, in target
+// order, and returns the audit records of what changed: a further step,
+// the goal reached or refused, or the decision expired before its target
+// was reached. A try deferred again leaves no record (the first deferral
+// has one). Run and RunSession call it at least every RetryInterval.
+func (a *Actuator) Reconcile(ctx context.Context) []*proto.Action {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.cfg.Now()
+	var out []*proto.Action
+	for _, target := range slices.Sorted(maps.Keys(a.goals)) {
+		g := a.goals[target]
+		if now.Before(g.next) {
+			continue
+		}
+		d := g.d
+		if exp := d.GetExpiresAt().AsTime(); !now.Before(exp) {
+			delete(a.goals, target)
+			act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: target, Mode: string(a.cfg.rule(d.GetRule()).Mode),
+				Outcome: proto.OutcomeExpired, Guardrail: GuardExpired,
+				Error: fmt.Sprintf("in force until %s and not reached: %d replicas decided", exp.UTC().Format(time.RFC3339), d.GetDesired().GetReplicas())}
+			out = append(out, a.finish(ctx, act, d, nil, now))
+			continue
+		}
+		act, obs := a.execute(ctx, d, now, true)
+		if act.GetOutcome() == proto.OutcomeDeferred && g.deferred {
+			continue // still held back: nothing new to record
+		}
+		out = append(out, a.finish(ctx, act, d, obs, now))
+	}
+	return out
+}
+
+// InForce returns how many decisions are in force (being reached in steps
+// or deferred), for tests and the gauge.
+func (a *Actuator) InForce() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.goals)
 }
 
 // failure maps an executor error to the audit record: a *Refusal refuses,
@@ -570,7 +751,10 @@ func (a *Actuator) static(d *proto.Decision, rule Rule, now time.Time) (string, 
 
 // dynamic runs the guardrails that compare the decision with what was
 // observed and with recent history.
-func (a *Actuator) dynamic(d *proto.Decision, rule Rule, obs *Observation, now time.Time) (string, string) {
+//
+// retry is true for a decision in force tried again: its recommendation is
+// already in the stabilization window.
+func (a *Actuator) dynamic(d *proto.Decision, rule Rule, obs *Observation, now time.Time, retry bool) (string, string) {
 	ch := d.GetDesired()
 	switch {
 	case replicaKind(d.GetKind()):
@@ -579,12 +763,10 @@ func (a *Actuator) dynamic(d *proto.Decision, rule Rule, obs *Observation, now t
 		}
 		want, cur := ch.GetReplicas(), obs.Replicas
 		ts := a.target(d.GetTarget())
-		ts.recs = append(ts.recs, rec{now, want})
-		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
-		step := max(1, int32(math.Ceil(float64(cur)*a.cfg.MaxStep)))
-		if diff := want - cur; diff > step || -diff > step {
-			return GuardMaxStep, fmt.Sprintf("change %d -> %d exceeds the step of %d (%.0f%%)", cur, want, step, a.cfg.MaxStep*100)
+		if !retry {
+			ts.recs = append(ts.recs, rec{now, want})
 		}
+		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
 		if want > cur && !ts.lastUp.IsZero() && now.Sub(ts.lastUp) < a.cfg.CooldownUp {
 			return GuardCooldownUp, fmt.Sprintf("last scale-up %v ago, cooldown %v", now.Sub(ts.lastUp), a.cfg.CooldownUp)
 		}

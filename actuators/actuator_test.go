@@ -64,7 +64,7 @@ func TestEventsOnlyForVerifiedDecisions(t *testing.T) {
 	spoof := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6))
 	spoof.Signature = strings.Repeat("00", 32)
 	a.Handle(t.Context(), encode(t, spoof))
-	big := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 60))
+	big := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6000))
 	a.Handle(t.Context(), encode(t, big))
 	if len(ex.events) != 1 || ex.events[0] != big.GetId()+":"+proto.OutcomeRefused {
 		t.Fatalf("events %v", ex.events)

@@ -109,9 +109,13 @@ type Config struct {
 	// Defaults 1 and 1000.
 	MinReplicas int32 `yaml:"min_replicas"`
 	MaxReplicas int32 `yaml:"max_replicas"`
-	// MaxStep is the largest change per decision as a share of the current
+	// MaxStep is the largest change per step as a share of the current
 	// replicas (0.5 = ±50%, the default); at least one replica of change is
-	// always allowed so that small workloads can move. Guardrail "max_step".
+	// always allowed so that small workloads can move. A larger decision is
+	// not refused: the step toward it is applied (audit guardrail
+	// "max_step", after["goal"] the decided replicas) and, in enforce mode,
+	// the next steps follow as the cooldowns allow (RetryInterval), as the
+	// HPA's scale-up policies bound its steps.
 	MaxStep float64 `yaml:"max_step"`
 	// CooldownUp is the minimum time between two applied scale-ups of one
 	// target (default 1m); CooldownDown the minimum time after any applied
@@ -124,6 +128,13 @@ type Config struct {
 	// "scale_down_stabilization"), like the HPA's stabilization window.
 	// Default 5m.
 	ScaleDownStabilization time.Duration `yaml:"scale_down_stabilization"`
+	// RetryInterval is how often a replica decision in force is tried
+	// again: one whose change max_step bounded (the next step is taken once
+	// the cooldown allows) or one a timing guardrail deferred (cooldowns,
+	// stabilization, rate limit). It stays in force until reached, expired
+	// or replaced by a newer decision for its target. Enforce mode only.
+	// Default 10s.
+	RetryInterval time.Duration `yaml:"retry_interval"`
 
 	// RateLimit is the most changes (applied or dry-run) per RateWindow
 	// across all targets; further decisions are refused with "rate_limit".
@@ -181,6 +192,7 @@ func DefaultConfig() Config {
 		CooldownUp:             time.Minute,
 		CooldownDown:           5 * time.Minute,
 		ScaleDownStabilization: 5 * time.Minute,
+		RetryInterval:          10 * time.Second,
 		RateLimit:              30,
 		RateWindow:             time.Minute,
 		MaxNodeActions:         2,
@@ -228,6 +240,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CooldownUp < 0 || c.CooldownDown < 0 || c.ScaleDownStabilization < 0 || c.UntaintHoldDown < 0 {
 		errs = append(errs, errors.New("cooldowns, stabilization and hold-down must not be negative"))
+	}
+	if c.RetryInterval <= 0 {
+		errs = append(errs, fmt.Errorf("retry interval %v: want > 0", c.RetryInterval))
 	}
 	if c.RateLimit <= 0 || c.RateWindow <= 0 {
 		errs = append(errs, fmt.Errorf("rate limit %d per %v: want both > 0", c.RateLimit, c.RateWindow))

@@ -41,9 +41,15 @@ type Observation struct {
 	// from the decision's (a scale of a Deployment owned by an HPA goes to
 	// the HorizontalPodAutoscaler's minReplicas).
 	Kind string
+	// Namespace and Name name the object the change goes to (the owning
+	// HPA for a scale of a Deployment an HPA owns).
+	Namespace, Name string
 	// Replicas is the current value a replica decision changes: spec
 	// replicas, or the HPA's minReplicas.
 	Replicas int32
+	// MaxReplicas is the HPA's maxReplicas when Kind is
+	// HorizontalPodAutoscaler: its minimum cannot be raised above it.
+	MaxReplicas int32
 	// TaintedNodes is how many nodes carry an augur taint now; Nodes how
 	// many nodes the blast radius is a share of.
 	TaintedNodes, Nodes int
@@ -51,7 +57,9 @@ type Observation struct {
 	// zonal shifts.
 	Zones  []string
 	Shifts []Shift
-	// Before is the observed state for the audit record.
+	// Before is the observed state for the audit record, written from the
+	// fields above; executors never read their inputs back from it. For
+	// replica kinds its "replicas" key is Replicas.
 	Before map[string]string
 }
 

@@ -187,22 +187,6 @@ func TestGuardrails(t *testing.T) {
 			guardrail: GuardMaxReplicas,
 		},
 		{
-			name: "step above 50%",
-			value: func(t *testing.T, e env) []byte {
-				return encode(t, decision(t, e.clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 7)))
-			},
-			outcome:   proto.OutcomeRefused,
-			guardrail: GuardMaxStep,
-		},
-		{
-			name: "step below -50%",
-			value: func(t *testing.T, e env) []byte {
-				return encode(t, decision(t, e.clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 1)))
-			},
-			outcome:   proto.OutcomeRefused,
-			guardrail: GuardMaxStep,
-		},
-		{
 			name: "cooldown up",
 			setup: func(t *testing.T, e env) {
 				mustOutcome(t, e.a, scale6(t, e), proto.OutcomeApplied)
@@ -211,7 +195,7 @@ func TestGuardrails(t *testing.T) {
 			value: func(t *testing.T, e env) []byte {
 				return encode(t, decision(t, e.clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 8)))
 			},
-			outcome:   proto.OutcomeRefused,
+			outcome:   proto.OutcomeDeferred,
 			guardrail: GuardCooldownUp,
 		},
 		{
@@ -223,24 +207,22 @@ func TestGuardrails(t *testing.T) {
 			value: func(t *testing.T, e env) []byte {
 				return encode(t, decision(t, e.clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 5)))
 			},
-			outcome:   proto.OutcomeRefused,
+			outcome:   proto.OutcomeDeferred,
 			guardrail: GuardCooldownDown,
 		},
 		{
 			name: "scale-down stabilization",
 			cfg:  func(c *Config) { c.CooldownDown = 0 },
 			setup: func(t *testing.T, e env) {
-				// A decision for 6 is refused (approval-free rule, but a
-				// cooldown-free world with step 1 would let it pass): keep
-				// it simple and let a higher recommendation be recorded by
-				// a refused over-step decision.
-				mustOutcome(t, e.a, encode(t, decision(t, e.clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 9))), proto.OutcomeRefused)
+				// A decision for 9 is applied in a bounded step (4 -> 6)
+				// and stays in the stabilization window.
+				mustOutcome(t, e.a, encode(t, decision(t, e.clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 9))), proto.OutcomeApplied)
 				e.clk.Advance(time.Minute)
 			},
 			value: func(t *testing.T, e env) []byte {
 				return encode(t, decision(t, e.clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 3)))
 			},
-			outcome:   proto.OutcomeRefused,
+			outcome:   proto.OutcomeDeferred,
 			guardrail: GuardStabilization,
 		},
 		{
@@ -254,7 +236,7 @@ func TestGuardrails(t *testing.T) {
 				}
 			},
 			value:     scale6,
-			outcome:   proto.OutcomeRefused,
+			outcome:   proto.OutcomeDeferred,
 			guardrail: GuardRateLimit,
 		},
 		{

@@ -39,9 +39,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	// Pre-create the closed label sets so that dashboards see zeros.
 	for _, k := range proto.Kinds {
-		for _, o := range []string{proto.OutcomeApplied, proto.OutcomeDryRun, proto.OutcomeRefused,
-			proto.OutcomeExpired, proto.OutcomeDuplicate, proto.OutcomeFailed,
-			proto.OutcomePendingApproval, proto.OutcomeNoop} {
+		for _, o := range proto.Outcomes {
 			m.actions.WithLabelValues(k, o)
 		}
 	}

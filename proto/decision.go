@@ -39,7 +39,15 @@ const (
 	OutcomeFailed          = "failed"
 	OutcomePendingApproval = "pending_approval"
 	OutcomeNoop            = "noop"
+	// OutcomeDeferred: a timing guardrail (cooldown, scale-down
+	// stabilization, rate limit) held the decision back; in enforce mode it
+	// stays in force and is tried again until it expires.
+	OutcomeDeferred = "deferred"
 )
+
+// Outcomes lists every action outcome, for bounded metric labels.
+var Outcomes = []string{OutcomeApplied, OutcomeDryRun, OutcomeRefused, OutcomeExpired,
+	OutcomeDuplicate, OutcomeFailed, OutcomePendingApproval, OutcomeNoop, OutcomeDeferred}
 
 // ErrBadSignature is returned by Verify when a decision's signature does not
 // match its content under the key.

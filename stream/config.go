@@ -27,6 +27,12 @@ type Config struct {
 	// augur.decisions and augur.state. StateTopic must have as many
 	// partitions as SamplesTopic (EnsureTopics creates it so).
 	SamplesTopic, DecisionsTopic, StateTopic string
+	// ActionsTopic holds the actuators' audit records. The stream reads the
+	// replicas they report for its scaling targets there, so that it never
+	// takes a refused, deferred, expired or partly applied decision for
+	// done (see reports). Default augur.actions; "-" reads nothing and the
+	// stream takes each decision as applied.
+	ActionsTopic string
 	// TransactionalID identifies this member's transactional producer; it
 	// must be unique per member and stable across its restarts (a restarted
 	// member fences its previous incarnation). Default
@@ -109,6 +115,7 @@ func (c *Config) Validate() error {
 	def(&c.SamplesTopic, "augur.samples")
 	def(&c.DecisionsTopic, "augur.decisions")
 	def(&c.StateTopic, "augur.state")
+	def(&c.ActionsTopic, "augur.actions")
 	if c.TransactionalID == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {

@@ -26,6 +26,7 @@ type env struct {
 	newGroup   NewGroupDetector
 	anomaly    []*anomaly.Detector // per anomaly rule (nil for other rules)
 	fm         *forecastMetrics    // nil: not exported
+	reports    *reports            // the actuators' reports; nil: none read
 }
 
 func newEnv(cfg *Config) (*env, error) {
@@ -37,6 +38,9 @@ func newEnv(cfg *Config) (*env, error) {
 		sweepEvery: max(cfg.IdleTimeout.Milliseconds()/4, 1000),
 		newGroup:   cfg.NewGroupDetector,
 		anomaly:    make([]*anomaly.Detector, cfg.Rules.Len()),
+	}
+	if cfg.ActionsTopic != "-" {
+		e.reports = newReports()
 	}
 	for i := range cfg.Rules.Len() {
 		if a := cfg.Rules.Rule(i).Anomaly; a != nil {
@@ -109,27 +113,58 @@ func (e *env) closeWindow(g *group, end int64, value float64) []*proto.Decision 
 	if g.fc.Scores().N < float64(g.fc.HorizonSteps(sc.Horizon)) {
 		return nil
 	}
-	// The stream cannot see the workload's replicas: the last decision is
-	// taken as applied (the actuator repeats it until it is).
 	// Size on the peak of the forecast path up to the horizon, not only its
 	// end: a rise that peaks before the horizon still needs the pods
 	// (bench/scalesim measures this policy).
-	in := scaling.Input{Now: unixMs(end), Forecast: g.sc.Peak(g.fc, value), Observed: value, CurrentReplicas: g.last}
+	cur, unapplied := e.current(g, end)
+	in := scaling.Input{Now: unixMs(end), Forecast: g.sc.Peak(g.fc, value), Observed: value, CurrentReplicas: cur, Unapplied: unapplied}
 	rec := g.sc.Recommend(in)
-	ds := g.sc.Decide(in)
+	ds := e.madeAtClose(g.sc.Decide(in))
 	e.fm.recommend(r.Name, rec)
 	for _, d := range ds {
 		if d.Kind != proto.KindScale {
 			continue
 		}
-		g.last = d.Desired.Replicas
 		switch sc.Mode {
 		case rules.ModeHPAMin:
 			retarget(d, proto.KindSetHPAMin, "set minReplicas of %s to %d (from %d)", end)
 		case rules.ModeReserveCapacity:
 			retarget(d, proto.KindReserveCapacity, "size capacity reservation %s to %d pods (from %d)", end)
 		}
+		g.last, g.lastID, g.lastExp = d.Desired.Replicas, d.Id, d.ExpiresAt.AsTime().UnixMilli()
 		e.sign(d)
+	}
+	return ds
+}
+
+// current returns the replicas a scaling group decides from and whether
+// its last decision is known not to have been carried out while the
+// replicas are unknown. The stream cannot see the workload: it takes the
+// replicas the actuator last reported (augur.actions) when the report is
+// about its last decision, or when that decision has expired (whatever
+// happened to it, the report then tells the state of the target); until
+// then, and without reports, it takes its last decision as applied.
+func (e *env) current(g *group, end int64) (cur int32, unapplied bool) {
+	rep, ok := e.reports.get(g.sc.Target())
+	if !ok || (g.lastID != "" && rep.decisionID != g.lastID && end < g.lastExp) {
+		return g.last, false
+	}
+	if rep.replicas > 0 {
+		return rep.replicas, false
+	}
+	return g.last, !rep.applied
+}
+
+// madeAtClose gives decisions made when a window closed their whole
+// time to live from that moment. A decision's CreatedAt is its window's
+// end (event time), but the window closes only once the watermark passes
+// it, allowed_lateness later; counted from the end, a TTL shorter than the
+// lateness had expired before the decision was even written.
+func (e *env) madeAtClose(ds []*proto.Decision) []*proto.Decision {
+	for _, d := range ds {
+		if d.ExpiresAt != nil {
+			d.ExpiresAt = timestamppb.New(d.ExpiresAt.AsTime().Add(time.Duration(e.lateness) * time.Millisecond))
+		}
 	}
 	return ds
 }

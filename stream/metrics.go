@@ -18,6 +18,7 @@ type metrics struct {
 	samples      prometheus.Counter
 	dropped      *prometheus.CounterVec
 	badRecords   prometheus.Counter
+	badReports   prometheus.Counter
 	activeSeries *prometheus.GaugeVec
 	stateBytes   *prometheus.GaugeVec
 	created      prometheus.Counter
@@ -157,6 +158,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "augur_stream_bad_records_total",
 			Help: "Samples records that did not decode and were skipped.",
 		}),
+		badReports: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_bad_action_records_total",
+			Help: "Records of the actions topic (the actuators' reports) that did not decode and were skipped.",
+		}),
 		activeSeries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "augur_stream_active_series",
 			Help: "Series held in memory, per owned partition.",
@@ -209,7 +214,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dropped.WithLabelValues("duplicate")
 	m.dropped.WithLabelValues("late")
 	if reg != nil {
-		reg.MustRegister(m.lag, m.records, m.samples, m.dropped, m.badRecords, m.activeSeries,
+		reg.MustRegister(m.lag, m.records, m.samples, m.dropped, m.badRecords, m.badReports, m.activeSeries,
 			m.stateBytes, m.created, m.evicted, m.txnSeconds, m.ckptSeconds, m.ckptRecords,
 			m.restoreSecs, m.decisions, m.recordDelay)
 		reg.MustRegister(m.forecast.collectors()...)

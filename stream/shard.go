@@ -90,6 +90,8 @@ type group struct {
 	fc        *bank.Bank      // scaling: forecaster bank of the summed rate
 	sc        *scaling.Scaler // scaling: replicas from the forecast
 	last      int32           // scaling: replicas of the last decision, 0 when none
+	lastID    string          // scaling: id of the last decision ("" none, or restored)
+	lastExp   int64           // scaling: its expiry, unix ms
 	refits    uint64          // scaling: bank refits already counted in the metrics
 	repairs   uint64          // scaling: bank member repairs already counted in the metrics
 	det       GroupDetector   // gray-failure and GPU groups
@@ -422,7 +424,7 @@ func (sh *shard) closeDetector(g *group, w, wm int64) {
 		g.nextClose += (gap - maxEmptyWindows) * w
 	}
 	for g.nextClose <= wm {
-		sh.out = append(sh.out, sh.env.groupDecisions(g, g.det.Close(g.nextClose))...)
+		sh.out = append(sh.out, sh.env.groupDecisions(g, sh.env.madeAtClose(g.det.Close(g.nextClose)))...)
 		g.nextClose += w
 	}
 	g.dirty = true

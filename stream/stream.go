@@ -72,6 +72,12 @@ type worker struct {
 // fenced or the cluster is unusable, and the process should restart).
 func (s *Stream) Run(ctx context.Context) error {
 	c := &s.cfg
+	if s.env.reports != nil {
+		fctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.followActions(fctx) }()
+		defer func() { stop(); <-done }()
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ConsumerGroup(c.Group),

@@ -64,12 +64,13 @@ func TestPlaceholderIsPreempted(t *testing.T) {
 	fakeNode(t, admin, "cap-1", "4")
 	h := newHarness(t, sa, nil)
 
-	// From zero the step guardrail allows one replica per decision.
+	// From zero the step guardrail allows one replica per step: a
+	// decision for 3 applies the first, later ones the rest.
 	const target = "k8s/deployment/augur-system/augur-capacity-placeholder"
-	want(t, h.decide(t, proto.KindReserveCapacity, target, &proto.Change{Replicas: 3}), proto.OutcomeRefused, actuators.GuardMaxStep)
-	for n := int32(1); n <= 3; n++ {
-		want(t, h.decide(t, proto.KindReserveCapacity, target, &proto.Change{Replicas: n}), proto.OutcomeApplied, "")
+	want(t, h.decide(t, proto.KindReserveCapacity, target, &proto.Change{Replicas: 3}), proto.OutcomeApplied, actuators.GuardMaxStep)
+	for n := int32(2); n <= 3; n++ {
 		h.clk.Advance(2 * 60e9)
+		want(t, h.decide(t, proto.KindReserveCapacity, target, &proto.Change{Replicas: n}), proto.OutcomeApplied, "")
 	}
 	const sel = "app.kubernetes.io/name=augur-capacity-placeholder"
 	eventually(t, "3 placeholder pods running on cap-1", func(ctx context.Context) (bool, error) {

@@ -216,6 +216,7 @@ func (e *Executor) owningHPA(ctx context.Context, kind, ns, name string) (*autos
 func hpaState(h *autoscalingv1.HorizontalPodAutoscaler) map[string]string {
 	return map[string]string{
 		"object":           "HorizontalPodAutoscaler/" + h.Namespace + "/" + h.Name,
+		"replicas":         strconv.Itoa(int(hpaMin(h))), // the value augur changes
 		"min_replicas":     strconv.Itoa(int(hpaMin(h))),
 		"max_replicas":     strconv.Itoa(int(h.Spec.MaxReplicas)),
 		"current_replicas": strconv.Itoa(int(h.Status.CurrentReplicas)),
@@ -254,13 +255,14 @@ func (e *Executor) observeReplicas(ctx context.Context, d *proto.Decision) (actu
 	}
 	if h != nil {
 		cur := hpaMin(h)
-		return actuators.Observation{Kind: "HorizontalPodAutoscaler", Replicas: cur, Holds: cur == want, Before: hpaState(h)}, nil
+		return actuators.Observation{Kind: "HorizontalPodAutoscaler", Namespace: h.Namespace, Name: h.Name,
+			Replicas: cur, MaxReplicas: h.Spec.MaxReplicas, Holds: cur == want, Before: hpaState(h)}, nil
 	}
 	s, err := e.getScale(ctx, kind, ns, name)
 	if err != nil {
 		return actuators.Observation{}, err
 	}
-	return actuators.Observation{Kind: kind, Replicas: s.Spec.Replicas, Holds: s.Spec.Replicas == want,
+	return actuators.Observation{Kind: kind, Namespace: ns, Name: name, Replicas: s.Spec.Replicas, Holds: s.Spec.Replicas == want,
 		Before: map[string]string{"object": kind + "/" + ns + "/" + name, "replicas": strconv.Itoa(int(s.Spec.Replicas))}}, nil
 }
 
@@ -283,12 +285,9 @@ func (e *Executor) applyReplicas(ctx context.Context, d *proto.Decision, obs act
 	kind, ns, name := e.object(d)
 	want := d.GetDesired().GetReplicas()
 	if obs.Kind == "HorizontalPodAutoscaler" {
-		hpaName := name
-		if kind != "HorizontalPodAutoscaler" {
-			ns, hpaName = splitNsName(obs.Before["object"])
-		}
-		if maxR, _ := strconv.Atoi(obs.Before["max_replicas"]); int(want) > maxR {
-			return nil, actuators.Refuse(actuators.GuardMaxReplicas, "HPA %s/%s maxReplicas is %d, below %d", ns, hpaName, maxR, want)
+		ns, hpaName := obs.Namespace, obs.Name
+		if want > obs.MaxReplicas {
+			return nil, actuators.Refuse(actuators.GuardMaxReplicas, "HPA %s/%s maxReplicas is %d, below %d", ns, hpaName, obs.MaxReplicas, want)
 		}
 		patch := fmt.Appendf(nil, `{"spec":{"minReplicas":%d}}`, want)
 		var h *autoscalingv1.HorizontalPodAutoscaler
@@ -325,15 +324,6 @@ func (e *Executor) applyReplicas(ctx context.Context, d *proto.Decision, obs act
 	return map[string]string{"object": kind + "/" + ns + "/" + name, "replicas": strconv.Itoa(int(out.Spec.Replicas))}, nil
 }
 
-// splitNsName splits "Kind/ns/name".
-func splitNsName(s string) (ns, name string) {
-	parts := strings.SplitN(s, "/", 3)
-	if len(parts) != 3 {
-		return "", ""
-	}
-	return parts[1], parts[2]
-}
-
 func (e *Executor) requests(rule string) corev1.ResourceList {
 	if r, ok := e.cfg.PlaceholderRequests[rule]; ok {
 		return r
@@ -359,7 +349,7 @@ func (e *Executor) observePlaceholder(ctx context.Context, d *proto.Decision) (a
 	if cs := dep.Spec.Template.Spec.Containers; len(cs) != 1 || !equalResources(cs[0].Resources.Requests, e.requests(d.GetRule())) {
 		holds = false
 	}
-	return actuators.Observation{Kind: "Deployment", Replicas: cur, Holds: holds, Before: placeholderState(dep)}, nil
+	return actuators.Observation{Kind: "Deployment", Namespace: ns, Name: name, Replicas: cur, Holds: holds, Before: placeholderState(dep)}, nil
 }
 
 func equalResources(a, b corev1.ResourceList) bool {

@@ -73,8 +73,9 @@ type Config struct {
 	// max_step guardrail, which refuses larger steps. Default 0.5; the
 	// scaler recomputes every call, so a large rise takes a few calls.
 	MaxScaleUp float64
-	// DecisionTTL is how long a decision stays valid; an unapplied decision
-	// is repeated after it. Default 2m.
+	// DecisionTTL is how long a decision stays valid, from Input.Now; a
+	// decision that was not carried out is repeated after it while the
+	// need persists. Default 2m.
 	DecisionTTL time.Duration
 	// IntervalCap bounds how far the upper bound may lift the load sized
 	// above the point forecast, as a multiple of the point: the scaler sizes
@@ -170,6 +171,11 @@ type Input struct {
 	// CurrentReplicas is the workload's replicas as observed, 0 when
 	// unknown (the scaler then assumes its last decision was applied).
 	CurrentReplicas int32
+	// Unapplied is true when the last decision is known not to have been
+	// carried out (refused, deferred, failed, expired) and CurrentReplicas
+	// is unknown: the decision is then made again after DecisionTTL even
+	// when it equals the last one.
+	Unapplied bool
 	// SchedulablePods is how many of the workload's pods fit the nodes that
 	// exist (running ones included), 0 when unknown (no reservation).
 	SchedulablePods int32
@@ -233,6 +239,9 @@ func New(cfg Config) (*Scaler, error) {
 func Target(o *Object) string {
 	return "k8s/" + strings.ToLower(o.Kind) + "/" + o.Namespace + "/" + o.Name
 }
+
+// Target returns the scaler's decision target (see the function Target).
+func (s *Scaler) Target() string { return s.target }
 
 // Recommend returns the replicas the forecast asks for, before
 // stabilization and step bounds: ceil(max(Load(forecast), observed) /
@@ -362,8 +371,12 @@ func (s *Scaler) Decide(in Input) []*proto.Decision {
 	t := in.Now.UnixMilli()
 	ttl := s.cfg.DecisionTTL.Milliseconds()
 	var out []*proto.Decision
-	if want != cur && (want != s.last || t-s.lastAt >= ttl) {
-		out = append(out, s.decision(in, proto.KindScale, &s.cfg.Target, s.target, want, cur, recommend))
+	if (want != cur || in.Unapplied) && (want != s.last || t-s.lastAt >= ttl) {
+		prev := cur
+		if in.Unapplied {
+			prev = 0 // not known: the last decision did not happen
+		}
+		out = append(out, s.decision(in, proto.KindScale, &s.cfg.Target, s.target, want, prev, recommend))
 		s.last, s.lastAt = want, t
 	} else if want == cur {
 		s.last = want
@@ -394,6 +407,9 @@ func (s *Scaler) decision(in Input, kind string, obj *Object, target string, wan
 	case kind == proto.KindReserveCapacity:
 		summary = fmt.Sprintf("reserve room for %d pods in %s: %d pods of %s are needed in %s (forecast up to %.4g at %.4g per pod) and %d fit the current nodes",
 			want, target, recommend, s.target, h, f.Upper, s.cfg.CapacityPerPod, in.SchedulablePods)
+	case prev == 0:
+		summary = fmt.Sprintf("scale %s to %d replicas (current replicas unknown): forecast %.4g (up to %.4g) in %s, load %.4g now, %.4g per pod, model %s at %.0f%% accuracy",
+			target, want, f.Point, f.Upper, h, in.Observed, s.cfg.CapacityPerPod, f.Model, f.Scores.Accuracy)
 	case want > prev:
 		summary = fmt.Sprintf("scale %s up to %d replicas (from %d): forecast %.4g (up to %.4g) in %s, load %.4g now, %.4g per pod, model %s at %.0f%% accuracy",
 			target, want, prev, f.Point, f.Upper, h, in.Observed, s.cfg.CapacityPerPod, f.Model, f.Scores.Accuracy)

@@ -133,7 +133,9 @@ type Scaling struct {
 	// (detectors/scaling Config.ForecastHold). Default 5m (the HPA's
 	// scale-down stabilization).
 	ScaleDownDelay time.Duration `yaml:"scale_down_delay,omitempty"`
-	// DecisionTTL is how long a decision stays valid. Default 2*Window.
+	// DecisionTTL is how long a decision may be carried out, counted from
+	// when its window closes (its end plus the stream's allowed lateness).
+	// Default 2*Window, at least a minute.
 	DecisionTTL time.Duration `yaml:"decision_ttl,omitempty"`
 }
 
@@ -481,7 +483,7 @@ func (s *Scaling) validate(at string) []error {
 		errs = append(errs, ferr(at+".scale_down_delay", "must be >= 0"))
 	}
 	if s.DecisionTTL == 0 {
-		s.DecisionTTL = 2 * s.Window
+		s.DecisionTTL = max(2*s.Window, time.Minute)
 	}
 	if s.DecisionTTL < 0 {
 		errs = append(errs, ferr(at+".decision_ttl", "must be > 0"))

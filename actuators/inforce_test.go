@@ -1,0 +1,115 @@
+package actuators
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+// expiresIn sets a decision's expiry to d after its creation.
+func expiresIn(d time.Duration) func(*proto.Decision) {
+	return func(dec *proto.Decision) { dec.ExpiresAt = timestamppb.New(dec.GetCreatedAt().AsTime().Add(d)) }
+}
+
+// reconcileFor advances the clock by RetryInterval steps for span and
+// returns every audit record Reconcile wrote meanwhile.
+func reconcileFor(t *testing.T, a *Actuator, clk *fakeClock, span time.Duration) []*proto.Action {
+	t.Helper()
+	var out []*proto.Action
+	for end := clk.Now().Add(span); clk.Now().Before(end); {
+		clk.Advance(a.cfg.RetryInterval)
+		out = append(out, a.Reconcile(t.Context())...)
+	}
+	return out
+}
+
+// TestBoundedStepsReachTheGoal shows a scale-up larger than max_step is
+// applied in steps: the first at once, each next one when the up cooldown
+// allows, every step audited applied (guardrail max_step while the goal is
+// not reached), and nothing left in force once it is.
+func TestBoundedStepsReachTheGoal(t *testing.T) {
+	a, ex, clk, _ := newTest(t, nil)
+	ex.replicas[dep] = 2
+	d := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 10), expiresIn(10*time.Minute))
+	first := a.Handle(t.Context(), encode(t, d))
+	if first.GetOutcome() != proto.OutcomeApplied || first.GetGuardrail() != GuardMaxStep || first.GetAfter()["goal"] != "10" {
+		t.Fatalf("first step: %v", first)
+	}
+	if ex.replicas[dep] != 3 || a.InForce() != 1 {
+		t.Fatalf("after the first step: %d replicas, %d in force", ex.replicas[dep], a.InForce())
+	}
+	var seen []int32
+	for _, act := range reconcileFor(t, a, clk, 5*time.Minute) {
+		if act.GetDecisionId() != d.GetId() || act.GetOutcome() != proto.OutcomeApplied {
+			t.Fatalf("reconcile record: %v", act)
+		}
+		seen = append(seen, ex.replicas[dep])
+	}
+	if ex.replicas[dep] != 10 || a.InForce() != 0 {
+		t.Fatalf("after 5 minutes: %d replicas, %d in force; steps %v", ex.replicas[dep], a.InForce(), seen)
+	}
+	// 3 -> 5 -> 8 -> 10, one step per cooldown_up: three records after
+	// the first, the world only ever moved up.
+	if ex.applies != 4 {
+		t.Errorf("%d applies, want 4 (2 -> 3 -> 5 -> 8 -> 10)", ex.applies)
+	}
+}
+
+// TestInForceEnds shows the three ways a decision in force ends: it
+// expires (audited expired), a newer decision for the target replaces it,
+// and dry-run keeps nothing in force.
+func TestInForceEnds(t *testing.T) {
+	t.Run("expires", func(t *testing.T) {
+		a, ex, clk, _ := newTest(t, nil)
+		ex.replicas[dep] = 2
+		d := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 10), expiresIn(90*time.Second))
+		a.Handle(t.Context(), encode(t, d))
+		acts := reconcileFor(t, a, clk, 3*time.Minute)
+		last := acts[len(acts)-1]
+		if last.GetOutcome() != proto.OutcomeExpired || last.GetDecisionId() != d.GetId() || a.InForce() != 0 {
+			t.Fatalf("records %v, %d in force", acts, a.InForce())
+		}
+		if ex.replicas[dep] != 5 {
+			t.Errorf("%d replicas, want 5 (two steps before expiry)", ex.replicas[dep])
+		}
+	})
+	t.Run("replaced", func(t *testing.T) {
+		a, ex, clk, _ := newTest(t, nil)
+		ex.replicas[dep] = 2
+		a.Handle(t.Context(), encode(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 10), expiresIn(10*time.Minute))))
+		newer := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 4), expiresIn(10*time.Minute))
+		if got := a.Handle(t.Context(), encode(t, newer)); got.GetOutcome() != proto.OutcomeDeferred || got.GetGuardrail() != GuardCooldownUp {
+			t.Fatalf("newer decision: %v", got)
+		}
+		reconcileFor(t, a, clk, 5*time.Minute)
+		if ex.replicas[dep] != 4 || a.InForce() != 0 {
+			t.Fatalf("%d replicas, %d in force: the newer decision (4) should win", ex.replicas[dep], a.InForce())
+		}
+	})
+	t.Run("dry-run", func(t *testing.T) {
+		a, ex, clk, _ := newTest(t, func(c *Config) { c.Mode = ModeDryRun })
+		ex.replicas[dep] = 2
+		got := a.Handle(t.Context(), encode(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 10))))
+		if got.GetOutcome() != proto.OutcomeDryRun || got.GetGuardrail() != GuardMaxStep || a.InForce() != 0 {
+			t.Fatalf("dry run: %v, %d in force", got, a.InForce())
+		}
+		if acts := reconcileFor(t, a, clk, 3*time.Minute); len(acts) != 0 || ex.replicas[dep] != 2 {
+			t.Fatalf("dry run reconciled %v, replicas %d", acts, ex.replicas[dep])
+		}
+	})
+	t.Run("deferred then applied", func(t *testing.T) {
+		a, ex, clk, _ := newTest(t, nil)
+		ex.replicas[dep] = 4
+		mustOutcome(t, a, encode(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6))), proto.OutcomeApplied)
+		clk.Advance(10 * time.Second)
+		d := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 8))
+		mustOutcome(t, a, encode(t, d), proto.OutcomeDeferred)
+		acts := reconcileFor(t, a, clk, 2*time.Minute)
+		if len(acts) != 1 || acts[0].GetOutcome() != proto.OutcomeApplied || acts[0].GetDecisionId() != d.GetId() || ex.replicas[dep] != 8 {
+			t.Fatalf("records %v, replicas %d: want one applied record once the cooldown passed", acts, ex.replicas[dep])
+		}
+	})
+}
