@@ -96,8 +96,10 @@ func New(cfg Config, client *kgo.Client, rs *rules.Set, reg prometheus.Registere
 // ClientOptions returns the franz-go options the Receiver's client needs:
 // acks from all in-sync replicas, the idempotent producer (franz-go's
 // default), manual partitioning (routing is ours), records up to
-// maxRecordBytes, and a delivery timeout so that a dead cluster surfaces as
-// an error instead of an endless wait.
+// maxRecordBytes, and a delivery timeout for records never sent. A dead
+// cluster does not surface through it: the idempotent producer retries a
+// sent record with no answer until a broker answers (DESIGN.md), so the
+// receiver bounds its own wait (ProduceTimeout).
 func ClientOptions(cfg Config) []kgo.Opt {
 	c := cfg
 	c.setDefaults()
@@ -509,8 +511,14 @@ func (r *Receiver) produce(ctx context.Context, req *request, tenant string) err
 			close(done)
 		}
 	}
+	// Records are produced under a context the request's cancellation does
+	// not reach: franz-go fails a whole batch when its first record's
+	// context is done, so a sender that gave up would fail the records of
+	// other requests batched behind its own. This request stops waiting in
+	// the select below instead.
+	pctx := context.WithoutCancel(ctx)
 	for _, rec := range req.records {
-		r.client.TryProduce(ctx, rec, promise)
+		r.client.TryProduce(pctx, rec, promise)
 	}
 	r.m.records.Add(float64(len(req.records)))
 	select {

@@ -600,3 +600,76 @@ func TestInvalidUTF8IsRejected(t *testing.T) {
 		t.Errorf("2.0: status %d: %s", resp.StatusCode, msg)
 	}
 }
+
+// TestCancelledRequestDoesNotFailItsNeighbours: a sender that gives up on
+// its request while its records wait behind a produce in flight must not
+// fail the records of other requests batched with them. franz-go fails a
+// whole batch when its first record's context is cancelled; the receiver
+// produces under a context the request's cancellation does not reach.
+func TestCancelledRequestDoesNotFailItsNeighbours(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ProduceTimeout = 10 * time.Second })
+	if e.fake == nil {
+		t.Skip("needs kfake to hold a produce request")
+	}
+	release := make(chan struct{})
+	var held atomic.Bool
+	e.fake.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if held.CompareAndSwap(false, true) {
+			e.fake.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	// Three requests of the same series, so one partition: the first one's
+	// produce is held, the next two wait in one batch behind it.
+	one := func(ts int64) []byte {
+		return encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  lbl("__name__", "http_requests_total", "instance", "10.0.0.1:9100", "job", "api"),
+			Samples: []prompb.Sample{{Value: 1, Timestamp: ts}},
+		}}})
+	}
+	send := func(ctx context.Context, body []byte) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/api/v1/write", bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Content-Encoding", "snappy")
+		resp, err := testHTTP.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	ts := e.now.UnixMilli()
+	first := make(chan int, 1)
+	go func() { c, _ := send(t.Context(), one(ts)); first <- c }()
+	waitUntil(t, "the first produce is held", held.Load)
+	cctx, cancel := context.WithCancel(t.Context())
+	gone := make(chan struct{})
+	go func() { _, _ = send(cctx, one(ts+1000)); close(gone) }()
+	waitUntil(t, "the second request is buffered", func() bool { return e.client.BufferedProduceRecords() >= 2 })
+	neighbour := make(chan int, 1)
+	go func() { c, _ := send(t.Context(), one(ts+2000)); neighbour <- c }()
+	waitUntil(t, "the third request is buffered", func() bool { return e.client.BufferedProduceRecords() >= 3 })
+	cancel() // the second sender gives up
+	<-gone
+	close(release)
+	if c := <-first; c != http.StatusNoContent {
+		t.Fatalf("first request: %d", c)
+	}
+	if c := <-neighbour; c != http.StatusNoContent {
+		t.Fatalf("a request batched behind a cancelled one answered %d, want 204", c)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 5s", what)
+}

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/augur-ops/augur/actuators"
-	"github.com/augur-ops/augur/actuators/internal/kubetest"
+	"github.com/augur-ops/augur/internal/kubetest"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -190,7 +190,7 @@ func TestRBACScope(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- RunLeader(ctx, cs, LeaderConfig{Identity: "rbac-test", LeaseDuration: 4e9, RenewDeadline: 3e9, RetryPeriod: 2e8},
-			func(context.Context) { close(led) })
+			func(context.Context) error { close(led); return nil })
 	}()
 	select {
 	case <-led:

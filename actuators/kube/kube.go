@@ -29,6 +29,9 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/augur-ops/augur/actuators"
@@ -47,9 +50,6 @@ type Config struct {
 	// NodeSelector selects the nodes the blast-radius share is computed over
 	// (for example the GPU nodes), a label selector. Default "" (all nodes).
 	NodeSelector string
-	// EventNamespace holds the Events about cluster-scoped objects (nodes).
-	// Default "default".
-	EventNamespace string
 	// PlaceholderNamespace and PlaceholderName name the capacity-reservation
 	// Deployment a reserve_capacity decision sizes when it names no object.
 	// Defaults "augur-system" and "augur-capacity-placeholder".
@@ -73,7 +73,6 @@ func DefaultConfig() Config {
 	return Config{
 		FieldManager:             "augur",
 		TaintPrefix:              "augur.io/",
-		EventNamespace:           "default",
 		PlaceholderNamespace:     "augur-system",
 		PlaceholderName:          "augur-capacity-placeholder",
 		PlaceholderPriorityClass: "augur-placeholder",
@@ -97,8 +96,8 @@ func (c *Config) Validate() error {
 		return errors.New("kube executor: placeholder namespace, name and priority class are required")
 	case c.PlaceholderRequests[""] == nil:
 		return errors.New("kube executor: fallback placeholder requests (rule \"\") are required")
-	case c.Now == nil || c.EventNamespace == "" || c.PlaceholderImage == "":
-		return errors.New("kube executor: clock, event namespace and placeholder image are required")
+	case c.Now == nil || c.PlaceholderImage == "":
+		return errors.New("kube executor: clock and placeholder image are required")
 	}
 	return nil
 }
@@ -106,14 +105,17 @@ func (c *Config) Validate() error {
 // Executor carries out Kubernetes decisions. It implements
 // actuators.Executor and actuators.EventRecorder.
 type Executor struct {
-	cfg Config
-	cs  kubernetes.Interface
-	m   *actuators.APIMetrics
-	log *slog.Logger
+	cfg         Config
+	cs          kubernetes.Interface
+	m           *actuators.APIMetrics
+	log         *slog.Logger
+	broadcaster record.EventBroadcaster
+	events      record.EventRecorder
 }
 
 // New returns an Executor acting through cs (whose identity needs the RBAC
-// in deploy/kubernetes). m may be nil.
+// in deploy/kubernetes). m may be nil. Close it when done: it owns the
+// goroutines that send Events.
 func New(cfg Config, cs kubernetes.Interface, m *actuators.APIMetrics, log *slog.Logger) (*Executor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -121,7 +123,10 @@ func New(cfg Config, cs kubernetes.Interface, m *actuators.APIMetrics, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Executor{cfg: cfg, cs: cs, m: m, log: log}, nil
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	rec := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "augur-actuator"})
+	return &Executor{cfg: cfg, cs: cs, m: m, log: log, broadcaster: b, events: rec}, nil
 }
 
 // call runs one API request, measuring it.
@@ -534,34 +539,31 @@ func (e *Executor) applyNode(ctx context.Context, d *proto.Decision, dry bool) (
 	return nodeState(out), nil
 }
 
-// RecordOutcome implements actuators.EventRecorder: it creates an Event on
-// the decision's object with the outcome as reason and the decision id in
-// the message. A failure to record is logged, not returned.
-func (e *Executor) RecordOutcome(ctx context.Context, d *proto.Decision, a *proto.Action) {
-	ref := corev1.ObjectReference{}
+// RecordOutcome implements actuators.EventRecorder: an Event on the
+// decision's object with the outcome as reason and the decision id in the
+// message and an annotation. Events go through client-go's broadcaster,
+// as controllers' do: sent in the background, aggregated and rate-limited
+// per object, so a burst of decisions does not become a burst of writes.
+func (e *Executor) RecordOutcome(_ context.Context, d *proto.Decision, a *proto.Action) {
+	var ref *corev1.ObjectReference
 	switch d.GetKind() {
 	case proto.KindScale, proto.KindSetHPAMin, proto.KindReserveCapacity:
 		kind, ns, name := e.object(d)
 		if ns == "" || name == "" {
 			return
 		}
-		ref = corev1.ObjectReference{Kind: kind, Namespace: ns, Name: name}
+		ref = &corev1.ObjectReference{Kind: kind, Namespace: ns, Name: name, APIVersion: "apps/v1"}
 		if kind == "HorizontalPodAutoscaler" {
 			ref.APIVersion = "autoscaling/v2"
-		} else {
-			ref.APIVersion = "apps/v1"
 		}
 	case proto.KindTaintNode, proto.KindUntaintNode:
 		if d.GetDesired().GetNode() == "" {
 			return
 		}
-		ref = corev1.ObjectReference{Kind: "Node", Name: d.GetDesired().GetNode(), APIVersion: "v1"}
+		// Cluster-scoped: client-go files its Events in "default".
+		ref = &corev1.ObjectReference{Kind: "Node", Name: d.GetDesired().GetNode(), APIVersion: "v1"}
 	default:
 		return
-	}
-	ns := ref.Namespace
-	if ns == "" {
-		ns = e.cfg.EventNamespace
 	}
 	typ := corev1.EventTypeNormal
 	if a.GetOutcome() == proto.OutcomeFailed || a.GetOutcome() == proto.OutcomeRefused {
@@ -577,29 +579,11 @@ func (e *Executor) RecordOutcome(ctx context.Context, d *proto.Decision, a *prot
 	if len(msg) > 1024 {
 		msg = msg[:1024]
 	}
-	now := metav1.NewTime(e.cfg.Now())
-	ev := &corev1.Event{
-		ObjectMeta:          metav1.ObjectMeta{GenerateName: ref.Name + ".augur-", Namespace: ns, Annotations: map[string]string{"augur.io/decision-id": d.GetId()}},
-		InvolvedObject:      ref,
-		Reason:              reason(a.GetOutcome()),
-		Message:             msg,
-		Type:                typ,
-		Source:              corev1.EventSource{Component: "augur-actuator"},
-		FirstTimestamp:      now,
-		LastTimestamp:       now,
-		Count:               1,
-		ReportingController: "augur.io/actuator",
-		ReportingInstance:   a.GetActor(),
-		Action:              d.GetKind(),
-	}
-	err := e.call("create_event", func() error {
-		_, err := e.cs.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: e.cfg.FieldManager})
-		return err
-	})
-	if err != nil {
-		e.log.Warn("record event", "decision_id", d.GetId(), "err", err)
-	}
+	e.events.AnnotatedEventf(ref, map[string]string{"augur.io/decision-id": d.GetId()}, typ, reason(a.GetOutcome()), "%s", msg)
 }
+
+// Close stops sending Events, after those queued are sent or dropped.
+func (e *Executor) Close() { e.broadcaster.Shutdown() }
 
 // reason turns an outcome into an Event reason: "AugurApplied",
 // "AugurDryRun", "AugurRefused", ...

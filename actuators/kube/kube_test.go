@@ -50,18 +50,24 @@ func TestScaleDeployment(t *testing.T) {
 	if a.GetBefore()["replicas"] != "2" || a.GetAfter()["replicas"] != "3" {
 		t.Errorf("audit before/after %v %v", a.GetBefore(), a.GetAfter())
 	}
-	evs, err := h.cs.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", "web").String()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Events are sent in the background by client-go's broadcaster.
 	var ours []corev1.Event
-	for _, ev := range evs.Items {
-		if ev.Source.Component == "augur-actuator" {
-			ours = append(ours, ev)
+	eventually(t, "the Event of the decision", func(ctx context.Context) (bool, error) {
+		evs, err := h.cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", "web").String()})
+		if err != nil {
+			return false, err
 		}
-	}
-	if len(ours) != 1 || ours[0].Reason != "AugurApplied" || !strings.Contains(ours[0].Message, a.GetDecisionId()) {
+		ours = ours[:0]
+		for _, ev := range evs.Items {
+			if ev.Source.Component == "augur-actuator" {
+				ours = append(ours, ev)
+			}
+		}
+		return len(ours) > 0, nil
+	})
+	if len(ours) != 1 || ours[0].Reason != "AugurApplied" || !strings.Contains(ours[0].Message, a.GetDecisionId()) ||
+		ours[0].Annotations["augur.io/decision-id"] != a.GetDecisionId() {
 		t.Fatalf("augur events %+v", ours)
 	}
 	d, _ := h.cs.AppsV1().Deployments(ns).Get(t.Context(), "web", metav1.GetOptions{})
@@ -150,6 +156,21 @@ func TestHPAOwnedWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, h.decide(t, proto.KindSetHPAMin, "k8s/hpa/hpa/api", scaleTo("HorizontalPodAutoscaler", ns, "api", 6)), proto.OutcomeRefused, actuators.GuardMaxReplicas)
+
+	// Apply reads what it needs from the observation's fields, never back
+	// from its audit map: without the map the change still goes through.
+	d := &proto.Decision{Kind: proto.KindScale, Target: "k8s/deployment/hpa/api", Desired: scaleTo("Deployment", ns, "api", 5)}
+	obs, err := h.ex.Observe(t.Context(), d)
+	if err != nil || obs.Kind != "HorizontalPodAutoscaler" || obs.Name != "api" || obs.MaxReplicas != 5 {
+		t.Fatalf("observation %+v, %v", obs, err)
+	}
+	obs.Before = nil
+	if _, err := h.ex.Apply(t.Context(), d, obs, false); err != nil {
+		t.Fatalf("apply without the audit map: %v", err)
+	}
+	if got := *mustGetHPA(t, h.cs, ns, "api", 5).Spec.MinReplicas; got != 5 {
+		t.Fatalf("HPA min %d, want 5", got)
+	}
 }
 
 func mustGetHPA(t *testing.T, cs kubernetes.Interface, ns, name string, maxR int32) *autoscalingv1.HorizontalPodAutoscaler {

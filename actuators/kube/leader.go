@@ -24,11 +24,19 @@ type LeaderConfig struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
-// RunLeader blocks until ctx is done, running run only while this replica
-// holds the Lease: run's context is cancelled when leadership is lost, and
-// the Lease is released when ctx ends so that another replica takes over
-// at once. It returns ctx's error.
-func RunLeader(ctx context.Context, cs kubernetes.Interface, cfg LeaderConfig, run func(ctx context.Context)) error {
+// ErrLeadershipLost is returned by RunLeader when this replica lost the
+// Lease while ctx was still live. The process should exit and be
+// restarted, as kube-scheduler does: campaigning again in the same process
+// could start a second run while the first still finishes its work.
+var ErrLeadershipLost = errors.New("leader election: lease lost")
+
+// RunLeader campaigns once for the Lease and runs run while this replica
+// holds it; run's context is cancelled when leadership is lost or ctx
+// ends, and the Lease is released when ctx ends so that another replica
+// takes over at once. RunLeader returns only after run has returned: run's
+// error when it failed, ErrLeadershipLost when the Lease was lost while
+// ctx was live, else nil (ctx ended, or run returned by itself).
+func RunLeader(ctx context.Context, cs kubernetes.Interface, cfg LeaderConfig, run func(ctx context.Context) error) error {
 	if cfg.Identity == "" {
 		return errors.New("leader election: identity is required")
 	}
@@ -46,16 +54,41 @@ func RunLeader(ctx context.Context, cs kubernetes.Interface, cfg LeaderConfig, r
 		Client:     cs.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
 	}
-	for ctx.Err() == nil {
-		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock: lock, ReleaseOnCancel: true, Name: cfg.Name,
-			LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
-			Callbacks: leaderelection.LeaderCallbacks{OnStartedLeading: run, OnStoppedLeading: func() {}},
-		})
-		if err != nil {
-			return err
-		}
-		le.Run(ctx) // returns when leadership is lost or ctx is done; then campaign again
+	// client-go starts OnStartedLeading in a goroutine it does not wait
+	// for; run is called here instead, so that it has one owner and
+	// RunLeader can wait for it.
+	leading := make(chan context.Context, 1)
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: lock, ReleaseOnCancel: true, Name: cfg.Name,
+		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(lctx context.Context) { leading <- lctx },
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		return err
 	}
-	return ctx.Err()
+	ectx, stop := context.WithCancel(ctx)
+	defer stop()
+	elected := make(chan struct{})
+	go func() { defer close(elected); le.Run(ectx) }()
+	lost := false
+	select {
+	case <-elected:
+		// le.Run ended before this replica led, or just after: nothing ran.
+		lost = ctx.Err() == nil
+	case lctx := <-leading:
+		err = run(lctx)
+		lost = lctx.Err() != nil && ctx.Err() == nil
+		stop() // release the Lease
+		<-elected
+	}
+	switch {
+	case err != nil:
+		return err
+	case lost:
+		return ErrLeadershipLost
+	}
+	return nil
 }

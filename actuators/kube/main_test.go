@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/augur-ops/augur/actuators"
-	"github.com/augur-ops/augur/actuators/internal/kubetest"
+	"github.com/augur-ops/augur/internal/kubetest"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -111,6 +111,7 @@ func newHarness(t *testing.T, restCfg *rest.Config, mut func(*actuators.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(ex.Close)
 	cfg := actuators.DefaultConfig()
 	cfg.DecisionKeys = [][]byte{testKey}
 	cfg.Mode = actuators.ModeEnforce

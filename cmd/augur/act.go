@@ -40,7 +40,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	group := fs.String("group", "augur-act", "consumer group of the actuators")
 	mode := fs.String("mode", string(cfg.Mode), "global mode: off, dry-run or enforce")
 	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
-	kubeconfig := fs.String("kubeconfig", "", `kubeconfig path; "" uses the in-cluster config, "none" disables Kubernetes actions`)
+	kubeconfig := fs.String("kubeconfig", kubeInCluster, `Kubernetes API: "in-cluster" (the pod's service account), "none" (no Kubernetes actions), or a kubeconfig path`)
 	arc := fs.Bool("zonal-shift", false, "enable AWS ARC zonal shifts (credentials and region from the AWS SDK's default chain)")
 	arcEndpoint := fs.String("zonal-shift-endpoint", "", "override the ARC endpoint (tests, VPC endpoints)")
 	deny := fs.String("deny-namespaces", strings.Join(cfg.DenyNamespaces, ","), "namespaces never touched")
@@ -78,7 +78,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	var kx, zx actuators.Executor
 	var cs kubernetes.Interface
-	if *kubeconfig != "none" {
+	if !noKube(*kubeconfig) {
 		rc, err := kubeRESTConfig(*kubeconfig)
 		if err != nil {
 			return err
@@ -91,6 +91,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		if err != nil {
 			return err
 		}
+		defer ex.Close()
 		kx = ex
 	}
 	if *arc {
@@ -148,30 +149,32 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if cs == nil {
 		return errors.New("-leader-elect needs Kubernetes (-kubeconfig)")
 	}
-	var runErr error
-	err = kube.RunLeader(ctx, cs, kube.LeaderConfig{Identity: cfg.Actor}, func(ctx context.Context) {
-		if err := runOnce(ctx); err != nil {
-			runErr = err
-			log.Error("actuator stopped", "err", err)
-		}
-	})
-	if runErr != nil {
-		return runErr
-	}
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	// A replica that loses the Lease exits (kube.ErrLeadershipLost) and is
+	// restarted; it never campaigns again in the same process.
+	return kube.RunLeader(ctx, cs, kube.LeaderConfig{Identity: cfg.Actor}, runOnce)
 }
 
-func kubeRESTConfig(path string) (*rest.Config, error) {
-	if path == "" {
+// The values of act.kubeconfig and `augur act -kubeconfig` other than a
+// path. They mean the same in every subcommand; empty means none.
+const (
+	kubeNone      = "none"
+	kubeInCluster = "in-cluster"
+)
+
+// noKube reports whether a kubeconfig setting disables Kubernetes actions.
+func noKube(setting string) bool { return setting == "" || setting == kubeNone }
+
+// kubeRESTConfig returns the client config of a kubeconfig setting that is
+// not none: the in-cluster config or the kubeconfig file at the path.
+func kubeRESTConfig(setting string) (*rest.Config, error) {
+	if setting == kubeInCluster {
 		c, err := rest.InClusterConfig()
 		if err != nil {
-			return nil, fmt.Errorf("in-cluster kubernetes config (use -kubeconfig outside a cluster): %w", err)
+			return nil, fmt.Errorf("in-cluster kubernetes config (set a kubeconfig path outside a cluster): %w", err)
 		}
 		return c, nil
 	}
+	path := setting
 	c, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %s: %w", path, err)

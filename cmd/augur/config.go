@@ -51,10 +51,14 @@ type fileConfig struct {
 	Ingest ingest.Config `yaml:"ingest"`
 	// Act configures the actuators.
 	Act struct {
-		// Mode: off, dry-run (default) or enforce.
-		Mode string `yaml:"mode"`
-		// Kubeconfig path; "" uses none in `augur run` (decisions are only
-		// audited), "in-cluster" the pod's service account.
+		// Config holds the mode (off, dry-run (default) or enforce) and
+		// the guardrails, with actuators.DefaultConfig's defaults: cooldown_up,
+		// cooldown_down, scale_down_stabilization, max_step,
+		// retry_interval, deny_namespaces, rules, ... (README: Configuration).
+		actuators.Config `yaml:",inline"`
+		// Kubeconfig is "none" (or empty, the default: decisions are only
+		// audited), "in-cluster" (the pod's service account) or a
+		// kubeconfig path; `augur act -kubeconfig` takes the same values.
 		Kubeconfig string `yaml:"kubeconfig"`
 	} `yaml:"act"`
 }
@@ -66,7 +70,7 @@ func defaultFileConfig() fileConfig {
 	c.Kafka.EmbeddedAddr = "127.0.0.1:9092"
 	c.Kafka.Partitions = 8
 	c.Kafka.Replication = -1
-	c.Act.Mode = string(actuators.ModeDryRun)
+	c.Act.Config = actuators.DefaultConfig()
 	return c
 }
 
@@ -104,7 +108,7 @@ func (c *fileConfig) validate() error {
 	if len(c.Kafka.Brokers) == 0 && !strings.HasPrefix(c.Kafka.EmbeddedAddr, "127.") && !strings.HasPrefix(c.Kafka.EmbeddedAddr, "localhost:") {
 		errs = append(errs, fmt.Errorf("kafka.embedded_addr: the embedded broker listens on loopback only, got %q", c.Kafka.EmbeddedAddr))
 	}
-	if !actuators.Mode(c.Act.Mode).Valid() {
+	if !c.Act.Mode.Valid() {
 		errs = append(errs, fmt.Errorf("act.mode: must be off, dry-run or enforce, got %q", c.Act.Mode))
 	}
 	ic := c.Ingest

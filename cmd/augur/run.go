@@ -79,7 +79,7 @@ func (f *commonFlags) load() (fileConfig, error) {
 		c.DataDir = f.dataDir
 	}
 	if f.mode != "" {
-		c.Act.Mode = f.mode
+		c.Act.Mode = actuators.Mode(f.mode)
 	}
 	if f.partitions != 0 {
 		c.Kafka.Partitions = int32(f.partitions)
@@ -152,13 +152,15 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return err
 	}
 
-	acfg := actuators.DefaultConfig()
+	acfg := cfg.Act.Config
 	acfg.DecisionKeys = [][]byte{key}
-	acfg.Mode = actuators.Mode(cfg.Act.Mode)
 	acfg.Actor = actHostname(acfg.Actor)
 	kx, err := kubeExecutor(cfg.Act.Kubeconfig, reg, log)
 	if err != nil {
 		return err
+	}
+	if kx != nil {
+		defer kx.Close()
 	}
 	// Audit records and offsets commit in one transaction: exactly one
 	// audit record per decision across restarts.
@@ -167,7 +169,11 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return fmt.Errorf("kafka transactional session: %w", err)
 	}
 	defer actSession.Close()
-	act, err := actuators.New(acfg, nil, kx, nil, reg, log)
+	var kex actuators.Executor // a nil *kube.Executor must stay a nil interface
+	if kx != nil {
+		kex = kx
+	}
+	act, err := actuators.New(acfg, nil, kex, nil, reg, log)
 	if err != nil {
 		return err
 	}
@@ -363,17 +369,14 @@ func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *inges
 	return ctx.Err()
 }
 
-// kubeExecutor returns the Kubernetes executor for `augur run`: none when
-// path is empty (decisions are audited but nothing is called), the pod's
-// service account for "in-cluster", else the kubeconfig at path.
-func kubeExecutor(path string, reg prometheus.Registerer, log *slog.Logger) (actuators.Executor, error) {
-	if path == "" {
+// kubeExecutor returns the Kubernetes executor for `augur run`: none for
+// "" or "none" (decisions are audited but nothing is called), the pod's
+// service account for "in-cluster", else the kubeconfig at the path.
+func kubeExecutor(setting string, reg prometheus.Registerer, log *slog.Logger) (*kube.Executor, error) {
+	if noKube(setting) {
 		return nil, nil
 	}
-	if path == "in-cluster" {
-		path = ""
-	}
-	rc, err := kubeRESTConfig(path)
+	rc, err := kubeRESTConfig(setting)
 	if err != nil {
 		return nil, err
 	}

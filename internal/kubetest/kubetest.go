@@ -45,7 +45,7 @@ func BinDir() (dir string, ok bool) {
 	dir = os.Getenv("AUGUR_KUBE_BIN")
 	if dir == "" {
 		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", ".ci", "kube", "bin")
+		dir = filepath.Join(filepath.Dir(file), "..", "..", ".ci", "kube", "bin")
 	}
 	for _, b := range Binaries {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
