@@ -64,6 +64,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{Config{}, "ingest.partitions: must be > 0"},
 		{Config{Partitions: 1, MaxCompressedBytes: -1}, "ingest.max_compressed_bytes: must not be negative"},
 		{Config{Partitions: 1, Limits: Limits{NameValidation: "ascii"}}, `ingest.limits.name_validation: must be "utf8" or "legacy"`},
+		{Config{Partitions: 1, Compression: "brotli"}, `ingest.compression: must be one of zstd, lz4, snappy, gzip, none, got "brotli"`},
 		{Config{Partitions: 1, Auth: Auth{BasicUsername: "u"}}, "ingest.auth: basic_username and basic_password_file go together"},
 		{Config{Partitions: 1, RetryAfter: 10}, "ingest.retry_after: must be at least 1s"},
 	} {

@@ -103,13 +103,14 @@ func New(cfg Config, client *kgo.Client, rs *rules.Set, reg prometheus.Registere
 func ClientOptions(cfg Config) []kgo.Opt {
 	c := cfg
 	c.setDefaults()
+	codec, _ := c.codec() // Validate rejects an unknown one
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(int32(c.MaxRecordBytes + 1<<20)),
 		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(c.ProduceTimeout),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchCompression(codec),
 		kgo.DefaultProduceTopic(c.Topic),
 		// After NOT_LEADER (a leader moved, a topic just created) the client
 		// refreshes metadata no sooner than this; franz-go's 5s default

@@ -33,7 +33,8 @@ func TestBlockReadByPyarrow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	// zstd batches, as the receiver writes them by default.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchCompression(kgo.ZstdCompression()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,6 +146,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 
 	scfg := stream.Config{
 		Brokers: seeds, Rules: rs, SigningKey: key, Registerer: reg, Logger: log,
+		DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic,
 	}
 	st, err := stream.New(scfg)
 	if err != nil {
@@ -292,11 +293,11 @@ func ensureTopics(ctx context.Context, seeds []string, cfg fileConfig, replicati
 	if err != nil {
 		return 0, err
 	}
-	scfg := stream.Config{SamplesTopic: ic.Topic, DecisionsTopic: "augur.decisions", StateTopic: "augur.state"}
+	scfg := stream.Config{SamplesTopic: ic.Topic, DecisionsTopic: cfg.Act.DecisionsTopic, StateTopic: "augur.state"}
 	if err := stream.EnsureTopics(ctx, adm, &scfg, replication, 12); err != nil {
 		return 0, err
 	}
-	if _, err := adm.CreateTopic(ctx, 12, replication, nil, actuators.DefaultConfig().ActionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	if _, err := adm.CreateTopic(ctx, 12, replication, nil, cfg.Act.ActionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return 0, fmt.Errorf("create actions topic: %w", err)
 	}
 	return parts, nil
