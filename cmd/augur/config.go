@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -34,6 +35,13 @@ type fileConfig struct {
 		// EmbeddedAddr is where the embedded broker listens (loopback only).
 		// Default 127.0.0.1:9092.
 		EmbeddedAddr string `yaml:"embedded_addr"`
+		// EmbeddedRetention is how long the embedded broker keeps samples,
+		// decisions and audit records. Default 6h.
+		EmbeddedRetention time.Duration `yaml:"embedded_retention"`
+		// EmbeddedRetentionBytes bounds what the embedded broker keeps on
+		// disk across its topics, in bytes (see boundEmbedded for the
+		// split). Default 5 GiB.
+		EmbeddedRetentionBytes int64 `yaml:"embedded_retention_bytes"`
 		// Partitions of augur.samples (and augur.state) when augur creates
 		// them. Default 8.
 		Partitions int32 `yaml:"partitions"`
@@ -68,6 +76,8 @@ func defaultFileConfig() fileConfig {
 	c.Listen = "127.0.0.1:9201"
 	c.DataDir = "augur-data"
 	c.Kafka.EmbeddedAddr = "127.0.0.1:9092"
+	c.Kafka.EmbeddedRetention = 6 * time.Hour
+	c.Kafka.EmbeddedRetentionBytes = 5 << 30
 	c.Kafka.Partitions = 8
 	c.Kafka.Replication = -1
 	c.Act.Config = actuators.DefaultConfig()
@@ -101,6 +111,12 @@ func (c *fileConfig) validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if c.Kafka.EmbeddedRetention <= 0 {
+		errs = append(errs, fmt.Errorf("kafka.embedded_retention: must be > 0, got %v", c.Kafka.EmbeddedRetention))
+	}
+	if c.Kafka.EmbeddedRetentionBytes < 16<<20 {
+		errs = append(errs, fmt.Errorf("kafka.embedded_retention_bytes: must be at least 16 MiB (16777216), got %d", c.Kafka.EmbeddedRetentionBytes))
 	}
 	if c.Kafka.Partitions <= 0 {
 		errs = append(errs, fmt.Errorf("kafka.partitions: must be > 0, got %d", c.Kafka.Partitions))

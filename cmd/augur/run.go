@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -111,15 +110,17 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 
 	seeds := cfg.Kafka.Brokers
 	replication := cfg.Kafka.Replication
+	var cluster *kfake.Cluster
 	if len(seeds) == 0 {
-		cluster, err := startEmbeddedBroker(cfg)
+		cluster, err = startEmbeddedBroker(cfg)
 		if err != nil {
 			return err
 		}
 		defer cluster.Close()
 		seeds = cluster.ListenAddrs()
 		replication = 1
-		log.Info("embedded kafka broker started", "addr", seeds[0], "data_dir", filepath.Join(cfg.DataDir, "kafka"))
+		log.Info("embedded kafka broker started", "addr", seeds[0], "data_dir", filepath.Join(cfg.DataDir, "kafka"),
+			"retention", cfg.Kafka.EmbeddedRetention, "retention_bytes", cfg.Kafka.EmbeddedRetentionBytes)
 	}
 
 	keyFile := cfg.DecisionKeyFile
@@ -137,6 +138,15 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	cfg.Ingest.Partitions = parts
+	var disk *diskWatch
+	if len(cfg.Kafka.Brokers) == 0 {
+		if err := boundEmbedded(ctx, seeds, cfg, parts); err != nil {
+			return err
+		}
+		if disk, err = newDiskWatch(filepath.Join(cfg.DataDir, "kafka"), cfg.Kafka.EmbeddedRetentionBytes, cluster, reg, log); err != nil {
+			return err
+		}
+	}
 
 	recv, prodClient, err := newReceiver(cfg, seeds, rs, reg, log)
 	if err != nil {
@@ -194,6 +204,9 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, cfg, ln, recv, prodClient, reg, log) })
 	g.Go(func() error { return st.Run(gctx) })
+	if disk != nil {
+		g.Go(func() error { disk.run(gctx); return nil })
+	}
 	g.Go(func() error { return act.RunSession(gctx, actSession) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -250,27 +263,6 @@ func loadRules(path string) (*rules.Set, error) {
 		return rules.Empty(), nil
 	}
 	return rules.Load(path)
-}
-
-func startEmbeddedBroker(cfg fileConfig) (*kfake.Cluster, error) {
-	_, portStr, err := net.SplitHostPort(cfg.Kafka.EmbeddedAddr)
-	if err != nil {
-		return nil, fmt.Errorf("kafka.embedded_addr: %w", err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("kafka.embedded_addr: port %q: %w", portStr, err)
-	}
-	dir := filepath.Join(cfg.DataDir, "kafka")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("embedded broker data dir: %w", err)
-	}
-	c, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1), kfake.DataDir(dir),
-		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(64 << 20)}))
-	if err != nil {
-		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Kafka.EmbeddedAddr, err)
-	}
-	return c, nil
 }
 
 // ensureTopics creates augur's topics where missing and returns the

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// cleanerInterval is how often the embedded broker applies retention and
+// compacts augur.state (kfake's log.cleaner.backoff.ms).
+const cleanerInterval = 10 * time.Second
+
+func startEmbeddedBroker(cfg fileConfig) (*kfake.Cluster, error) {
+	_, portStr, err := net.SplitHostPort(cfg.Kafka.EmbeddedAddr)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.embedded_addr: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.embedded_addr: port %q: %w", portStr, err)
+	}
+	dir := filepath.Join(cfg.DataDir, "kafka")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded broker data dir: %w", err)
+	}
+	c, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1), kfake.DataDir(dir),
+		kfake.BrokerConfigs(map[string]string{
+			"message.max.bytes":      strconv.Itoa(64 << 20),
+			"log.cleaner.backoff.ms": strconv.FormatInt(cleanerInterval.Milliseconds(), 10),
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Kafka.EmbeddedAddr, err)
+	}
+	return c, nil
+}
+
+// Shares of kafka.embedded_retention_bytes per topic. augur.state is
+// compacted, not truncated: deleting it would lose model warm-up, and
+// compaction bounds it by the live series; the 10% left is its room.
+const (
+	samplesShare   = 0.80
+	decisionsShare = 0.05
+	actionsShare   = 0.05
+)
+
+// boundEmbedded sets the embedded broker's topic configs so that it cannot
+// fill the disk: retention.ms and retention.bytes (a share of the total per
+// topic, split over its partitions, as Kafka counts it per partition) on
+// samples, decisions and actions, and segments small enough that
+// retention frees space in steps of at most a quarter of a partition's
+// share (at least 1 MiB, so a bound far below a MiB per partition is not
+// kept). It runs at every start, so a data dir from an older version gets
+// the bounds too.
+func boundEmbedded(ctx context.Context, seeds []string, cfg fileConfig, samplesParts int32) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ic := cfg.Ingest // its defaults name the samples topic
+	ic.Partitions = samplesParts
+	if err := ic.Validate(); err != nil {
+		return err
+	}
+	total := float64(cfg.Kafka.EmbeddedRetentionBytes)
+	retMs := strconv.FormatInt(cfg.Kafka.EmbeddedRetention.Milliseconds(), 10)
+	topics := []struct {
+		name  string
+		share float64
+		parts int32
+	}{
+		{ic.Topic, samplesShare, samplesParts},
+		{cfg.Act.DecisionsTopic, decisionsShare, 12},
+		{cfg.Act.ActionsTopic, actionsShare, 12},
+	}
+	var alters []kadm.AlterConfig
+	for _, t := range topics {
+		// Retention deletes whole sealed segments and keeps the active
+		// one: a partition holds retention.bytes plus up to a segment.
+		perPart := int64(total * t.share / float64(t.parts))
+		seg := min(max(perPart/4, 1<<20), 100<<20)
+		segment := strconv.FormatInt(seg, 10)
+		bytes := strconv.FormatInt(max(perPart-seg, seg), 10)
+		alters = append(alters,
+			kadm.AlterConfig{Name: "retention.ms", Value: &retMs},
+			kadm.AlterConfig{Name: "retention.bytes", Value: &bytes},
+			kadm.AlterConfig{Name: "segment.bytes", Value: &segment})
+		// Op zero is SET: only these keys change.
+		resp, err := adm.AlterTopicConfigs(ctx, alters, t.name)
+		if err == nil {
+			var r kadm.AlterConfigsResponse
+			if r, err = resp.On(t.name, nil); err == nil && r.Err != nil {
+				err = fmt.Errorf("%w: %s", r.Err, r.ErrMessage)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("bound embedded topic %s: %w", t.name, err)
+		}
+		alters = alters[:0]
+	}
+	return nil
+}
+
+// diskWatch measures the embedded broker's data dir every 250ms, exports
+// it, and applies retention at once when the dir nears its bound: the
+// broker's own cleaner runs every cleanerInterval, and at full speed
+// ingest writes tens of megabytes a second. It warns in the log when the
+// dir stays well above the bound.
+type diskWatch struct {
+	dir     string
+	limit   int64
+	cluster *kfake.Cluster
+	gauge   prometheus.Gauge
+	log     *slog.Logger
+	warned  bool
+}
+
+func newDiskWatch(dir string, limit int64, cluster *kfake.Cluster, reg prometheus.Registerer, log *slog.Logger) (*diskWatch, error) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "augur_embedded_broker_disk_bytes",
+		Help: "Bytes the embedded broker's data dir holds on disk (kafka.embedded_retention_bytes bounds it).",
+	})
+	if err := reg.Register(g); err != nil {
+		return nil, fmt.Errorf("register embedded broker metrics: %w", err)
+	}
+	return &diskWatch{dir: dir, limit: limit, cluster: cluster, gauge: g, log: log}, nil
+}
+
+// run measures every 250ms until ctx ends.
+func (w *diskWatch) run(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		w.measure()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *diskWatch) measure() {
+	n := w.size()
+	if n > w.limit-w.limit/10 {
+		w.cluster.ApplyRetention()
+		n = w.size()
+	}
+	w.gauge.Set(float64(n))
+	// Retention frees whole segments, so the dir runs a little over its
+	// bound; well over it, something retention does not bound grows.
+	over := n > w.limit+w.limit/4
+	if over && !w.warned {
+		w.log.Warn("embedded broker data dir above its bound", "bytes", n, "retention_bytes", w.limit, "dir", w.dir)
+	}
+	w.warned = over
+}
+
+// size returns the bytes of the files under the data dir.
+func (w *diskWatch) size() int64 {
+	var n int64
+	_ = filepath.WalkDir(w.dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil // a file removed while walking is not an error
+	})
+	return n
+}

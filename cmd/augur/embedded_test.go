@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestEmbeddedBrokerStaysBounded runs `augur run` with a 16 MiB bound on
+// its embedded broker (two partitions) and writes 20,000 samples/s of
+// remote-write load for 25 s (about three times the bound in Kafka): retention deletes the oldest samples (the log start moves),
+// the data dir never grows past 1.5 times the bound while the load runs,
+// and every request is accepted.
+func TestEmbeddedBrokerStaysBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a few hundred megabytes through augur run")
+	}
+	const bound = 16 << 20
+	dir := t.TempDir()
+	broker, listen := freePort(t), freePort(t)
+	writeFile(t, filepath.Join(dir, "augur.yaml"), fmt.Sprintf(`listen: %s
+data_dir: %s
+kafka:
+  embedded_addr: %s
+  embedded_retention_bytes: %d
+  partitions: 2
+`, listen, filepath.Join(dir, "data"), broker, bound))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	var logs syncBuffer
+	go func() {
+		done <- runMain(ctx, []string{"run", "-config", filepath.Join(dir, "augur.yaml")}, io.Discard, io.Discard, slog.New(slog.NewTextHandler(&logs, nil)))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("augur run exited %d: %s", code, tailString(logs.String(), 3000))
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("augur run did not stop within 30s of its signal")
+		}
+	})
+	waitReady(t, "http://"+listen+"/readyz")
+
+	// Watch the data dir while the load runs.
+	kafkaDir := filepath.Join(dir, "data", "kafka")
+	var peak atomic.Int64
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for watchCtx.Err() == nil {
+			if n := dirBytes(kafkaDir); n > peak.Load() {
+				peak.Store(n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	var out bytes.Buffer
+	lctx, lcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer lcancel()
+	if code := runMain(lctx, []string{"loadgen", "-url", "http://" + listen + "/api/v1/write", "-series", "20000",
+		"-rate", "20000", "-duration", "25s", "-warmup", "0s", "-json"}, &out, io.Discard, slog.New(slog.DiscardHandler)); code != 0 {
+		t.Fatalf("loadgen exited %d", code)
+	}
+	var res struct {
+		Sent   int64          `json:"samples_sent"`
+		Acked  int64          `json:"samples_acked"`
+		Status map[string]int `json:"status"`
+		Body   float64        `json:"body_bytes_mean"`
+	}
+	if err := json.Unmarshal(out.Bytes()[bytes.IndexByte(out.Bytes(), '{'):], &res); err != nil {
+		t.Fatalf("loadgen result %q: %v", out.String(), err)
+	}
+	time.Sleep(time.Second)
+	stopWatch()
+	<-watched
+	final := dirBytes(kafkaDir)
+	t.Logf("%d samples acked of %d (%.0f MiB of requests); data dir peak %.1f MiB, end %.1f MiB, bound %d MiB",
+		res.Acked, res.Sent, float64(res.Sent)/2000*res.Body/(1<<20), float64(peak.Load())/(1<<20), float64(final)/(1<<20), bound>>20)
+	if res.Acked != res.Sent || res.Acked == 0 {
+		t.Errorf("%d of %d samples acknowledged (%v): writes must go on under the bound", res.Acked, res.Sent, res.Status)
+	}
+	// Retention deleted the oldest records: some partition's log starts
+	// after offset 0.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, "augur.samples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := false
+	starts.Each(func(o kadm.ListedOffset) { moved = moved || o.Offset > 0 })
+	if !moved {
+		t.Errorf("no augur.samples partition lost its oldest records (%d samples written): retention never ran", res.Sent)
+	}
+	if p := peak.Load(); p > bound+bound/2 {
+		t.Errorf("data dir peaked at %d bytes, above 1.5 x the bound %d", p, bound)
+	}
+	if !strings.Contains(scrape(t, "http://"+listen+"/metrics"), "augur_embedded_broker_disk_bytes ") {
+		t.Error("no augur_embedded_broker_disk_bytes metric")
+	}
+}
+
+func dirBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
