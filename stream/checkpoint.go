@@ -126,8 +126,18 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(det)))
-	return append(b, det...), nil
+	b = append(b, det...)
+	// Flags, added after the first layout: readers of that layout ignore
+	// trailing bytes, and a record without them restores as before.
+	var flags byte
+	if g.opened {
+		flags |= groupOpened
+	}
+	return append(b, flags), nil
 }
+
+// groupOpened is the group state flag of group.opened.
+const groupOpened = 1
 
 func (sh *shard) appendMeta(b []byte) []byte {
 	b = append(b, stateVersion)
@@ -284,6 +294,9 @@ func (sh *shard) apply(key, value []byte) error {
 		if r.err != nil {
 			return r.err
 		}
+		// Without the flags byte (an older record), a group with state has
+		// closed a window.
+		g.opened = len(r.b) == 0 || r.b[0]&groupOpened != 0
 		if g.fc != nil {
 			// A bank whose state format or configuration changed starts
 			// over (it warms up again).

@@ -102,15 +102,26 @@ func (e *env) groupDecisions(g *group, ds []*proto.Decision) []*proto.Decision {
 }
 
 // closeWindow feeds the signal of a closed window to the group's forecaster
-// bank and asks the scaler for a decision once the bank is warm (its served
-// forecast scored at the horizon at least once per step of it).
+// bank and asks the scaler for a decision from the first whole window on: a
+// new bank serves the last value until another member earns it, so a new
+// rule decides on the load it sees within two windows of its first sample.
 func (e *env) closeWindow(g *group, end int64, value float64) []*proto.Decision {
 	r := e.rules.Rule(g.rule)
 	sc := r.Scaling
+	if !g.opened {
+		// A new group's first window lacks the increase up to each series'
+		// first sample (a counter's first sample has no rate): fed to the
+		// bank, its low value would seed the forecast and widen the
+		// interval. A restored bank has seen windows already.
+		g.opened = true
+		if g.fc.Steps() == 0 {
+			return nil
+		}
+	}
 	g.fc.Update(end, value)
 	f := g.fc.Forecast(sc.Horizon)
 	e.fm.observe(r.Name, g, value, f)
-	if g.fc.Scores().N < float64(g.fc.HorizonSteps(sc.Horizon)) {
+	if g.fc.Steps() < minDecideSteps {
 		return nil
 	}
 	// Size on the peak of the forecast path up to the horizon, not only its
@@ -168,6 +179,10 @@ func (e *env) madeAtClose(ds []*proto.Decision) []*proto.Decision {
 	}
 	return ds
 }
+
+// minDecideSteps is how many windows a scaling group's bank has seen before
+// it decides.
+const minDecideSteps = 1
 
 // retarget turns the scaler's scale decision into the rule's mode: another
 // kind (and so another id) and the summary's first clause.

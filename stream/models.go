@@ -93,9 +93,10 @@ func anomalyConfig(a *rules.Anomaly) anomaly.Config {
 }
 
 // bankConfig is the forecaster bank of a scaling rule: one step per
-// aggregation window, scored at the rule's horizon.
+// aggregation window, scored at the rule's horizon; the signal, a sum of
+// counter rates, is never negative.
 func bankConfig(s *rules.Scaling) bank.Config {
-	return bank.Config{Step: s.Window, Horizon: s.Horizon, MaxHorizon: rules.MaxHorizon}
+	return bank.Config{Step: s.Window, Horizon: s.Horizon, MaxHorizon: rules.MaxHorizon, NonNegative: true}
 }
 
 // scalerConfig maps a scaling rule to detectors/scaling. The scaler always

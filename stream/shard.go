@@ -92,6 +92,7 @@ type group struct {
 	last      int32           // scaling: replicas of the last decision, 0 when none
 	lastID    string          // scaling: id of the last decision ("" none, or restored)
 	lastExp   int64           // scaling: its expiry, unix ms
+	opened    bool            // scaling: a window was closed (the first is dropped, see closeWindow)
 	refits    uint64          // scaling: bank refits already counted in the metrics
 	repairs   uint64          // scaling: bank member repairs already counted in the metrics
 	det       GroupDetector   // gray-failure and GPU groups

@@ -12,6 +12,11 @@
 // (re-detects seasonality, re-seeds the seasonal profiles, loosens the
 // Fourier fit), at most once per Config.RefitCooldown.
 //
+// A new bank serves seasonal naive, which before any season is found is the
+// last value: the other members start from nothing and earn the serving
+// only once they are scored at the horizon and beat it, so a new rule's
+// forecast follows the load from its first samples.
+//
 // A Bank is not safe for concurrent use: each series has one owner.
 package bank
 
@@ -56,6 +61,10 @@ type Config struct {
 	// RefitCooldown is the least time between two accuracy-triggered
 	// refits. Default 12h.
 	RefitCooldown time.Duration
+	// NonNegative says the series is never negative (a rate of counters, a
+	// count, bytes, replicas): forecasts and their bounds are floored at 0.
+	// Default false.
+	NonNegative bool
 }
 
 // detectSteps is the least number of steps between two scheduled
@@ -191,7 +200,7 @@ func (b *Bank) reset() {
 	b.periods = [2]int64{}
 	b.nextCheck = b.stepsOf(seasonality.MinCycles * seasonality.Day)
 	b.lastRefit, b.refits, b.repairs = 0, 0, 0
-	b.served = HoltWinters
+	b.served = SeasonalNaive // the last value, until another member earns it
 	b.tr.Init(b.h, b.memory)
 	b.configure(false)
 }
@@ -563,7 +572,7 @@ func (b *Bank) HorizonSteps(h time.Duration) int {
 func (b *Bank) Forecast(h time.Duration) Result {
 	hs := b.HorizonSteps(h)
 	return Result{
-		Forecast: b.tr.Interval(b.forecast(b.served, hs).Point, hs),
+		Forecast: b.floor(b.tr.Interval(b.forecast(b.served, hs).Point, hs)),
 		Model:    memberNames[b.served],
 		Scores:   b.tracker(b.served).Scores(),
 		Horizon:  time.Duration(hs) * b.cfg.Step,
@@ -583,7 +592,15 @@ func (b *Bank) forecast(i, h int) models.Forecast {
 
 // MemberForecast returns member i's forecast h after the last sample.
 func (b *Bank) MemberForecast(i int, h time.Duration) models.Forecast {
-	return b.forecast(i, b.HorizonSteps(h))
+	return b.floor(b.forecast(i, b.HorizonSteps(h)))
+}
+
+// floor floors a forecast of a non-negative series at 0.
+func (b *Bank) floor(f models.Forecast) models.Forecast {
+	if b.cfg.NonNegative {
+		f.Point, f.Lower, f.Upper = max(f.Point, 0), max(f.Lower, 0), max(f.Upper, 0)
+	}
+	return f
 }
 
 // MemberScores returns member i's recent scores at the decision horizon.
