@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -45,6 +46,12 @@ type Config struct {
 	// StragglerCordon also decides taint_node (PreferNoSchedule) with cordon
 	// for a straggling GPU's node. Default false: alert only.
 	StragglerCordon bool
+	// JobShare: when at least this share of a job's members is slow at
+	// once, slowness is a property of the job (two kinds of placement or
+	// hardware, a bimodal job), not of its nodes: one job-level alert
+	// names the slow and the other members, and no node is tainted or
+	// cordoned. A straggler is a minority. Default 0.3, in (0, 1].
+	JobShare float64
 	// BottleneckUtil (percent) and BottleneckRxBytes (bytes/s): a GPU less
 	// busy than BottleneckUtil while its pod receives more than
 	// BottleneckRxBytes for BottleneckWindows windows is input-bound.
@@ -93,6 +100,9 @@ func (c *Config) Validate() error {
 	if c.StragglerWindows == 0 {
 		c.StragglerWindows = 3
 	}
+	if c.JobShare == 0 {
+		c.JobShare = 0.3
+	}
 	if c.StragglerMinMembers == 0 {
 		c.StragglerMinMembers = 4
 	}
@@ -130,6 +140,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gpu config: straggler smoothing %v not in (0,1]", c.StragglerSmoothing)
 	case c.StragglerWindows < 1 || c.BottleneckWindows < 1 || c.ThrottleWindows < 1:
 		return errors.New("gpu config: window counts must be at least 1")
+	case !(c.JobShare > 0 && c.JobShare <= 1):
+		return fmt.Errorf("gpu config: job share %v not in (0,1]", c.JobShare)
 	case c.StragglerMinMembers < 3:
 		return fmt.Errorf("gpu config: straggler min members %d below 3 (a median of two has no majority)", c.StragglerMinMembers)
 	case c.BottleneckUtil < 0 || c.BottleneckUtil > 100:
@@ -544,17 +556,79 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			default:
 				m.over = 0
 			}
-			if m.over >= uint32(c.StragglerWindows) && !m.flagged {
-				m.flagged = true
-				out = d.stragglerDecisions(out, ts, jobName, idx, i, act, med, v)
-			}
 		}
+		out = d.judgeSlow(out, ts, jobName, idx, act, med)
 	}
 	for _, i := range idx {
 		m := get(i)
 		m.sum, m.n = 0, 0
 	}
 	return out
+}
+
+// judgeSlow decides on the members slow for StragglerWindows windows: a
+// minority are stragglers, each alerted (and cordoned when configured); a
+// share of JobShare or more is the job's own shape, one job-level alert
+// naming both groups and no node action. Each member is judged once until
+// it recovers (member.flagged).
+func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, idx []int32, act bool, med float64) []*proto.Decision {
+	if med <= 0 {
+		return out // nothing was compared in this window
+	}
+	slow, fresh := 0, false
+	for _, i := range idx {
+		if m := d.member(i, act); m.n > 0 && m.over >= uint32(d.cfg.StragglerWindows) {
+			slow++
+			fresh = fresh || !m.flagged
+		}
+	}
+	if !fresh {
+		return out
+	}
+	if float64(slow) < d.cfg.JobShare*float64(len(d.scratch)) {
+		for _, i := range idx {
+			if m := d.member(i, act); m.n > 0 && m.over >= uint32(d.cfg.StragglerWindows) && !m.flagged {
+				m.flagged = true
+				out = d.stragglerDecisions(out, ts, jobName, idx, i, act, med, m.sum/float64(m.n))
+			}
+		}
+		return out
+	}
+	var slowNames, others []string
+	signal := "step_time"
+	if act {
+		signal = "gpu_activity"
+	}
+	ev := &proto.Evidence{Signal: signal, Peers: make(map[string]float64, len(idx)),
+		Values: map[string]float64{"job_median": med, "slow_members": float64(slow), "members": float64(len(d.scratch))}}
+	for _, i := range idx {
+		m := d.member(i, act)
+		name := d.memberName(i, act)
+		ev.Peers[name] = m.smooth
+		if m.n > 0 && m.over >= uint32(d.cfg.StragglerWindows) {
+			m.flagged = true
+			slowNames = append(slowNames, name)
+		} else if m.n > 0 {
+			others = append(others, name)
+		}
+	}
+	slices.Sort(slowNames)
+	slices.Sort(others)
+	rest := "the others: " + strings.Join(others, ", ")
+	if len(others) == 0 {
+		rest = "every member is that far from the median: the job runs in groups"
+	}
+	summary := fmt.Sprintf("job %s: %d of %d members %.2fx or more off the median %s (%s), %s; the job's placement or hardware, not a sick node: nothing is cordoned",
+		jobName, slow, len(d.scratch), d.cfg.StragglerRatio, signal, strings.Join(slowNames, ", "), rest)
+	return append(out, d.alertTo(ts, "job/"+jobName, "warning", "slow_group", 1, summary, ev))
+}
+
+// memberName names a GPU (node/gpuN) or a worker.
+func (d *Detector) memberName(i int32, act bool) string {
+	if act {
+		return d.gpus[i].node + "/gpu" + d.gpus[i].gpu
+	}
+	return d.workers[i].name
 }
 
 func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName string, idx []int32, i int32, act bool, med, v float64) []*proto.Decision {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -286,6 +287,7 @@ func TestStepStragglerEvidence(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	for name, c := range map[string]Config{
 		"ratio 1":        {StragglerRatio: 1},
+		"job share 2":    {JobShare: 2},
 		"smoothing 2":    {StragglerSmoothing: 2},
 		"two members":    {StragglerMinMembers: 2},
 		"util 150":       {BottleneckUtil: 150},
@@ -441,4 +443,58 @@ func BenchmarkTick(b *testing.B) {
 		d.Tick(t0.Add(time.Duration(m) * time.Minute))
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/gpus, "ns/gpu")
+}
+
+// TestBimodalJobIsOneJobAlert: when half of a job's workers run twice as
+// slow as the other half from the first iteration (two kinds of placement
+// or hardware), that is one job-level alert naming both groups, and no
+// node is tainted or cordoned even with StragglerCordon; the same for GPU
+// activity. A single straggler in the same job shape is still flagged on
+// its own (TestStepStragglerEvidence, TestActivityStraggler).
+func TestBimodalJobIsOneJobAlert(t *testing.T) {
+	t.Run("step time", func(t *testing.T) {
+		d := newDet(t, Config{StragglerCordon: true})
+		var decs []*proto.Decision
+		for m := 1; m <= 30; m++ {
+			for w := range 10 {
+				v := 1.0
+				if w%2 == 1 {
+					v = 2.05
+				}
+				d.ObserveStep("train", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), ms(m), v)
+			}
+			decs = append(decs, d.Tick(t0.Add(time.Duration(m)*time.Minute))...)
+		}
+		if got := summary(decs); !slices.Equal(got, []string{"alert job/train warning:slow_group"}) {
+			t.Fatalf("decisions %v, want one job-level alert", got)
+		}
+		s := decs[0].GetSummary()
+		for _, want := range []string{"5 of 10", "w1, w3, w5, w7, w9", "w0, w2, w4, w6, w8"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("summary %q lacks %q", s, want)
+			}
+		}
+	})
+	t.Run("gpu activity", func(t *testing.T) {
+		d := newDet(t, Config{StragglerCordon: true})
+		var decs []*proto.Decision
+		for m := 1; m <= 20; m++ {
+			for g := range 8 {
+				v := 90.0
+				if g >= 4 {
+					v = 45 // the second node's GPUs, half as busy from the start
+				}
+				d.Observe(Sample{Metric: MetricUtil, Node: "n" + strconv.Itoa(g/4), GPU: strconv.Itoa(g % 4), Job: "ns/llm", Ts: ms(m) - 1000, Value: v})
+			}
+			decs = append(decs, d.Tick(t0.Add(time.Duration(m)*time.Minute))...)
+		}
+		for _, dec := range decs {
+			if dec.GetKind() != proto.KindAlert || dec.GetTarget() != "job/ns/llm" {
+				t.Fatalf("decisions %v: want only the job-level alert", summary(decs))
+			}
+		}
+		if len(decs) != 1 {
+			t.Fatalf("decisions %v, want one", summary(decs))
+		}
+	})
 }
