@@ -351,7 +351,10 @@ func TestDecodeMalformed(t *testing.T) {
 }
 
 func TestHistogramCheck(t *testing.T) {
-	valid := []prompb.Histogram{intHistogram(), floatHistogram()}
+	nanSum := intHistogram()
+	nanSum.Sum = math.NaN()
+	nanSum.Count = &prompb.Histogram_CountInt{CountInt: nanSum.GetCountInt() + 2} // two NaN observations
+	valid := []prompb.Histogram{intHistogram(), floatHistogram(), nanSum}
 	var c HistogramChecker
 	for i, h := range valid {
 		b, _ := h.Marshal()
@@ -364,6 +367,9 @@ func TestHistogramCheck(t *testing.T) {
 		"negative bucket": func(h *prompb.Histogram) { h.PositiveDeltas = []int64{1, -2, 0, 0} },
 		"schema":          func(h *prompb.Histogram) { h.Schema = 9 },
 		"count too low":   func(h *prompb.Histogram) { h.Count = &prompb.Histogram_CountInt{CountInt: 3} },
+		// Prometheus rejects an integer histogram whose count is not the
+		// sum of its buckets unless its sum is NaN (NaN observations).
+		"count too high":  func(h *prompb.Histogram) { h.Count = &prompb.Histogram_CountInt{CountInt: h.GetCountInt() + 1} },
 		"mixed counts":    func(h *prompb.Histogram) { h.PositiveCounts = []float64{1} },
 		"negative offset": func(h *prompb.Histogram) { h.PositiveSpans[1].Offset = -1 },
 	}

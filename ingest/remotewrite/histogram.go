@@ -134,7 +134,6 @@ func (c *HistogramChecker) Check(raw []byte) error {
 			}
 		}
 	}
-	_ = sum
 	if resetHint > 3 {
 		return badHistogram("unknown reset hint %d", resetHint)
 	}
@@ -191,8 +190,15 @@ func (c *HistogramChecker) Check(raw []byte) error {
 	if err != nil {
 		return err
 	}
-	if total := n + pc + zeroInt; total < n || countInt < total {
+	// As Prometheus validates an integer histogram: the count is the sum
+	// of the buckets and the zero bucket, exactly; only NaN observations
+	// (whose sum is then NaN) are counted without a bucket.
+	total := n + pc + zeroInt
+	if total < n || countInt < total {
 		return badHistogram("count %d below the sum of buckets %d", countInt, total)
+	}
+	if countInt != total && !math.IsNaN(sum) {
+		return badHistogram("count %d is not the sum of buckets %d (the sum %g is not NaN)", countInt, total, sum)
 	}
 	return nil
 }
