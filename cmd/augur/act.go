@@ -36,7 +36,8 @@ func init() {
 func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	cfg := actuators.DefaultConfig()
 	fs := newFlagSet("act", stdout)
-	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required)")
+	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required, here or in -config)")
+	configFile := fs.String("config", "", "YAML config file whose kafka: block (brokers, client_id, tls, sasl) this role connects with")
 	group := fs.String("group", "augur-act", "consumer group of the actuators")
 	mode := fs.String("mode", string(cfg.Mode), "global mode: off, dry-run or enforce")
 	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
@@ -55,8 +56,12 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	kc, err := roleKafka(*configFile, brokers)
+	if err != nil {
+		return err
+	}
 	if *brokers == "" || *keyFile == "" {
-		fmt.Fprintln(stdout, "augur act: -brokers and -decision-key-file are required")
+		fmt.Fprintln(stdout, "augur act: -brokers (or kafka.brokers in -config) and -decision-key-file are required")
 		return errUsage
 	}
 	key, err := os.ReadFile(*keyFile)
@@ -109,8 +114,14 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		}
 		zx = ex
 	}
-	seeds := kgo.SeedBrokers(strings.Split(*brokers, ",")...)
-	kopts := append(actuators.ClientOptions(cfg, *group), seeds)
+	conn, err := connOptions(ctx, kc, strings.Split(*brokers, ","), false)
+	if err != nil {
+		return err
+	}
+	if err := checkKafka(ctx, kc, conn); err != nil {
+		return err
+	}
+	kopts := append(actuators.ClientOptions(cfg, *group), conn...)
 	act, err := actuators.New(cfg, nil, kx, zx, reg, log)
 	if err != nil {
 		return err
@@ -119,7 +130,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	// standby replica must not hold partitions it does not poll.
 	runOnce := func(ctx context.Context) error {
 		if *txn {
-			sess, err := kgo.NewGroupTransactSession(append(actuators.TransactionalOptions(cfg, *group, "augur-act-"+cfg.Actor), seeds)...)
+			sess, err := kgo.NewGroupTransactSession(append(actuators.TransactionalOptions(cfg, *group, "augur-act-"+cfg.Actor), conn...)...)
 			if err != nil {
 				return fmt.Errorf("kafka transactional session: %w", err)
 			}

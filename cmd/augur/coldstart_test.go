@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,20 +35,7 @@ data_dir: %s
 kafka: {embedded_addr: %s, partitions: 2}
 rules_file: %s
 `, listen, filepath.Join(dir, "data"), broker, filepath.Join(dir, "rules.yaml")))
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan int, 1)
-	go func() {
-		done <- runMain(ctx, []string{"run", "-config", filepath.Join(dir, "augur.yaml")}, io.Discard, io.Discard, slog.New(slog.DiscardHandler))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("augur run did not stop within 30s of its signal")
-		}
-	})
-	waitReady(t, "http://"+listen+"/readyz")
+	startRun(t, filepath.Join(dir, "augur.yaml"), listen)
 
 	// Three minutes of scrapes, starting mid-window, pushed as they come.
 	first := time.Now().Add(-10 * time.Minute).Truncate(10 * time.Second).Add(3 * time.Second)

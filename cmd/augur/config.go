@@ -13,6 +13,7 @@ import (
 
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/ingest"
+	"github.com/augur-ops/augur/internal/kafkaconn"
 )
 
 // fileConfig is the YAML config file of `augur run` and `augur ingest`.
@@ -32,6 +33,10 @@ type fileConfig struct {
 	Kafka   struct {
 		// Brokers of a real cluster. Empty: start the embedded broker.
 		Brokers []string `yaml:"brokers"`
+		// Config is how every client of every role connects to Brokers:
+		// client_id, tls, sasl (internal/kafkaconn). The embedded broker
+		// is plaintext on loopback and ignores them.
+		kafkaconn.Config `yaml:",inline"`
 		// EmbeddedAddr is where the embedded broker listens (loopback only).
 		// Default 127.0.0.1:9092.
 		EmbeddedAddr string `yaml:"embedded_addr"`
@@ -111,6 +116,9 @@ func (c *fileConfig) validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Kafka.EmbeddedRetention <= 0 {
 		errs = append(errs, fmt.Errorf("kafka.embedded_retention: must be > 0, got %v", c.Kafka.EmbeddedRetention))

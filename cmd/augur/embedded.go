@@ -62,8 +62,8 @@ const (
 // share (at least 1 MiB, so a bound far below a MiB per partition is not
 // kept). It runs at every start, so a data dir from an older version gets
 // the bounds too.
-func boundEmbedded(ctx context.Context, seeds []string, cfg fileConfig, samplesParts int32) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+func boundEmbedded(ctx context.Context, conn []kgo.Opt, cfg fileConfig, samplesParts int32) error {
+	cl, err := kgo.NewClient(conn...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -116,7 +116,8 @@ func boundEmbedded(ctx context.Context, seeds []string, cfg fileConfig, samplesP
 }
 
 // diskWatch measures the embedded broker's data dir every 250ms, exports
-// it, and applies retention at once when the dir nears its bound: the
+// it, and applies retention (then compaction) at once when the dir nears
+// its bound: the
 // broker's own cleaner runs every cleanerInterval, and at full speed
 // ingest writes tens of megabytes a second. It warns in the log when the
 // dir stays well above the bound.
@@ -158,6 +159,12 @@ func (w *diskWatch) measure() {
 	n := w.size()
 	if n > w.limit-w.limit/10 {
 		w.cluster.ApplyRetention()
+		n = w.size()
+	}
+	if n > w.limit {
+		// Retention bounds every topic but augur.state, which only
+		// compaction bounds: compact now rather than at the next pass.
+		w.cluster.Compact()
 		n = w.size()
 	}
 	w.gauge.Set(float64(n))

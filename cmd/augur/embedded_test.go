@@ -37,24 +37,7 @@ kafka:
   embedded_retention_bytes: %d
   partitions: 2
 `, listen, filepath.Join(dir, "data"), broker, bound))
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan int, 1)
-	var logs syncBuffer
-	go func() {
-		done <- runMain(ctx, []string{"run", "-config", filepath.Join(dir, "augur.yaml")}, io.Discard, io.Discard, slog.New(slog.NewTextHandler(&logs, nil)))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("augur run exited %d: %s", code, tailString(logs.String(), 3000))
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("augur run did not stop within 30s of its signal")
-		}
-	})
-	waitReady(t, "http://"+listen+"/readyz")
+	ctx, _ := startRun(t, filepath.Join(dir, "augur.yaml"), listen)
 
 	// Watch the data dir while the load runs.
 	kafkaDir := filepath.Join(dir, "data", "kafka")

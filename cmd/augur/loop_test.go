@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -178,27 +177,7 @@ act:
   retry_interval: 5s
   deny_namespaces: [kube-system, other]
 `, listen, filepath.Join(dir, "data"), broker, filepath.Join(dir, "rules.yaml"), filepath.Join(cluster.Dir, "kubeconfig")))
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan int, 1)
-	var logs syncBuffer
-	go func() {
-		done <- runMain(runCtx, []string{"run", "-config", filepath.Join(dir, "augur.yaml")}, io.Discard, io.Discard, slog.New(slog.NewTextHandler(&logs, nil)))
-	}()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("augur run exited %d", code)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("augur run did not stop within 30s of its signal")
-		}
-		if t.Failed() {
-			t.Logf("augur logs (tail):\n%s", tailString(logs.String(), 6000))
-		}
-	})
-	waitReady(t, "http://"+listen+"/readyz")
+	startRun(t, filepath.Join(dir, "augur.yaml"), listen)
 	startProm(t, promBin, exporter, "http://"+listen+"/api/v1/write")
 	audit := followActions(t, broker)
 

@@ -133,14 +133,18 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 
 	reg := newRegistry()
-	parts, err := ensureTopics(ctx, seeds, cfg, replication)
+	conn, err := connOptions(ctx, cfg.Kafka.Config, seeds, cluster != nil)
+	if err != nil {
+		return err
+	}
+	parts, err := ensureTopics(ctx, conn, cfg, replication)
 	if err != nil {
 		return err
 	}
 	cfg.Ingest.Partitions = parts
 	var disk *diskWatch
-	if len(cfg.Kafka.Brokers) == 0 {
-		if err := boundEmbedded(ctx, seeds, cfg, parts); err != nil {
+	if cluster != nil {
+		if err := boundEmbedded(ctx, conn, cfg, parts); err != nil {
 			return err
 		}
 		if disk, err = newDiskWatch(filepath.Join(cfg.DataDir, "kafka"), cfg.Kafka.EmbeddedRetentionBytes, cluster, reg, log); err != nil {
@@ -148,14 +152,14 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		}
 	}
 
-	recv, prodClient, err := newReceiver(cfg, seeds, rs, reg, log)
+	recv, prodClient, err := newReceiver(cfg, conn, rs, reg, log)
 	if err != nil {
 		return err
 	}
 	defer prodClient.Close()
 
 	scfg := stream.Config{
-		Brokers: seeds, Rules: rs, SigningKey: key, Registerer: reg, Logger: log,
+		Brokers: seeds, ClientOpts: conn, Rules: rs, SigningKey: key, Registerer: reg, Logger: log,
 		DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic,
 	}
 	st, err := stream.New(scfg)
@@ -175,7 +179,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	// Audit records and offsets commit in one transaction: exactly one
 	// audit record per decision across restarts.
-	actSession, err := kgo.NewGroupTransactSession(append(actuators.TransactionalOptions(acfg, "augur-act", "augur-act-"+acfg.Actor), kgo.SeedBrokers(seeds...))...)
+	actSession, err := kgo.NewGroupTransactSession(append(actuators.TransactionalOptions(acfg, "augur-act", "augur-act-"+acfg.Actor), conn...)...)
 	if err != nil {
 		return fmt.Errorf("kafka transactional session: %w", err)
 	}
@@ -236,12 +240,16 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return err
 	}
 	reg := newRegistry()
-	parts, err := ensureTopics(ctx, cfg.Kafka.Brokers, cfg, cfg.Kafka.Replication)
+	conn, err := connOptions(ctx, cfg.Kafka.Config, cfg.Kafka.Brokers, false)
+	if err != nil {
+		return err
+	}
+	parts, err := ensureTopics(ctx, conn, cfg, cfg.Kafka.Replication)
 	if err != nil {
 		return err
 	}
 	cfg.Ingest.Partitions = parts
-	recv, client, err := newReceiver(cfg, cfg.Kafka.Brokers, rs, reg, log)
+	recv, client, err := newReceiver(cfg, conn, rs, reg, log)
 	if err != nil {
 		return err
 	}
@@ -265,14 +273,18 @@ func loadRules(path string) (*rules.Set, error) {
 	return rules.Load(path)
 }
 
-// ensureTopics creates augur's topics where missing and returns the
-// partition count of augur.samples.
-func ensureTopics(ctx context.Context, seeds []string, cfg fileConfig, replication int16) (int32, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+// ensureTopics checks the connection (a bad TLS or SASL setting fails here,
+// named), creates augur's topics where missing and returns the partition
+// count of augur.samples.
+func ensureTopics(ctx context.Context, conn []kgo.Opt, cfg fileConfig, replication int16) (int32, error) {
+	cl, err := kgo.NewClient(conn...)
 	if err != nil {
 		return 0, fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
+	if err := cfg.Kafka.Check(ctx, cl, 15*time.Second); err != nil {
+		return 0, err
+	}
 	adm := kadm.NewClient(cl)
 	ic := cfg.Ingest
 	ic.Partitions = cfg.Kafka.Partitions
@@ -295,8 +307,8 @@ func ensureTopics(ctx context.Context, seeds []string, cfg fileConfig, replicati
 	return parts, nil
 }
 
-func newReceiver(cfg fileConfig, seeds []string, rs *rules.Set, reg prometheus.Registerer, log *slog.Logger) (*ingest.Receiver, *kgo.Client, error) {
-	cl, err := kgo.NewClient(append(ingest.ClientOptions(cfg.Ingest), kgo.SeedBrokers(seeds...))...)
+func newReceiver(cfg fileConfig, conn []kgo.Opt, rs *rules.Set, reg prometheus.Registerer, log *slog.Logger) (*ingest.Receiver, *kgo.Client, error) {
+	cl, err := kgo.NewClient(append(ingest.ClientOptions(cfg.Ingest), conn...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka client: %w", err)
 	}

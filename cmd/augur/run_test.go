@@ -131,6 +131,36 @@ rules_file: %s
 	}
 }
 
+// startRun runs `augur run -config cfgFile` until the test ends and waits
+// for its /readyz on listen. It returns the run's context (done when the
+// test ends) and its logs. The test fails when the run exits non-zero or
+// does not stop within 30s of its signal; its logs' tail is printed then.
+func startRun(t *testing.T, cfgFile, listen string) (context.Context, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	logs := &syncBuffer{}
+	go func() {
+		done <- runMain(ctx, []string{"run", "-config", cfgFile}, io.Discard, io.Discard, slog.New(slog.NewTextHandler(logs, nil)))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("augur run exited %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("augur run did not stop within 30s of its signal")
+		}
+		if t.Failed() {
+			t.Logf("augur logs (tail):\n%s", tailString(logs.String(), 6000))
+		}
+	})
+	waitReady(t, "http://"+listen+"/readyz")
+	return ctx, logs
+}
+
 func waitReady(t *testing.T, url string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

@@ -31,7 +31,8 @@ func init() {
 func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	var cfg stream.Config
 	fs := newFlagSet("stream", stdout)
-	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required)")
+	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required, here or in -config)")
+	configFile := fs.String("config", "", "YAML config file whose kafka: block (brokers, client_id, tls, sasl) this role connects with")
 	rulesFile := fs.String("rules", "", "rules file (YAML); empty: no rules")
 	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
 	metricsAddr := fs.String("metrics-addr", ":9464", `address serving /metrics ("" disables)`)
@@ -47,11 +48,18 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	kc, err := roleKafka(*configFile, brokers)
+	if err != nil {
+		return err
+	}
 	if *brokers == "" || *keyFile == "" {
-		fmt.Fprintln(stdout, "augur stream: -brokers and -decision-key-file are required")
+		fmt.Fprintln(stdout, "augur stream: -brokers (or kafka.brokers in -config) and -decision-key-file are required")
 		return errUsage
 	}
 	cfg.Brokers = strings.Split(*brokers, ",")
+	if cfg.ClientOpts, err = connOptions(ctx, kc, cfg.Brokers, false); err != nil {
+		return err
+	}
 	key, err := stream.LoadKey(*keyFile)
 	if err != nil {
 		return err
@@ -71,11 +79,14 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return err
 	}
 	if *createTopics {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+		cl, err := kgo.NewClient(cfg.ClientOpts...)
 		if err != nil {
 			return fmt.Errorf("kafka client: %w", err)
 		}
-		err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, -1, 12)
+		err = kc.Check(ctx, cl, 15*time.Second)
+		if err == nil {
+			err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, -1, 12)
+		}
 		cl.Close()
 		if err != nil {
 			return err
