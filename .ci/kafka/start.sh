@@ -17,6 +17,10 @@
 #   KAFKA_RUN_DIR   pid file, logs and data (default $TMPDIR/augur-kafka-$KAFKA_PORT)
 #   KAFKA_HEAP      JVM heap (default 512m)
 #   KAFKA_START_TIMEOUT  seconds to wait for the broker (default 90)
+#   KAFKA_EXTRA_PROPERTIES  a file appended to server.properties (a later
+#                   key overrides an earlier one), e.g. a SASL_SSL listener
+#   KAFKA_SCRAM_USER, KAFKA_SCRAM_PASSWORD  a SCRAM-SHA-512 user created
+#                   when the storage is formatted
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -121,6 +125,13 @@ message.max.bytes=16777216
 replica.fetch.max.bytes=16777216
 log.cleaner.backoff.ms=1000
 EOF
+if [ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]; then
+  cat "$KAFKA_EXTRA_PROPERTIES" >>"$run/server.properties"
+fi
+format_args=()
+if [ -n "${KAFKA_SCRAM_USER:-}" ]; then
+  format_args=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=${KAFKA_SCRAM_PASSWORD:?}]")
+fi
 
 # 4. Format the storage with a fresh cluster id (22 characters of URL-safe
 # base64, what `kafka-storage random-uuid` prints).
@@ -130,7 +141,7 @@ jvm=(java -Xms128m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
   "-Dlog4j2.configurationFile=$here/log4j2.properties" "-Dkafka.logs.dir=$run"
   -cp "$lib/*")
 t0="$(now)"
-"${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$run/server.properties" \
+"${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$run/server.properties" "${format_args[@]}" \
   >"$run/format.log" 2>&1 || { cat "$run/format.log" >&2; log "storage format failed"; exit 1; }
 
 # 5. Start it in the background, detached from this shell's job control so

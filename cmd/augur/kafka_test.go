@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +40,63 @@ func TestRunOverSASLTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	broker := c.ListenAddrs()[0]
+	runOverSASLTLS(t, c.ListenAddrs()[0], ca)
+}
+
+// TestRunOverSASLTLSRealKafka is TestRunOverSASLTLS against Apache Kafka
+// (the jars of .ci/kafka, KRaft) with a SASL_SSL listener: a PEM keystore
+// signed by a test CA, and the SCRAM-SHA-512 user created when the storage
+// is formatted.
+func TestRunOverSASLTLSRealKafka(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an Apache Kafka broker")
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("java missing under CI: .ci/kafka/start.sh installs it")
+		}
+		t.Skip("java missing: the real-broker SASL_SSL test needs Java 17 and Maven (.ci/kafka/start.sh)")
+	}
+	ca := testca.New(t, "ca")
+	dir := t.TempDir()
+	keystore := filepath.Join(dir, "broker.pem")
+	key, _ := os.ReadFile(ca.ServerKeyFile)
+	cert, _ := os.ReadFile(ca.ServerCertFile)
+	writeFile(t, keystore, string(key)+string(cert))
+	port, sslPort := 19192, freePortNumber(t)
+	props := filepath.Join(dir, "sasl_ssl.properties")
+	writeFile(t, props, fmt.Sprintf(`listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d,SASL_SSL://127.0.0.1:%[3]d
+advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d,SASL_SSL://127.0.0.1:%[3]d
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=%[4]s
+`, port, port+1, sslPort, keystore))
+	_, file, _, _ := runtime.Caller(0)
+	ci := filepath.Join(filepath.Dir(file), "..", "..", ".ci", "kafka")
+	env := append(os.Environ(), fmt.Sprintf("KAFKA_PORT=%d", port), "KAFKA_RUN_DIR="+filepath.Join(dir, "kafka"),
+		"KAFKA_EXTRA_PROPERTIES="+props, "KAFKA_SCRAM_USER=augur", "KAFKA_SCRAM_PASSWORD=s3cret")
+	start := exec.Command("bash", filepath.Join(ci, "start.sh"))
+	start.Env = env
+	var stderr strings.Builder
+	start.Stderr = &stderr
+	if out, err := start.Output(); err != nil {
+		t.Fatalf("start kafka: %v\n%s%s", err, out, stderr.String())
+	}
+	t.Cleanup(func() {
+		stop := exec.Command("bash", filepath.Join(ci, "stop.sh"))
+		stop.Env = env
+		_ = stop.Run()
+	})
+	runOverSASLTLS(t, fmt.Sprintf("127.0.0.1:%d", sslPort), ca)
+}
+
+// runOverSASLTLS runs the checks of TestRunOverSASLTLS against broker, a
+// TLS listener with a certificate ca signed and SCRAM-SHA-512 user augur
+// with password s3cret.
+func runOverSASLTLS(t *testing.T, broker string, ca testca.CA) {
+	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "password"), "s3cret\n")
 	writeFile(t, filepath.Join(dir, "wrong"), "guess\n")
@@ -127,4 +189,40 @@ kafka:
 		a, err := proto.UnmarshalAction(r.Value)
 		return err == nil && a.GetDecisionId() == alert
 	})
+
+	// The roles that run alone connect with the same block (-config): each
+	// joins its group and runs until stopped; with the wrong password each
+	// stops at start-up naming kafka.sasl.
+	key := filepath.Join(dir, "data", "decision.key")
+	wrong := config(freePort(t), fmt.Sprintf("  tls: {enabled: true, ca_file: %s}\n  sasl: {mechanism: scram-sha-512, username: augur, password_file: %s}", ca.File, filepath.Join(dir, "wrong")))
+	for role, args := range map[string][]string{
+		"stream": {"stream", "-decision-key-file", key, "-metrics-addr", "", "-group", "augur-stream-solo", "-transactional-id", "augur-stream-solo"},
+		"act":    {"act", "-decision-key-file", key, "-kubeconfig", "none", "-metrics-addr", "", "-group", "augur-act-solo", "-actor", "solo"},
+	} {
+		rctx, stop := context.WithTimeout(ctx, 5*time.Second)
+		var stderr strings.Builder
+		code := runMain(rctx, append(args, "-config", cfgFile), io.Discard, &stderr, slog.New(slog.DiscardHandler))
+		stop()
+		if code != 0 {
+			t.Errorf("augur %s over SASL_SSL exited %d: %s", role, code, stderr.String())
+		}
+		stderr.Reset()
+		if code := runMain(ctx, append(args, "-config", wrong), io.Discard, &stderr, slog.New(slog.DiscardHandler)); code == 0 || !strings.Contains(stderr.String(), "kafka.sasl") {
+			t.Errorf("augur %s with a wrong password: exit %d, %q", role, code, stderr.String())
+		}
+	}
+}
+
+// freePortNumber returns a loopback port free a moment ago.
+func freePortNumber(t *testing.T) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(freePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -233,7 +233,8 @@ func (c *Config) Check(ctx context.Context, cl *kgo.Client, timeout time.Duratio
 		opErr     *net.OpError
 		firstEOF  *kgo.ErrFirstReadEOF
 	)
-	// franz-go says which first read failed only in its message.
+	// franz-go says which first read failed, and that a TLS alert answered
+	// a plaintext request, only in its messages.
 	firstRead := ""
 	if errors.As(err, &firstEOF) {
 		firstRead = firstEOF.Error()
@@ -245,7 +246,7 @@ func (c *Config) Check(ctx context.Context, cl *kgo.Client, timeout time.Duratio
 		return fmt.Errorf("kafka.tls.server_name: the brokers' certificate does not name the host: %w", err)
 	case errors.As(err, &header), strings.Contains(firstRead, "is TLS misconfigured"):
 		return fmt.Errorf("kafka.tls.enabled: the brokers do not speak TLS on this address: %w", err)
-	case strings.Contains(firstRead, "is TLS missing"):
+	case strings.Contains(firstRead, "is TLS missing"), strings.Contains(err.Error(), "plaintext connection speaking to a tls endpoint"):
 		return fmt.Errorf("kafka.tls.enabled: the brokers require TLS on this address: %w", err)
 	case strings.Contains(firstRead, "is SASL missing"):
 		return fmt.Errorf("kafka.sasl.mechanism: the brokers require SASL: %w", err)
