@@ -19,6 +19,7 @@ import (
 	gproto "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/augur-ops/augur/internal/kafkaconn"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -167,9 +168,13 @@ func (a *Actuator) RunSession(ctx context.Context, sess *kgo.GroupTransactSessio
 		return err
 	}
 	for {
-		recs, closed := a.poll(ctx, sess.PollRecords)
+		recs, closed, err := a.poll(ctx, sess.PollRecords)
 		if closed {
 			return nil
+		}
+		if err != nil {
+			sess.AllowRebalance()
+			return err
 		}
 		if err := a.transact(ctx, sess, recs); err != nil {
 			sess.AllowRebalance()
@@ -187,19 +192,25 @@ func (a *Actuator) RunSession(ctx context.Context, sess *kgo.GroupTransactSessio
 // poll waits at most RetryInterval for decisions, so that the decisions in
 // force are tried again on time however quiet the topic is. closed is true
 // once the client is closed.
-func (a *Actuator) poll(ctx context.Context, pollRecords func(context.Context, int) kgo.Fetches) (recs []*kgo.Record, closed bool) {
+//
+// An authorization failure (a missing ACL) is returned: retrying does not
+// grant it.
+func (a *Actuator) poll(ctx context.Context, pollRecords func(context.Context, int) kgo.Fetches) (recs []*kgo.Record, closed bool, err error) {
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.RetryInterval)
 	defer cancel()
 	fetches := pollRecords(pctx, a.cfg.MaxPollRecords)
 	if fetches.IsClientClosed() {
-		return nil, true
+		return nil, true, nil
 	}
-	fetches.EachError(func(t string, p int32, err error) {
-		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+	fetches.EachError(func(t string, p int32, ferr error) {
+		switch {
+		case kafkaconn.IsAuthorization(ferr):
+			err = kafkaconn.ACLHint(fmt.Errorf("consume %s: %w", t, ferr))
+		case !errors.Is(ferr, context.Canceled) && !errors.Is(ferr, context.DeadlineExceeded):
+			a.log.Warn("fetch error", "topic", t, "partition", p, "err", ferr)
 		}
 	})
-	return fetches.Records(), false
+	return fetches.Records(), false, err
 }
 
 // transact handles recs and the decisions in force whose try is due in one
@@ -295,9 +306,13 @@ func (a *Actuator) audit(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record
 
 func (a *Actuator) run(ctx context.Context, cl *kgo.Client) error {
 	for {
-		recs, closed := a.poll(ctx, cl.PollRecords)
+		recs, closed, err := a.poll(ctx, cl.PollRecords)
 		if closed {
 			return nil
+		}
+		if err != nil {
+			cl.AllowRebalance()
+			return err
 		}
 		if len(recs) > 0 || a.due() {
 			if err := a.handleBatch(ctx, cl, recs); err != nil {

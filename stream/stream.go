@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/augur-ops/augur/internal/kafkaconn"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -126,11 +127,19 @@ func (s *Stream) Run(ctx context.Context) error {
 			s.log.Info("stream member stopping", "group", c.Group)
 			return nil
 		}
+		var denied error
 		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			switch {
+			case kafkaconn.IsAuthorization(err):
+				denied = fmt.Errorf("consume %s: %w", t, err)
+			case !errors.Is(err, context.Canceled):
 				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
+		if denied != nil {
+			// Retrying does not grant an ACL: stop, named.
+			return kafkaconn.ACLHint(denied)
+		}
 		s.releaseDropped(workers)
 		if fs.NumRecords() == 0 {
 			continue

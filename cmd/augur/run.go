@@ -28,6 +28,7 @@ import (
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/ingest"
+	"github.com/augur-ops/augur/internal/kafkaconn"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/stream"
 )
@@ -137,7 +138,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	parts, err := ensureTopics(ctx, conn, cfg, replication)
+	parts, err := ensureTopics(ctx, conn, cfg, replication, false)
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	parts, err := ensureTopics(ctx, conn, cfg, cfg.Kafka.Replication)
+	parts, err := ensureTopics(ctx, conn, cfg, cfg.Kafka.Replication, true)
 	if err != nil {
 		return err
 	}
@@ -276,7 +277,10 @@ func loadRules(path string) (*rules.Set, error) {
 // ensureTopics checks the connection (a bad TLS or SASL setting fails here,
 // named), creates augur's topics where missing and returns the partition
 // count of augur.samples.
-func ensureTopics(ctx context.Context, conn []kgo.Opt, cfg fileConfig, replication int16) (int32, error) {
+//
+// With onlySamples (augur ingest) only augur.samples is checked or
+// created: the ingest principal needs no ACL on the other topics.
+func ensureTopics(ctx context.Context, conn []kgo.Opt, cfg fileConfig, replication int16, onlySamples bool) (int32, error) {
 	cl, err := kgo.NewClient(conn...)
 	if err != nil {
 		return 0, fmt.Errorf("kafka client: %w", err)
@@ -294,15 +298,15 @@ func ensureTopics(ctx context.Context, conn []kgo.Opt, cfg fileConfig, replicati
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	parts, err := ingest.EnsureTopic(ctx, adm, ic.Topic, cfg.Kafka.Partitions, replication, ic.MaxRecordBytes)
-	if err != nil {
-		return 0, err
+	if err != nil || onlySamples {
+		return parts, kafkaconn.ACLHint(err)
 	}
 	scfg := stream.Config{SamplesTopic: ic.Topic, DecisionsTopic: cfg.Act.DecisionsTopic, StateTopic: "augur.state"}
 	if err := stream.EnsureTopics(ctx, adm, &scfg, replication, 12); err != nil {
-		return 0, err
+		return 0, kafkaconn.ACLHint(err)
 	}
 	if _, err := adm.CreateTopic(ctx, 12, replication, nil, cfg.Act.ActionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return 0, fmt.Errorf("create actions topic: %w", err)
+		return 0, kafkaconn.ACLHint(fmt.Errorf("create actions topic: %w", err))
 	}
 	return parts, nil
 }

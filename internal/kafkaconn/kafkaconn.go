@@ -262,3 +262,20 @@ func (c *Config) Check(ctx context.Context, cl *kgo.Client, timeout time.Duratio
 	}
 	return fmt.Errorf("kafka: no broker answered within %v: %w", timeout, err)
 }
+
+// ACLHint marks an authorization failure (topic, group, transactional id or
+// cluster) as a missing ACL and points to the list of each role's ACLs; any
+// other error, nil included, comes back as it is.
+func ACLHint(err error) error {
+	if IsAuthorization(err) {
+		return fmt.Errorf("%w (the principal lacks a Kafka ACL this role needs: see README, Kafka ACLs)", err)
+	}
+	return err
+}
+
+// IsAuthorization reports whether err is a Kafka authorization failure,
+// which retrying does not cure.
+func IsAuthorization(err error) bool {
+	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// roleACLs are the Kafka ACLs each role needs, as README "Kafka ACLs"
+// lists them (topics created beforehand by an administrator).
+var roleACLs = map[string][]kfake.ACL{
+	"ingest": topicACL("augur.samples", kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite),
+	"stream": join(
+		topicACL("augur.samples", kmsg.ACLOperationDescribe, kmsg.ACLOperationRead),
+		topicACL("augur.state", kmsg.ACLOperationDescribe, kmsg.ACLOperationRead, kmsg.ACLOperationWrite),
+		topicACL("augur.decisions", kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite),
+		topicACL("augur.actions", kmsg.ACLOperationDescribe, kmsg.ACLOperationRead),
+		[]kfake.ACL{{Resource: kmsg.ACLResourceTypeGroup, Name: "augur-stream", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationRead, Allow: true}},
+		txnACL("augur-stream-"),
+	),
+	"act": join(
+		topicACL("augur.decisions", kmsg.ACLOperationDescribe, kmsg.ACLOperationRead),
+		topicACL("augur.actions", kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite),
+		[]kfake.ACL{{Resource: kmsg.ACLResourceTypeGroup, Name: "augur-act", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationRead, Allow: true}},
+		txnACL("augur-act-"),
+	),
+}
+
+func topicACL(topic string, ops ...kmsg.ACLOperation) []kfake.ACL {
+	var out []kfake.ACL
+	for _, op := range ops {
+		out = append(out, kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: topic, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op, Allow: true})
+	}
+	return out
+}
+
+func txnACL(prefix string) []kfake.ACL {
+	var out []kfake.ACL
+	for _, op := range []kmsg.ACLOperation{kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite} {
+		out = append(out, kfake.ACL{Resource: kmsg.ACLResourceTypeTransactionalId, Name: prefix, Pattern: kmsg.ACLResourcePatternTypePrefixed, Operation: op, Allow: true})
+	}
+	return out
+}
+
+func join(lists ...[]kfake.ACL) []kfake.ACL {
+	var out []kfake.ACL
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// TestRolesWithTheirACLs runs each role alone as a principal holding only
+// the ACLs README lists for it: ingest writes, stream consumes and commits
+// its transactions, act joins its group; a principal without them stops
+// each role with an error naming the authorization that failed.
+func TestRolesWithTheirACLs(t *testing.T) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser("SCRAM-SHA-512", "admin", "admin-pw"),
+		kfake.User("SCRAM-SHA-512", "nobody", "pw")}
+	for role, acls := range roleACLs {
+		opts = append(opts, kfake.User("SCRAM-SHA-512", role, "pw", acls...))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	broker := c.ListenAddrs()[0]
+	admin, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-pw"}.AsSha512Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	compact := "compact"
+	for topic, cfg := range map[string]map[string]*string{"augur.samples": nil, "augur.state": {"cleanup.policy": &compact}, "augur.decisions": nil, "augur.actions": nil} {
+		if _, err := adm.CreateTopic(t.Context(), 2, 1, cfg, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "pw"), "pw\n")
+	writeFile(t, filepath.Join(dir, "decision.key"), "0123456789abcdef0123456789abcdef\n")
+	cfgFor := func(user, listen string) string {
+		f := filepath.Join(dir, user+".yaml")
+		writeFile(t, f, fmt.Sprintf(`listen: %s
+kafka:
+  brokers: [%s]
+  partitions: 2
+  sasl: {mechanism: scram-sha-512, username: %s, password_file: %s}
+`, listen, broker, user, filepath.Join(dir, "pw")))
+		return f
+	}
+	key := filepath.Join(dir, "decision.key")
+	args := map[string][]string{
+		"stream": {"stream", "-decision-key-file", key, "-metrics-addr", "", "-create-topics=false"},
+		"act":    {"act", "-decision-key-file", key, "-kubeconfig", "none", "-metrics-addr", ""},
+	}
+
+	// ingest writes a request as its principal.
+	listen := freePort(t)
+	ictx, stopIngest := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	var ingestErr strings.Builder
+	go func() {
+		done <- runMain(ictx, []string{"ingest", "-config", cfgFor("ingest", listen)}, io.Discard, &ingestErr, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("augur ingest stderr: %s", ingestErr.String())
+		}
+	})
+	waitReady(t, "http://"+listen+"/readyz")
+	now := time.Now().UnixMilli()
+	for i := range 3 {
+		pushV1(t, "http://"+listen+"/api/v1/write", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "a"}},
+			Samples: []prompb.Sample{{Timestamp: now + int64(i)*1000, Value: 1}},
+		}}})
+	}
+	stopIngest()
+	if code := <-done; code != 0 {
+		t.Fatalf("augur ingest as its principal exited %d: %s", code, ingestErr.String())
+	}
+
+	// stream and act run as their principals until stopped.
+	for _, role := range []string{"stream", "act"} {
+		rctx, stop := context.WithTimeout(t.Context(), 6*time.Second)
+		var stderr strings.Builder
+		code := runMain(rctx, append(args[role], "-config", cfgFor(role, freePort(t))), io.Discard, &stderr, slog.New(slog.DiscardHandler))
+		stop()
+		if code != 0 {
+			t.Errorf("augur %s as its principal exited %d: %s", role, code, stderr.String())
+		}
+	}
+	// The stream committed its offsets: its principal read and wrote.
+	offs, err := adm.FetchOffsets(t.Context(), "augur-stream")
+	if err != nil || offs.Error() != nil {
+		t.Fatalf("stream group offsets: %v %v", err, offs.Error())
+	}
+	committed := int64(0)
+	offs.Each(func(o kadm.OffsetResponse) { committed += o.At })
+	if committed == 0 {
+		t.Errorf("the stream committed no offsets as its principal")
+	}
+
+	// A principal without the ACLs is refused, named.
+	for _, role := range []string{"ingest", "stream", "act"} {
+		a := append(args[role], "-config", cfgFor("nobody", freePort(t)))
+		if role == "ingest" {
+			a = []string{"ingest", "-config", cfgFor("nobody", freePort(t))}
+		}
+		rctx, stop := context.WithTimeout(t.Context(), 30*time.Second)
+		var stderr strings.Builder
+		code := runMain(rctx, a, io.Discard, &stderr, slog.New(slog.DiscardHandler))
+		stop()
+		if code == 0 || !strings.Contains(stderr.String(), "AUTHORIZATION_FAILED") || !strings.Contains(stderr.String(), "README") {
+			t.Errorf("augur %s without ACLs: exit %d, %q: want an authorization error pointing to the README", role, code, stderr.String())
+		}
+	}
+}
