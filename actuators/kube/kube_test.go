@@ -239,13 +239,18 @@ func TestTaintKeepsOtherOwnersTaints(t *testing.T) {
 	fakeNode(t, admin, "gpu-taint", "8", corev1.Taint{Key: "nvidia.com/gpu", Value: "present", Effect: corev1.TaintEffectNoSchedule})
 	cfg := rest.CopyConfig(c.Config)
 	race := &conflictOnce{other: func() {
-		n, err := admin.CoreV1().Nodes().Get(context.Background(), "gpu-taint", metav1.GetOptions{})
+		// kwok writes the node's status too: the other writer retries its
+		// own conflicts, as any controller does.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			n, err := admin.CoreV1().Nodes().Get(context.Background(), "gpu-taint", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "ops.example.com/maintenance", Effect: corev1.TaintEffectPreferNoSchedule})
+			_, err = admin.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{})
+			return err
+		})
 		if err != nil {
-			t.Error(err)
-			return
-		}
-		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "ops.example.com/maintenance", Effect: corev1.TaintEffectPreferNoSchedule})
-		if _, err := admin.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
 			t.Error(err)
 		}
 	}}
