@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -171,7 +172,7 @@ func LoadKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read signing key: %w", err)
 	}
-	k := trimSpace(b)
+	k := bytes.TrimSpace(b)
 	if len(k) < 16 {
 		return nil, fmt.Errorf("signing key %s: %d bytes, need at least 16", path, len(k))
 	}
@@ -202,14 +203,4 @@ func EnsureKey(path string) ([]byte, error) {
 		}
 	}
 	return LoadKey(path)
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

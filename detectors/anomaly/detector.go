@@ -3,6 +3,7 @@ package anomaly
 import (
 	"fmt"
 	"math"
+	"math/bits"
 )
 
 // Config is the shared configuration of a Detector. The zero value of a field
@@ -350,7 +351,7 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	if res.Outside && warm {
 		s.outside |= 1
 	}
-	res.Alarm = popcount(s.outside&d.alarmMask) >= d.cfg.AlarmM
+	res.Alarm = bits.OnesCount16(s.outside&d.alarmMask) >= d.cfg.AlarmM
 
 	zFast := math.Abs(v-s.fastMean) / sdFast
 	zSlow := math.Abs(v-s.slowMean) / sdSlow
@@ -450,15 +451,6 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	}
 	res.Score = score
 	return res
-}
-
-func popcount(x uint16) int {
-	n := 0
-	for x != 0 {
-		x &= x - 1
-		n++
-	}
-	return n
 }
 
 // ramp maps a z-score to the raw residual score.

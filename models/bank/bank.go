@@ -603,8 +603,6 @@ func (b *Bank) floor(f models.Forecast) models.Forecast {
 	return f
 }
 
-// MemberScores returns member i's recent scores at the decision horizon.
-func (b *Bank) MemberScores(i int) models.Scores { return b.tracker(i).Scores() }
 
 // Served returns the index of the member currently serving.
 func (b *Bank) Served() int { return b.served }
