@@ -29,6 +29,7 @@ import (
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/ingest"
 	"github.com/augur-ops/augur/internal/kafkaconn"
+	"github.com/augur-ops/augur/internal/recent"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/stream"
 )
@@ -207,7 +208,15 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		"actuator_mode", acfg.Mode, "partitions", parts)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(gctx, cfg, ln, recv, prodClient, reg, log) })
+	// The decisions and actions API reads the topics back, read committed.
+	tail := recent.New(recent.Config{DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic}, log)
+	tailClient, err := kgo.NewClient(append(conn, tail.Options()...)...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer tailClient.Close()
+	g.Go(func() error { return serveHTTP(gctx, cfg, ln, recv, prodClient, tail, reg, log) })
+	g.Go(func() error { return tail.Run(gctx, tailClient) })
 	g.Go(func() error { return st.Run(gctx) })
 	if disk != nil {
 		g.Go(func() error { disk.run(gctx); return nil })
@@ -260,7 +269,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("remote-write receiver running", "url", writeURL(cfg, ln), "partitions", parts)
-	err = serveHTTP(ctx, cfg, ln, recv, client, reg, log)
+	err = serveHTTP(ctx, cfg, ln, recv, client, nil, reg, log)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}
@@ -327,10 +336,16 @@ func newReceiver(cfg fileConfig, conn []kgo.Opt, rs *rules.Set, reg prometheus.R
 // serveHTTP serves remote-write, /metrics, /healthz and /readyz until ctx
 // ends, then shuts down in two phases: stop intake (503) and answer the
 // requests in flight, then close the server and flush the producer.
-func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *ingest.Receiver, cl *kgo.Client, reg *prometheus.Registry, log *slog.Logger) error {
+//
+// api, when not nil, serves /api/v1/decisions and /api/v1/actions.
+func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *ingest.Receiver, cl *kgo.Client, api http.Handler, reg *prometheus.Registry, log *slog.Logger) error {
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", recv)
+	if api != nil {
+		mux.Handle("/api/v1/decisions", api)
+		mux.Handle("/api/v1/actions", api)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

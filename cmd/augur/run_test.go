@@ -124,6 +124,18 @@ rules_file: %s
 		}
 		return a.GetDecisionId() == alert.GetId() && a.GetOutcome() != ""
 	})
+	// The decisions API serves the alert joined with its audit record.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body := scrape(t, "http://"+listen+"/api/v1/decisions?kind=alert&rule=latency-watch")
+		if strings.Contains(body, alert.GetId()) && strings.Contains(body, `"outcome"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/api/v1/decisions did not serve the alert with its outcome: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	for _, want := range []string{"remote_write_url=http://" + listen + "/api/v1/write", "kcat -b " + broker} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("start-up logs lack %q", want)

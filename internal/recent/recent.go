@@ -1,0 +1,302 @@
+// Package recent keeps a bounded, read-committed tail of augur.decisions
+// and augur.actions in memory and serves it as JSON:
+//
+//	GET /api/v1/decisions  newest first, each with the audit records of it
+//	GET /api/v1/actions    newest first
+//
+// Query parameters (all optional): rule, kind, target (exact matches),
+// since and until (RFC 3339 or unix milliseconds, on the decision's
+// creation time or the action's time), limit (1..Config.Size, default
+// 100). A bad parameter is a 400 naming it. It reads the topics like any
+// consumer, so any process that can read them can serve it; `augur run`
+// does, on its listener.
+package recent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+// Config configures a Tail.
+type Config struct {
+	// DecisionsTopic and ActionsTopic are read. Defaults augur.decisions
+	// and augur.actions.
+	DecisionsTopic, ActionsTopic string
+	// Size is how many decisions, and how many actions, are kept (the
+	// oldest go first). Default 1000.
+	Size int
+	// Lookback is how far back the topics are read at start. Default 1h.
+	Lookback time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.DecisionsTopic == "" {
+		c.DecisionsTopic = "augur.decisions"
+	}
+	if c.ActionsTopic == "" {
+		c.ActionsTopic = "augur.actions"
+	}
+	if c.Size <= 0 {
+		c.Size = 1000
+	}
+	if c.Lookback <= 0 {
+		c.Lookback = time.Hour
+	}
+}
+
+// Tail is the in-memory tail. Create it with New, feed it with Run (or
+// Add), serve it with ServeHTTP. Safe for concurrent use.
+type Tail struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.RWMutex
+	decisions []entry // ring, oldest first once full
+	dNext     int
+	actions   []entry
+	aNext     int
+	byID      map[string][]json.RawMessage // decision id -> its audit records, oldest first
+}
+
+// entry is one record: its JSON as on the topic and what filters read.
+type entry struct {
+	raw          json.RawMessage
+	id, rule     string
+	kind, target string
+	at           time.Time
+}
+
+// New returns an empty Tail.
+func New(cfg Config, log *slog.Logger) *Tail {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Tail{cfg: cfg, log: log, byID: map[string][]json.RawMessage{}}
+}
+
+// Options are the kgo options Run needs besides the connection: both
+// topics, read committed, from Lookback ago.
+func (t *Tail) Options() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumeTopics(t.cfg.DecisionsTopic, t.cfg.ActionsTopic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(time.Now().Add(-t.cfg.Lookback).UnixMilli())),
+	}
+}
+
+// Run reads cl (built with Options) into the tail until ctx ends. Records
+// that do not decode are skipped.
+func (t *Tail) Run(ctx context.Context, cl *kgo.Client) error {
+	for {
+		fs := cl.PollFetches(ctx)
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				t.log.Warn("fetch recent records", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) { t.Add(r.Topic, r.Value) })
+	}
+}
+
+// Add takes one record value of topic.
+func (t *Tail) Add(topic string, value []byte) {
+	switch topic {
+	case t.cfg.DecisionsTopic:
+		d, err := proto.UnmarshalDecision(value)
+		if err != nil {
+			return
+		}
+		e := entry{raw: clone(value), id: d.GetId(), rule: d.GetRule(), kind: d.GetKind(), target: d.GetTarget(), at: d.GetCreatedAt().AsTime()}
+		t.mu.Lock()
+		if old, full := push(&t.decisions, &t.dNext, e, t.cfg.Size); full {
+			delete(t.byID, old.id)
+		}
+		t.mu.Unlock()
+	case t.cfg.ActionsTopic:
+		a, err := proto.UnmarshalAction(value)
+		if err != nil {
+			return
+		}
+		e := entry{raw: clone(value), id: a.GetDecisionId(), kind: a.GetKind(), target: a.GetTarget(), at: a.GetAt().AsTime()}
+		t.mu.Lock()
+		push(&t.actions, &t.aNext, e, t.cfg.Size)
+		if recs := t.byID[e.id]; len(recs) < maxActionsPerDecision {
+			t.byID[e.id] = append(recs, e.raw)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// maxActionsPerDecision bounds the audit records joined to one decision
+// (a decision in force gets one per step).
+const maxActionsPerDecision = 32
+
+func clone(b []byte) json.RawMessage { return append(json.RawMessage(nil), b...) }
+
+// push appends e to the ring r of capacity size, returning the entry it
+// overwrote.
+func push(r *[]entry, next *int, e entry, size int) (entry, bool) {
+	if len(*r) < size {
+		*r = append(*r, e)
+		return entry{}, false
+	}
+	old := (*r)[*next]
+	(*r)[*next] = e
+	*next = (*next + 1) % size
+	return old, true
+}
+
+// query is a parsed request.
+type query struct {
+	rule, kind, target string
+	since, until       time.Time
+	limit              int
+}
+
+func (t *Tail) parse(r *http.Request) (query, error) {
+	q := query{limit: 100}
+	v := r.URL.Query()
+	for k := range v {
+		switch k {
+		case "rule", "kind", "target", "since", "until", "limit":
+		default:
+			return q, fmt.Errorf("unknown parameter %q (rule, kind, target, since, until, limit)", k)
+		}
+	}
+	q.rule, q.kind, q.target = v.Get("rule"), v.Get("kind"), v.Get("target")
+	if q.kind != "" && !validKind(q.kind) {
+		return q, fmt.Errorf("kind %q: not a decision kind %v", q.kind, proto.Kinds)
+	}
+	var err error
+	if q.since, err = parseTime("since", v.Get("since")); err != nil {
+		return q, err
+	}
+	if q.until, err = parseTime("until", v.Get("until")); err != nil {
+		return q, err
+	}
+	if !q.since.IsZero() && !q.until.IsZero() && q.until.Before(q.since) {
+		return q, errors.New("until is before since")
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > t.cfg.Size {
+			return q, fmt.Errorf("limit %q: want an integer in [1, %d]", s, t.cfg.Size)
+		}
+		q.limit = n
+	}
+	return q, nil
+}
+
+func validKind(k string) bool {
+	for _, x := range proto.Kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func parseTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.UnixMilli(ms), nil
+	}
+	ts, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q: want RFC 3339 or unix milliseconds", name, s)
+	}
+	return ts, nil
+}
+
+func (q *query) match(e *entry, rule string) bool {
+	return (q.rule == "" || rule == q.rule) && (q.kind == "" || e.kind == q.kind) && (q.target == "" || e.target == q.target) &&
+		(q.since.IsZero() || !e.at.Before(q.since)) && (q.until.IsZero() || !e.at.After(q.until))
+}
+
+// decisionView is one decision with its audit records.
+type decisionView struct {
+	Decision json.RawMessage   `json:"decision"`
+	Actions  []json.RawMessage `json:"actions"`
+}
+
+// ServeHTTP serves /api/v1/decisions and /api/v1/actions.
+func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	q, err := t.parse(r)
+	if err != nil {
+		http.Error(w, "bad query: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var out any
+	t.mu.RLock()
+	switch r.URL.Path {
+	case "/api/v1/decisions":
+		list := []decisionView{}
+		newestFirst(t.decisions, t.dNext, func(e *entry) bool {
+			if q.match(e, e.rule) {
+				list = append(list, decisionView{Decision: e.raw, Actions: append([]json.RawMessage{}, t.byID[e.id]...)})
+			}
+			return len(list) < q.limit
+		})
+		out = map[string]any{"decisions": list}
+	case "/api/v1/actions":
+		if q.rule != "" {
+			t.mu.RUnlock()
+			http.Error(w, "bad query: rule filters decisions only", http.StatusBadRequest)
+			return
+		}
+		list := []json.RawMessage{}
+		newestFirst(t.actions, t.aNext, func(e *entry) bool {
+			if q.match(e, "") {
+				list = append(list, e.raw)
+			}
+			return len(list) < q.limit
+		})
+		out = map[string]any{"actions": list}
+	default:
+		t.mu.RUnlock()
+		http.NotFound(w, r)
+		return
+	}
+	b, err := json.Marshal(out)
+	t.mu.RUnlock()
+	if err != nil {
+		http.Error(w, "encode: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+// newestFirst calls f on the ring's entries from the newest until f
+// returns false.
+func newestFirst(r []entry, next int, f func(*entry) bool) {
+	n := len(r)
+	for i := range n {
+		// The newest is just before next (next is 0 until the ring is full).
+		j := ((next-1-i)%n + n) % n
+		if !f(&r[j]) {
+			return
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package recent
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func decision(t *testing.T, i int, kind, rule string) *proto.Decision {
+	t.Helper()
+	d := &proto.Decision{Id: fmt.Sprintf("d%d", i), Kind: kind, Rule: rule, Target: fmt.Sprintf("k8s/deployment/ns/w%d", i%2),
+		CreatedAt: timestamppb.New(t0.Add(time.Duration(i) * time.Minute)), Summary: fmt.Sprintf("decision %d", i)}
+	return d
+}
+
+func get(t *testing.T, tl *Tail, url string) (int, map[string][]json.RawMessage, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	tl.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
+	var out map[string][]json.RawMessage
+	if rec.Code == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+	}
+	return rec.Code, out, rec.Body.String()
+}
+
+func TestDecisionsAndActions(t *testing.T) {
+	tl := New(Config{Size: 4}, nil)
+	for i := range 6 {
+		kind := proto.KindScale
+		if i%3 == 0 {
+			kind = proto.KindAlert
+		}
+		b, err := proto.MarshalJSON(decision(t, i, kind, "r"+fmt.Sprint(i%2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl.Add("augur.decisions", b)
+		a := &proto.Action{DecisionId: fmt.Sprintf("d%d", i), Kind: kind, Target: fmt.Sprintf("k8s/deployment/ns/w%d", i%2), Outcome: proto.OutcomeApplied, At: timestamppb.New(t0.Add(time.Duration(i)*time.Minute + time.Second))}
+		b, _ = proto.MarshalJSON(a)
+		tl.Add("augur.actions", b)
+	}
+	tl.Add("augur.decisions", []byte("not json")) // skipped
+
+	code, out, body := get(t, tl, "/api/v1/decisions")
+	if code != 200 || len(out["decisions"]) != 4 {
+		t.Fatalf("%d %s: want the 4 newest", code, body)
+	}
+	var first struct {
+		D       json.RawMessage  `json:"decision"`
+		Actions []map[string]any `json:"actions"`
+	}
+	if err := json.Unmarshal(out["decisions"][0], &first); err != nil {
+		t.Fatal(err)
+	}
+	d, err := proto.UnmarshalDecision(first.D)
+	if err != nil || d.GetId() != "d5" || len(first.Actions) != 1 || first.Actions[0]["outcome"] != "applied" {
+		t.Fatalf("newest decision %v %v, actions %v: want d5 joined with its applied record", d, err, first.Actions)
+	}
+	for url, want := range map[string]int{
+		"/api/v1/decisions?kind=alert":                                               1, // d3 (d0 fell out of the tail)
+		"/api/v1/decisions?rule=r1":                                                  2, // d3, d5
+		"/api/v1/decisions?target=k8s/deployment/ns/w0":                              2,
+		"/api/v1/decisions?limit=1":                                                  1,
+		"/api/v1/decisions?since=" + t0.Add(4*time.Minute).Format(time.RFC3339):      2,
+		fmt.Sprintf("/api/v1/decisions?until=%d", t0.Add(3*time.Minute).UnixMilli()): 2,
+		"/api/v1/actions":                                                            4,
+		"/api/v1/actions?kind=scale":                                                 3,
+	} {
+		code, out, body := get(t, tl, url)
+		n := len(out["decisions"]) + len(out["actions"])
+		if code != 200 || n != want {
+			t.Errorf("%s: %d, %d records (%s), want %d", url, code, n, body, want)
+		}
+	}
+	for url, reason := range map[string]string{
+		"/api/v1/decisions?limit=0":                                               "limit",
+		"/api/v1/decisions?limit=5":                                               "limit",
+		"/api/v1/decisions?since=yesterday":                                       "since",
+		"/api/v1/decisions?kind=explode":                                          "kind",
+		"/api/v1/decisions?colour=red":                                            "colour",
+		"/api/v1/decisions?since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z": "until is before since",
+		"/api/v1/actions?rule=r1":                                                 "rule",
+	} {
+		code, _, body := get(t, tl, url)
+		if code != http.StatusBadRequest || !strings.Contains(body, reason) {
+			t.Errorf("%s: %d %q, want 400 naming %s", url, code, body, reason)
+		}
+	}
+	if code, _, _ := get(t, tl, "/api/v1/nothing"); code != http.StatusNotFound {
+		t.Errorf("unknown path: %d", code)
+	}
+	if len(tl.byID) > 4 {
+		t.Errorf("%d decisions' audit records kept for a tail of 4", len(tl.byID))
+	}
+}
