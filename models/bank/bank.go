@@ -603,7 +603,6 @@ func (b *Bank) floor(f models.Forecast) models.Forecast {
 	return f
 }
 
-
 // Served returns the index of the member currently serving.
 func (b *Bank) Served() int { return b.served }
 
