@@ -341,6 +341,7 @@ func (sh *shard) finishRestore() {
 	}
 	sh.tombs = sh.tombs[:0]
 	sh.out = sh.out[:0]
+	sh.points = sh.points[:0]
 }
 
 // ruleIndex returns the index of the workload rule named name whose group

@@ -34,6 +34,10 @@ type Config struct {
 	// done (see reports). Default augur.actions; "-" reads nothing and the
 	// stream takes each decision as applied.
 	ActionsTopic string
+	// ForecastsTopic receives a proto.ForecastPoint per window close of
+	// every scaling group, in the window's transaction (the API and the
+	// console read it). Default augur.forecasts; "-" writes none.
+	ForecastsTopic string
 	// TransactionalID identifies this member's transactional producer; it
 	// must be unique per member and stable across its restarts (a restarted
 	// member fences its previous incarnation). Default
@@ -117,6 +121,7 @@ func (c *Config) Validate() error {
 	def(&c.DecisionsTopic, "augur.decisions")
 	def(&c.StateTopic, "augur.state")
 	def(&c.ActionsTopic, "augur.actions")
+	def(&c.ForecastsTopic, "augur.forecasts")
 	if c.TransactionalID == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {

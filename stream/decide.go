@@ -105,7 +105,10 @@ func (e *env) groupDecisions(g *group, ds []*proto.Decision) []*proto.Decision {
 // bank and asks the scaler for a decision from the first whole window on: a
 // new bank serves the last value until another member earns it, so a new
 // rule decides on the load it sees within two windows of its first sample.
-func (e *env) closeWindow(g *group, end int64, value float64) []*proto.Decision {
+//
+// It also returns the window's forecast point for augur.forecasts, nil for
+// a window the bank did not take.
+func (e *env) closeWindow(g *group, end int64, value float64) ([]*proto.Decision, *proto.ForecastPoint) {
 	r := e.rules.Rule(g.rule)
 	sc := r.Scaling
 	if !g.opened {
@@ -115,14 +118,17 @@ func (e *env) closeWindow(g *group, end int64, value float64) []*proto.Decision 
 		// interval. A restored bank has seen windows already.
 		g.opened = true
 		if g.fc.Steps() == 0 {
-			return nil
+			return nil, nil
 		}
 	}
 	g.fc.Update(end, value)
 	f := g.fc.Forecast(sc.Horizon)
 	e.fm.observe(r.Name, g, value, f)
+	pt := &proto.ForecastPoint{Rule: r.Name, Tenant: g.tenant, Target: g.sc.Target(), WindowEnd: end, Observed: value,
+		Forecast: f.Point, Lower: f.Lower, Upper: f.Upper, HorizonSeconds: f.Horizon.Seconds(), Model: f.Model}
 	if g.fc.Steps() < minDecideSteps {
-		return nil
+		pt.Decided = g.last
+		return nil, pt
 	}
 	// Size on the peak of the forecast path up to the horizon, not only its
 	// end: a rise that peaks before the horizon still needs the pods
@@ -145,7 +151,8 @@ func (e *env) closeWindow(g *group, end int64, value float64) []*proto.Decision 
 		g.last, g.lastID, g.lastExp = d.Desired.Replicas, d.Id, d.ExpiresAt.AsTime().UnixMilli()
 		e.sign(d)
 	}
-	return ds
+	pt.Recommended, pt.Decided = rec, g.last
+	return ds, pt
 }
 
 // current returns the replicas a scaling group decides from and whether

@@ -28,7 +28,8 @@ func newLoop(t *testing.T) *loop {
 // window closes the next 10s window at load v and returns its decisions.
 func (l *loop) window(v float64) []*proto.Decision {
 	l.end += 10_000
-	return l.e.closeWindow(l.g, l.end, v)
+	ds, _ := l.e.closeWindow(l.g, l.end, v)
+	return ds
 }
 
 // until closes windows at load v until one decides, at most n.

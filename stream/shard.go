@@ -67,7 +67,10 @@ type shard struct {
 	// Pending output of the current transaction.
 	tombs []string
 	out   []*proto.Decision
-	stats shardStats
+	// points are the forecast points of the windows closed since the last
+	// job, for augur.forecasts.
+	points []*proto.ForecastPoint
+	stats  shardStats
 
 	// Scratch buffers reused across blocks.
 	lbls []proto.Label
@@ -378,7 +381,11 @@ func (sh *shard) advance() {
 		for len(g.windows) > 0 && g.windows[0].start+w <= wm {
 			win := g.windows[0]
 			g.windows = append(g.windows[:0], g.windows[1:]...)
-			sh.out = append(sh.out, sh.env.closeWindow(g, win.start+w, win.sum*1000/float64(w))...)
+			ds, pt := sh.env.closeWindow(g, win.start+w, win.sum*1000/float64(w))
+			sh.out = append(sh.out, ds...)
+			if pt != nil {
+				sh.points = append(sh.points, pt)
+			}
 			g.dirty = true
 		}
 	}

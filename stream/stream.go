@@ -55,6 +55,7 @@ type job struct {
 	// Results, valid after done is closed.
 	err       error
 	decisions []*proto.Decision
+	points    []*proto.ForecastPoint
 	state     []stateRecord
 }
 
@@ -110,6 +111,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		return fmt.Errorf("create admin client: %w", err)
 	}
 	adm := kadm.NewClient(admCl)
+	forecasts := s.forecastsTopic(ctx, adm)
 	workers := map[int32]*worker{}
 	defer func() {
 		for p, w := range workers {
@@ -198,6 +200,16 @@ func (s *Stream) Run(ctx context.Context) error {
 					Headers: []kgo.RecordHeader{{Key: "kind", Value: []byte(d.Kind)}}}, promise)
 			}
 			decisions = append(decisions, j.decisions...)
+			if forecasts != "" {
+				for _, p := range j.points {
+					v, err := proto.MarshalForecastPoint(p)
+					if err != nil {
+						jobErr = errors.Join(jobErr, fmt.Errorf("encode forecast point of %s: %w", p.Rule, err))
+						continue
+					}
+					sess.Produce(pctx, &kgo.Record{Topic: forecasts, Key: []byte(p.Target), Value: v}, promise)
+				}
+			}
 			for _, r := range j.state {
 				sess.Produce(pctx, &kgo.Record{Topic: c.StateTopic, Partition: parts[i], Key: r.key, Value: r.value}, promise)
 			}
@@ -327,6 +339,8 @@ func (s *Stream) runJob(ctx context.Context, adm *kadm.Client, w *worker, j *job
 	j.state = st
 	j.decisions = sh.out
 	sh.out = nil
+	j.points = sh.points
+	sh.points = nil
 	s.m.flush(sh)
 }
 
@@ -476,4 +490,25 @@ func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
 		return kgo.ManualPartitioner().ForTopic(t)
 	}
 	return kgo.StickyKeyPartitioner(nil).ForTopic(t)
+}
+
+// forecastsTopic returns the topic forecast points go to, "" for none: a
+// missing topic (a cluster set up before it existed, created by hand
+// without it) must not make every transaction abort, so the stream then
+// writes none and says so.
+func (s *Stream) forecastsTopic(ctx context.Context, adm *kadm.Client) string {
+	t := s.cfg.ForecastsTopic
+	if t == "-" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	td, err := adm.ListTopics(ctx, t)
+	if err == nil {
+		if d, ok := td[t]; ok && d.Err == nil {
+			return t
+		}
+	}
+	s.log.Warn("forecasts topic missing: no forecast points are written", "topic", t, "err", err)
+	return ""
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// EnsureTopics creates the decisions and state topics when they do not
-// exist: augur.state compacted with as many partitions as the samples topic
-// (which must exist), augur.decisions with decisionPartitions partitions.
+// EnsureTopics creates the decisions, state and forecasts topics when they
+// do not exist: augur.state compacted with as many partitions as the
+// samples topic (which must exist), augur.decisions and augur.forecasts
+// with decisionPartitions partitions.
 // It fails when an existing state topic's partition count differs from the
 // samples topic's: checkpoints would land on the wrong partitions.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, cfg *Config, replication int16, decisionPartitions int32) error {
@@ -38,6 +39,11 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, cfg *Config, replicatio
 	if dt, ok := td[cfg.DecisionsTopic]; !ok || dt.Err != nil {
 		if _, err := adm.CreateTopic(ctx, decisionPartitions, replication, nil, cfg.DecisionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("create decisions topic: %w", err)
+		}
+	}
+	if cfg.ForecastsTopic != "" && cfg.ForecastsTopic != "-" {
+		if _, err := adm.CreateTopic(ctx, decisionPartitions, replication, nil, cfg.ForecastsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create forecasts topic: %w", err)
 		}
 	}
 	return nil

@@ -27,6 +27,7 @@ var roleACLs = map[string][]kfake.ACL{
 		topicACL("augur.state", kmsg.ACLOperationDescribe, kmsg.ACLOperationRead, kmsg.ACLOperationWrite),
 		topicACL("augur.decisions", kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite),
 		topicACL("augur.actions", kmsg.ACLOperationDescribe, kmsg.ACLOperationRead),
+		topicACL("augur.forecasts", kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite),
 		[]kfake.ACL{{Resource: kmsg.ACLResourceTypeGroup, Name: "augur-stream", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationRead, Allow: true}},
 		txnACL("augur-stream-"),
 	),
@@ -86,7 +87,7 @@ func TestRolesWithTheirACLs(t *testing.T) {
 	defer admin.Close()
 	adm := kadm.NewClient(admin)
 	compact := "compact"
-	for topic, cfg := range map[string]map[string]*string{"augur.samples": nil, "augur.state": {"cleanup.policy": &compact}, "augur.decisions": nil, "augur.actions": nil} {
+	for topic, cfg := range map[string]map[string]*string{"augur.samples": nil, "augur.state": {"cleanup.policy": &compact}, "augur.decisions": nil, "augur.actions": nil, "augur.forecasts": nil} {
 		if _, err := adm.CreateTopic(t.Context(), 2, 1, cfg, topic); err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -61,5 +63,22 @@ rules_file: %s
 	}
 	if n := d.GetDesired().GetReplicas(); n != 9 {
 		t.Errorf("first decision for %d replicas, want 9 (17.3 req/s at 2 per pod)", n)
+	}
+
+	// The rule's forecast points, from augur.forecasts through the API.
+	var fc struct {
+		Points []proto.ForecastPoint `json:"points"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(fc.Points) == 0 && time.Now().Before(deadline) {
+		_ = json.Unmarshal([]byte(scrape(t, "http://"+listen+"/api/v1/forecasts?rule=api")), &fc)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(fc.Points) == 0 {
+		t.Fatal("no forecast points served for rule api")
+	}
+	last := fc.Points[len(fc.Points)-1]
+	if last.Target != "k8s/deployment/demo/api" || math.Abs(last.Observed-17.3) > 0.1 || math.Abs(last.Forecast-17.3) > 0.9 || last.Decided != 9 || last.Recommended != 9 {
+		t.Errorf("last forecast point %+v: want observed and forecast near 17.3, 9 replicas recommended and decided", last)
 	}
 }

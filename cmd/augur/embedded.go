@@ -49,9 +49,10 @@ func startEmbeddedBroker(cfg fileConfig) (*kfake.Cluster, error) {
 // compacted, not truncated: deleting it would lose model warm-up, and
 // compaction bounds it by the live series; the 10% left is its room.
 const (
-	samplesShare   = 0.80
+	samplesShare   = 0.75
 	decisionsShare = 0.05
 	actionsShare   = 0.05
+	forecastsShare = 0.05
 )
 
 // boundEmbedded sets the embedded broker's topic configs so that it cannot
@@ -86,6 +87,7 @@ func boundEmbedded(ctx context.Context, conn []kgo.Opt, cfg fileConfig, samplesP
 		{ic.Topic, samplesShare, samplesParts},
 		{cfg.Act.DecisionsTopic, decisionsShare, 12},
 		{cfg.Act.ActionsTopic, actionsShare, 12},
+		{"augur.forecasts", forecastsShare, 12},
 	}
 	var alters []kadm.AlterConfig
 	for _, t := range topics {

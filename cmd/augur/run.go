@@ -209,7 +209,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 
 	g, gctx := errgroup.WithContext(ctx)
 	// The decisions and actions API reads the topics back, read committed.
-	tail := recent.New(recent.Config{DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic}, log)
+	tail := recent.New(recent.Config{DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic, ForecastsTopic: "augur.forecasts"}, log)
 	tailClient, err := kgo.NewClient(append(conn, tail.Options()...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -310,7 +310,7 @@ func ensureTopics(ctx context.Context, conn []kgo.Opt, cfg fileConfig, replicati
 	if err != nil || onlySamples {
 		return parts, kafkaconn.ACLHint(err)
 	}
-	scfg := stream.Config{SamplesTopic: ic.Topic, DecisionsTopic: cfg.Act.DecisionsTopic, StateTopic: "augur.state"}
+	scfg := stream.Config{SamplesTopic: ic.Topic, DecisionsTopic: cfg.Act.DecisionsTopic, StateTopic: "augur.state", ForecastsTopic: "augur.forecasts"}
 	if err := stream.EnsureTopics(ctx, adm, &scfg, replication, 12); err != nil {
 		return 0, kafkaconn.ACLHint(err)
 	}
@@ -337,7 +337,8 @@ func newReceiver(cfg fileConfig, conn []kgo.Opt, rs *rules.Set, reg prometheus.R
 // ends, then shuts down in two phases: stop intake (503) and answer the
 // requests in flight, then close the server and flush the producer.
 //
-// api, when not nil, serves /api/v1/decisions and /api/v1/actions.
+// api, when not nil, serves /api/v1/decisions, /api/v1/actions and
+// /api/v1/forecasts.
 func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *ingest.Receiver, cl *kgo.Client, api http.Handler, reg *prometheus.Registry, log *slog.Logger) error {
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
@@ -345,6 +346,7 @@ func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *inges
 	if api != nil {
 		mux.Handle("/api/v1/decisions", api)
 		mux.Handle("/api/v1/actions", api)
+		mux.Handle("/api/v1/forecasts", api)
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

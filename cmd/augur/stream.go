@@ -41,6 +41,7 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	fs.StringVar(&cfg.SamplesTopic, "samples-topic", "augur.samples", "topic consumed")
 	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", "augur.decisions", "topic decisions go to")
 	fs.StringVar(&cfg.StateTopic, "state-topic", "augur.state", "compacted checkpoint topic (as many partitions as the samples topic)")
+	fs.StringVar(&cfg.ForecastsTopic, "forecasts-topic", "augur.forecasts", `topic of the scaling rules' forecast points ("-": none)`)
 	fs.StringVar(&cfg.TransactionalID, "transactional-id", "", "unique, stable id of this member (default augur-stream-<hostname>)")
 	fs.StringVar(&cfg.InstanceID, "instance-id", "", "static group membership id (e.g. the pod name of a StatefulSet)")
 	fs.DurationVar(&cfg.AllowedLateness, "allowed-lateness", 30*time.Second, "how late a sample may be behind its partition's newest")

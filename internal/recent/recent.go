@@ -3,11 +3,13 @@
 //
 //	GET /api/v1/decisions  newest first, each with the audit records of it
 //	GET /api/v1/actions    newest first
+//	GET /api/v1/forecasts  ?rule=NAME (required): the rule's forecast
+//	                       points (proto.ForecastPoint), oldest first
 //
-// Query parameters (all optional): rule, kind, target (exact matches),
-// since and until (RFC 3339 or unix milliseconds, on the decision's
-// creation time or the action's time), limit (1..Config.Size, default
-// 100). A bad parameter is a 400 naming it. It reads the topics like any
+// Query parameters (optional but for forecasts' rule): rule, kind, target
+// (exact matches), since and until (RFC 3339 or unix milliseconds, on the
+// decision's creation time, the action's time or the window's end), limit
+// (1..Config.Size, default 100; forecasts return the newest limit). A bad parameter is a 400 naming it. It reads the topics like any
 // consumer, so any process that can read them can serve it; `augur run`
 // does, on its listener.
 package recent
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -30,11 +33,11 @@ import (
 
 // Config configures a Tail.
 type Config struct {
-	// DecisionsTopic and ActionsTopic are read. Defaults augur.decisions
-	// and augur.actions.
-	DecisionsTopic, ActionsTopic string
-	// Size is how many decisions, and how many actions, are kept (the
-	// oldest go first). Default 1000.
+	// DecisionsTopic, ActionsTopic and ForecastsTopic are read. Defaults
+	// augur.decisions, augur.actions and augur.forecasts.
+	DecisionsTopic, ActionsTopic, ForecastsTopic string
+	// Size is how many decisions, how many actions, and how many forecast
+	// points per rule are kept (the oldest go first). Default 1000.
 	Size int
 	// Lookback is how far back the topics are read at start. Default 1h.
 	Lookback time.Duration
@@ -46,6 +49,9 @@ func (c *Config) defaults() {
 	}
 	if c.ActionsTopic == "" {
 		c.ActionsTopic = "augur.actions"
+	}
+	if c.ForecastsTopic == "" {
+		c.ForecastsTopic = "augur.forecasts"
 	}
 	if c.Size <= 0 {
 		c.Size = 1000
@@ -67,7 +73,17 @@ type Tail struct {
 	actions   []entry
 	aNext     int
 	byID      map[string][]json.RawMessage // decision id -> its audit records, oldest first
+	points    map[string]*ring             // rule -> its forecast points
 }
+
+// ring is a bounded ring of entries.
+type ring struct {
+	entries []entry
+	next    int
+}
+
+// maxRules bounds the rules whose forecast points are kept.
+const maxRules = 1000
 
 // entry is one record: its JSON as on the topic and what filters read.
 type entry struct {
@@ -83,14 +99,14 @@ func New(cfg Config, log *slog.Logger) *Tail {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tail{cfg: cfg, log: log, byID: map[string][]json.RawMessage{}}
+	return &Tail{cfg: cfg, log: log, byID: map[string][]json.RawMessage{}, points: map[string]*ring{}}
 }
 
 // Options are the kgo options Run needs besides the connection: both
 // topics, read committed, from Lookback ago.
 func (t *Tail) Options() []kgo.Opt {
 	return []kgo.Opt{
-		kgo.ConsumeTopics(t.cfg.DecisionsTopic, t.cfg.ActionsTopic),
+		kgo.ConsumeTopics(t.cfg.DecisionsTopic, t.cfg.ActionsTopic, t.cfg.ForecastsTopic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(time.Now().Add(-t.cfg.Lookback).UnixMilli())),
 	}
@@ -137,6 +153,22 @@ func (t *Tail) Add(topic string, value []byte) {
 		push(&t.actions, &t.aNext, e, t.cfg.Size)
 		if recs := t.byID[e.id]; len(recs) < maxActionsPerDecision {
 			t.byID[e.id] = append(recs, e.raw)
+		}
+		t.mu.Unlock()
+	case t.cfg.ForecastsTopic:
+		p, err := proto.UnmarshalForecastPoint(value)
+		if err != nil {
+			return
+		}
+		e := entry{raw: clone(value), rule: p.Rule, target: p.Target, at: time.UnixMilli(p.WindowEnd)}
+		t.mu.Lock()
+		r := t.points[p.Rule]
+		if r == nil && len(t.points) < maxRules {
+			r = &ring{}
+			t.points[p.Rule] = r
+		}
+		if r != nil {
+			push(&r.entries, &r.next, e, t.cfg.Size)
 		}
 		t.mu.Unlock()
 	}
@@ -236,7 +268,8 @@ type decisionView struct {
 	Actions  []json.RawMessage `json:"actions"`
 }
 
-// ServeHTTP serves /api/v1/decisions and /api/v1/actions.
+// ServeHTTP serves /api/v1/decisions, /api/v1/actions and
+// /api/v1/forecasts.
 func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
@@ -259,6 +292,23 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return len(list) < q.limit
 		})
 		out = map[string]any{"decisions": list}
+	case "/api/v1/forecasts":
+		if q.rule == "" || q.kind != "" {
+			t.mu.RUnlock()
+			http.Error(w, "bad query: forecasts need rule=NAME and take no kind", http.StatusBadRequest)
+			return
+		}
+		list := []json.RawMessage{}
+		if r := t.points[q.rule]; r != nil {
+			newestFirst(r.entries, r.next, func(e *entry) bool {
+				if q.match(e, e.rule) {
+					list = append(list, e.raw)
+				}
+				return len(list) < q.limit
+			})
+		}
+		slices.Reverse(list) // oldest first, as a chart reads them
+		out = map[string]any{"rule": q.rule, "points": list}
 	case "/api/v1/actions":
 		if q.rule != "" {
 			t.mu.RUnlock()

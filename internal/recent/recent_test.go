@@ -106,3 +106,38 @@ func TestDecisionsAndActions(t *testing.T) {
 		t.Errorf("%d decisions' audit records kept for a tail of 4", len(tl.byID))
 	}
 }
+
+func TestForecasts(t *testing.T) {
+	tl := New(Config{Size: 3}, nil)
+	for i := range 5 {
+		b, err := proto.MarshalForecastPoint(&proto.ForecastPoint{Rule: "api", Target: "k8s/deployment/demo/api",
+			WindowEnd: t0.Add(time.Duration(i) * 10 * time.Second).UnixMilli(), Observed: float64(i), Forecast: float64(i) + 1, Recommended: int32(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl.Add("augur.forecasts", b)
+	}
+	tl.Add("augur.forecasts", []byte(`{"observed": 1}`)) // no rule: skipped
+	rec := httptest.NewRecorder()
+	tl.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/forecasts?rule=api", nil))
+	var out struct {
+		Rule   string                `json:"rule"`
+		Points []proto.ForecastPoint `json:"points"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 {
+		t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
+	}
+	if len(out.Points) != 3 || out.Points[0].Observed != 2 || out.Points[2].Observed != 4 {
+		t.Fatalf("points %+v: want the 3 newest, oldest first", out.Points)
+	}
+	rec = httptest.NewRecorder()
+	tl.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/forecasts?rule=other", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"points":[]`) {
+		t.Errorf("unknown rule: %d %s, want 200 with no points", rec.Code, rec.Body)
+	}
+	for _, url := range []string{"/api/v1/forecasts", "/api/v1/forecasts?rule=api&kind=scale"} {
+		if code, _, body := get(t, tl, url); code != http.StatusBadRequest || !strings.Contains(body, "rule=NAME") {
+			t.Errorf("%s: %d %q, want 400", url, code, body)
+		}
+	}
+}
