@@ -134,14 +134,16 @@ if [ -n "${KAFKA_SCRAM_USER:-}" ]; then
 fi
 
 # 4. Format the storage with a fresh cluster id (22 characters of URL-safe
-# base64, what `kafka-storage random-uuid` prints).
+# base64, what `kafka-storage random-uuid` prints). It is passed as
+# --cluster-id=ID: an id starting with "-" (one in 64) would otherwise be
+# read as an option.
 cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 jvm=(java -Xms128m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
   -Djava.awt.headless=true
   "-Dlog4j2.configurationFile=$here/log4j2.properties" "-Dkafka.logs.dir=$run"
   -cp "$lib/*")
 t0="$(now)"
-"${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$run/server.properties" "${format_args[@]}" \
+"${jvm[@]}" kafka.tools.StorageTool format --cluster-id="$cluster_id" -c "$run/server.properties" "${format_args[@]}" \
   >"$run/format.log" 2>&1 || { cat "$run/format.log" >&2; log "storage format failed"; exit 1; }
 
 # 5. Start it in the background, detached from this shell's job control so
