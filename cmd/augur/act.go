@@ -24,6 +24,7 @@ import (
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/actuators/zonalshift"
+	"github.com/augur-ops/augur/internal/recent"
 )
 
 func init() {
@@ -50,7 +51,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	actor := fs.String("actor", actHostname(cfg.Actor), "name of this instance in audit records and Events")
 	txn := fs.Bool("transactional", true, "write audit records and commit offsets in one Kafka transaction (exactly one record per decision); false: write, then commit")
 	leaderElect := fs.Bool("leader-elect", false, "run only while holding the augur-system/augur-actuator Lease (several replicas for the same targets)")
-	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics ("" disables)`)
+	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics and the decisions API (/api/v1/decisions, /api/v1/actions, /api/v1/forecasts); "" disables`)
 	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", cfg.DecisionsTopic, "topic consumed")
 	fs.StringVar(&cfg.ActionsTopic, "actions-topic", cfg.ActionsTopic, "topic the audit records go to")
 	if err := parseFlags(fs, args); err != nil {
@@ -145,7 +146,20 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return act.RunClient(ctx, cl)
 	}
 	if *metricsAddr != "" {
-		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		// The decisions API reads the topics back, as in `augur run`.
+		tail := recent.New(recent.Config{DecisionsTopic: cfg.DecisionsTopic, ActionsTopic: cfg.ActionsTopic}, log)
+		tailClient, err := kgo.NewClient(append(conn, tail.Options()...)...)
+		if err != nil {
+			return fmt.Errorf("kafka client: %w", err)
+		}
+		tctx, stopTail := context.WithCancel(ctx)
+		tailDone := make(chan struct{})
+		go func() { defer close(tailDone); _ = tail.Run(tctx, tailClient) }()
+		defer func() { stopTail(); <-tailDone; tailClient.Close() }()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("/api/v1/", tail)
+		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server", "err", err)

@@ -211,6 +211,28 @@ kafka:
 			t.Errorf("augur %s with a wrong password: exit %d, %q", role, code, stderr.String())
 		}
 	}
+
+	// augur act serves the decisions API on its metrics address too.
+	metrics := freePort(t)
+	actCtx, stopAct := context.WithCancel(ctx)
+	actDone := make(chan int, 1)
+	go func() {
+		actDone <- runMain(actCtx, []string{"act", "-config", cfgFile, "-decision-key-file", key, "-kubeconfig", "none",
+			"-metrics-addr", metrics, "-group", "augur-act-api", "-actor", "api"}, io.Discard, io.Discard, slog.New(slog.DiscardHandler))
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	body := ""
+	for !strings.Contains(body, alert) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		body = scrape(t, "http://"+metrics+"/api/v1/decisions?kind=alert")
+	}
+	stopAct()
+	if code := <-actDone; code != 0 {
+		t.Errorf("augur act exited %d", code)
+	}
+	if !strings.Contains(body, alert) {
+		t.Errorf("augur act's /api/v1/decisions did not serve the alert: %q", body)
+	}
 }
 
 // freePortNumber returns a loopback port free a moment ago.

@@ -10,8 +10,8 @@
 // (exact matches), since and until (RFC 3339 or unix milliseconds, on the
 // decision's creation time, the action's time or the window's end), limit
 // (1..Config.Size, default 100; forecasts return the newest limit). A bad parameter is a 400 naming it. It reads the topics like any
-// consumer, so any process that can read them can serve it; `augur run`
-// does, on its listener.
+// consumer, so any process that can read them can serve it: `augur run`
+// on its listener, `augur act` on its metrics address.
 package recent
 
 import (
