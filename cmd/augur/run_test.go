@@ -59,24 +59,7 @@ rules_file: %s
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan int, 1)
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	go func() { done <- runMain(ctx, []string{"run", "-config", cfgFile}, io.Discard, io.Discard, log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("augur run exited %d", code)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("augur run did not stop within 30s of its signal")
-		}
-	})
-
-	waitReady(t, "http://"+listen+"/readyz")
+	_, logs := startRun(t, cfgFile, listen)
 
 	// 240 quiet samples at 15s, then a sustained jump.
 	start := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
