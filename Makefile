@@ -23,7 +23,8 @@ test:
 # .ci/kafka/start.sh fetches Kafka from Maven Central (cached in ~/.m2) and
 # starts one KRaft node on 127.0.0.1:19092; the packages whose tests read
 # AUGUR_KAFKA_BROKERS run against it; the broker is stopped however they end.
-# See .ci/kafka/README.md.
+# Then TestRealKafkaSecure (cmd/augur) starts its own broker with TLS, SCRAM
+# and an authorizer. See .ci/kafka/README.md.
 KAFKA_TEST_PKGS = $(addprefix ./,$(sort $(dir $(shell grep -rl --include='*_test.go' AUGUR_KAFKA_BROKERS ingest stream actuators))))
 .PHONY: test-kafka
 test-kafka:
@@ -31,6 +32,9 @@ test-kafka:
 	brokers=$$(bash .ci/kafka/start.sh) || { rc=$$?; [ $$rc = 2 ] && exit 0; exit $$rc; }; \
 	echo "AUGUR_KAFKA_BROKERS=$$brokers $(GO) test -race -count=1 -timeout 20m $(KAFKA_TEST_PKGS)"; \
 	AUGUR_KAFKA_BROKERS=$$brokers $(GO) test -race -count=1 -timeout 20m $(KAFKA_TEST_PKGS)
+	@# TLS, SASL/SCRAM and ACLs on a second broker the test starts itself,
+	@# with a SASL_SSL listener, a CA it makes and Kafka's authorizer.
+	AUGUR_KAFKA_SECURE_TESTS=1 $(GO) test -race -count=1 -timeout 20m -run TestRealKafkaSecure -v ./cmd/augur
 
 test-short:
 	$(GO) test -short -count=1 ./...

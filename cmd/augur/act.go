@@ -54,10 +54,11 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics and the decisions API (/api/v1/decisions, /api/v1/actions, /api/v1/forecasts); "" disables`)
 	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", cfg.DecisionsTopic, "topic consumed")
 	fs.StringVar(&cfg.ActionsTopic, "actions-topic", cfg.ActionsTopic, "topic the audit records go to")
+	kf := registerKafkaFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	kc, err := roleKafka(*configFile, brokers)
+	kc, err := roleKafka(*configFile, kf, brokers)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/augur-ops/augur/internal/kafkaconn"
 )
 
 func TestConfigErrorsNameTheField(t *testing.T) {
@@ -33,5 +36,40 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	f := commonFlags{}
 	if _, err := f.load(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+}
+
+// TestKafkaFlagsAndEnv: every connection setting of the kafka: block has a
+// flag and an environment variable; a flag overrides its variable, which
+// overrides the file; a bad value names the flag or variable and the field.
+func TestKafkaFlagsAndEnv(t *testing.T) {
+	for _, s := range kafkaSettings {
+		t.Setenv(s.env, "")
+	}
+	fs := newFlagSet("test", io.Discard)
+	k := registerKafkaFlags(fs)
+	if err := fs.Parse([]string{"-kafka-tls", "-kafka-sasl-mechanism", "scram-sha-512", "-kafka-sasl-username", "flag-user"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AUGUR_KAFKA_SASL_USERNAME", "env-user")
+	t.Setenv("AUGUR_KAFKA_SASL_PASSWORD_FILE", "/run/secrets/kafka")
+	t.Setenv("AUGUR_KAFKA_CLIENT_ID", "augur-eu")
+	c := kafkaconn.Config{ClientID: "file-id", TLS: kafkaconn.TLS{CAFile: "/etc/ca.pem"}}
+	if err := k.apply(&c); err != nil {
+		t.Fatal(err)
+	}
+	want := kafkaconn.Config{ClientID: "augur-eu", TLS: kafkaconn.TLS{Enabled: true, CAFile: "/etc/ca.pem"},
+		SASL: kafkaconn.SASL{Mechanism: "scram-sha-512", Username: "flag-user", PasswordFile: "/run/secrets/kafka"}}
+	if c != want {
+		t.Errorf("got %+v, want %+v", c, want)
+	}
+
+	t.Setenv("AUGUR_KAFKA_TLS", "yes please")
+	if err := (kafkaFlags{}).apply(&kafkaconn.Config{}); err == nil || !strings.Contains(err.Error(), "AUGUR_KAFKA_TLS (kafka.tls.enabled)") {
+		t.Errorf("bad boolean: %v", err)
+	}
+	t.Setenv("AUGUR_KAFKA_TLS", "")
+	if err := (kafkaFlags{}).apply(&kafkaconn.Config{SASL: kafkaconn.SASL{Mechanism: "gssapi"}}); err == nil || !strings.Contains(err.Error(), "kafka.sasl.mechanism") {
+		t.Errorf("bad mechanism: %v", err)
 	}
 }

@@ -3,14 +3,14 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/augur-ops/augur/internal/kafkaconn"
 	"github.com/augur-ops/augur/internal/testca"
 	"github.com/augur-ops/augur/proto"
 )
@@ -41,55 +42,6 @@ func TestRunOverSASLTLS(t *testing.T) {
 	}
 	defer c.Close()
 	runOverSASLTLS(t, c.ListenAddrs()[0], ca)
-}
-
-// TestRunOverSASLTLSRealKafka is TestRunOverSASLTLS against Apache Kafka
-// (the jars of .ci/kafka, KRaft) with a SASL_SSL listener: a PEM keystore
-// signed by a test CA, and the SCRAM-SHA-512 user created when the storage
-// is formatted.
-func TestRunOverSASLTLSRealKafka(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an Apache Kafka broker")
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("java missing under CI: .ci/kafka/start.sh installs it")
-		}
-		t.Skip("java missing: the real-broker SASL_SSL test needs Java 17 and Maven (.ci/kafka/start.sh)")
-	}
-	ca := testca.New(t, "ca")
-	dir := t.TempDir()
-	keystore := filepath.Join(dir, "broker.pem")
-	key, _ := os.ReadFile(ca.ServerKeyFile)
-	cert, _ := os.ReadFile(ca.ServerCertFile)
-	writeFile(t, keystore, string(key)+string(cert))
-	port, sslPort := 19192, freePortNumber(t)
-	props := filepath.Join(dir, "sasl_ssl.properties")
-	writeFile(t, props, fmt.Sprintf(`listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d,SASL_SSL://127.0.0.1:%[3]d
-advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d,SASL_SSL://127.0.0.1:%[3]d
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
-listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
-listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.sasl_ssl.ssl.keystore.type=PEM
-listener.name.sasl_ssl.ssl.keystore.location=%[4]s
-`, port, port+1, sslPort, keystore))
-	_, file, _, _ := runtime.Caller(0)
-	ci := filepath.Join(filepath.Dir(file), "..", "..", ".ci", "kafka")
-	env := append(os.Environ(), fmt.Sprintf("KAFKA_PORT=%d", port), "KAFKA_RUN_DIR="+filepath.Join(dir, "kafka"),
-		"KAFKA_EXTRA_PROPERTIES="+props, "KAFKA_SCRAM_USER=augur", "KAFKA_SCRAM_PASSWORD=s3cret")
-	start := exec.Command("bash", filepath.Join(ci, "start.sh"))
-	start.Env = env
-	var stderr strings.Builder
-	start.Stderr = &stderr
-	if out, err := start.Output(); err != nil {
-		t.Fatalf("start kafka: %v\n%s%s", err, out, stderr.String())
-	}
-	t.Cleanup(func() {
-		stop := exec.Command("bash", filepath.Join(ci, "stop.sh"))
-		stop.Env = env
-		_ = stop.Run()
-	})
-	runOverSASLTLS(t, fmt.Sprintf("127.0.0.1:%d", sslPort), ca)
 }
 
 // runOverSASLTLS runs the checks of TestRunOverSASLTLS against broker, a
@@ -127,14 +79,19 @@ kafka:
 			"unknown CA":     {fmt.Sprintf("  tls: {enabled: true, ca_file: %s}\n  sasl: {mechanism: scram-sha-512, username: augur, password_file: %s}", other.File, filepath.Join(dir, "password")), "kafka.tls.ca_file"},
 			"plaintext":      {fmt.Sprintf("  sasl: {mechanism: scram-sha-512, username: augur, password_file: %s}", filepath.Join(dir, "password")), "kafka.tls.enabled"},
 		} {
-			var stderr strings.Builder
-			start := time.Now()
-			code := runMain(t.Context(), []string{"run", "-config", config(freePort(t), tc.kafka)}, io.Discard, &stderr, slog.New(slog.DiscardHandler))
-			if code == 0 || !strings.Contains(stderr.String(), tc.want) {
-				t.Errorf("%s: exit %d, stderr %q: want a failure naming %s", name, code, stderr.String(), tc.want)
-			}
-			if d := time.Since(start); d > 20*time.Second {
-				t.Errorf("%s: took %v to fail", name, d)
+			for _, role := range []string{"run", "ingest"} {
+				listen := freePort(t)
+				start := time.Now()
+				code, stderr, ready := failsAtStartup(t, []string{role, "-config", config(listen, tc.kafka)}, listen)
+				if code == 0 || !strings.Contains(stderr, tc.want) {
+					t.Errorf("augur %s, %s: exit %d, stderr %q: want a failure naming %s", role, name, code, stderr, tc.want)
+				}
+				if ready {
+					t.Errorf("augur %s, %s: /readyz answered 200", role, name)
+				}
+				if d := time.Since(start); d > 20*time.Second {
+					t.Errorf("augur %s, %s: took %v to fail", role, name, d)
+				}
 			}
 		}
 	})
@@ -170,7 +127,9 @@ kafka:
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
 			found := false
-			cl.PollRecords(ctx, 100).EachRecord(func(r *kgo.Record) { found = found || match(r) })
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			cl.PollRecords(pctx, 100).EachRecord(func(r *kgo.Record) { found = found || match(r) })
+			cancel()
 			if found {
 				return
 			}
@@ -192,7 +151,8 @@ kafka:
 
 	// The roles that run alone connect with the same block (-config): each
 	// joins its group and runs until stopped; with the wrong password each
-	// stops at start-up naming kafka.sasl.
+	// stops at start-up naming kafka.sasl. augur ingest acknowledges a
+	// request.
 	key := filepath.Join(dir, "data", "decision.key")
 	wrong := config(freePort(t), fmt.Sprintf("  tls: {enabled: true, ca_file: %s}\n  sasl: {mechanism: scram-sha-512, username: augur, password_file: %s}", ca.File, filepath.Join(dir, "wrong")))
 	for role, args := range map[string][]string{
@@ -210,6 +170,42 @@ kafka:
 		if code := runMain(ctx, append(args, "-config", wrong), io.Discard, &stderr, slog.New(slog.DiscardHandler)); code == 0 || !strings.Contains(stderr.String(), "kafka.sasl") {
 			t.Errorf("augur %s with a wrong password: exit %d, %q", role, code, stderr.String())
 		}
+	}
+	ingestListen := freePort(t)
+	ictx, stopIngest := context.WithCancel(ctx)
+	ingestDone := make(chan int, 1)
+	go func() {
+		ingestDone <- runMain(ictx, []string{"ingest", "-config", cfgFile, "-listen", ingestListen}, io.Discard, io.Discard, slog.New(slog.DiscardHandler))
+	}()
+	waitReady(t, "http://"+ingestListen+"/readyz")
+	pushV1(t, "http://"+ingestListen+"/api/v1/write", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "solo"}},
+		Samples: []prompb.Sample{{Timestamp: time.Now().UnixMilli(), Value: 1}},
+	}}})
+	stopIngest()
+	if code := <-ingestDone; code != 0 {
+		t.Errorf("augur ingest over SASL_SSL exited %d", code)
+	}
+
+	// The same settings as flags and environment variables, no config file.
+	t.Setenv("AUGUR_KAFKA_SASL_MECHANISM", "scram-sha-512")
+	t.Setenv("AUGUR_KAFKA_SASL_USERNAME", "augur")
+	t.Setenv("AUGUR_KAFKA_SASL_PASSWORD_FILE", filepath.Join(dir, "password"))
+	rctx, stop := context.WithTimeout(ctx, 5*time.Second)
+	var stderr strings.Builder
+	code := runMain(rctx, []string{"stream", "-brokers", broker, "-kafka-tls", "-kafka-tls-ca-file", ca.File, "-kafka-client-id", "augur-flags",
+		"-decision-key-file", key, "-metrics-addr", "", "-group", "augur-stream-flags", "-transactional-id", "augur-stream-flags"}, io.Discard, &stderr, slog.New(slog.DiscardHandler))
+	stop()
+	if code != 0 {
+		t.Errorf("augur stream with -kafka-* flags and AUGUR_KAFKA_* variables exited %d: %s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := runMain(ctx, []string{"stream", "-brokers", broker, "-kafka-tls", "-kafka-tls-ca-file", ca.File, "-kafka-sasl-password-file", filepath.Join(dir, "wrong"),
+		"-decision-key-file", key, "-metrics-addr", "", "-group", "augur-stream-flags"}, io.Discard, &stderr, slog.New(slog.DiscardHandler)); code == 0 || !strings.Contains(stderr.String(), "kafka.sasl") {
+		t.Errorf("augur stream with -kafka-sasl-password-file of a wrong password: exit %d, %q", code, stderr.String())
+	}
+	for _, v := range []string{"AUGUR_KAFKA_SASL_MECHANISM", "AUGUR_KAFKA_SASL_USERNAME", "AUGUR_KAFKA_SASL_PASSWORD_FILE"} {
+		t.Setenv(v, "")
 	}
 
 	// augur act serves the decisions API on its metrics address too.
@@ -247,4 +243,105 @@ func freePortNumber(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// failsAtStartup runs augur with args until it exits (60s at most) while
+// polling /readyz on listen: the exit code, stderr, and whether /readyz
+// ever answered 200.
+func failsAtStartup(t *testing.T, args []string, listen string) (code int, stderr string, ready bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var buf syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runMain(ctx, args, io.Discard, &buf, slog.New(slog.DiscardHandler)) }()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case code = <-done:
+			return code, buf.String(), ready
+		case <-time.After(50 * time.Millisecond):
+		}
+		if resp, err := client.Get("http://" + listen + "/readyz"); err == nil {
+			resp.Body.Close()
+			ready = ready || resp.StatusCode == http.StatusOK
+		}
+	}
+}
+
+// TestMSKIAMDefaultChain: with aws-msk-iam the credentials come from the
+// AWS SDK's default chain, here a profile's credential_process (as
+// aws-vault, IAM Roles Anywhere or an SSO helper provide) that hands out
+// short-lived keys. Every authentication of the AWS_MSK_IAM mechanism is
+// signed with the keys the chain resolves, and expired keys are resolved
+// again: the second authentication is signed with new ones.
+func TestMSKIAMDefaultChain(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "creds.sh")
+	writeFile(t, script, fmt.Sprintf(`#!/bin/sh
+n=$(( $(cat %[1]s/n 2>/dev/null || echo 0) + 1 ))
+echo $n > %[1]s/n
+# Already expired: the SDK must ask again at the next use.
+printf '{"Version":1,"AccessKeyId":"AKIDPROC%%d","SecretAccessKey":"secret","SessionToken":"token%%d","Expiration":"2020-01-01T00:00:00Z"}' $n $n
+`, dir))
+	if err := os.Chmod(script, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "config"), "[default]\nregion = us-east-1\ncredential_process = "+script+"\n")
+	writeFile(t, filepath.Join(dir, "credentials"), "")
+	for k, v := range map[string]string{
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_PROFILE": "", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+		"AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
+		"AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+
+	c := kafkaconn.Config{TLS: kafkaconn.TLS{Enabled: true}, SASL: kafkaconn.SASL{Mechanism: kafkaconn.MechanismAWSMSKIAM}}
+	const broker = "b-1.augur.abc123.c2.kafka.us-east-1.amazonaws.com:9098"
+	if _, err := connOptions(t.Context(), c, []string{broker}, false); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := awsCredentials(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Mechanism(creds)
+	if err != nil || m == nil || m.Name() != "AWS_MSK_IAM" {
+		t.Fatalf("mechanism %v, %v: want AWS_MSK_IAM", m, err)
+	}
+	for i := 1; i <= 2; i++ {
+		_, first, err := m.Authenticate(t.Context(), broker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msg map[string]string
+		if err := json.Unmarshal(first, &msg); err != nil {
+			t.Fatalf("first message %q: %v", first, err)
+		}
+		if !strings.HasPrefix(msg["x-amz-credential"], fmt.Sprintf("AKIDPROC%d/", i)) || msg["x-amz-security-token"] != fmt.Sprintf("token%d", i) {
+			t.Errorf("authentication %d signed with credential %q, token %q: want the chain's AKIDPROC%d", i, msg["x-amz-credential"], msg["x-amz-security-token"], i)
+		}
+		if !strings.Contains(msg["x-amz-credential"], "/us-east-1/kafka-cluster/") {
+			t.Errorf("credential scope %q: want the broker's region and kafka-cluster", msg["x-amz-credential"])
+		}
+	}
+
+	// No credentials anywhere in the chain: the first authentication fails
+	// naming the setting.
+	writeFile(t, filepath.Join(dir, "config"), "[default]\nregion = us-east-1\n")
+	creds, err = awsCredentials(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err = c.Mechanism(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if _, _, err := m.Authenticate(ctx, broker); err == nil || !strings.Contains(err.Error(), "kafka.sasl: aws-msk-iam credentials") {
+		t.Errorf("no credentials: %v, want an error naming kafka.sasl", err)
+	}
 }

@@ -50,6 +50,7 @@ func init() {
 type commonFlags struct {
 	config, listen, brokers, rules, dataDir, mode string
 	partitions                                    int
+	kafka                                         kafkaFlags
 }
 
 func (f *commonFlags) register(fs *flag.FlagSet) {
@@ -60,6 +61,7 @@ func (f *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the embedded broker and the generated decision key (default ./augur-data)")
 	fs.StringVar(&f.mode, "mode", "", "actuator mode: off, dry-run (default) or enforce")
 	fs.IntVar(&f.partitions, "partitions", 0, "partitions of augur.samples when creating it (default 8)")
+	f.kafka = registerKafkaFlags(fs)
 }
 
 func (f *commonFlags) load() (fileConfig, error) {
@@ -84,6 +86,9 @@ func (f *commonFlags) load() (fileConfig, error) {
 	}
 	if f.partitions != 0 {
 		c.Kafka.Partitions = int32(f.partitions)
+	}
+	if err := f.kafka.apply(&c.Kafka.Config); err != nil {
+		return c, err
 	}
 	return c, c.validate()
 }

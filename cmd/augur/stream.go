@@ -46,10 +46,11 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	fs.StringVar(&cfg.InstanceID, "instance-id", "", "static group membership id (e.g. the pod name of a StatefulSet)")
 	fs.DurationVar(&cfg.AllowedLateness, "allowed-lateness", 30*time.Second, "how late a sample may be behind its partition's newest")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 15*time.Minute, "evict series without samples for this long (event time)")
+	kf := registerKafkaFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	kc, err := roleKafka(*configFile, brokers)
+	kc, err := roleKafka(*configFile, kf, brokers)
 	if err != nil {
 		return err
 	}

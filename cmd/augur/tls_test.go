@@ -23,13 +23,7 @@ import (
 func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	ca := testca.New(t, "augur-test")
-	b, err := os.ReadFile(ca.File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AppendCertsFromPEM(b)
-	return ca.ServerCertFile, ca.ServerKeyFile, pool
+	return ca.ServerCertFile, ca.ServerKeyFile, ca.Pool
 }
 
 // TestIngestServesTLS runs `augur ingest` with TLS against a broker started

@@ -135,7 +135,7 @@ func (c *Config) Options(seeds []string, creds aws.CredentialsProvider) ([]kgo.O
 		}
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
-	if m, err := c.SASL.mechanism(creds); err != nil {
+	if m, err := c.Mechanism(creds); err != nil {
 		return nil, err
 	} else if m != nil {
 		opts = append(opts, kgo.SASL(m))
@@ -157,13 +157,28 @@ func (t *TLS) config() (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
+		// Loaded now to fail at start-up, and again at every handshake, so
+		// a renewed certificate (cert-manager, a rotated Secret) is used by
+		// the next connection without a restart.
+		load := func() (*tls.Certificate, error) {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
+			}
+			return &cert, nil
 		}
-		tc.Certificates = []tls.Certificate{cert}
+		if _, err := load(); err != nil {
+			return nil, err
+		}
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return load() }
 	}
 	return tc, nil
+}
+
+// Mechanism returns the SASL mechanism Options configures, nil for none.
+// creds is as for Options.
+func (c *Config) Mechanism(creds aws.CredentialsProvider) (sasl.Mechanism, error) {
+	return c.SASL.mechanism(creds)
 }
 
 // mechanism returns the SASL mechanism, nil for none. The password file is

@@ -172,3 +172,75 @@ func TestValidate(t *testing.T) {
 		t.Errorf("missing password file: %v", err)
 	}
 }
+
+// TestMutualTLS connects to a broker that requires a client certificate
+// signed by its CA: with cert_file and key_file it is accepted, without
+// them it is refused. The files are read at every handshake: replaced by a
+// certificate of another CA, the next connection is refused, and put
+// back, accepted again, without a new client config.
+func TestMutualTLS(t *testing.T) {
+	ca := testca.New(t, "ca")
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{ca.Server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seed := c.ListenAddrs()[0]
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	put := func(from testca.CA) {
+		for dst, src := range map[string]string{certFile: from.ServerCertFile, keyFile: from.ServerKeyFile} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(cfg Config) error {
+		opts, err := cfg.Options([]string{seed}, nil)
+		if err != nil {
+			return err
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		return cfg.Check(t.Context(), cl, 10*time.Second)
+	}
+	put(ca)
+	mtls := Config{TLS: TLS{Enabled: true, CAFile: ca.File, CertFile: certFile, KeyFile: keyFile}}
+	if err := check(mtls); err != nil {
+		t.Fatalf("with the client certificate: %v", err)
+	}
+	if err := check(Config{TLS: TLS{Enabled: true, CAFile: ca.File}}); err == nil {
+		t.Error("without a client certificate: accepted")
+	}
+
+	opts, err := mtls.Options([]string{seed}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping := func() error {
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		return cl.Ping(ctx)
+	}
+	put(testca.New(t, "other"))
+	if err := ping(); err == nil {
+		t.Error("a client certificate of another CA, put in the files after start: accepted (files not read again)")
+	}
+	put(ca)
+	if err := ping(); err != nil {
+		t.Errorf("the right certificate put back: %v", err)
+	}
+}

@@ -19,7 +19,8 @@ import (
 	"time"
 )
 
-// CA is a test certificate authority.
+// CA is a test certificate authority. Its server certificate also serves
+// as a client certificate (mutual TLS).
 type CA struct {
 	// File is the CA certificate, PEM.
 	File string
@@ -27,6 +28,8 @@ type CA struct {
 	Server tls.Certificate
 	// ServerCertFile and ServerKeyFile hold Server as PEM.
 	ServerCertFile, ServerKeyFile string
+	// Pool trusts the CA.
+	Pool *x509.CertPool
 }
 
 // New makes a CA named name, valid for an hour, with its files in a
@@ -56,7 +59,7 @@ func New(tb testing.TB, name string) CA {
 	stmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "broker"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	sder, err := x509.CreateCertificate(rand.Reader, stmpl, ca, &skey.PublicKey, key)
 	if err != nil {
 		tb.Fatal(err)
@@ -66,7 +69,9 @@ func New(tb testing.TB, name string) CA {
 		tb.Fatal(err)
 	}
 	c := CA{File: filepath.Join(dir, name+".pem"), Server: tls.Certificate{Certificate: [][]byte{sder}, PrivateKey: skey},
-		ServerCertFile: filepath.Join(dir, name+"-server.pem"), ServerKeyFile: filepath.Join(dir, name+"-server.key")}
+		ServerCertFile: filepath.Join(dir, name+"-server.pem"), ServerKeyFile: filepath.Join(dir, name+"-server.key"),
+		Pool: x509.NewCertPool()}
+	c.Pool.AddCert(ca)
 	for f, b := range map[string]*pem.Block{
 		c.File:           {Type: "CERTIFICATE", Bytes: der},
 		c.ServerCertFile: {Type: "CERTIFICATE", Bytes: sder},
