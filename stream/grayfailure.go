@@ -141,8 +141,10 @@ func (g *grayGroup) Observe(p *Point) []*proto.Decision {
 	if !ok {
 		inst, _ = labelValue(p.Labels, "pod")
 	}
+	var ds []*proto.Decision
 	if !containsString(z.instances, inst) {
 		z.instances = append(z.instances, inst)
+		ds = g.closeEarly()
 	}
 	inc := p.Increase
 	counter := !math.IsNaN(inc)
@@ -207,7 +209,50 @@ func (g *grayGroup) Observe(p *Point) []*proto.Decision {
 			z.outSegs += inc
 		}
 	}
-	return nil
+	return ds
+}
+
+// closeEarly judges the oldest open windows whose every instance has
+// reported in a later window: their data is complete, so the decision need
+// not wait for the watermark (allowed_lateness past the window's end). With
+// the window equal to the scrape interval, a window is judged as soon as
+// the next scrape of its last instance arrives. A sample of a window judged
+// early that still arrives is not counted (it would be dropped as late
+// after the watermark close too, a little later). The watermark's Close
+// remains for windows an instance stops reporting in.
+func (g *grayGroup) closeEarly() []*proto.Decision {
+	var out []*proto.Decision
+	for len(g.wins) >= 2 && g.complete(&g.wins[0]) {
+		out = append(out, g.judge(g.wins[0].start+g.step, 1)...)
+	}
+	return out
+}
+
+// complete reports whether every instance of w reported in a later window.
+func (g *grayGroup) complete(w *grayWindow) bool {
+	for i := range w.zones {
+		for _, inst := range w.zones[i].instances {
+			seen := false
+			for j := range g.wins {
+				if g.wins[j].start <= w.start {
+					continue
+				}
+				for k := range g.wins[j].zones {
+					if g.wins[j].zones[k].zone == w.zones[i].zone && containsString(g.wins[j].zones[k].instances, inst) {
+						seen = true
+						break
+					}
+				}
+				if seen {
+					break
+				}
+			}
+			if !seen {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
@@ -267,16 +312,24 @@ func (z *zoneAcc) addBucket(le, inc float64) {
 // Close implements GroupDetector: the window ending at end is turned into
 // zone statistics and judged.
 func (g *grayGroup) Close(end int64) []*proto.Decision {
+	n := 0
+	for n < len(g.wins) && g.wins[n].start <= end-g.step {
+		n++
+	}
+	return g.judge(end, n)
+}
+
+// judge drops the first n open windows and judges the one of them ending at
+// end (the detector ignores a window it has judged already).
+func (g *grayGroup) judge(end int64, n int) []*proto.Decision {
 	start := end - g.step
 	g.stats = g.stats[:0]
-	n := 0
-	for n < len(g.wins) && g.wins[n].start <= start {
-		if g.wins[n].start == start {
-			for i := range g.wins[n].zones {
-				g.stats = append(g.stats, g.zoneStats(&g.wins[n].zones[i]))
+	for i := range n {
+		if g.wins[i].start == start {
+			for j := range g.wins[i].zones {
+				g.stats = append(g.stats, g.zoneStats(&g.wins[i].zones[j]))
 			}
 		}
-		n++
 	}
 	g.wins = append(g.wins[:0], g.wins[n:]...)
 	// Zones in a fixed order so that equal inputs give equal decisions.

@@ -164,6 +164,7 @@ func grayConfig(r *rules.Rule, tenant string) grayfailure.Config {
 		Step:             g.Window,
 		MinInstances:     g.MinInstances,
 		MinRequests:      g.MinRequests,
+		FalseAlarmDays:   g.FalseAlarmDays,
 		MeanLatencyLimit: t.MeanLatencySeconds,
 		P99LatencyLimit:  t.P99LatencySeconds,
 		MaxLatencyLimit:  t.MaxLatencySeconds,

@@ -22,20 +22,35 @@
 //   - packet loss: the ratio to the median of the other zones plus a minimum
 //     absolute excess.
 //
-// A signal is "bad" in a window when it is at least ShiftRatio worse than
-// peers and, if the operator set an absolute limit for that signal, above the
-// limit too (the composite "outlier AND above threshold" alarm of AWS's
-// multi-AZ resilience guidance). A zone is impaired when it was bad in
-// Required of the last Windows windows. A zonal_shift is decided only when
-// exactly one zone is impaired, no other zone is degraded and at least two
-// healthy zones remain; two or more degraded zones are a regional event and
-// give an alert, never a shift. The shift is extended while the zone is
-// unhealthy and cancelled once it has been healthy for HoldDown.
+// Sequential evidence: in each window, for each signal, the zone's log ratio
+// to its peers x (gated: a signal with a smaller absolute excess than its
+// minimum, or below the operator's limit, counts as x <= 0) is compared with
+// ln(ShiftRatio): the zone gains (x - ln ShiftRatio) x seconds of evidence
+// (log-ratio-seconds; a window adds at most half the threshold) and loses it
+// at the same rate when better, never below zero (a CUSUM). A zone five
+// times slower than its peers gains 1.3 per second, twice as slow 0.43, and
+// 1.3 times or less nothing. The zone is impaired when a signal's evidence
+// reaches its threshold: the larger of MinEvidence and the level the zone's
+// own healthy noise crosses falsely once per FalseAlarmDays (Siegmund's
+// approximation of a CUSUM's run length, from the mean and variance of the
+// zone's increments while healthy, Bonferroni over the signals). So a large
+// degradation is acted on within seconds of evidence, a small one later, a
+// one-minute blip of one slow pod never, and a noisy zone needs more.
+//
+// A zonal_shift is decided only when exactly one zone is impaired, no other
+// zone is degraded (half its threshold of evidence, or above an absolute
+// limit in Required of the last Windows windows) and at least two healthy
+// zones remain; two or more degraded zones are a regional event and give an
+// alert, never a shift, and cancel a shift in force (the other zones are
+// no better place). The shift is extended while the zone is unhealthy and
+// cancelled once it has been healthy for HoldDown. Warnings (a zone
+// WarnRatio worse in Required of the last Windows windows) stay m-of-n.
 package grayfailure
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -58,25 +73,42 @@ type Config struct {
 	Resource string
 	// Tenant is copied into decisions. Default empty.
 	Tenant string
-	// Step is the window length the stream aggregates over. Default 1m. A
+	// Step is the window length the stream aggregates over: the scrape
+	// interval, so that evidence is weighed at every scrape. Default 15s. A
 	// gap between two windows counts as windows with no data.
 	Step time.Duration
 	// WarnRatio: a zone this much worse than its peers (1.2 = 20% worse) in
 	// Required of Windows windows raises a warning alert. Default 1.2.
 	WarnRatio float64
-	// ShiftRatio: a zone this much worse than its peers in Required of
-	// Windows windows is impaired. Default 1.3. Must be >= WarnRatio.
+	// ShiftRatio: a zone no more than this much worse than its peers gains
+	// no evidence of impairment. Default 1.3. Must be >= WarnRatio.
 	ShiftRatio float64
-	// Windows and Required are the m-of-n rule: Required bad windows among
-	// the last Windows. Defaults 5 and 3. Windows is at most 16.
+	// Windows and Required are the m-of-n rule of warnings and of
+	// absolute-limit breaches: Required windows among the last Windows.
+	// Defaults: five minutes of windows, at most 16 (5 of 1m, 16 of 15s),
+	// and three fifths of them (3, 10).
 	Windows  int
 	Required int
+	// FalseAlarmDays is the false-alarm rate the shift threshold is set
+	// for: under a zone's own healthy noise, one false impairment per zone
+	// per FalseAlarmDays at most. Default 90.
+	FalseAlarmDays float64
+	// MinEvidence is the least evidence (log-ratio-seconds beyond
+	// ShiftRatio) that impairs a zone, whatever its noise: a zone 5x worse
+	// than its peers reaches the default 30 in 22 s, 2x worse in 70 s, 1.5x
+	// in 210 s.
+	MinEvidence float64
+	// ErrorShareSmoothing is added to a zone's and its peers' error shares
+	// before their ratio, so that 0.5% against 0.1% is not the same
+	// evidence as 50% against 10%. Default 0.01.
+	ErrorShareSmoothing float64
 	// MinInstances is the number of instances that must report in a zone for
 	// its window to count. Default 2. A zone with fewer is neither healthy
 	// nor impaired in that window.
 	MinInstances int
-	// MinRequests is the number of requests a zone must have served in a
-	// window for it to count. Default 50.
+	// MinRequests is the number of requests per minute a zone must have
+	// served in a window for it to count (scaled to the window: 12.5 in
+	// 15 s). Default 50.
 	MinRequests float64
 	// MinRequestsP99 is the number of requests a zone must have served in a
 	// window for its p99 latency to be compared (the p99 of 100 requests is
@@ -143,11 +175,15 @@ func (c *Config) Validate() error {
 			*p = v
 		}
 	}
-	defDur(&c.Step, time.Minute)
+	defDur(&c.Step, 15*time.Second)
 	def(&c.WarnRatio, 1.2)
 	def(&c.ShiftRatio, 1.3)
-	defInt(&c.Windows, 5)
-	defInt(&c.Required, 3)
+	// Five minutes of windows (at most 16), three fifths of them.
+	defInt(&c.Windows, int(min(max(math.Round(float64(5*time.Minute)/float64(c.Step)), 1), maxWindows)))
+	defInt(&c.Required, (c.Windows*3+4)/5)
+	def(&c.FalseAlarmDays, 90)
+	def(&c.MinEvidence, 30)
+	def(&c.ErrorShareSmoothing, 0.01)
 	defInt(&c.MinInstances, 2)
 	def(&c.MinRequests, 50)
 	def(&c.MinRequestsP99, 1000)
@@ -167,6 +203,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("grayfailure config: windows %d not in [1,%d]", c.Windows, maxWindows)
 	case c.Required < 1 || c.Required > c.Windows:
 		return fmt.Errorf("grayfailure config: required %d not in [1,windows=%d]", c.Required, c.Windows)
+	case c.FalseAlarmDays < 0.01 || c.FalseAlarmDays > 36500:
+		return fmt.Errorf("grayfailure config: false alarm days %v not in [0.01,36500]", c.FalseAlarmDays)
+	case c.MinEvidence <= 0 || c.ErrorShareSmoothing <= 0 || c.ErrorShareSmoothing > 1:
+		return errors.New("grayfailure config: min evidence must be > 0 and error share smoothing in (0,1]")
 	case c.MinInstances < 1:
 		return fmt.Errorf("grayfailure config: min instances %d below 1", c.MinInstances)
 	case c.Significance <= 0 || c.Significance >= 1:

@@ -60,11 +60,21 @@ var signalNames = [nSignals]string{"latency_mean", "latency_p99", "error_share",
 // zoneState is what the detector remembers about one zone. The histories are
 // bit sets over the last windows, bit 0 the latest.
 type zoneState struct {
-	name     string
-	valid    uint16 // the window had enough instances and requests
-	warn     uint16 // worse than peers by WarnRatio
-	bad      uint16 // worse than peers by ShiftRatio (and above the limit)
-	degraded uint16 // bad, or above an absolute limit
+	name   string
+	valid  uint16 // the window had enough instances and requests
+	warn   uint16 // worse than peers by WarnRatio
+	breach uint16 // above an absolute limit
+	// ev is each signal's evidence of impairment (log-ratio-seconds), and
+	// mu and vr the mean and variance of its increments while healthy
+	// (exponentially weighted over about an hour of windows), nObs how
+	// many windows they hold.
+	ev, mu, vr [nSignals]float64
+	nObs       [nSignals]uint32
+	// pend is the previous window's increment, added to mu and vr only if
+	// this window leaves the evidence below half the threshold (so that
+	// the first window of a degradation is not taken for noise); NaN when
+	// none.
+	pend [nSignals]float64
 	// healthy counts consecutive valid windows with nothing wrong; windows
 	// without data neither add nor reset.
 	healthy uint32
@@ -78,14 +88,16 @@ type zoneState struct {
 
 // window holds one window's per-zone values, indexed like Detector.zones.
 type window struct {
-	ok    [MaxZones]bool
-	req   [MaxZones]float64
-	errs  [MaxZones]float64
-	val   [nSignals][MaxZones]float64 // NaN when unknown
-	max   [MaxZones]float64
-	ratio [nSignals][MaxZones]float64 // to peers, NaN when not computed
-	chi   [MaxZones]float64
-	first [MaxZones]int // first bad (or warn) signal, -1 none
+	ok     [MaxZones]bool
+	req    [MaxZones]float64
+	errs   [MaxZones]float64
+	val    [nSignals][MaxZones]float64 // NaN when unknown
+	max    [MaxZones]float64
+	ratio  [nSignals][MaxZones]float64 // to peers, NaN when not computed
+	thresh [nSignals][MaxZones]float64 // evidence threshold
+	chi    [MaxZones]float64
+	worse  [MaxZones]bool // gained evidence on some signal
+	first  [MaxZones]int  // the signal nearest its threshold (or first warn), -1 none
 }
 
 // Detector decides zonal shifts for one service (one ARC resource). It is not
@@ -131,8 +143,16 @@ func (d *Detector) zone(name string) int {
 	if len(d.zones) == MaxZones || name == "" || len(name) > maxZoneName {
 		return -1
 	}
-	d.zones = append(d.zones, zoneState{name: name})
+	d.zones = append(d.zones, newZone(name))
 	return len(d.zones) - 1
+}
+
+func newZone(name string) zoneState {
+	z := zoneState{name: name}
+	for s := range z.pend {
+		z.pend[s] = math.NaN()
+	}
+	return z
 }
 
 // Update takes the stats of every zone for the window ending at windowEnd and
@@ -158,12 +178,15 @@ func (d *Detector) Update(windowEnd time.Time, stats []ZoneStats) []*proto.Decis
 	for i := range d.zones {
 		z := &d.zones[i]
 		if gap >= maxWindows {
-			z.valid, z.warn, z.bad, z.degraded = 0, 0, 0, 0
+			z.valid, z.warn, z.breach = 0, 0, 0
 		} else {
 			z.valid <<= gap
 			z.warn <<= gap
-			z.bad <<= gap
-			z.degraded <<= gap
+			z.breach <<= gap
+		}
+		if z.valid&d.mask == 0 {
+			// No data for Windows windows: old evidence is stale.
+			z.ev = [nSignals]float64{}
 		}
 	}
 	d.collect(stats)
@@ -182,7 +205,7 @@ func (d *Detector) collect(stats []ZoneStats) {
 		if i < 0 || w.ok[i] {
 			continue
 		}
-		if s.Instances < d.cfg.MinInstances || !(s.Requests >= d.cfg.MinRequests) || s.Requests <= 0 {
+		if s.Instances < d.cfg.MinInstances || !(s.Requests >= d.cfg.MinRequests*d.cfg.Step.Minutes()) || s.Requests <= 0 {
 			continue
 		}
 		mean := s.LatencyMean
@@ -243,7 +266,7 @@ func medianOthers(vals *[MaxZones]float64, ok *[MaxZones]bool, n, skip int) floa
 	}
 }
 
-// compare sets this window's warn, bad and degraded bits of every zone.
+// compare updates every zone's warn and breach bits and its evidence.
 func (d *Detector) compare() {
 	w := &d.w
 	c := &d.cfg
@@ -259,15 +282,24 @@ func (d *Detector) compare() {
 	}
 	limits := [nSignals]float64{c.MeanLatencyLimit, c.P99LatencyLimit, c.ErrorShareLimit, c.PacketLossLimit}
 	mins := [nSignals]float64{c.MinLatencyDelta, c.MinLatencyDelta, c.MinErrorShareDelta, c.MinPacketLossDelta}
+	lnShift := math.Log(c.ShiftRatio)
 	for i := 0; i < n; i++ {
 		z := &d.zones[i]
 		w.first[i] = -1
 		w.chi[i] = 0
+		w.worse[i] = false
 		for s := range nSignals {
 			w.ratio[s][i] = math.NaN()
+			w.thresh[s][i] = d.threshold(z, s)
 		}
 		if !w.ok[i] {
 			continue
+		}
+		// Seconds this window stands for: since the zone's previous valid
+		// window (a scrape interval longer than the window), at most 4.
+		dt := c.Step.Seconds()
+		if prev := z.valid &^ 1; prev != 0 {
+			dt *= float64(min(bits.TrailingZeros16(prev), 4))
 		}
 		breach := c.MaxLatencyLimit > 0 && w.max[i] > c.MaxLatencyLimit
 		for s := range nSignals {
@@ -275,7 +307,8 @@ func (d *Detector) compare() {
 				breach = true
 			}
 		}
-		var warn, bad bool
+		var warn bool
+		bestFrac := 0.0
 		if k >= 2 {
 			for s := range nSignals {
 				v := w.val[s][i]
@@ -309,38 +342,153 @@ func (d *Detector) compare() {
 					}
 				}
 				w.ratio[s][i] = ratio
-				if !significant || v-peer < mins[s] || (limits[s] > 0 && v <= limits[s]) {
-					continue
+				// The log ratio the evidence is weighed on: errors
+				// smoothed, every signal capped at 1 unless it is
+				// significant, material and above the limit.
+				x := math.Log(ratio)
+				if s == sigErr {
+					x = math.Log((v + c.ErrorShareSmoothing) / (peer + c.ErrorShareSmoothing))
 				}
-				if ratio >= c.WarnRatio {
-					if !warn && !bad {
+				counts := significant && v-peer >= mins[s] && (limits[s] == 0 || v > limits[s])
+				if !counts {
+					x = min(x, 0)
+				}
+				d.weigh(z, s, (x-lnShift)*dt, w.thresh[s][i])
+				if x > lnShift {
+					w.worse[i] = true
+				}
+				if f := z.ev[s] / w.thresh[s][i]; f > bestFrac {
+					bestFrac = f
+					w.first[i] = s
+				}
+				if counts && ratio >= c.WarnRatio {
+					if !warn && bestFrac == 0 {
 						w.first[i] = s
 					}
 					warn = true
-				}
-				if ratio >= c.ShiftRatio {
-					if !bad {
-						w.first[i] = s
-					}
-					bad = true
 				}
 			}
 		}
 		if warn {
 			z.warn |= 1
 		}
-		if bad {
-			z.bad |= 1
+		if breach {
+			z.breach |= 1
 		}
-		if bad || breach {
-			z.degraded |= 1
-		}
-		if bad || breach {
+		if w.worse[i] || breach {
 			z.healthy = 0
 		} else if z.healthy < math.MaxUint32 {
 			z.healthy++
 		}
 	}
+}
+
+// weigh adds one window's increment inc to signal s's evidence of zone z:
+// at most half the threshold th per window, never below zero, never above
+// twice the threshold (so that a long episode does not take as long to
+// forget). While the zone is not shifted, the previous window's increment
+// is added to the estimate of its healthy increments if the evidence stays
+// below half the threshold (winsorised at 4 deviations once the estimate
+// holds 8 windows).
+func (d *Detector) weigh(z *zoneState, s int, inc, th float64) {
+	if !(inc == inc) { //nolint:gocritic // NaN check without a call
+		return
+	}
+	z.ev[s] = min(max(0, z.ev[s]+min(inc, th/2)), 2*th)
+	prev := z.pend[s]
+	z.pend[s] = inc
+	if z.shiftedUntil != 0 || z.ev[s] >= th/2 {
+		z.pend[s] = math.NaN()
+		return
+	}
+	if prev != prev { //nolint:gocritic // NaN check without a call
+		return
+	}
+	n := z.nObs[s]
+	x := prev
+	if n >= 8 {
+		sd := math.Sqrt(z.vr[s])
+		x = min(max(x, z.mu[s]-4*sd), z.mu[s]+4*sd)
+	}
+	a := max(1/float64(n+1), 1.0/healthyWindows)
+	if n == 0 {
+		z.mu[s], z.vr[s] = x, 0
+	} else {
+		dlt := x - z.mu[s]
+		z.mu[s] += a * dlt
+		z.vr[s] = (1 - a) * (z.vr[s] + a*dlt*dlt)
+	}
+	if n < math.MaxUint32 {
+		z.nObs[s]++
+	}
+}
+
+// healthyWindows is the horizon of the healthy-noise estimate, in windows
+// (an hour at 15 s).
+const healthyWindows = 240
+
+// priorWindows and priorSD shape the noise estimate of a zone seen for few
+// windows: as if it had priorWindows windows of log ratios with a standard
+// deviation of priorSD around 1 (a noisy zone), so that a new zone is not
+// given a low threshold.
+const (
+	priorWindows = 10
+	priorSD      = 0.25
+)
+
+// threshold is the evidence that impairs zone z on signal s: MinEvidence,
+// or more when the zone's healthy increments are noisy enough to cross
+// less by chance less rarely than once per FalseAlarmDays (Siegmund's
+// approximation of the average run length of a CUSUM with increments of
+// mean mu < 0 and deviation sd: ARL = (e^(2|m|b) - 2|m|b - 1) / (2m^2),
+// m = mu/sd, b = h/sd + 1.166).
+func (d *Detector) threshold(z *zoneState, s int) float64 {
+	c := &d.cfg
+	dt := c.Step.Seconds()
+	priorMu, priorVar := -math.Log(c.ShiftRatio)*dt, priorSD*dt*priorSD*dt
+	n := float64(z.nObs[s])
+	wn := min(n, healthyWindows)
+	mu := (z.mu[s]*wn + priorMu*priorWindows) / (wn + priorWindows)
+	vr := (z.vr[s]*wn + priorVar*priorWindows) / (wn + priorWindows)
+	if n == 0 {
+		mu, vr = priorMu, priorVar
+	}
+	least := c.MinEvidence
+	if s == sigP99 {
+		// A window's p99 is its slowest pod's: one pod stalling for a
+		// minute makes it 2-3x the peers'. The tail needs three times the
+		// evidence (a zone whose p99 is 2.5x its peers' for 2.3 minutes).
+		least *= 3
+	}
+	if mu >= 0 || vr <= 0 {
+		return least
+	}
+	sd := math.Sqrt(vr)
+	m := -mu / sd
+	arl := c.FalseAlarmDays * 86400 / dt * nSignals
+	// Solve (e^(2mb) - 2mb - 1)/(2m^2) = arl for b by fixed point.
+	b := 1.0
+	for range 8 {
+		b = math.Log(2*m*m*arl+2*m*b+1) / (2 * m)
+	}
+	return max(least, (b-1.166)*sd)
+}
+
+// fraction is zone z's largest evidence as a share of its threshold, and
+// the signal.
+func (d *Detector) fraction(i int) (float64, int) {
+	z := &d.zones[i]
+	best, sig := 0.0, -1
+	for s := range nSignals {
+		th := d.w.thresh[s][i]
+		if th == 0 {
+			th = d.threshold(z, s)
+		}
+		if f := z.ev[s] / th; f > best {
+			best, sig = f, s
+		}
+	}
+	return best, sig
 }
 
 // chiSquared is the one-degree-of-freedom goodness-of-fit statistic of
@@ -357,13 +505,13 @@ func chiSquared(o, e, t float64) float64 {
 // count returns how many of the last Windows bits of h are set.
 func (d *Detector) count(h uint16) int { return bits.OnesCount16(h & d.mask) }
 
-// decide turns the zones' histories into decisions.
+// decide turns the zones' evidence and histories into decisions.
 func (d *Detector) decide(at time.Time) []*proto.Decision {
 	c := &d.cfg
 	now := at.UnixMilli()
 	var out []*proto.Decision
 	impaired, degraded, healthy, shifted := -1, 0, 0, -1
-	nImpaired := 0
+	nImpaired, othersSick := 0, 0
 	for i := range d.zones {
 		z := &d.zones[i]
 		if z.shiftedUntil != 0 && now >= z.shiftedUntil {
@@ -372,27 +520,47 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		if z.shiftedUntil != 0 {
 			shifted = i
 		}
-		isDegraded := d.count(z.degraded) >= c.Required
-		if d.count(z.bad) >= c.Required {
+	}
+	for i := range d.zones {
+		z := &d.zones[i]
+		frac, _ := d.fraction(i)
+		breached := d.count(z.breach) >= c.Required
+		if frac >= 1 {
 			impaired = i
 			nImpaired++
 		}
-		if isDegraded {
+		if i != shifted && (frac >= 1 || breached) {
+			othersSick++
+		}
+		switch {
+		case frac >= 0.5 || breached:
 			degraded++
-		} else if z.valid&1 != 0 && z.degraded&1 == 0 && z.shiftedUntil == 0 {
-			// Healthy now, not only over the m-of-n: a zone that starts to
-			// degrade is no safe place to move traffic to.
+		case z.valid&1 != 0 && !d.w.worse[i] && z.breach&1 == 0 && z.shiftedUntil == 0:
+			// Healthy now: a zone that starts to degrade is no safe
+			// place to move traffic to.
 			healthy++
 		}
 	}
 
 	// Several zones degraded together: a regional event. Alert once, and
 	// stay in it (no shift) until no zone is degraded, so that the last zone
-	// of a regional event to recover is not shifted away from.
-	if degraded >= 2 {
+	// of a regional event to recover is not shifted away from. A shift in
+	// force is cancelled: the other zones are no better place.
+	// With a shift in force, it takes another zone impaired (not half-way:
+	// traffic moved onto them makes the others a little worse).
+	regional := degraded >= 2
+	if shifted >= 0 {
+		regional = othersSick >= 1
+	}
+	if regional {
 		if !d.regional {
 			d.regional = true
 			out = append(out, d.regionalAlert(at, degraded))
+			if shifted >= 0 {
+				d.zones[shifted].shiftedUntil = 0
+				out = append(out, d.shift(at, shifted, proto.KindCancelZonalShift, "regional"))
+				shifted = -1
+			}
 		}
 	} else if degraded == 0 {
 		d.regional = false
@@ -402,7 +570,7 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 	for i := range d.zones {
 		z := &d.zones[i]
 		if i != impaired || nImpaired != 1 || d.regional || z.shiftedUntil != 0 {
-			if d.count(z.bad) == 0 {
+			if f, _ := d.fraction(i); f == 0 {
 				z.alerted = false
 			}
 			continue
@@ -427,6 +595,7 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		case time.Duration(z.healthy)*c.Step >= c.HoldDown:
 			z.shiftedUntil = 0
 			out = append(out, d.shift(at, shifted, proto.KindCancelZonalShift, "recovered"))
+			z.ev = [nSignals]float64{}
 		case time.Duration(z.shiftedUntil-now)*time.Millisecond < c.ShiftExpiry/2:
 			z.shiftedUntil = now + c.ShiftExpiry.Milliseconds()
 			out = append(out, d.shift(at, shifted, proto.KindZonalShift, "extend"))
@@ -442,7 +611,7 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		if d.count(z.warn) < c.Required {
 			continue
 		}
-		if !z.warned && d.count(z.bad) < c.Required && z.shiftedUntil == 0 && !d.regional {
+		if f, _ := d.fraction(i); !z.warned && f < 0.5 && z.shiftedUntil == 0 && !d.regional {
 			z.warned = true
 			out = append(out, d.warning(at, i))
 		}
@@ -483,7 +652,11 @@ func (d *Detector) evidence(i int) *proto.Evidence {
 		ev.Values[signalNames[s]+"_ratio"] = proto.Finite(w.ratio[s][i])
 	}
 	ev.Values["chi_squared"] = w.chi[i]
-	ev.Values["bad_windows"] = float64(d.count(z.bad))
+	for s := range nSignals {
+		ev.Values[signalNames[s]+"_evidence"] = proto.Finite(z.ev[s])
+		ev.Values[signalNames[s]+"_threshold"] = proto.Finite(w.thresh[s][i])
+	}
+	ev.Values["false_alarm_days"] = d.cfg.FalseAlarmDays
 	ev.Values["warn_windows"] = float64(d.count(z.warn))
 	ev.Values["windows"] = float64(d.cfg.Windows)
 	ev.Values["healthy_windows"] = float64(z.healthy)
@@ -518,16 +691,21 @@ func (d *Detector) shift(at time.Time, i int, kind, why string) *proto.Decision 
 		ExpiresInSeconds: int64(d.cfg.ShiftExpiry / time.Second)}}
 	ev := d.evidence(i)
 	var summary string
-	conf := float64(d.count(z.bad)) / float64(d.cfg.Windows)
+	frac, _ := d.fraction(i)
+	conf := min(frac, 1)
 	switch {
+	case kind == proto.KindCancelZonalShift && why == "regional":
+		conf = 1
+		summary = fmt.Sprintf("other zones degraded too (a regional event): cancel the zonal shift away from zone %s", z.name)
 	case kind == proto.KindCancelZonalShift:
 		conf = 1
 		summary = fmt.Sprintf("zone %s healthy for %v: cancel the zonal shift", z.name, time.Duration(z.healthy)*d.cfg.Step)
 	case why == "extend":
 		summary = fmt.Sprintf("zone %s still not healthy: extend the zonal shift by %v", z.name, d.cfg.ShiftExpiry)
 	default:
-		summary = fmt.Sprintf("zone %s worse than its peers (%s) in %d of %d windows while the other zones are healthy: shift traffic away",
-			z.name, ev.Signal, d.count(z.bad), d.cfg.Windows)
+		ratio := ev.GetValues()[ev.GetSignal()+"_ratio"]
+		summary = fmt.Sprintf("zone %s %.1fx worse than its peers (%s), beyond its false-alarm threshold (one per %g days), while the other zones are healthy: shift traffic away",
+			z.name, ratio, ev.GetSignal(), d.cfg.FalseAlarmDays)
 	}
 	return d.decision(at, kind, ch, ev, conf, summary)
 }
@@ -553,7 +731,8 @@ func (d *Detector) noShiftAlert(at time.Time, i, healthy, shifted int) *proto.De
 	if shifted >= 0 {
 		why = "zone " + d.zones[shifted].name + " is already shifted away"
 	}
-	return d.alert(at, i, "critical", "zonal_impairment_no_shift", float64(d.count(d.zones[i].bad))/float64(d.cfg.Windows),
+	frac, _ := d.fraction(i)
+	return d.alert(at, i, "critical", "zonal_impairment_no_shift", min(frac, 1),
 		fmt.Sprintf("zone %s impaired but not shifted: %s", d.zones[i].name, why))
 }
 

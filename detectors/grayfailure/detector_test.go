@@ -36,7 +36,7 @@ func zones3(mod func(i int, s *ZoneStats)) []ZoneStats {
 }
 
 func testConfig() Config {
-	return Config{Resource: "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/web/1", MeanLatencyLimit: 0.1}
+	return Config{Resource: "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/web/1", MeanLatencyLimit: 0.1, Step: time.Minute}
 }
 
 func newDetector(t testing.TB, cfg Config) *Detector {
@@ -115,13 +115,14 @@ func TestDecisions(t *testing.T) {
 	}{
 		{name: "healthy", n: 60, want: nil},
 		{
-			name:  "one zone +200ms: shift on the third bad window, cancel after the hold-down",
+			name:  "one zone +200ms: shift on the second slow window, cancel after the hold-down",
 			n:     60,
 			steps: []step{{from: 10, to: 20, mod: slowZone(1, 0.2)}},
 			want:  []string{"zonal_shift:use1-az2", "cancel_zonal_shift:use1-az2"},
-			// Bad from window 10; third bad window is 12. Healthy from 20;
-			// 15 healthy windows end at 34.
-			wantAt: []int{12, 34},
+			// Slow from window 10: a window adds at most half the
+			// threshold, so the second slow window (11) shifts. Healthy
+			// from 20; 15 healthy windows end at 34.
+			wantAt: []int{11, 34},
 		},
 		{
 			name:   "one zone 25% slower: warning only",
@@ -140,7 +141,7 @@ func TestDecisions(t *testing.T) {
 				}
 			}}},
 			want:   []string{"alert:regional_degradation"},
-			wantAt: []int{12},
+			wantAt: []int{11},
 		},
 		{
 			name:   "all zones slow together: regional alert from the absolute limit",
@@ -154,7 +155,7 @@ func TestDecisions(t *testing.T) {
 			n:      20,
 			steps:  []step{{from: 5, to: 20, mod: errorZone(2, 0.02)}},
 			want:   []string{"zonal_shift:use1-az4"},
-			wantAt: []int{7},
+			wantAt: []int{6},
 		},
 		{
 			name:  "errors 0.13% in one zone: 30% worse but not significant or material",
@@ -171,7 +172,7 @@ func TestDecisions(t *testing.T) {
 				}
 			}}},
 			want:   []string{"zonal_shift:use1-az1"},
-			wantAt: []int{7},
+			wantAt: []int{6},
 		},
 		{
 			name: "one instance reporting: the zone does not count",
@@ -185,7 +186,7 @@ func TestDecisions(t *testing.T) {
 			want: nil,
 		},
 		{
-			name: "two bad windows of five: no shift",
+			name: "two slow windows apart: the evidence of the first is gone by the second",
 			n:    20,
 			steps: []step{
 				{from: 5, to: 6, mod: slowZone(0, 0.3)},
@@ -203,7 +204,7 @@ func TestDecisions(t *testing.T) {
 				slowZone(0, 0.2)(i, s)
 			}}},
 			want:   []string{"alert:zonal_impairment_no_shift"},
-			wantAt: []int{7},
+			wantAt: []int{6},
 		},
 		{
 			name:   "still impaired after half the shift expiry: extend",
@@ -211,7 +212,7 @@ func TestDecisions(t *testing.T) {
 			n:      20,
 			steps:  []step{{from: 5, to: 20, mod: slowZone(1, 0.2)}},
 			want:   []string{"zonal_shift:use1-az2", "zonal_shift:use1-az2", "zonal_shift:use1-az2"},
-			wantAt: []int{7, 13, 19},
+			wantAt: []int{6, 12, 18},
 		},
 		{
 			name: "slow but below the operator's limit: no shift",
@@ -292,19 +293,19 @@ func TestOutOfOrderAndGaps(t *testing.T) {
 	d := newDetector(t, testConfig())
 	slow := zones3(slowZone(0, 0.2))
 	var got []*proto.Decision
-	got = append(got, d.Update(t0.Add(1*time.Minute), slow)...)
+	got = append(got, d.Update(t0.Add(1*time.Minute), zones3(nil))...)
 	got = append(got, d.Update(t0.Add(2*time.Minute), slow)...)
 	got = append(got, d.Update(t0.Add(2*time.Minute), slow)...) // duplicate window
 	got = append(got, d.Update(t0.Add(1*time.Minute), slow)...) // late window
 	if len(got) != 0 {
 		t.Fatalf("duplicates counted: %v", kinds(got))
 	}
-	// A 3-minute gap pushes the two bad windows out of the last five.
-	got = d.Update(t0.Add(6*time.Minute), slow)
+	// A gap of Windows windows without data makes the evidence stale.
+	got = d.Update(t0.Add(8*time.Minute), slow)
 	if len(got) != 0 {
-		t.Fatalf("gap not counted as missing windows: %v", kinds(got))
+		t.Fatalf("evidence kept across a 6-minute gap: %v", kinds(got))
 	}
-	got = append(d.Update(t0.Add(7*time.Minute), slow), d.Update(t0.Add(8*time.Minute), slow)...)
+	got = d.Update(t0.Add(9*time.Minute), slow)
 	if !slices.Equal(kinds(got), []string{"zonal_shift:use1-az1"}) {
 		t.Fatalf("got %v", kinds(got))
 	}

@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // stateVersion is the first byte of a checkpoint; bump it when the layout
 // changes (an unknown version is an error, so state warms up again).
-const stateVersion = 1
+const stateVersion = 2
 
 // maxZoneName bounds a zone name in a checkpoint.
 const maxZoneName = 255
@@ -33,8 +34,14 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 		b = append(b, z.name...)
 		b = binary.BigEndian.AppendUint16(b, z.valid)
 		b = binary.BigEndian.AppendUint16(b, z.warn)
-		b = binary.BigEndian.AppendUint16(b, z.bad)
-		b = binary.BigEndian.AppendUint16(b, z.degraded)
+		b = binary.BigEndian.AppendUint16(b, z.breach)
+		for s := range nSignals {
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(z.ev[s]))
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(z.mu[s]))
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(z.vr[s]))
+			b = binary.BigEndian.AppendUint32(b, z.nObs[s])
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(z.pend[s]))
+		}
 		b = binary.BigEndian.AppendUint32(b, z.healthy)
 		f := byte(0)
 		if z.warned {
@@ -75,7 +82,17 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 		var z zoneState
 		l := int(r.byte())
 		z.name = string(r.bytes(l))
-		z.valid, z.warn, z.bad, z.degraded = r.u16(), r.u16(), r.u16(), r.u16()
+		z.valid, z.warn, z.breach = r.u16(), r.u16(), r.u16()
+		for s := range nSignals {
+			z.ev[s], z.mu[s], z.vr[s] = r.f64(), r.f64(), r.f64()
+			z.nObs[s] = r.u32()
+			z.pend[s] = r.f64()
+			// Evidence and variance are finite and not negative; a mean
+			// is finite.
+			if r.err == nil && (!(z.ev[s] >= 0) || !(z.vr[s] >= 0) || math.IsInf(z.ev[s], 0) || math.IsInf(z.vr[s], 0) || math.IsNaN(z.mu[s]) || math.IsInf(z.mu[s], 0) || math.IsInf(z.pend[s], 0)) {
+				return fmt.Errorf("%w: zone %q signal %d evidence %v mean %v variance %v", ErrBadState, z.name, s, z.ev[s], z.mu[s], z.vr[s])
+			}
+		}
 		z.healthy = r.u32()
 		f := r.byte()
 		if r.err == nil && (f > 3 || l == 0) {
@@ -144,6 +161,8 @@ func (r *reader) u32() uint32 {
 	}
 	return 0
 }
+
+func (r *reader) f64() float64 { return math.Float64frombits(r.u64()) }
 
 func (r *reader) u64() uint64 {
 	if p := r.take(8); p != nil {

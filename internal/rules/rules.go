@@ -164,13 +164,20 @@ type GrayFailure struct {
 	// MinInstances is how many instances must report in a zone for its
 	// window to count. Default 2, >= 1.
 	MinInstances int `yaml:"min_instances,omitempty"`
-	// MinRequests is how many requests (or probes) a zone must have served
-	// in a window for it to count. Default 50, >= 0.
+	// MinRequests is how many requests (or probes) per minute a zone must
+	// have served in a window for it to count (scaled to the window).
+	// Default 50, >= 0.
 	MinRequests float64 `yaml:"min_requests,omitempty"`
+	// FalseAlarmDays is the false-alarm rate the shift threshold is set
+	// for: at most one false zonal shift per zone per this many days under
+	// the zone's own healthy noise. Default 90, 0.01 to 36500.
+	FalseAlarmDays float64 `yaml:"false_alarm_days,omitempty"`
 	// ResourceARN is the AWS resource (load balancer) to shift away from a
 	// sick zone.
 	ResourceARN string `yaml:"resource_arn"`
-	// Window is the comparison window. Default 1m, >= 1s.
+	// Window is the comparison window: the scrape interval of the
+	// selected series, so that evidence is weighed at every scrape.
+	// Default 15s, >= 1s.
 	Window time.Duration `yaml:"window,omitempty"`
 	// ShiftExpiry is the lifetime of a zonal shift at AWS; the shift is
 	// extended while the zone stays sick. Default 30m, between 1m and 72h
@@ -539,8 +546,14 @@ func (g *GrayFailure) validate(at string) []error {
 	if !strings.HasPrefix(g.ResourceARN, "arn:") || strings.Count(g.ResourceARN, ":") < 5 {
 		errs = append(errs, ferr(at+".resource_arn", "must be an ARN (arn:partition:service:region:account:resource), got %q", g.ResourceARN))
 	}
+	if g.FalseAlarmDays == 0 {
+		g.FalseAlarmDays = 90
+	}
+	if !(g.FalseAlarmDays >= 0.01 && g.FalseAlarmDays <= 36500) {
+		errs = append(errs, ferr(at+".false_alarm_days", "must be between 0.01 and 36500, got %v", g.FalseAlarmDays))
+	}
 	if g.Window == 0 {
-		g.Window = time.Minute
+		g.Window = 15 * time.Second
 	}
 	if g.Window < time.Second || g.Window%time.Millisecond != 0 {
 		errs = append(errs, ferr(at+".window", "must be >= 1s in whole milliseconds, got %s", g.Window))

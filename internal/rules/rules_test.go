@@ -57,7 +57,7 @@ rules:
 		t.Fatal(err)
 	}
 	g := s.Rule(0).GrayFailure
-	if g.ShiftExpiry != DefaultShiftExpiry || g.InstanceLabel != "instance" || g.MinInstances != 2 || g.MinRequests != 50 || g.Window != time.Minute {
+	if g.ShiftExpiry != DefaultShiftExpiry || g.InstanceLabel != "instance" || g.MinInstances != 2 || g.MinRequests != 50 || g.Window != 15*time.Second || g.FalseAlarmDays != 90 {
 		t.Errorf("gray failure defaults: %+v", g)
 	}
 	if gp := s.Rule(1).GPU; gp.WorkerLabel != "pod" || gp.StepTimeMetric != "" || gp.TaintKey != "augur.io/gpu-unhealthy" {

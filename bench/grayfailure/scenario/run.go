@@ -26,7 +26,7 @@ type Result struct {
 	Events []Event
 	// Faults injected.
 	Faults []Fault
-	// DetectDelay per Latency or PacketLoss fault, in order: from the fault's
+	// DetectDelay per Latency, PacketLoss or Errors fault, in order: from the fault's
 	// start to the zonal_shift away from its zone; -1 when it was missed.
 	DetectDelay []time.Duration
 	// RegionalAlertDelay per Regional fault: from its start to the
@@ -35,7 +35,7 @@ type Result struct {
 	// Shifts counts new zonal shifts (not extensions).
 	Shifts int
 	// FalseShifts counts new shifts that are not away from a zone with an
-	// active Latency or PacketLoss fault.
+	// active Latency, PacketLoss or Errors fault.
 	FalseShifts int
 	// RegionalShifts counts new shifts while a Regional fault is active.
 	RegionalShifts int
@@ -80,7 +80,7 @@ func Run(name string, cfg Config, dcfg grayfailure.Config, dur time.Duration) (R
 				shifted = ev.Zone
 				res.Shifts++
 				z := zoneIndex(cfg.Zones, ev.Zone)
-				if !sim.faultAt(Latency, z, at) && !sim.faultAt(PacketLoss, z, at) {
+				if !sim.faultAt(Latency, z, at) && !sim.faultAt(PacketLoss, z, at) && !sim.faultAt(Errors, z, at) {
 					res.FalseShifts++
 				}
 				if sim.faultAt(Regional, z, at) {
@@ -109,7 +109,7 @@ func Run(name string, cfg Config, dcfg grayfailure.Config, dur time.Duration) (R
 	}
 	for _, f := range cfg.Faults {
 		switch f.Kind {
-		case Latency, PacketLoss:
+		case Latency, PacketLoss, Errors:
 			dd, cd := time.Duration(-1), time.Duration(-1)
 			for _, e := range res.Events {
 				if e.Reason == "shift" && e.Zone == cfg.Zones[f.Zone] && !e.At.Before(f.Start) && dd < 0 && e.At.Before(f.End.Add(cfg.Step)) {

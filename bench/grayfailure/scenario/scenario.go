@@ -11,8 +11,10 @@
 // per-request latency lognormal (median 30 ms, sigma 0.6) scaled by a fixed
 // per-pod factor and by queueing (1/(1-utilisation)), 0.1% background errors,
 // and the everyday noise of a healthy fleet: a pod stalling for a minute (GC,
-// noisy neighbour) and one-minute error bursts (a deploy). Latency mean and
-// p99 come from a sample of the window's requests, like a histogram would.
+// noisy neighbour) about once an hour and a one-minute 1% error burst in a
+// zone about every 4 hours (a deploy), whatever the window length. Latency
+// mean and p99 come from a sample of the window's requests, like a
+// histogram would. A window is one scrape interval (15 s by default).
 package scenario
 
 import (
@@ -29,7 +31,8 @@ type FaultKind int
 
 // Fault kinds.
 const (
-	// Latency adds N(200 ms, 50 ms) to every request of one zone.
+	// Latency adds N(Size, Size/4) to every request of one zone (Size
+	// default 200 ms).
 	Latency FaultKind = iota
 	// PacketLoss loses 5% of one zone's packets: the loss signal rises, a
 	// request that loses a packet waits for a retransmission (200 ms RTO) and
@@ -39,8 +42,10 @@ const (
 	// first minute has connection resets. Not a failure to shift for.
 	DrainNode
 	// Regional slows every zone down by about 150 ms, one zone after the
-	// other a minute apart: a shared dependency, not a zone.
+	// other Stagger apart: a shared dependency, not a zone.
 	Regional
+	// Errors fails Size of one zone's requests (default 5%).
+	Errors
 )
 
 // String names the fault kind.
@@ -54,6 +59,8 @@ func (k FaultKind) String() string {
 		return "drained_node"
 	case Regional:
 		return "regional_slowdown"
+	case Errors:
+		return "errors_5pct"
 	}
 	return "unknown"
 }
@@ -63,6 +70,11 @@ type Fault struct {
 	Kind       FaultKind
 	Zone       int // index into Config.Zones; ignored by Regional
 	Start, End time.Time
+	// Size is the added latency in seconds (Latency) or the failed share
+	// (Errors); 0 takes the default.
+	Size float64
+	// Stagger is the delay between zones of a Regional fault.
+	Stagger time.Duration
 }
 
 // Config describes a simulation. Zero fields take the documented defaults.
@@ -79,13 +91,14 @@ type Config struct {
 	// CanaryRPS is the synthetic probe traffic a zone keeps while traffic is
 	// shifted away from it, so that its recovery can be seen. Default 2.
 	CanaryRPS float64
-	// Samples is how many requests per zone and window the latency
-	// statistics are estimated from. Default 4000 (the p99 of a real
-	// histogram over every request is less noisy than that of a sample).
+	// Samples is how many requests per zone and minute the latency
+	// statistics are estimated from (scaled to the window). Default 4000
+	// (the p99 of a real histogram over every request is less noisy than
+	// that of a sample).
 	Samples int
 	// Start is the first window's start. Default 2025-01-06T00:00:00Z.
 	Start time.Time
-	// Step is the window length. Default 1m.
+	// Step is the window length: the scrape interval. Default 15s.
 	Step time.Duration
 	// Seed seeds the random source.
 	Seed uint64
@@ -121,7 +134,7 @@ func (c *Config) defaults() {
 		c.Start = time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC)
 	}
 	if c.Step == 0 {
-		c.Step = time.Minute
+		c.Step = 15 * time.Second
 	}
 }
 
@@ -136,12 +149,17 @@ type Sim struct {
 	lat     []float64
 	// regionalExtra is the slowdown of each zone in a regional event, s.
 	regionalExtra []float64
+	// The everyday noise in progress: a stalled pod and an error burst,
+	// until the times given.
+	stallZone, stallPod, burstZone int
+	stallUntil, burstUntil         time.Time
 }
 
 // New starts a simulation.
 func New(cfg Config) *Sim {
 	cfg.defaults()
-	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), now: cfg.Start, shifted: -1}
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), now: cfg.Start, shifted: -1,
+		stallZone: -1, burstZone: -1}
 	pods := cfg.NodesPerZone * cfg.PodsPerNode
 	for range cfg.Zones {
 		f := make([]float64, pods)
@@ -184,7 +202,7 @@ func (s *Sim) Next() (time.Time, []grayfailure.ZoneStats) {
 	a, b := s.now, s.now.Add(c.Step)
 	s.now = b
 	sec := c.Step.Seconds()
-	hour := float64(a.Hour()) + float64(a.Minute())/60
+	hour := float64(a.Hour()) + float64(a.Minute())/60 + float64(a.Second())/3600
 	shape := 0.2 + 0.8*(0.5-0.5*math.Cos(2*math.Pi*(hour-4)/24))
 	total := c.PeakRPS * shape * math.Exp(0.05*s.rng.NormFloat64())
 
@@ -205,16 +223,23 @@ func (s *Sim) Next() (time.Time, []grayfailure.ZoneStats) {
 	util := math.Min(perPod/c.PodCapacityRPS, 0.9)
 	queue := 1 / (1 - util)
 
-	// Everyday noise: a stalled pod, an error burst.
-	stallZone, stallPod, burstZone := -1, -1, -1
+	// Everyday noise: a stalled pod about once an hour, an error burst
+	// about every 4 hours, each for a minute.
+	if !a.Before(s.stallUntil) {
+		s.stallZone = -1
+	}
+	if !a.Before(s.burstUntil) {
+		s.burstZone = -1
+	}
 	if !c.Quiet {
-		if s.rng.Float64() < 1.0/60 {
-			stallZone, stallPod = s.rng.IntN(len(c.Zones)), s.rng.IntN(podsPer)
+		if s.stallZone < 0 && s.rng.Float64() < sec/3600 {
+			s.stallZone, s.stallPod, s.stallUntil = s.rng.IntN(len(c.Zones)), s.rng.IntN(podsPer), a.Add(time.Minute)
 		}
-		if s.rng.Float64() < 1.0/240 {
-			burstZone = s.rng.IntN(len(c.Zones))
+		if s.burstZone < 0 && s.rng.Float64() < sec/(4*3600) {
+			s.burstZone, s.burstUntil = s.rng.IntN(len(c.Zones)), a.Add(time.Minute)
 		}
 	}
+	stallZone, stallPod, burstZone := s.stallZone, s.stallPod, s.burstZone
 
 	for z, name := range c.Zones {
 		rps := perPod * float64(pods[z])
@@ -227,6 +252,13 @@ func (s *Sim) Next() (time.Time, []grayfailure.ZoneStats) {
 		if z == burstZone {
 			errP += 0.01
 		}
+		if f, ok := s.firstOverlap(Errors, z, a, b); ok {
+			size := f.Size
+			if size == 0 {
+				size = 0.05
+			}
+			errP += size * overlapShare(f, a, b)
+		}
 		if f, ok := s.firstOverlap(DrainNode, z, a, b); ok && !f.Start.Before(a) {
 			errP += 0.005 // connections reset while the node drains
 		}
@@ -236,9 +268,13 @@ func (s *Sim) Next() (time.Time, []grayfailure.ZoneStats) {
 		}
 		latF, latOn := s.firstOverlap(Latency, z, a, b)
 		regF, regOn := s.firstOverlap(Regional, z, a, b)
-		regStart := regF.Start.Add(time.Duration(z) * time.Minute)
+		regStart := regF.Start.Add(time.Duration(z) * regF.Stagger)
+		latSize := latF.Size
+		if latSize == 0 {
+			latSize = 0.200
+		}
 
-		n := min(c.Samples, int(req))
+		n := min(int(float64(c.Samples)*sec/60), int(req))
 		s.lat = s.lat[:0]
 		var sum float64
 		extraErr := 0.0
@@ -250,7 +286,7 @@ func (s *Sim) Next() (time.Time, []grayfailure.ZoneStats) {
 				v *= 4
 			}
 			if latOn && !at.Before(latF.Start) && at.Before(latF.End) {
-				v += math.Max(0, 0.200+0.050*s.rng.NormFloat64())
+				v += math.Max(0, latSize*(1+0.25*s.rng.NormFloat64()))
 			}
 			if regOn && !at.Before(regStart) && at.Before(regF.End) {
 				v += math.Max(0, s.regionalExtra[z]*(1+0.25*s.rng.NormFloat64()))

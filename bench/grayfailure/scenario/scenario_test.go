@@ -5,10 +5,15 @@ import (
 	"time"
 )
 
-// TestSuiteFast is the short version of `go run ./bench/grayfailure`: two
-// runs of each fault and half a healthy day, held to the same targets.
+// TestSuiteFast is the short version of `go run ./bench/grayfailure`: three
+// runs of each scenario and a healthy day at 15 s scrapes, held to the
+// targets: a +200 ms shift, 5% errors or 5% packet loss in one zone
+// shifted within 90 s of its start (window ends; in augur run the next
+// scrape's arrival adds up to one scrape interval), +80 ms within 120 s,
+// every shift cancelled after recovery, no false shift, none in a drain or
+// a regional slowdown whose zones slow down together.
 func TestSuiteFast(t *testing.T) {
-	sc := SuiteConfig{Runs: 2, FaultRunLength: 150 * time.Minute, FaultLength: 20 * time.Minute, Healthy: 12 * time.Hour, Samples: 2000, Seed: 42}
+	sc := SuiteConfig{Runs: 3, FaultRunLength: 150 * time.Minute, FaultLength: 20 * time.Minute, Healthy: 24 * time.Hour, Samples: 2000, Seed: 42}
 	if testing.Short() {
 		sc.Runs, sc.Healthy = 1, 0
 	}
@@ -18,32 +23,41 @@ func TestSuiteFast(t *testing.T) {
 	}
 	for _, s := range sums {
 		t.Logf("%+v", s)
+		if s.Name == "regional_staggered_1m" {
+			// Zones a minute apart: the first is shifted before the
+			// second slows down, and the shift is cancelled when it does
+			// (see bench/RESULTS-grayfailure-gpu.md).
+			if s.Shifts != s.Cancels() {
+				t.Errorf("%s: %d shifts, %d cancelled", s.Name, s.Shifts, s.Cancels())
+			}
+			continue
+		}
 		if s.FalseShifts != 0 || s.RegionalShifts != 0 || s.DrainShifts != 0 {
 			t.Errorf("%s: %d false shifts (%d regional, %d drain)", s.Name, s.FalseShifts, s.RegionalShifts, s.DrainShifts)
 		}
-		switch s.Name {
-		case Latency.String(), PacketLoss.String():
+		limit := map[string]time.Duration{"latency+200ms": 90 * time.Second, "errors_5pct": 90 * time.Second,
+			"packet_loss_5pct": 90 * time.Second, "latency+80ms": 120 * time.Second}[s.Name]
+		if limit > 0 {
 			if s.Missed != 0 || s.Detected != s.Runs {
 				t.Errorf("%s: detected %d of %d", s.Name, s.Detected, s.Runs)
 			}
 			for _, d := range s.Delays {
-				if d > 3*time.Minute {
-					t.Errorf("%s: detected after %v, target 3m", s.Name, d)
+				if d > limit {
+					t.Errorf("%s: detected after %v, target %v", s.Name, d, limit)
 				}
 			}
 			if len(s.CancelDelays) != s.Runs {
 				t.Errorf("%s: %d of %d shifts cancelled after recovery", s.Name, len(s.CancelDelays), s.Runs)
 			}
-		case Regional.String():
-			if s.Detected != s.Runs {
-				t.Errorf("%s: regional alert in %d of %d runs", s.Name, s.Detected, s.Runs)
-			}
+		}
+		if s.Name == "regional_slowdown" && s.Detected != s.Runs {
+			t.Errorf("%s: regional alert in %d of %d runs", s.Name, s.Detected, s.Runs)
 		}
 	}
 }
 
 func TestSimShape(t *testing.T) {
-	s := New(Config{Seed: 1, Quiet: true, Samples: 20})
+	s := New(Config{Seed: 1, Quiet: true, Samples: 20, Step: time.Minute})
 	var night, peak float64
 	for i := range 24 * 60 {
 		at, st := s.Next()

@@ -36,13 +36,14 @@ type Summary struct {
 	DrainShifts    int
 	Warnings       int
 	Alerts         int
+	cancels        int
 	// Reasons counts alerts by reason.
 	Reasons map[string]int
 }
 
 // SuiteConfig sizes the suite.
 type SuiteConfig struct {
-	// Runs per fault kind. Each run is FaultRunLength long with one fault
+	// Runs per scenario. Each run is FaultRunLength long with one fault
 	// of FaultLength on a random zone, starting 30 to 90 minutes (at a
 	// random second) into the run; runs start at a random time of day.
 	// FaultRunLength should leave time after the fault for the hold-down.
@@ -51,63 +52,86 @@ type SuiteConfig struct {
 	FaultLength    time.Duration
 	// Healthy is how long to simulate without faults.
 	Healthy time.Duration
-	// Samples per zone and window (see Config.Samples).
+	// Samples per zone and minute (see Config.Samples).
 	Samples int
-	Seed    uint64
+	// Step is the scrape interval and window (default 15s).
+	Step time.Duration
+	Seed uint64
 }
 
-// Suite runs every scenario kind and the healthy days and returns one
-// Summary each, in a fixed order.
+// Scenario is one kind of run of the suite.
+type Scenario struct {
+	Name string
+	Kind FaultKind
+	// Size and Stagger as in Fault.
+	Size    float64
+	Stagger time.Duration
+}
+
+// Scenarios are the suite's fault scenarios, in order.
+var Scenarios = []Scenario{
+	{Name: "latency+200ms", Kind: Latency, Size: 0.200},
+	{Name: "latency+80ms", Kind: Latency, Size: 0.080},
+	{Name: "errors_5pct", Kind: Errors, Size: 0.05},
+	{Name: "packet_loss_5pct", Kind: PacketLoss},
+	{Name: "drained_node", Kind: DrainNode},
+	{Name: "regional_slowdown", Kind: Regional},
+	{Name: "regional_staggered_1m", Kind: Regional, Stagger: time.Minute},
+}
+
+// Suite runs every scenario and the healthy days and returns one Summary
+// each, in a fixed order.
 func Suite(sc SuiteConfig, dcfg grayfailure.Config) ([]Summary, error) {
-	rng := rand.New(rand.NewPCG(sc.Seed, 7))
 	var out []Summary
-	for _, kind := range []FaultKind{Latency, PacketLoss, DrainNode, Regional} {
-		sum := Summary{Name: kind.String()}
-		for r := range sc.Runs {
-			start := time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.IntN(24*60)) * time.Minute)
-			warm := 30*time.Minute + time.Duration(rng.IntN(60))*time.Minute + time.Duration(rng.IntN(60))*time.Second
-			f := Fault{Kind: kind, Zone: rng.IntN(3), Start: start.Add(warm), End: start.Add(warm + sc.FaultLength)}
-			cfg := Config{Start: start, Seed: sc.Seed*1000 + uint64(r) + uint64(kind)*100, Samples: sc.Samples, Faults: []Fault{f}}
-			res, err := Run(fmt.Sprintf("%s/%d", kind, r), cfg, dcfg, sc.FaultRunLength)
-			if err != nil {
-				return nil, err
-			}
-			sum.add(res)
-			for _, d := range res.DetectDelay {
-				if d >= 0 {
-					sum.Detected++
-					sum.Delays = append(sum.Delays, d)
-				} else {
-					sum.Missed++
-				}
-			}
-			for _, d := range res.RegionalAlertDelay {
-				if d >= 0 {
-					sum.Detected++
-					sum.Delays = append(sum.Delays, d)
-				} else {
-					sum.Missed++
-				}
-			}
-			for _, d := range res.CancelDelay {
-				if d >= 0 {
-					sum.CancelDelays = append(sum.CancelDelays, d)
-				}
-			}
+	for _, scn := range Scenarios {
+		sum, err := RunScenario(sc, dcfg, scn)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, sum)
 	}
 	if sc.Healthy > 0 {
-		cfg := Config{Seed: sc.Seed, Samples: sc.Samples}
+		cfg := Config{Seed: sc.Seed, Samples: sc.Samples, Step: sc.Step}
 		res, err := Run("healthy", cfg, dcfg, sc.Healthy)
 		if err != nil {
 			return nil, err
 		}
-		sum := Summary{Name: fmt.Sprintf("healthy_%gh", sc.Healthy.Hours())}
+		sum := Summary{Name: fmt.Sprintf("healthy_%gd", sc.Healthy.Hours()/24)}
 		sum.add(res)
 		out = append(out, sum)
 	}
 	return out, nil
+}
+
+// RunScenario runs sc.Runs runs of one scenario.
+func RunScenario(sc SuiteConfig, dcfg grayfailure.Config, scn Scenario) (Summary, error) {
+	rng := rand.New(rand.NewPCG(sc.Seed, 7+uint64(scn.Kind)))
+	sum := Summary{Name: scn.Name}
+	for r := range sc.Runs {
+		start := time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.IntN(24*60)) * time.Minute)
+		warm := 30*time.Minute + time.Duration(rng.IntN(60))*time.Minute + time.Duration(rng.IntN(60))*time.Second
+		f := Fault{Kind: scn.Kind, Zone: rng.IntN(3), Start: start.Add(warm), End: start.Add(warm + sc.FaultLength), Size: scn.Size, Stagger: scn.Stagger}
+		cfg := Config{Start: start, Seed: sc.Seed*1000 + uint64(r) + uint64(scn.Kind)*100, Samples: sc.Samples, Step: sc.Step, Faults: []Fault{f}}
+		res, err := Run(fmt.Sprintf("%s/%d", scn.Name, r), cfg, dcfg, sc.FaultRunLength)
+		if err != nil {
+			return sum, err
+		}
+		sum.add(res)
+		for _, d := range append(res.DetectDelay, res.RegionalAlertDelay...) {
+			if d >= 0 {
+				sum.Detected++
+				sum.Delays = append(sum.Delays, d)
+			} else {
+				sum.Missed++
+			}
+		}
+		for _, d := range res.CancelDelay {
+			if d >= 0 {
+				sum.CancelDelays = append(sum.CancelDelays, d)
+			}
+		}
+	}
+	return sum, nil
 }
 
 func (s *Summary) add(r Result) {
@@ -125,9 +149,13 @@ func (s *Summary) add(r Result) {
 	s.FalseShifts += r.FalseShifts
 	s.RegionalShifts += r.RegionalShifts
 	s.DrainShifts += r.DrainShifts
+	s.cancels += r.Cancels
 	s.Warnings += r.Warnings
 	s.Alerts += r.Alerts
 }
+
+// Cancels counts the cancel_zonal_shift decisions.
+func (s *Summary) Cancels() int { return s.cancels }
 
 // quantiles returns the median and maximum of ds (0, 0 when empty).
 func quantiles(ds []time.Duration) (time.Duration, time.Duration) {

@@ -1,0 +1,93 @@
+package stream
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/proto"
+)
+
+// TestGrayWindowClosesOnNextScrape: a gray-failure window is judged as soon
+// as every instance that reported in it has reported in a later window (the
+// next scrape), not allowed_lateness after its end; an instance that stops
+// reporting leaves its window to the watermark's Close. A shift decided on
+// a window comes at that moment, from Observe.
+func TestGrayWindowClosesOnNextScrape(t *testing.T) {
+	set, err := rules.Parse(strings.NewReader(`rules:
+- name: zones
+  gray_failure:
+    selector: 'http_requests_total{service="web"}'
+    zone_label: zone
+    resource_arn: ` + lbArn + `
+    window: 15s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGrayGroup(set.Rule(0), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const t0 = int64(1_700_000_010_000) // a multiple of 15 s
+	// One scrape: 3 zones x 3 instances, each with a 200 and a 500 counter
+	// (6000 and errs(zone) requests per scrape).
+	scrape := func(k int, errs func(zone int) float64, skip string) []*proto.Decision {
+		var out []*proto.Decision
+		ts := t0 + int64(k)*15000 + 2000
+		for z := range 3 {
+			for i := range 3 {
+				inst := fmt.Sprintf("10.0.%d.%d:8080", z, i)
+				if inst == skip {
+					continue
+				}
+				for _, c := range []struct {
+					code string
+					inc  float64
+				}{{"200", 6000}, {"500", errs(z)}} {
+					p := Point{Labels: lbl("__name__", "http_requests_total", "code", c.code, "instance", inst, "service", "web", "zone", fmt.Sprintf("use1-az%d", z+1)),
+						Ts: ts, Value: 0, Increase: c.inc}
+					out = append(out, g.Observe(&p)...)
+				}
+			}
+		}
+		return out
+	}
+	healthy := func(int) float64 { return 6 }
+	sick := func(z int) float64 {
+		if z == 1 {
+			return 600 // 10% errors in use1-az2
+		}
+		return 6
+	}
+	for k := range 20 {
+		if ds := scrape(k, healthy, ""); len(ds) != 0 {
+			t.Fatalf("scrape %d healthy: %v", k, ds)
+		}
+		if k > 0 && (len(g.wins) != 1 || g.det.Config().Step.Milliseconds() != 15000) {
+			t.Fatalf("scrape %d: %d windows open, want the newest only (the previous judged on its arrival)", k, len(g.wins))
+		}
+	}
+	var shift []*proto.Decision
+	k := 20
+	for ; k < 26 && len(shift) == 0; k++ {
+		shift = scrape(k, sick, "")
+	}
+	if len(shift) != 1 || shift[0].GetKind() != proto.KindZonalShift || shift[0].GetDesired().GetZonalShift().GetAwayFrom() != "use1-az2" {
+		t.Fatalf("decisions %v: want one zonal shift away from use1-az2", shift)
+	}
+	// Decided on the arrival of the scrape after the second sick window.
+	if k-1 != 22 {
+		t.Errorf("shift on the arrival of scrape %d, want 22 (sick windows 20 and 21)", k-1)
+	}
+	// An instance that stops reporting: its last window waits for Close.
+	scrape(k, healthy, "10.0.0.0:8080")
+	if len(g.wins) != 2 {
+		t.Fatalf("%d windows open after a scrape without 10.0.0.0:8080, want 2", len(g.wins))
+	}
+	g.Close(t0 + int64(k)*15000)
+	if len(g.wins) != 1 {
+		t.Fatalf("%d windows open after Close, want 1", len(g.wins))
+	}
+}
