@@ -279,4 +279,3 @@ func TestZonalShiftWithinAMinute(t *testing.T) {
 		}
 	}
 }
-

@@ -100,7 +100,9 @@ type Config struct {
 	MinEvidence float64
 	// ErrorShareSmoothing is added to a zone's and its peers' error shares
 	// before their ratio, so that 0.5% against 0.1% is not the same
-	// evidence as 50% against 10%. Default 0.01.
+	// evidence as 50% against 10%. Default 0.015: against 0.1% background
+	// errors a one-minute 1% burst (a deploy) gains 20 at most (no shift),
+	// 5% errors shift on the second window.
 	ErrorShareSmoothing float64
 	// MinInstances is the number of instances that must report in a zone for
 	// its window to count. Default 2. A zone with fewer is neither healthy
@@ -183,7 +185,7 @@ func (c *Config) Validate() error {
 	defInt(&c.Required, (c.Windows*3+4)/5)
 	def(&c.FalseAlarmDays, 90)
 	def(&c.MinEvidence, 30)
-	def(&c.ErrorShareSmoothing, 0.01)
+	def(&c.ErrorShareSmoothing, 0.015)
 	defInt(&c.MinInstances, 2)
 	def(&c.MinRequests, 50)
 	def(&c.MinRequestsP99, 1000)

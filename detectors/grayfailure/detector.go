@@ -110,6 +110,7 @@ type Detector struct {
 	zones    []zoneState
 	lastEnd  int64 // unix ms of the last window, 0 before the first
 	regional bool
+	rhist    uint16 // windows with two or more zones degraded
 	w        window
 }
 
@@ -175,6 +176,11 @@ func (d *Detector) Update(windowEnd time.Time, stats []ZoneStats) []*proto.Decis
 		}
 	}
 	d.lastEnd = end
+	if gap >= maxWindows {
+		d.rhist = 0
+	} else {
+		d.rhist <<= gap
+	}
 	for i := range d.zones {
 		z := &d.zones[i]
 		if gap >= maxWindows {
@@ -535,34 +541,38 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		switch {
 		case frac >= 0.5 || breached:
 			degraded++
-		case z.valid&1 != 0 && !d.w.worse[i] && z.breach&1 == 0 && z.shiftedUntil == 0:
-			// Healthy now: a zone that starts to degrade is no safe
-			// place to move traffic to.
+		case z.valid&1 != 0 && frac < 0.25 && z.breach&1 == 0 && z.shiftedUntil == 0:
+			// Healthy now, with little evidence against it: a zone that
+			// starts to degrade is no safe place to move traffic to.
 			healthy++
 		}
 	}
 
 	// Several zones degraded together: a regional event. Alert once, and
-	// stay in it (no shift) until no zone is degraded, so that the last zone
-	// of a regional event to recover is not shifted away from. A shift in
-	// force is cancelled: the other zones are no better place.
+	// stay in it (no shift) until no zone is degraded or for Windows
+	// windows at most two zones were, so that the last zone of a regional
+	// event to recover is not shifted away from at once, and a blip in a
+	// second zone does not hold off the shift of a sick one for long. A
+	// shift in force is cancelled: the other zones are no better place.
 	// With a shift in force, it takes another zone impaired (not half-way:
 	// traffic moved onto them makes the others a little worse).
-	regional := degraded >= 2
+	now2 := degraded >= 2
 	if shifted >= 0 {
-		regional = othersSick >= 1
+		now2 = othersSick >= 1
 	}
-	if regional {
-		if !d.regional {
-			d.regional = true
-			out = append(out, d.regionalAlert(at, degraded))
-			if shifted >= 0 {
-				d.zones[shifted].shiftedUntil = 0
-				out = append(out, d.shift(at, shifted, proto.KindCancelZonalShift, "regional"))
-				shifted = -1
-			}
+	if now2 {
+		d.rhist |= 1
+	}
+	switch {
+	case now2 && !d.regional:
+		d.regional = true
+		out = append(out, d.regionalAlert(at, degraded))
+		if shifted >= 0 {
+			d.zones[shifted].shiftedUntil = 0
+			out = append(out, d.shift(at, shifted, proto.KindCancelZonalShift, "regional"))
+			shifted = -1
 		}
-	} else if degraded == 0 {
+	case d.regional && (degraded == 0 || d.count(d.rhist) == 0):
 		d.regional = false
 	}
 

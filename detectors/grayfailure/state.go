@@ -28,6 +28,7 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 		flags = 1
 	}
 	b = append(b, flags, byte(len(d.zones)))
+	b = binary.BigEndian.AppendUint16(b, d.rhist)
 	for i := range d.zones {
 		z := &d.zones[i]
 		b = append(b, byte(len(z.name)))
@@ -71,6 +72,7 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	flags := r.byte()
 	regional := flags == 1
 	n := int(r.byte())
+	rhist := r.u16()
 	if r.err == nil && flags > 1 {
 		return fmt.Errorf("%w: flags %#x", ErrBadState, flags)
 	}
@@ -115,7 +117,7 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 			}
 		}
 	}
-	d.lastEnd, d.regional, d.zones = lastEnd, regional, zones
+	d.lastEnd, d.regional, d.rhist, d.zones = lastEnd, regional, rhist, zones
 	return nil
 }
 

@@ -52,7 +52,7 @@ const (
 func (k FaultKind) String() string {
 	switch k {
 	case Latency:
-		return "latency+200ms"
+		return "latency"
 	case PacketLoss:
 		return "packet_loss_5pct"
 	case DrainNode:
@@ -60,7 +60,7 @@ func (k FaultKind) String() string {
 	case Regional:
 		return "regional_slowdown"
 	case Errors:
-		return "errors_5pct"
+		return "errors"
 	}
 	return "unknown"
 }

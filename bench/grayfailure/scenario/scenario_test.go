@@ -99,3 +99,32 @@ func TestSimFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestFalseAlarmRate: on quiet healthy days (only the sampling noise the
+// threshold is computed from) with the evidence floor off, the false
+// shifts follow false_alarm_days: no more than one per zone per setting
+// (with a margin for chance), and fewer with a larger setting.
+func TestFalseAlarmRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates 20 days")
+	}
+	const days = 10
+	counts := map[float64]int{}
+	for _, fa := range []float64{0.5, 5} {
+		d := BenchDetectorConfig()
+		d.FalseAlarmDays, d.MinEvidence, d.MeanLatencyLimit = fa, 0.01, 0
+		res, err := Run("quiet", Config{Seed: 9, Samples: 100, Quiet: true}, d, days*24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[fa] = res.Shifts
+		bound := 3 * days / fa
+		t.Logf("false_alarm_days %g: %d false shifts in %d days of 3 zones (at most %.0f expected)", fa, res.Shifts, days, bound)
+		if float64(res.Shifts) > 1.5*bound+2 {
+			t.Errorf("false_alarm_days %g: %d false shifts, more than the setting allows (%.0f)", fa, res.Shifts, bound)
+		}
+	}
+	if counts[0.5] <= counts[5] {
+		t.Errorf("false shifts %d at 0.5 days, %d at 5 days: the setting does not set the threshold", counts[0.5], counts[5])
+	}
+}

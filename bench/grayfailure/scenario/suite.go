@@ -157,8 +157,15 @@ func (s *Summary) add(r Result) {
 // Cancels counts the cancel_zonal_shift decisions.
 func (s *Summary) Cancels() int { return s.cancels }
 
-// quantiles returns the median and maximum of ds (0, 0 when empty).
-func quantiles(ds []time.Duration) (time.Duration, time.Duration) {
+// Summarize makes the Summary of one run.
+func Summarize(name string, r Result) Summary {
+	s := Summary{Name: name}
+	s.add(r)
+	return s
+}
+
+// Quantiles returns the median and maximum of ds (0, 0 when empty).
+func Quantiles(ds []time.Duration) (time.Duration, time.Duration) {
 	if len(ds) == 0 {
 		return 0, 0
 	}
@@ -173,8 +180,8 @@ func WriteMarkdown(w io.Writer, sums []Summary) error {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	for _, s := range sums {
-		med, mx := quantiles(s.Delays)
-		cmed, cmx := quantiles(s.CancelDelays)
+		med, mx := Quantiles(s.Delays)
+		cmed, cmx := Quantiles(s.CancelDelays)
 		det, ttd, cancel := fmt.Sprint(s.Detected), fmt.Sprintf("%v / %v", med, mx), fmt.Sprintf("%v / %v", cmed, cmx)
 		if len(s.Delays) == 0 {
 			ttd = "-"
