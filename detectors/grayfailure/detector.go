@@ -462,9 +462,10 @@ func (d *Detector) threshold(z *zoneState, s int) float64 {
 	least := c.MinEvidence
 	if s == sigP99 {
 		// A window's p99 is its slowest pod's: one pod stalling for a
-		// minute makes it 2-3x the peers'. The tail needs three times the
-		// evidence (a zone whose p99 is 2.5x its peers' for 2.3 minutes).
-		least *= 3
+		// minute or two makes it 2-3x the peers'. The tail alone needs
+		// five times the evidence (a zone whose p99 is 2.5x its peers'
+		// for 4 minutes); a zonal slowdown moves the mean as well.
+		least *= 5
 	}
 	if mu >= 0 || vr <= 0 {
 		return least
@@ -538,24 +539,22 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		if i != shifted && (frac >= 1 || breached) {
 			othersSick++
 		}
-		switch {
-		case frac >= 0.5 || breached:
+		if frac >= 1 || breached {
 			degraded++
-		case z.valid&1 != 0 && frac < 0.25 && z.breach&1 == 0 && z.shiftedUntil == 0:
-			// Healthy now, with little evidence against it: a zone that
-			// starts to degrade is no safe place to move traffic to.
+		}
+		if z.valid&1 != 0 && frac < 0.5 && z.breach&1 == 0 && z.shiftedUntil == 0 {
+			// Healthy now: reporting, under no limit, with less than half
+			// its threshold of evidence (a zone that starts to degrade is
+			// no safe place to move traffic to).
 			healthy++
 		}
 	}
 
-	// Several zones degraded together: a regional event. Alert once, and
-	// stay in it (no shift) until no zone is degraded or for Windows
-	// windows at most two zones were, so that the last zone of a regional
-	// event to recover is not shifted away from at once, and a blip in a
-	// second zone does not hold off the shift of a sick one for long. A
-	// shift in force is cancelled: the other zones are no better place.
-	// With a shift in force, it takes another zone impaired (not half-way:
-	// traffic moved onto them makes the others a little worse).
+	// Several zones impaired (or above a limit) together: a regional
+	// event. Alert once, and stay in it (no shift) until no zone is
+	// degraded or for Windows windows fewer than two were, so that the last
+	// zone of a regional event to recover is not shifted away from at once.
+	// A shift in force is cancelled: the other zones are no better place.
 	now2 := degraded >= 2
 	if shifted >= 0 {
 		now2 = othersSick >= 1

@@ -141,7 +141,7 @@ func TestDecisions(t *testing.T) {
 				}
 			}}},
 			want:   []string{"alert:regional_degradation"},
-			wantAt: []int{11},
+			wantAt: []int{12},
 		},
 		{
 			name:   "all zones slow together: regional alert from the absolute limit",
