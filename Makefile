@@ -4,13 +4,17 @@ GO ?= go
 GOLANGCI_LINT_VERSION ?= v2.6.2
 BIN := bin
 
-.PHONY: run build test test-short lint bench proto fuzz
+.PHONY: run demo build test test-short lint bench proto fuzz
 
 build:
 	$(GO) build -o $(BIN)/augur ./cmd/augur
 
 run: build
 	$(BIN)/augur run
+
+# augur run on a built-in workload, with decisions on the console at once.
+demo: build
+	$(BIN)/augur demo
 
 # The one test command: installs what the tests need (Debian's prometheus,
 # the Kubernetes control-plane binaries) and runs every test with -race.

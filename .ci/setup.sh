@@ -19,6 +19,16 @@ fi
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 pkill -x prometheus >/dev/null 2>&1 || true
 
+# Debian's Chromium opens the console in cmd/augur TestConsoleInChromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "setup: chromium is not installed and this is not root: the console test will skip (install Debian's chromium package)" >&2
+  fi
+fi
+
 # pyarrow and librdkafka (confluent-kafka) read a samples block in
 # proto/pyarrow_test.go: a reader that is not augur's own code.
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import pyarrow, confluent_kafka' 2>/dev/null; then

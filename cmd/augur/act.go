@@ -24,6 +24,7 @@ import (
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/actuators/zonalshift"
+	"github.com/augur-ops/augur/internal/console"
 	"github.com/augur-ops/augur/internal/recent"
 )
 
@@ -160,6 +161,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.Handle("/api/v1/", tail)
+		mux.Handle("/", console.Handler())
 		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

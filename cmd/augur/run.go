@@ -28,6 +28,7 @@ import (
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/ingest"
+	"github.com/augur-ops/augur/internal/console"
 	"github.com/augur-ops/augur/internal/kafkaconn"
 	"github.com/augur-ops/augur/internal/recent"
 	"github.com/augur-ops/augur/internal/rules"
@@ -342,8 +343,8 @@ func newReceiver(cfg fileConfig, conn []kgo.Opt, rs *rules.Set, reg prometheus.R
 // ends, then shuts down in two phases: stop intake (503) and answer the
 // requests in flight, then close the server and flush the producer.
 //
-// api, when not nil, serves /api/v1/decisions, /api/v1/actions and
-// /api/v1/forecasts.
+// api, when not nil, serves /api/v1/decisions, /api/v1/actions,
+// /api/v1/forecasts and /api/v1/rules, and the console at /.
 func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *ingest.Receiver, cl *kgo.Client, api http.Handler, reg *prometheus.Registry, log *slog.Logger) error {
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
@@ -352,6 +353,8 @@ func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *inges
 		mux.Handle("/api/v1/decisions", api)
 		mux.Handle("/api/v1/actions", api)
 		mux.Handle("/api/v1/forecasts", api)
+		mux.Handle("/api/v1/rules", api)
+		mux.Handle("/", console.Handler())
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

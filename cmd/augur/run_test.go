@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -179,24 +178,8 @@ func pushV1(t *testing.T, url string, req *prompb.WriteRequest) {
 
 func pushV1With(t *testing.T, client *http.Client, url string, req *prompb.WriteRequest) {
 	t.Helper()
-	b, err := req.Marshal()
-	if err != nil {
+	if err := pushRemoteWrite(t.Context(), client, url, req); err != nil {
 		t.Fatal(err)
-	}
-	hr, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(snappy.Encode(nil, b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hr.Header.Set("Content-Type", "application/x-protobuf")
-	hr.Header.Set("Content-Encoding", "snappy")
-	resp, err := client.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("remote write: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -5,6 +5,8 @@
 //	GET /api/v1/actions    newest first
 //	GET /api/v1/forecasts  ?rule=NAME (required): the rule's forecast
 //	                       points (proto.ForecastPoint), oldest first
+//	GET /api/v1/rules      the rules of the decisions and points held, with
+//	                       the kinds of their decisions
 //
 // Query parameters (optional but for forecasts' rule): rule, kind, target
 // (exact matches), since and until (RFC 3339 or unix milliseconds, on the
@@ -23,6 +25,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -174,6 +177,48 @@ func (t *Tail) Add(topic string, value []byte) {
 	}
 }
 
+// ruleView is a rule seen in the tail: the kinds of its decisions and how
+// many forecast points it has.
+type ruleView struct {
+	Name      string   `json:"name"`
+	Kinds     []string `json:"kinds"`
+	Forecasts int      `json:"forecast_points"`
+}
+
+// rules lists the rules of the decisions and forecast points held, by
+// name. The caller holds t.mu.
+func (t *Tail) rules() []ruleView {
+	byName := map[string]*ruleView{}
+	get := func(name string) *ruleView {
+		v := byName[name]
+		if v == nil {
+			v = &ruleView{Name: name, Kinds: []string{}}
+			byName[name] = v
+		}
+		return v
+	}
+	for i := range t.decisions {
+		e := &t.decisions[i]
+		if e.rule == "" {
+			continue
+		}
+		v := get(e.rule)
+		if !slices.Contains(v.Kinds, e.kind) {
+			v.Kinds = append(v.Kinds, e.kind)
+		}
+	}
+	for name, r := range t.points {
+		get(name).Forecasts = len(r.entries)
+	}
+	out := make([]ruleView, 0, len(byName))
+	for _, v := range byName {
+		slices.Sort(v.Kinds)
+		out = append(out, *v)
+	}
+	slices.SortFunc(out, func(a, b ruleView) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
 // maxActionsPerDecision bounds the audit records joined to one decision
 // (a decision in force gets one per step).
 const maxActionsPerDecision = 32
@@ -268,8 +313,8 @@ type decisionView struct {
 	Actions  []json.RawMessage `json:"actions"`
 }
 
-// ServeHTTP serves /api/v1/decisions, /api/v1/actions and
-// /api/v1/forecasts.
+// ServeHTTP serves /api/v1/decisions, /api/v1/actions, /api/v1/forecasts
+// and /api/v1/rules.
 func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
@@ -309,6 +354,8 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		slices.Reverse(list) // oldest first, as a chart reads them
 		out = map[string]any{"rule": q.rule, "points": list}
+	case "/api/v1/rules":
+		out = map[string]any{"rules": t.rules()}
 	case "/api/v1/actions":
 		if q.rule != "" {
 			t.mu.RUnlock()

@@ -140,4 +140,8 @@ func TestForecasts(t *testing.T) {
 			t.Errorf("%s: %d %q, want 400", url, code, body)
 		}
 	}
+	// The rules list: the forecast rule with its points.
+	if code, _, body := get(t, tl, "/api/v1/rules"); code != 200 || body != `{"rules":[{"name":"api","kinds":[],"forecast_points":3}]}` {
+		t.Errorf("rules: %d %s", code, body)
+	}
 }

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConsoleInChromium runs `augur demo` and opens its console in
+// headless Chromium (Debian's): the page, rendered by a real browser from
+// the decisions API alone, shows the scale decisions with their outcome,
+// the scaling rule's chart (load, forecast, 80% band, decisions, replicas
+// recommended and decided), the zones of the gray-failure rule with the
+// shifted zone, the tainted GPU node, the forecast accuracy, and it keeps
+// refreshing itself. A second load shows decisions the first did not have.
+func TestConsoleInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts augur demo and Chromium")
+	}
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium missing under CI: .ci/setup.sh installs it")
+		}
+		t.Skip("chromium not installed (apt-get install chromium)")
+	}
+	listen, broker := freePort(t), freePort(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	var out syncBuffer
+	go func() {
+		done <- runMain(ctx, []string{"demo", "-listen", listen, "-kafka-addr", broker, "-history", "30m", "-data-dir", t.TempDir()}, &out, io.Discard, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("augur demo exited %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("augur demo did not stop within 30s")
+		}
+	})
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(out.String(), "live samples") {
+		if time.Now().After(deadline) {
+			t.Fatalf("augur demo did not send its history within 90s: %q", out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The stream and the actuator catch up with the history.
+	waitFor(t, 60*time.Second, "the taint of gpu-node-2 on the decisions API", func() (bool, string) {
+		body := scrape(t, "http://"+listen+"/api/v1/decisions?kind=taint_node")
+		return strings.Contains(body, "gpu-node-2"), body
+	})
+
+	dump := func() string {
+		t.Helper()
+		// Chromium's helpers may outlive it for a moment: the profile is
+		// removed best effort.
+		dir, err := os.MkdirTemp("", "augur-chromium-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		cmd := exec.CommandContext(t.Context(), browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+dir,
+			"--virtual-time-budget=15000", "--dump-dom", "http://"+listen+"/")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("chromium: %v: %s", err, stderr.String())
+		}
+		return string(b)
+	}
+	first := dump()
+	for _, want := range []string{
+		`data-kind="scale"`,                    // the decision stream
+		`class="outcome dry_run"`,              // with the actuator's outcome
+		`<svg viewBox=`,                        // a chart
+		`data-rule="shop-scaling"`,             // of the scaling rule
+		`class="observed"`, `class="forecast"`, // load and forecast
+		`class="band"`, `class="decision-mark"`, // 80% band, decisions
+		`class="recommended"`, `class="decided"`, // replicas
+		`data-zone="use1-az2"`,   // the zones table
+		`data-node="gpu-node-2"`, // the GPU nodes
+		`class="state-tainted"`,  // the sick GPU
+		`accuracy (100% − MAPE)`, // accuracy per rule
+	} {
+		if !strings.Contains(first, want) {
+			t.Errorf("console lacks %s", want)
+		}
+	}
+	m := regexp.MustCompile(`data-refreshes="(\d+)"`).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("console never refreshed: %s", tailString(first, 3000))
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 3 {
+		t.Errorf("console refreshed %d times in 15s of page time, want it to keep polling (every 2s)", n)
+	}
+	newest := func(dom string) int64 {
+		m := regexp.MustCompile(`data-newest-window="(\d+)"`).FindStringSubmatch(dom)
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		return n
+	}
+	time.Sleep(12 * time.Second) // a forecast point every 10 s window
+	if a, b := newest(first), newest(dump()); a == 0 || b <= a {
+		t.Errorf("newest forecast window %d on the first load, %d on a load 12s later: want a later one", a, b)
+	}
+	if t.Failed() {
+		t.Logf("console DOM: %s", tailString(first, 6000))
+	}
+}
