@@ -15,20 +15,27 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/augur-ops/augur/ingest"
+	"github.com/augur-ops/augur/internal/recent"
 	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/proto"
 )
 
 // repoRoot is the module root, relative to this package's directory (the
@@ -150,8 +157,19 @@ type panel struct {
 		H, W, X, Y int
 	} `json:"gridPos"`
 	Targets []struct {
-		Expr  string `json:"expr"`
-		RefID string `json:"refId"`
+		Expr       string `json:"expr"`
+		RefID      string `json:"refId"`
+		Datasource struct {
+			Type string `json:"type"`
+			UID  string `json:"uid"`
+		} `json:"datasource"`
+		// An Infinity (JSON over HTTP) query of augur's API.
+		URL          string `json:"url"`
+		RootSelector string `json:"root_selector"`
+		Columns      []struct {
+			Selector string `json:"selector"`
+			Text     string `json:"text"`
+		} `json:"columns"`
 	} `json:"targets"`
 	Panels []panel `json:"panels"`
 }
@@ -272,6 +290,10 @@ func TestDashboards(t *testing.T) {
 					t.Errorf("%s: panel %q: refId %q missing or repeated", file, pn.Title, tg.RefID)
 				}
 				refs[tg.RefID] = true
+				if tg.Datasource.Type == infinity {
+					checkAPIQuery(t, file, pn.Title, tg.Datasource.UID, tg.URL, tg.RootSelector, tg.Columns)
+					continue
+				}
 				if strings.TrimSpace(tg.Expr) == "" {
 					t.Errorf("%s: panel %q: empty expr", file, pn.Title)
 					continue
@@ -698,6 +720,84 @@ func TestKubernetesManifests(t *testing.T) {
 	for _, want := range []string{"Deployment ingest", "StatefulSet stream", "Deployment act"} {
 		if !roles[want] {
 			t.Errorf("no %s in %s", want, dir)
+		}
+	}
+}
+
+// infinity is the type of Grafana's JSON-over-HTTP datasource plugin, which
+// reads augur's decisions API.
+const infinity = "yesoreyeram-infinity-datasource"
+
+// checkAPIQuery checks an Infinity query against what augur serves: the
+// datasource is provisioned with augur's address, the URL is a path of
+// augur's API, and every column's selector finds a value in the API's
+// answer for a decision the actuator has handled.
+func checkAPIQuery(t *testing.T, file, title, uid, path string, root string, cols []struct {
+	Selector string `json:"selector"`
+	Text     string `json:"text"`
+},
+) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("grafana", "provisioning", "datasources", "augur-api.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prov struct {
+		Datasources []struct {
+			UID, Type, URL string
+		} `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(b, &prov); err != nil {
+		t.Fatal(err)
+	}
+	if len(prov.Datasources) != 1 || prov.Datasources[0].UID != uid || prov.Datasources[0].Type != infinity || prov.Datasources[0].URL != "http://augur:9201" {
+		t.Errorf("%s: panel %q: datasource %q is not the provisioned augur API: %+v", file, title, uid, prov.Datasources)
+	}
+	tail := recent.New(recent.Config{}, nil)
+	d := &proto.Decision{Id: "d1", Kind: proto.KindScale, Rule: "payment", Target: "k8s/deployment/payment/api", Summary: "scale to 12",
+		Desired: &proto.Change{Replicas: 12}, CreatedAt: timestamppb.Now(), ExpiresAt: timestamppb.New(time.Now().Add(time.Minute))}
+	db, err := proto.MarshalJSON(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, err := proto.MarshalJSON(&proto.Action{DecisionId: "d1", Kind: proto.KindScale, Target: d.Target, Outcome: "refused", Guardrail: "cooldown", At: timestamppb.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail.Add("augur.decisions", db)
+	tail.Add("augur.actions", ab)
+	rec := httptest.NewRecorder()
+	tail.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path+"?limit=200", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("%s: panel %q: augur answers %s with %d: %s", file, title, path, rec.Code, rec.Body)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	rows, ok := body[root].([]any)
+	if !ok || len(rows) != 1 {
+		t.Fatalf("%s: panel %q: root selector %q finds %v", file, title, root, body[root])
+	}
+	for _, c := range cols {
+		v := rows[0]
+		for _, part := range strings.Split(c.Selector, ".") {
+			switch x := v.(type) {
+			case map[string]any:
+				v = x[part]
+			case []any:
+				i, err := strconv.Atoi(part)
+				if err != nil || i >= len(x) {
+					v = nil
+				} else {
+					v = x[i]
+				}
+			default:
+				v = nil
+			}
+		}
+		if v == nil || v == "" {
+			t.Errorf("%s: panel %q: column %q (%s) finds nothing in augur's answer %s", file, title, c.Text, c.Selector, rec.Body)
 		}
 	}
 }
