@@ -6,16 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -24,7 +21,6 @@ import (
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/actuators/zonalshift"
-	"github.com/augur-ops/augur/internal/console"
 	"github.com/augur-ops/augur/internal/recent"
 )
 
@@ -52,7 +48,9 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	actor := fs.String("actor", actHostname(cfg.Actor), "name of this instance in audit records and Events")
 	txn := fs.Bool("transactional", true, "write audit records and commit offsets in one Kafka transaction (exactly one record per decision); false: write, then commit")
 	leaderElect := fs.Bool("leader-elect", false, "run only while holding the augur-system/augur-actuator Lease (several replicas for the same targets)")
-	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics and the decisions API (/api/v1/decisions, /api/v1/actions, /api/v1/forecasts); "" disables`)
+	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics, the decisions API (/api/v1/decisions, /api/v1/actions, /api/v1/forecasts, /api/v1/rules) and the console at /; "" disables`)
+	var api apiFlags
+	api.register(fs)
 	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", cfg.DecisionsTopic, "topic consumed")
 	fs.StringVar(&cfg.ActionsTopic, "actions-topic", cfg.ActionsTopic, "topic the audit records go to")
 	kf := registerKafkaFlags(fs)
@@ -149,26 +147,12 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	if *metricsAddr != "" {
 		// The decisions API reads the topics back, as in `augur run`.
-		tail := recent.New(recent.Config{DecisionsTopic: cfg.DecisionsTopic, ActionsTopic: cfg.ActionsTopic}, log)
-		tailClient, err := kgo.NewClient(append(conn, tail.Options()...)...)
+		stop, err := serveRoleHTTP(ctx, *metricsAddr, conn, recent.Config{DecisionsTopic: cfg.DecisionsTopic, ActionsTopic: cfg.ActionsTopic,
+			ForecastsTopic: "augur.forecasts", Size: api.size, Lookback: api.lookback}, reg, log)
 		if err != nil {
-			return fmt.Errorf("kafka client: %w", err)
+			return err
 		}
-		tctx, stopTail := context.WithCancel(ctx)
-		tailDone := make(chan struct{})
-		go func() { defer close(tailDone); _ = tail.Run(tctx, tailClient) }()
-		defer func() { stopTail(); <-tailDone; tailClient.Close() }()
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.Handle("/api/v1/", tail)
-		mux.Handle("/", console.Handler())
-		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", "err", err)
-			}
-		}()
-		defer srv.Close()
+		defer stop()
 	}
 	log.Info("actuator started", "mode", cfg.Mode, "kubernetes", kx != nil, "zonal_shift", zx != nil, "leader_elect", *leaderElect)
 	if !*leaderElect {

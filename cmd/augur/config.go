@@ -60,6 +60,16 @@ type fileConfig struct {
 	// DecisionKeyFile holds the HMAC key decisions are signed with. Empty:
 	// `augur run` creates <data_dir>/decision.key.
 	DecisionKeyFile string `yaml:"decision_key_file"`
+	// API sizes the decisions API's tail (/api/v1/decisions, actions,
+	// forecasts, rules) and the console reading it.
+	API struct {
+		// TailSize is how many decisions, how many audit records and how
+		// many forecast points per rule are kept. Default 1000.
+		TailSize int `yaml:"tail_size"`
+		// Lookback is how far back the topics are read at start.
+		// Default 1h.
+		Lookback time.Duration `yaml:"lookback"`
+	} `yaml:"api"`
 	// Ingest configures the receiver.
 	Ingest ingest.Config `yaml:"ingest"`
 	// Act configures the actuators.
@@ -84,6 +94,8 @@ func defaultFileConfig() fileConfig {
 	c.Kafka.EmbeddedRetention = 6 * time.Hour
 	c.Kafka.EmbeddedRetentionBytes = 5 << 30
 	c.Kafka.Partitions = 8
+	c.API.TailSize = 1000
+	c.API.Lookback = time.Hour
 	c.Kafka.Replication = -1
 	c.Act.Config = actuators.DefaultConfig()
 	return c
@@ -125,6 +137,12 @@ func (c *fileConfig) validate() error {
 	}
 	if c.Kafka.EmbeddedRetentionBytes < 16<<20 {
 		errs = append(errs, fmt.Errorf("kafka.embedded_retention_bytes: must be at least 16 MiB (16777216), got %d", c.Kafka.EmbeddedRetentionBytes))
+	}
+	if c.API.TailSize < 1 || c.API.TailSize > 1_000_000 {
+		errs = append(errs, fmt.Errorf("api.tail_size: must be between 1 and 1000000, got %d", c.API.TailSize))
+	}
+	if c.API.Lookback <= 0 {
+		errs = append(errs, fmt.Errorf("api.lookback: must be > 0, got %v", c.API.Lookback))
 	}
 	if c.Kafka.Partitions <= 0 {
 		errs = append(errs, fmt.Errorf("kafka.partitions: must be > 0, got %d", c.Kafka.Partitions))

@@ -229,6 +229,33 @@ kafka:
 	if !strings.Contains(body, alert) {
 		t.Errorf("augur act's /api/v1/decisions did not serve the alert: %q", body)
 	}
+
+	// So does augur stream, and both serve the console.
+	metrics = freePort(t)
+	stCtx, stopStream := context.WithCancel(ctx)
+	stDone := make(chan int, 1)
+	go func() {
+		stDone <- runMain(stCtx, []string{"stream", "-config", cfgFile, "-decision-key-file", key, "-metrics-addr", metrics,
+			"-group", "augur-stream-api", "-transactional-id", "augur-stream-api", "-api-tail-size", "50"}, io.Discard, io.Discard, slog.New(slog.DiscardHandler))
+	}()
+	body = ""
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(body, alert) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		body = scrape(t, "http://"+metrics+"/api/v1/decisions?kind=alert&limit=50")
+	}
+	page := scrape(t, "http://"+metrics+"/")
+	rules := scrape(t, "http://"+metrics+"/api/v1/rules")
+	stopStream()
+	if code := <-stDone; code != 0 {
+		t.Errorf("augur stream exited %d", code)
+	}
+	if !strings.Contains(body, alert) {
+		t.Errorf("augur stream's /api/v1/decisions did not serve the alert: %q", body)
+	}
+	if !strings.Contains(page, "<title>augur console</title>") || !strings.Contains(rules, `"tail_size":50`) {
+		t.Errorf("augur stream's console %q / rules %q", tailString(page, 200), rules)
+	}
 }
 
 // freePortNumber returns a loopback port free a moment ago.

@@ -215,7 +215,8 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 
 	g, gctx := errgroup.WithContext(ctx)
 	// The decisions and actions API reads the topics back, read committed.
-	tail := recent.New(recent.Config{DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic, ForecastsTopic: "augur.forecasts"}, log)
+	tail := recent.New(recent.Config{DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic, ForecastsTopic: "augur.forecasts",
+		Size: cfg.API.TailSize, Lookback: cfg.API.Lookback}, log)
 	tailClient, err := kgo.NewClient(append(conn, tail.Options()...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)

@@ -2,21 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/augur-ops/augur/internal/recent"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/stream"
 )
@@ -35,7 +33,9 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	configFile := fs.String("config", "", "YAML config file whose kafka: block (brokers, client_id, tls, sasl) this role connects with")
 	rulesFile := fs.String("rules", "", "rules file (YAML); empty: no rules")
 	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
-	metricsAddr := fs.String("metrics-addr", ":9464", `address serving /metrics ("" disables)`)
+	metricsAddr := fs.String("metrics-addr", ":9464", `address serving /metrics, the decisions API and the console ("" disables)`)
+	var api apiFlags
+	api.register(fs)
 	createTopics := fs.Bool("create-topics", true, "create the state and decisions topics when missing")
 	fs.StringVar(&cfg.Group, "group", "augur-stream", "consumer group")
 	fs.StringVar(&cfg.SamplesTopic, "samples-topic", "augur.samples", "topic consumed")
@@ -95,13 +95,12 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		}
 	}
 	if *metricsAddr != "" {
-		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", "err", err)
-			}
-		}()
-		defer srv.Close()
+		stop, err := serveRoleHTTP(ctx, *metricsAddr, cfg.ClientOpts, recent.Config{DecisionsTopic: cfg.DecisionsTopic, ActionsTopic: "augur.actions",
+			ForecastsTopic: cfg.ForecastsTopic, Size: api.size, Lookback: api.lookback}, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return s.Run(ctx)
 }

@@ -6,7 +6,8 @@
 //	GET /api/v1/forecasts  ?rule=NAME (required): the rule's forecast
 //	                       points (proto.ForecastPoint), oldest first
 //	GET /api/v1/rules      the rules of the decisions and points held, with
-//	                       the kinds of their decisions
+//	                       the kinds of their decisions, and the tail's size
+//	                       (the largest limit)
 //
 // Query parameters (optional but for forecasts' rule): rule, kind, target
 // (exact matches), since and until (RFC 3339 or unix milliseconds, on the
@@ -355,7 +356,7 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slices.Reverse(list) // oldest first, as a chart reads them
 		out = map[string]any{"rule": q.rule, "points": list}
 	case "/api/v1/rules":
-		out = map[string]any{"rules": t.rules()}
+		out = map[string]any{"rules": t.rules(), "tail_size": t.cfg.Size}
 	case "/api/v1/actions":
 		if q.rule != "" {
 			t.mu.RUnlock()

@@ -141,7 +141,9 @@ func TestForecasts(t *testing.T) {
 		}
 	}
 	// The rules list: the forecast rule with its points.
-	if code, _, body := get(t, tl, "/api/v1/rules"); code != 200 || body != `{"rules":[{"name":"api","kinds":[],"forecast_points":3}]}` {
-		t.Errorf("rules: %d %s", code, body)
+	rec = httptest.NewRecorder()
+	tl.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/rules", nil))
+	if body := rec.Body.String(); rec.Code != 200 || body != `{"rules":[{"name":"api","kinds":[],"forecast_points":3}],"tail_size":3}` {
+		t.Errorf("rules: %d %s", rec.Code, body)
 	}
 }

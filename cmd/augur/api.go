@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/internal/console"
+	"github.com/augur-ops/augur/internal/recent"
+)
+
+// apiFlags size the decisions API's tail in the roles that run alone
+// (augur act, augur stream); `augur run` reads the api: block.
+type apiFlags struct {
+	size     int
+	lookback time.Duration
+}
+
+func (f *apiFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.size, "api-tail-size", 1000, "decisions, audit records and forecast points per rule the decisions API keeps")
+	fs.DurationVar(&f.lookback, "api-lookback", time.Hour, "how far back the decisions API reads the topics at start")
+}
+
+// serveRoleHTTP serves, on addr, /metrics of reg, the decisions API (a
+// tail of the decisions, actions and forecasts topics read with conn) and
+// the console, until the returned stop is called.
+func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.Config, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	tail := recent.New(tc, log)
+	tailClient, err := kgo.NewClient(append(conn, tail.Options()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	tctx, stopTail := context.WithCancel(ctx)
+	tailDone := make(chan struct{})
+	go func() { defer close(tailDone); _ = tail.Run(tctx, tailClient) }()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/api/v1/", tail)
+	mux.Handle("/", console.Handler())
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics and API server", "err", err)
+		}
+	}()
+	return func() {
+		_ = srv.Close()
+		stopTail()
+		<-tailDone
+		tailClient.Close()
+	}, nil
+}
