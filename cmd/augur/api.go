@@ -44,6 +44,7 @@ func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.C
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/api/v1/", tail)
+	mux.Handle("/api/v1/chart.svg", console.ChartHandler(tail))
 	mux.Handle("/", console.Handler())
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -83,14 +84,40 @@ func TestConsoleInChromium(t *testing.T) {
 		return string(b)
 	}
 	first := dump()
+	// What a person sees, saved: $AUGUR_TEST_ARTIFACTS (default
+	// $TMPDIR/augur-test-artifacts)/console.png.
+	artifacts := os.Getenv("AUGUR_TEST_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = filepath.Join(os.TempDir(), "augur-test-artifacts")
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(artifacts, "console.png")
+	profile, err := os.MkdirTemp("", "augur-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(profile)
+	cmd := exec.CommandContext(t.Context(), browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+profile,
+		"--virtual-time-budget=15000", "--window-size=1400,1000", "--screenshot="+shot, "http://"+listen+"/")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium screenshot: %v: %s", err, out)
+	}
+	if st, err := os.Stat(shot); err != nil || st.Size() < 10_000 {
+		t.Errorf("screenshot %s: %v (%v)", shot, st, err)
+	}
+	t.Logf("screenshot of the console: %s", shot)
 	for _, want := range []string{
-		`data-kind="scale"`,                    // the decision stream
-		`class="outcome dry_run"`,              // with the actuator's outcome
-		`<svg viewBox=`,                        // a chart
-		`data-rule="shop-scaling"`,             // of the scaling rule
-		`class="observed"`, `class="forecast"`, // load and forecast
-		`class="band"`, `class="decision-mark"`, // 80% band, decisions
-		`class="recommended"`, `class="decided"`, // replicas
+		`data-kind="scale"`,                          // the decision stream
+		"scale k8s/deployment/demo/shop",             // a decision's summary
+		`class="outcome dry_run"`,                    // with the actuator's outcome
+		`data-rule="shop-scaling"`,                   // the scaling rule's chart
+		`data-panel="load"`, `data-panel="replicas"`, // its two panels (gonum/plot SVG)
+		">load<", ">forecast (at its target time)<", // actual and forecast series
+		">80% band<", ">decision<", // band and decisions
+		">replicas recommended<", ">replicas decided<", // replicas
 		`data-zone="use1-az2"`,   // the zones table
 		`data-node="gpu-node-2"`, // the GPU nodes
 		`class="state-tainted"`,  // the sick GPU

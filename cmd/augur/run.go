@@ -345,8 +345,9 @@ func newReceiver(cfg fileConfig, conn []kgo.Opt, rs *rules.Set, reg prometheus.R
 // requests in flight, then close the server and flush the producer.
 //
 // api, when not nil, serves /api/v1/decisions, /api/v1/actions,
-// /api/v1/forecasts and /api/v1/rules, and the console at /.
-func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *ingest.Receiver, cl *kgo.Client, api http.Handler, reg *prometheus.Registry, log *slog.Logger) error {
+// /api/v1/forecasts and /api/v1/rules, the charts at /api/v1/chart.svg and
+// the console at /.
+func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *ingest.Receiver, cl *kgo.Client, api *recent.Tail, reg *prometheus.Registry, log *slog.Logger) error {
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", recv)
@@ -355,6 +356,7 @@ func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *inges
 		mux.Handle("/api/v1/actions", api)
 		mux.Handle("/api/v1/forecasts", api)
 		mux.Handle("/api/v1/rules", api)
+		mux.Handle("/api/v1/chart.svg", console.ChartHandler(api))
 		mux.Handle("/", console.Handler())
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -178,6 +178,32 @@ func (t *Tail) Add(topic string, value []byte) {
 	}
 }
 
+// Forecasts returns the forecast points held for rule, oldest first, and
+// the creation times of the rule's decisions held, oldest first.
+func (t *Tail) Forecasts(rule string) ([]proto.ForecastPoint, []time.Time) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var pts []proto.ForecastPoint
+	if r := t.points[rule]; r != nil {
+		newestFirst(r.entries, r.next, func(e *entry) bool {
+			if p, err := proto.UnmarshalForecastPoint(e.raw); err == nil {
+				pts = append(pts, *p)
+			}
+			return true
+		})
+	}
+	slices.Reverse(pts)
+	var at []time.Time
+	newestFirst(t.decisions, t.dNext, func(e *entry) bool {
+		if e.rule == rule {
+			at = append(at, e.at)
+		}
+		return true
+	})
+	slices.Reverse(at)
+	return pts, at
+}
+
 // ruleView is a rule seen in the tail: the kinds of its decisions and how
 // many forecast points it has.
 type ruleView struct {
