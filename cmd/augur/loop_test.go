@@ -452,26 +452,31 @@ func serve(t *testing.T, h http.Handler) string {
 }
 
 // startProm runs Prometheus scraping target every second and
-// remote-writing to writeURL within about a second.
+// remote-writing to writeURL within about a second. An empty target is
+// Prometheus itself (job "prometheus").
 func startProm(t *testing.T, bin, target, writeURL string) {
 	t.Helper()
 	dir := t.TempDir()
+	listen, job := freePort(t), "demo"
+	if target == "" {
+		target, job = listen, "prometheus"
+	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
 scrape_configs:
-- job_name: demo
+- job_name: %s
   static_configs: [{targets: [%q]}]
 remote_write:
 - url: %s
   queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}
-`, target, writeURL)
+`, job, target, writeURL)
 	writeFile(t, filepath.Join(dir, "prometheus.yml"), cfg)
 	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+freePort(t))
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+listen)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -111,7 +112,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	rs, err := loadRules(cfg.RulesFile)
+	rs, err := runRules(cfg.RulesFile, log)
 	if err != nil {
 		return err
 	}
@@ -284,10 +285,29 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 }
 
 func loadRules(path string) (*rules.Set, error) {
-	if path == "" {
+	if path == "" || path == "none" {
 		return rules.Empty(), nil
 	}
 	return rules.Load(path)
+}
+
+//go:embed starter_rules.yaml
+var starterRules string
+
+// runRules returns the rules of `augur run`: the file at path; with no
+// path the starter rules (starter_rules.yaml, on what Prometheus and a node
+// exporter send about themselves); "none" for no rules at all.
+func runRules(path string, log *slog.Logger) (*rules.Set, error) {
+	if path != "" {
+		return loadRules(path)
+	}
+	rs, err := rules.Parse(strings.NewReader(starterRules))
+	if err != nil {
+		return nil, fmt.Errorf("starter rules: %w", err)
+	}
+	log.Info("no rules file: the starter rules decide on Prometheus' and node exporter's own metrics (-rules FILE for yours, -rules none for none)",
+		"rules", rs.Len())
+	return rs, nil
 }
 
 // ensureTopics checks the connection (a bad TLS or SASL setting fails here,
