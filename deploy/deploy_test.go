@@ -139,7 +139,14 @@ func TestUnregistered(t *testing.T) {
 type dashboard struct {
 	UID        string  `json:"uid"`
 	Title      string  `json:"title"`
-	Panels     []panel `json:"panels"`
+	Panels      []panel `json:"panels"`
+	Annotations struct {
+		List []struct {
+			Name       string    `json:"name"`
+			Datasource apiSource `json:"datasource"`
+			Target     apiQuery  `json:"target"`
+		} `json:"list"`
+	} `json:"annotations"`
 	Templating struct {
 		List []struct {
 			Name  string `json:"name"`
@@ -159,17 +166,8 @@ type panel struct {
 	Targets []struct {
 		Expr       string `json:"expr"`
 		RefID      string `json:"refId"`
-		Datasource struct {
-			Type string `json:"type"`
-			UID  string `json:"uid"`
-		} `json:"datasource"`
-		// An Infinity (JSON over HTTP) query of augur's API.
-		URL          string `json:"url"`
-		RootSelector string `json:"root_selector"`
-		Columns      []struct {
-			Selector string `json:"selector"`
-			Text     string `json:"text"`
-		} `json:"columns"`
+		Datasource apiSource `json:"datasource"`
+		apiQuery
 	} `json:"targets"`
 	Panels []panel `json:"panels"`
 }
@@ -291,7 +289,7 @@ func TestDashboards(t *testing.T) {
 				}
 				refs[tg.RefID] = true
 				if tg.Datasource.Type == infinity {
-					checkAPIQuery(t, file, pn.Title, tg.Datasource.UID, tg.URL, tg.RootSelector, tg.Columns)
+					checkAPIQuery(t, file, pn.Title, tg.Datasource.UID, tg.apiQuery)
 					continue
 				}
 				if strings.TrimSpace(tg.Expr) == "" {
@@ -309,6 +307,11 @@ func TestDashboards(t *testing.T) {
 		}
 		if exprs == 0 {
 			t.Errorf("%s: no PromQL at all", file)
+		}
+		for _, a := range d.Annotations.List {
+			if a.Datasource.Type == infinity {
+				checkAPIQuery(t, file, "annotation "+a.Name, a.Datasource.UID, a.Target)
+			}
 		}
 	}
 	for _, uid := range []string{"augur-pipeline", "augur-decisions", "augur-remediation"} {
@@ -728,16 +731,37 @@ func TestKubernetesManifests(t *testing.T) {
 // reads augur's decisions API.
 const infinity = "yesoreyeram-infinity-datasource"
 
+// apiSource is a panel's or an annotation's datasource.
+type apiSource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+// apiQuery is an Infinity (JSON over HTTP) query of augur's API.
+type apiQuery struct {
+	URL        string `json:"url"`
+	URLOptions struct {
+		Params []struct{ Key, Value string } `json:"params"`
+	} `json:"url_options"`
+	RootSelector string `json:"root_selector"`
+	Columns      []struct {
+		Selector string `json:"selector"`
+		Text     string `json:"text"`
+	} `json:"columns"`
+}
+
 // checkAPIQuery checks an Infinity query against what augur serves: the
-// datasource is provisioned with augur's address, the URL is a path of
-// augur's API, and every column's selector finds a value in the API's
-// answer for a decision the actuator has handled.
-func checkAPIQuery(t *testing.T, file, title, uid, path string, root string, cols []struct {
-	Selector string `json:"selector"`
-	Text     string `json:"text"`
-},
-) {
+// datasource is provisioned with augur's address, the URL and its
+// parameters (the dashboard's $rule as "payment") are a query augur's API
+// accepts, and every column's selector finds a value in the API's answer
+// for a decision of rule "payment" the actuator has handled.
+func checkAPIQuery(t *testing.T, file, title, uid string, q apiQuery) {
 	t.Helper()
+	path, root, cols := q.URL, q.RootSelector, q.Columns
+	params := url.Values{}
+	for _, p := range q.URLOptions.Params {
+		params.Set(p.Key, strings.ReplaceAll(p.Value, "$rule", "payment"))
+	}
 	b, err := os.ReadFile(filepath.Join("grafana", "provisioning", "datasources", "augur-api.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -767,7 +791,7 @@ func checkAPIQuery(t *testing.T, file, title, uid, path string, root string, col
 	tail.Add("augur.decisions", db)
 	tail.Add("augur.actions", ab)
 	rec := httptest.NewRecorder()
-	tail.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path+"?limit=200", nil))
+	tail.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path+"?"+params.Encode(), nil))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("%s: panel %q: augur answers %s with %d: %s", file, title, path, rec.Code, rec.Body)
 	}
