@@ -137,8 +137,8 @@ func TestUnregistered(t *testing.T) {
 
 // dashboard is the part of a Grafana dashboard JSON the tests read.
 type dashboard struct {
-	UID        string  `json:"uid"`
-	Title      string  `json:"title"`
+	UID         string  `json:"uid"`
+	Title       string  `json:"title"`
 	Panels      []panel `json:"panels"`
 	Annotations struct {
 		List []struct {
@@ -164,8 +164,8 @@ type panel struct {
 		H, W, X, Y int
 	} `json:"gridPos"`
 	Targets []struct {
-		Expr       string `json:"expr"`
-		RefID      string `json:"refId"`
+		Expr       string    `json:"expr"`
+		RefID      string    `json:"refId"`
 		Datasource apiSource `json:"datasource"`
 		apiQuery
 	} `json:"targets"`
