@@ -33,6 +33,7 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Skip("chromium not installed (apt-get install chromium)")
 	}
 	listen, broker := freePort(t), freePort(t)
+	began := time.Now()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
 	var out syncBuffer
@@ -57,11 +58,15 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// The stream and the actuator catch up with the history.
-	waitFor(t, 60*time.Second, "the taint of gpu-node-2 on the decisions API", func() (bool, string) {
-		body := scrape(t, "http://"+listen+"/api/v1/decisions?kind=taint_node")
-		return strings.Contains(body, "gpu-node-2"), body
-	})
+	// Within three minutes of the start the decisions API lists a scale
+	// decision, a zonal shift and a taint, each with its audit record.
+	for _, kind := range []string{"scale", "zonal_shift", "taint_node"} {
+		waitFor(t, 3*time.Minute-time.Since(began), "a "+kind+" decision with its audit record on the decisions API", func() (bool, string) {
+			body := scrape(t, "http://"+listen+"/api/v1/decisions?kind="+kind+"&limit=1000")
+			return regexp.MustCompile(`"actions":\[\{[^\]]*"outcome":"`).MatchString(body), tailString(body, 600)
+		})
+	}
+	t.Logf("scale, zonal_shift and taint_node decisions with their audit records %v after augur demo started", time.Since(began).Round(time.Second))
 
 	dump := func() string {
 		t.Helper()

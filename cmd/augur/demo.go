@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	_ "embed"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,7 +102,10 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 	}
 	fmt.Fprintf(stdout, "augur demo: console %s/  (decisions API %s/api/v1/decisions; rules %s)\n", base, base, rulesFile)
 
-	w := newDemoWorkload(time.Now())
+	w, err := newDemoWorkload(time.Now())
+	if err != nil {
+		return err
+	}
 	send := func(at time.Time) error {
 		req := &prompb.WriteRequest{Timeseries: w.scrape(at)}
 		return demoPush(ctx, base+"/api/v1/write", req)
@@ -158,14 +165,16 @@ func demoPush(ctx context.Context, url string, req *prompb.WriteRequest) error {
 	return pushRemoteWrite(ctx, &http.Client{Timeout: 10 * time.Second}, url, req)
 }
 
-// demoWorkload is the demo's fleet: a shop whose request rate follows a
-// 30-minute cycle (scaled by shop-scaling), its queue depth with a burst
+// demoWorkload is the demo's fleet: a shop whose request rate replays a
+// production CPU trace (crane's input0: two days, 12 times faster, so a
+// day passes in two hours; scaled by shop-scaling), its queue depth with a burst
 // (watched by queue-anomalies), a web service in three zones (3x3
 // instances, shop-zones) and four GPU nodes (training-gpus). Episodes, in
 // every 20 minutes counted from the start: a queue burst at 1m, zone
 // use1-az2 +200 ms from 2m to 8m, XID 79 on gpu-node-2 from 3m to 6m. The
 // history gets one of each, ending 5 minutes before the start.
 type demoWorkload struct {
+	trace    []float64 // one value per trace minute
 	start    time.Time
 	rng      *rand.Rand
 	fleet    *grayFleet
@@ -173,8 +182,50 @@ type demoWorkload struct {
 	last     time.Time
 }
 
-func newDemoWorkload(start time.Time) *demoWorkload {
-	return &demoWorkload{start: start.Truncate(time.Second), rng: rand.New(rand.NewPCG(1, 2)), fleet: newGrayFleet(3)}
+//go:embed demodata/crane-input0-2d.csv.gz
+var demoTrace []byte
+
+func newDemoWorkload(start time.Time) (*demoWorkload, error) {
+	trace, err := readDemoTrace(demoTrace)
+	if err != nil {
+		return nil, err
+	}
+	return &demoWorkload{trace: trace, start: start.Truncate(time.Second), rng: rand.New(rand.NewPCG(1, 2)), fleet: newGrayFleet(3)}, nil
+}
+
+// readDemoTrace reads a gzipped ts,value CSV.
+func readDemoTrace(b []byte) ([]float64, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("demo trace: %w", err)
+	}
+	rows, err := csv.NewReader(zr).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("demo trace: %w", err)
+	}
+	var out []float64
+	for _, r := range rows[1:] {
+		v, err := strconv.ParseFloat(r[1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("demo trace: %q: %w", r, err)
+		}
+		out = append(out, v)
+	}
+	if len(out) < 2 {
+		return nil, errors.New("demo trace: no rows")
+	}
+	return out, nil
+}
+
+// rate is the shop's request rate at t: the trace at 12x (a trace minute
+// every 5 s), interpolated, times 3.
+func (w *demoWorkload) rate(t time.Time) float64 {
+	pos := float64(t.UnixMilli()) / 5000
+	i := int(math.Floor(pos))
+	f := pos - float64(i)
+	n := len(w.trace)
+	a, b := w.trace[((i%n)+n)%n], w.trace[(((i+1)%n)+n)%n]
+	return 3 * (a + (b-a)*f)
 }
 
 // episode returns where t is in its 20-minute cycle: cycles run from the
@@ -205,8 +256,7 @@ func (w *demoWorkload) scrape(t time.Time) []prompb.TimeSeries {
 			dt = t.Sub(w.last).Seconds()
 		}
 		w.last = t
-		phase := 2 * math.Pi * float64(t.Unix()%1800) / 1800
-		rate := 200 + 150*math.Sin(phase)
+		rate := w.rate(t)
 		for i := range w.requests {
 			w.requests[i] += math.Max(0, rate/3*(1+0.05*w.rng.NormFloat64())) * dt
 			out = append(out, prompb.TimeSeries{Labels: demoLabels("demo_requests_total", "instance", fmt.Sprintf("shop-%d", i), "job", "shop"),
