@@ -66,7 +66,12 @@ func TestConsoleInChromium(t *testing.T) {
 			return regexp.MustCompile(`"actions":\[\{[^\]]*"outcome":"`).MatchString(body), tailString(body, 600)
 		})
 	}
-	t.Logf("scale, zonal_shift and taint_node decisions with their audit records %v after augur demo started", time.Since(began).Round(time.Second))
+	// And the straggler of the PAI job's replay.
+	waitFor(t, 3*time.Minute-time.Since(began), "the straggler alert of the replayed PAI job", func() (bool, string) {
+		body := scrape(t, "http://"+listen+"/api/v1/decisions?rule=training-gpus&kind=alert&limit=1000")
+		return strings.Contains(body, "worker-6 in job train is a straggler"), tailString(body, 600)
+	})
+	t.Logf("scale, zonal_shift and taint_node decisions with their audit records, and the straggler alert, %v after augur demo started", time.Since(began).Round(time.Second))
 
 	dump := func() string {
 		t.Helper()

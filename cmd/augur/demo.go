@@ -50,8 +50,12 @@ const demoRules = `rules:
       window: 15s
   - name: training-gpus
     gpu:
-      selector: '{__name__=~"DCGM_FI_.*", cluster="demo"}'
+      selector: '{__name__=~"DCGM_FI_.*|training_step_seconds", cluster="demo"}'
       node_label: Hostname
+      group_by: [job]
+      step_time_metric: training_step_seconds
+      worker_label: pod
+      window: 15s
   - name: queue-anomalies
     anomaly:
       selector: 'demo_queue_depth{job="shop"}'
@@ -169,12 +173,15 @@ func demoPush(ctx context.Context, url string, req *prompb.WriteRequest) error {
 // production CPU trace (crane's input0: two days, 12 times faster, so a
 // day passes in two hours; scaled by shop-scaling), its queue depth with a burst
 // (watched by queue-anomalies), a web service in three zones (3x3
-// instances, shop-zones) and four GPU nodes (training-gpus). Episodes, in
+// instances, shop-zones) and four GPU nodes running a 10-worker training
+// job that replays Alibaba PAI's job_1 (training-gpus: worker 6 turns into a
+// straggler). Episodes, in
 // every 20 minutes counted from the start: a queue burst at 1m, zone
 // use1-az2 +200 ms from 2m to 8m, XID 79 on gpu-node-2 from 3m to 6m. The
 // history gets one of each, ending 5 minutes before the start.
 type demoWorkload struct {
-	trace    []float64 // one value per trace minute
+	trace    []float64   // one value per trace minute
+	job      [][]float64 // per iteration, each worker's step time (s)
 	start    time.Time
 	rng      *rand.Rand
 	fleet    *grayFleet
@@ -185,12 +192,58 @@ type demoWorkload struct {
 //go:embed demodata/crane-input0-2d.csv.gz
 var demoTrace []byte
 
+//go:embed demodata/pai-job_1_norm.csv.gz
+var demoJob []byte
+
+// readDemoJob reads the PAI job's mini-batch times: per iteration (in
+// order), the time of each of the 10 workers, in seconds.
+func readDemoJob(b []byte) ([][]float64, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("demo job: %w", err)
+	}
+	rows, err := csv.NewReader(zr).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("demo job: %w", err)
+	}
+	byIter := map[int][]float64{}
+	var iters []int
+	for _, r := range rows[1:] {
+		if len(r) < 5 {
+			return nil, fmt.Errorf("demo job: row %q", r)
+		}
+		w, err1 := strconv.Atoi(r[1])
+		it, err2 := strconv.Atoi(r[3])
+		v, err3 := strconv.ParseFloat(r[4], 64)
+		if err := errors.Join(err1, err2, err3); err != nil || w < 0 || w > 63 {
+			return nil, fmt.Errorf("demo job: row %q: %w", r, err)
+		}
+		if byIter[it] == nil {
+			iters = append(iters, it)
+			byIter[it] = make([]float64, 10)
+		}
+		if w < 10 {
+			byIter[it][w] = v / 1000
+		}
+	}
+	slices.Sort(iters)
+	out := make([][]float64, 0, len(iters))
+	for _, it := range iters {
+		out = append(out, byIter[it])
+	}
+	return out, nil
+}
+
 func newDemoWorkload(start time.Time) (*demoWorkload, error) {
 	trace, err := readDemoTrace(demoTrace)
 	if err != nil {
 		return nil, err
 	}
-	return &demoWorkload{trace: trace, start: start.Truncate(time.Second), rng: rand.New(rand.NewPCG(1, 2)), fleet: newGrayFleet(3)}, nil
+	job, err := readDemoJob(demoJob)
+	if err != nil {
+		return nil, err
+	}
+	return &demoWorkload{trace: trace, job: job, start: start.Truncate(time.Second), rng: rand.New(rand.NewPCG(1, 2)), fleet: newGrayFleet(3)}, nil
 }
 
 // readDemoTrace reads a gzipped ts,value CSV.
@@ -274,6 +327,16 @@ func (w *demoWorkload) scrape(t time.Time) []prompb.TimeSeries {
 			faults = []fleetFault{{zone: 1, from: t.Add(-fleetScrape), to: t.Add(time.Second), extra: 0.2}}
 		}
 		out = append(out, w.fleet.scrape(t, faults)...)
+		// The training job: iteration 181 (its straggler's onset) 15
+		// minutes before the start, one iteration per 15 s, restarting
+		// every len(job) iterations.
+		k := int(t.Sub(w.start.Truncate(15*time.Second)).Round(15*time.Second)/(15*time.Second)) + 181 + 60
+		n := len(w.job)
+		it := w.job[((k%n)+n)%n]
+		for wk, v := range it {
+			out = append(out, prompb.TimeSeries{Labels: demoLabels("training_step_seconds", "Hostname", fmt.Sprintf("gpu-node-%d", wk%4+1),
+				"cluster", "demo", "job", "train", "pod", fmt.Sprintf("worker-%d", wk)), Samples: []prompb.Sample{{Timestamp: ms, Value: v}}})
+		}
 		for n := 1; n <= 4; n++ {
 			xid := 0.0
 			if n == 2 && in(3*time.Minute, 6*time.Minute) {
