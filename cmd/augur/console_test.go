@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -66,6 +67,32 @@ func TestConsoleInChromium(t *testing.T) {
 			return regexp.MustCompile(`"actions":\[\{[^\]]*"outcome":"`).MatchString(body), tailString(body, 600)
 		})
 	}
+	// A scale-up made ahead of the load: for the upper bound of its
+	// forecast, above the load of the window it was decided in.
+	waitFor(t, 3*time.Minute-time.Since(began), "a scale-up decided for a forecast bound above the current load", func() (bool, string) {
+		var resp struct {
+			Decisions []struct {
+				Decision struct {
+					Summary  string `json:"summary"`
+					Evidence struct {
+						Upper    float64 `json:"upper"`
+						Observed float64 `json:"observed"`
+					} `json:"evidence"`
+				} `json:"decision"`
+			} `json:"decisions"`
+		}
+		body := scrape(t, "http://"+listen+"/api/v1/decisions?rule=shop-scaling&limit=1000")
+		if err := json.Unmarshal([]byte(body), &resp); err != nil {
+			return false, body
+		}
+		for _, d := range resp.Decisions {
+			ev := d.Decision.Evidence
+			if strings.Contains(d.Decision.Summary, " up to ") && strings.Contains(d.Decision.Summary, "(from ") && ev.Upper > 1.05*ev.Observed {
+				return true, d.Decision.Summary
+			}
+		}
+		return false, tailString(body, 600)
+	})
 	// And the straggler of the PAI job's replay.
 	waitFor(t, 3*time.Minute-time.Since(began), "the straggler alert of the replayed PAI job", func() (bool, string) {
 		body := scrape(t, "http://"+listen+"/api/v1/decisions?rule=training-gpus&kind=alert&limit=1000")
