@@ -208,7 +208,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	url := writeURL(cfg, ln)
 	log.Info("augur running",
-		"remote_write_url", url,
+		"remote_write_url", url, "console", strings.TrimSuffix(url, "api/v1/write"),
 		"prometheus_config", fmt.Sprintf("remote_write: [{url: %s}]", url),
 		"read_decisions", fmt.Sprintf("kcat -b %s -C -t augur.decisions -f '%%k %%s\\n'", seeds[0]),
 		"read_samples", fmt.Sprintf("kcat -b %s -C -t augur.samples -c 1 -f '%%h %%S bytes\\n'", seeds[0]),
