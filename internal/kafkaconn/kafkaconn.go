@@ -44,7 +44,8 @@ type TLS struct {
 	// it is an error.
 	Enabled bool `yaml:"enabled"`
 	// CAFile is a PEM bundle of the CAs the brokers' certificates are
-	// checked against. Default: the system's roots.
+	// checked against, read again at every new connection. Default: the
+	// system's roots.
 	CAFile string `yaml:"ca_file"`
 	// CertFile and KeyFile are a PEM client certificate and key, for
 	// brokers that require mutual TLS. Both or neither.
@@ -133,7 +134,7 @@ func (c *Config) Options(seeds []string, creds aws.CredentialsProvider) ([]kgo.O
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
+		opts = append(opts, kgo.Dialer(c.TLS.dialer(tc)))
 	}
 	if m, err := c.Mechanism(creds); err != nil {
 		return nil, err
@@ -146,13 +147,9 @@ func (c *Config) Options(seeds []string, creds aws.CredentialsProvider) ([]kgo.O
 func (t *TLS) config() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // G402: off by default, a documented test-only switch
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := t.roots()
 		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.tls.ca_file: no PEM certificate in %s", t.CAFile)
+			return nil, err
 		}
 		tc.RootCAs = pool
 	}
@@ -173,6 +170,45 @@ func (t *TLS) config() (*tls.Config, error) {
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return load() }
 	}
 	return tc, nil
+}
+
+// roots reads the CA file.
+func (t *TLS) roots() (*x509.CertPool, error) {
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("kafka.tls.ca_file: no PEM certificate in %s", t.CAFile)
+	}
+	return pool, nil
+}
+
+// dialer returns the TLS dial function of every connection: tc, with the
+// CA file read again (so a rotated CA bundle is trusted by the next
+// connection without a restart) and the server name defaulting to the
+// broker's host, verified by crypto/tls as usual.
+func (t *TLS) dialer(tc *tls.Config) func(ctx context.Context, network, host string) (net.Conn, error) {
+	return func(ctx context.Context, network, host string) (net.Conn, error) {
+		cfg := tc.Clone()
+		if t.CAFile != "" {
+			pool, err := t.roots()
+			if err != nil {
+				return nil, err
+			}
+			cfg.RootCAs = pool
+		}
+		if cfg.ServerName == "" {
+			h, _, err := net.SplitHostPort(host)
+			if err != nil {
+				h = host
+			}
+			cfg.ServerName = h
+		}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 20 * time.Second}, Config: cfg}
+		return d.DialContext(ctx, network, host)
+	}
 }
 
 // Mechanism returns the SASL mechanism Options configures, nil for none.

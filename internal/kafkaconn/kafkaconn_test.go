@@ -244,3 +244,43 @@ func TestMutualTLS(t *testing.T) {
 		t.Errorf("the right certificate put back: %v", err)
 	}
 }
+
+// TestCAFileReadAtEveryConnection: the CA file is read again at every new
+// connection: a client whose file holds another CA is refused, naming
+// kafka.tls.ca_file; once the file holds the broker's CA, the same options
+// connect, with no new client config.
+func TestCAFileReadAtEveryConnection(t *testing.T) {
+	ca, other := testca.New(t, "ca"), testca.New(t, "other")
+	seed := saslTLSBroker(t, ca, "s3cret")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	copyFile := func(src string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(caFile, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(other.File)
+	cfg := Config{TLS: TLS{Enabled: true, CAFile: caFile}, SASL: SASL{Mechanism: MechanismScramSHA512, Username: "augur", PasswordFile: secret(t, "s3cret")}}
+	opts, err := cfg.Options([]string{seed}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() error {
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		return cfg.Check(t.Context(), cl, 10*time.Second)
+	}
+	if err := check(); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
+		t.Fatalf("CA file of another CA: %v, want an error naming kafka.tls.ca_file", err)
+	}
+	copyFile(ca.File)
+	if err := check(); err != nil {
+		t.Fatalf("after the CA file was replaced: %v", err)
+	}
+}
