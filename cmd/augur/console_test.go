@@ -164,6 +164,9 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Errorf("console lacks %s", want)
 		}
 	}
+	if strings.Contains(first, `data-zone="worker-`) {
+		t.Error("the zones section lists the GPU job's workers")
+	}
 	m := regexp.MustCompile(`data-refreshes="(\d+)"`).FindStringSubmatch(first)
 	if m == nil {
 		t.Fatalf("console never refreshed: %s", tailString(first, 3000))

@@ -270,10 +270,15 @@ func readDemoTrace(b []byte) ([]float64, error) {
 	return out, nil
 }
 
+// demoTraceAtStart is the trace minute replayed at the demo's start: 02:00
+// of the trace's first day, the end of its nightly rise, so that the
+// history always holds a trough and a rise to scale for.
+const demoTraceAtStart = 26 * 60
+
 // rate is the shop's request rate at t: the trace at 12x (a trace minute
-// every 5 s), interpolated, times 3.
+// every 5 s, minute demoTraceAtStart at the start), interpolated, times 3.
 func (w *demoWorkload) rate(t time.Time) float64 {
-	pos := float64(t.UnixMilli()) / 5000
+	pos := float64(t.Sub(w.start).Milliseconds())/5000 + demoTraceAtStart
 	i := int(math.Floor(pos))
 	f := pos - float64(i)
 	n := len(w.trace)
