@@ -29,6 +29,15 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.lookback, "api-lookback", time.Hour, "how far back the decisions API reads the topics at start")
 }
 
+// mountAPI serves on mux the decisions API of tail under /api/v1/ (a more
+// specific pattern, such as augur run's /api/v1/write, wins), its charts
+// and the console at /.
+func mountAPI(mux *http.ServeMux, tail *recent.Tail) {
+	mux.Handle("/api/v1/", tail)
+	mux.Handle("/api/v1/chart.svg", console.ChartHandler(tail))
+	mux.Handle("/", console.Handler())
+}
+
 // serveRoleHTTP serves, on addr, /metrics of reg, the decisions API (a
 // tail of the decisions, actions and forecasts topics read with conn) and
 // the console, until the returned stop is called.
@@ -43,9 +52,7 @@ func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.C
 	go func() { defer close(tailDone); _ = tail.Run(tctx, tailClient) }()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/api/v1/", tail)
-	mux.Handle("/api/v1/chart.svg", console.ChartHandler(tail))
-	mux.Handle("/", console.Handler())
+	mountAPI(mux, tail)
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -100,18 +100,20 @@ func TestConsoleInChromium(t *testing.T) {
 	})
 	t.Logf("scale, zonal_shift and taint_node decisions with their audit records, and the straggler alert, %v after augur demo started", time.Since(began).Round(time.Second))
 
-	dump := func() string {
+	// chromium loads the console with a fresh profile (removed best
+	// effort: its helpers may outlive it for a moment) for 15 s of page
+	// time, with the extra arguments, and returns its stdout.
+	chromium := func(extra ...string) string {
 		t.Helper()
-		// Chromium's helpers may outlive it for a moment: the profile is
-		// removed best effort.
 		dir, err := os.MkdirTemp("", "augur-chromium-")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer os.RemoveAll(dir)
-		cmd := exec.CommandContext(t.Context(), browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+dir,
-			"--virtual-time-budget=15000", "--dump-dom", "http://"+listen+"/")
+		args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + dir,
+			"--virtual-time-budget=15000"}, extra...)
+		cmd := exec.CommandContext(t.Context(), browser, append(args, "http://"+listen+"/")...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		b, err := cmd.Output()
@@ -120,6 +122,7 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		return string(b)
 	}
+	dump := func() string { return chromium("--dump-dom") }
 	first := dump()
 	// What a person sees, saved: $AUGUR_TEST_ARTIFACTS (default
 	// $TMPDIR/augur-test-artifacts)/console.png.
@@ -131,17 +134,7 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(artifacts, "console.png")
-	profile, err := os.MkdirTemp("", "augur-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(profile)
-	cmd := exec.CommandContext(t.Context(), browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+profile,
-		"--virtual-time-budget=15000", "--window-size=1400,1000", "--screenshot="+shot, "http://"+listen+"/")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("chromium screenshot: %v: %s", err, out)
-	}
+	chromium("--window-size=1400,1000", "--screenshot="+shot)
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10_000 {
 		t.Errorf("screenshot %s: %v (%v)", shot, st, err)
 	}

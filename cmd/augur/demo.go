@@ -198,11 +198,7 @@ var demoJob []byte
 // readDemoJob reads the PAI job's mini-batch times: per iteration (in
 // order), the time of each of the 10 workers, in seconds.
 func readDemoJob(b []byte) ([][]float64, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("demo job: %w", err)
-	}
-	rows, err := csv.NewReader(zr).ReadAll()
+	rows, err := readGzipCSV(b)
 	if err != nil {
 		return nil, fmt.Errorf("demo job: %w", err)
 	}
@@ -246,13 +242,18 @@ func newDemoWorkload(start time.Time) (*demoWorkload, error) {
 	return &demoWorkload{trace: trace, job: job, start: start.Truncate(time.Second), rng: rand.New(rand.NewPCG(1, 2)), fleet: newGrayFleet(3)}, nil
 }
 
-// readDemoTrace reads a gzipped ts,value CSV.
-func readDemoTrace(b []byte) ([]float64, error) {
+// readGzipCSV reads a gzipped CSV, header row included.
+func readGzipCSV(b []byte) ([][]string, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("demo trace: %w", err)
+		return nil, err
 	}
-	rows, err := csv.NewReader(zr).ReadAll()
+	return csv.NewReader(zr).ReadAll()
+}
+
+// readDemoTrace reads a gzipped ts,value CSV.
+func readDemoTrace(b []byte) ([]float64, error) {
+	rows, err := readGzipCSV(b)
 	if err != nil {
 		return nil, fmt.Errorf("demo trace: %w", err)
 	}

@@ -29,7 +29,6 @@ import (
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/ingest"
-	"github.com/augur-ops/augur/internal/console"
 	"github.com/augur-ops/augur/internal/kafkaconn"
 	"github.com/augur-ops/augur/internal/recent"
 	"github.com/augur-ops/augur/internal/rules"
@@ -372,12 +371,7 @@ func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *inges
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", recv)
 	if api != nil {
-		mux.Handle("/api/v1/decisions", api)
-		mux.Handle("/api/v1/actions", api)
-		mux.Handle("/api/v1/forecasts", api)
-		mux.Handle("/api/v1/rules", api)
-		mux.Handle("/api/v1/chart.svg", console.ChartHandler(api))
-		mux.Handle("/", console.Handler())
+		mountAPI(mux, api)
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -397,7 +397,7 @@ func (d *Detector) compare() {
 // below half the threshold (winsorised at 4 deviations once the estimate
 // holds 8 windows).
 func (d *Detector) weigh(z *zoneState, s int, inc, th float64) {
-	if !(inc == inc) { //nolint:gocritic // NaN check without a call
+	if math.IsNaN(inc) {
 		return
 	}
 	z.ev[s] = min(max(0, z.ev[s]+min(inc, th/2)), 2*th)
@@ -407,7 +407,7 @@ func (d *Detector) weigh(z *zoneState, s int, inc, th float64) {
 		z.pend[s] = math.NaN()
 		return
 	}
-	if prev != prev { //nolint:gocritic // NaN check without a call
+	if math.IsNaN(prev) {
 		return
 	}
 	n := z.nObs[s]

@@ -92,6 +92,7 @@ const maxRules = 1000
 // entry is one record: its JSON as on the topic and what filters read.
 type entry struct {
 	raw          json.RawMessage
+	point        *proto.ForecastPoint // decoded, forecast points only
 	id, rule     string
 	kind, target string
 	at           time.Time
@@ -164,7 +165,7 @@ func (t *Tail) Add(topic string, value []byte) {
 		if err != nil {
 			return
 		}
-		e := entry{raw: clone(value), rule: p.Rule, target: p.Target, at: time.UnixMilli(p.WindowEnd)}
+		e := entry{raw: clone(value), point: p, rule: p.Rule, target: p.Target, at: time.UnixMilli(p.WindowEnd)}
 		t.mu.Lock()
 		r := t.points[p.Rule]
 		if r == nil && len(t.points) < maxRules {
@@ -186,9 +187,7 @@ func (t *Tail) Forecasts(rule string) ([]proto.ForecastPoint, []time.Time) {
 	var pts []proto.ForecastPoint
 	if r := t.points[rule]; r != nil {
 		newestFirst(r.entries, r.next, func(e *entry) bool {
-			if p, err := proto.UnmarshalForecastPoint(e.raw); err == nil {
-				pts = append(pts, *p)
-			}
+			pts = append(pts, *e.point)
 			return true
 		})
 	}
