@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
 )
 
@@ -82,6 +83,11 @@ type Config struct {
 	// Anomaly watches always run detectors/anomaly and scaling rules the
 	// models/bank forecaster bank with detectors/scaling.
 	NewGroupDetector NewGroupDetector
+
+	// ScalingVariant, when set, adjusts the scaler configuration each
+	// scaling rule maps to (bench/scalesim measures variants through it);
+	// nil in the product.
+	ScalingVariant func(*scaling.Config)
 
 	// OnProcessed, when set, is called after each samples record is
 	// processed, from the partition's goroutine: the hook that measures

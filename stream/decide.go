@@ -24,9 +24,10 @@ type env struct {
 	idle       int64 // ms
 	sweepEvery int64 // ms
 	newGroup   NewGroupDetector
-	anomaly    []*anomaly.Detector // per anomaly rule (nil for other rules)
-	fm         *forecastMetrics    // nil: not exported
-	reports    *reports            // the actuators' reports; nil: none read
+	variant    func(*scaling.Config) // Config.ScalingVariant
+	anomaly    []*anomaly.Detector   // per anomaly rule (nil for other rules)
+	fm         *forecastMetrics      // nil: not exported
+	reports    *reports              // the actuators' reports; nil: none read
 }
 
 func newEnv(cfg *Config) (*env, error) {
@@ -37,6 +38,7 @@ func newEnv(cfg *Config) (*env, error) {
 		idle:       cfg.IdleTimeout.Milliseconds(),
 		sweepEvery: max(cfg.IdleTimeout.Milliseconds()/4, 1000),
 		newGroup:   cfg.NewGroupDetector,
+		variant:    cfg.ScalingVariant,
 		anomaly:    make([]*anomaly.Detector, cfg.Rules.Len()),
 	}
 	if cfg.ActionsTopic != "-" {
@@ -62,8 +64,12 @@ func (e *env) newScaling(rule int, tenant string) (*bank.Bank, *scaling.Scaler) 
 	r := e.rules.Rule(rule)
 	b, err := bank.New(bankConfig(r.Scaling))
 	if err == nil {
+		c := scalerConfig(r, tenant)
+		if e.variant != nil {
+			e.variant(&c)
+		}
 		var sc *scaling.Scaler
-		if sc, err = scaling.New(scalerConfig(r, tenant)); err == nil {
+		if sc, err = scaling.New(c); err == nil {
 			return b, sc
 		}
 	}

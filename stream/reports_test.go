@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -19,6 +20,9 @@ type loop struct {
 func newLoop(t *testing.T) *loop {
 	t.Helper()
 	cfg := testConfig(t)
+	// Steps of half the replicas (the scaler's own default, not the
+	// stream's) make a rise take successive decisions the loop can report on.
+	cfg.ScalingVariant = func(c *scaling.Config) { c.MaxScaleUp, c.MaxScaleDown = 0.5, 0.5 }
 	e := mustEnv(t, &cfg)
 	g := &group{rule: 0, tenant: ""}
 	g.fc, g.sc = e.newScaling(0, "")

@@ -156,16 +156,22 @@ func (sh *shard) processBlock(r *proto.BlockReader) {
 	wm := sh.watermark()
 	for i := range r.Len() {
 		sh.lbls = r.AppendLabels(sh.lbls[:0], i)
-		sh.kbuf = appendSeriesKey(sh.kbuf[:0], tenant, sh.lbls)
-		row, ok := sh.index[string(sh.kbuf)]
-		if !ok {
-			row = sh.create(string(sh.kbuf), tenant, sh.lbls, r.Metadata(i).Type)
-		}
 		ts, vs := r.Samples(i)
-		sh.samples(row, wm, ts, vs)
+		sh.series(tenant, sh.lbls, r.Metadata(i).Type, wm, ts, vs)
 	}
 	sh.stats.records++
 	sh.advance()
+}
+
+// series applies the samples of one series (labels sorted by name) under the
+// watermark wm.
+func (sh *shard) series(tenant string, lbls []proto.Label, metricType string, wm int64, ts []int64, vs []float64) {
+	sh.kbuf = appendSeriesKey(sh.kbuf[:0], tenant, lbls)
+	row, ok := sh.index[string(sh.kbuf)]
+	if !ok {
+		row = sh.create(string(sh.kbuf), tenant, lbls, metricType)
+	}
+	sh.samples(row, wm, ts, vs)
 }
 
 // create adds a series row and returns it.

@@ -69,9 +69,10 @@ type Config struct {
 	// one decision (at least one pod). Default 0.5.
 	MaxScaleDown float64
 	// MaxScaleUp is the largest share of the current replicas added by one
-	// decision (at least one pod); it should not exceed the actuator's
-	// max_step guardrail, which refuses larger steps. Default 0.5; the
-	// scaler recomputes every call, so a large rise takes a few calls.
+	// decision (at least one pod); the scaler recomputes every call, so a
+	// large rise takes a few calls. Default 0.5. The stream sets no bound
+	// (the HPA's default scale-up) and leaves bounded steps to the
+	// actuator's max_step guardrail.
 	MaxScaleUp float64
 	// DecisionTTL is how long a decision stays valid, from Input.Now; a
 	// decision that was not carried out is repeated after it while the
