@@ -1,11 +1,17 @@
 // Command scalesim replays each trace of the forecast benchmark as request
 // load against pods that take 90 s to start and compares a reactive policy
 // like the Kubernetes HPA (target 70% utilisation, 5-minute scale-down
-// stabilization) with augur's predictive policy (models/bank feeding
-// detectors/scaling). It reports under-provisioned minutes (demand above the
-// capacity of ready pods) and pod-hours for both.
+// stabilization) with augur's predictive policy. It reports
+// under-provisioned minutes (demand above the capacity of ready pods) and
+// pod-hours for both.
 //
-//	go run ./bench/scalesim [-data /work/shared/data]
+// augur's decisions are the stream's own: each trace becomes a counter
+// scraped every 15 s (whatif.CounterFromTrace) and is replayed through the
+// stream (stream.Replayer) under a scaling rule, exactly as augur whatif
+// replays a user's Prometheus history; the pods are played by
+// internal/whatif's simulator, as in whatif's report.
+//
+//	go run ./bench/scalesim [-data ../shared/data]
 package main
 
 import (
@@ -20,20 +26,26 @@ import (
 	"time"
 
 	"github.com/augur-ops/augur/detectors/scaling"
+	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/internal/whatif"
 	"github.com/augur-ops/augur/models/backtest"
-	"github.com/augur-ops/augur/models/bank"
+	"github.com/augur-ops/augur/proto"
 )
 
+// Scrape is the sampling interval of the counters the traces become.
+const Scrape = 15 * time.Second
+
 func main() {
-	data := flag.String("data", "/work/shared/data", "folder holding traces/crane and nab/data")
+	data := flag.String("data", defaultData(), "folder holding traces/crane and nab/data")
 	start := flag.Duration("pod-start", 90*time.Second, "pod start time (created to ready)")
-	util := flag.Float64("util", 0.7, "augur's target utilisation: its capacity per pod is this share of the pod's full capacity (the HPA's target is 0.7)")
-	icap := flag.Float64("interval-cap", 1.5, "augur's scaling.Config.IntervalCap (0: size on the upper bound uncapped)")
-	stab := flag.Duration("stab", 5*time.Minute, "augur's scale-down stabilization")
-	fcHold := flag.Duration("forecast-hold", 2*time.Minute, "augur's scaling.Config.ForecastHold: how long whole recommendations, the forecast's headroom included, are held before a scale down (at most -stab; negative: not held)")
-	minH := flag.Duration("min-horizon", 5*time.Minute, "least decision horizon of the forecaster bank (its scoring horizon)")
-	hpaMin := flag.Bool("hpa-min", false, "augur raises the HPA's minReplicas instead of scaling directly (replicas = max of both)")
-	useOracle := flag.Bool("oracle", false, "replace augur by an oracle that knows the load over the next pod start + tick and sizes it at -util")
+	horizon := flag.Duration("horizon", 0, "the rule's horizon (default: one trace step plus pod start, rounded up to the step)")
+	stab := flag.Duration("stab", 5*time.Minute, "the rule's scale_down_delay (the HPA's stabilization too)")
+	icap := flag.Float64("interval-cap", -1, "variant: scaling.Config.IntervalCap (negative: the stream's)")
+	fcHold := flag.Duration("forecast-hold", 0, "variant: scaling.Config.ForecastHold (0: the stream's)")
+	upStep := flag.Float64("max-scale-up", 0, "variant: scaling.Config.MaxScaleUp (0: the stream's)")
+	downStep := flag.Float64("max-scale-down", 0, "variant: scaling.Config.MaxScaleDown (0: the stream's)")
+	hpaMin := flag.Bool("hpa-min", false, "the rule's mode is hpa_min: augur raises the HPA's minReplicas (replicas = max of both)")
+	useOracle := flag.Bool("oracle", false, "replace augur by an oracle that knows the load over the next pod start + tick and sizes it at the HPA's target")
 	summary := flag.Bool("summary", false, "print only the totals line")
 	podsAtP90 := flag.Float64("pods-at-p90", 10, "capacity per pod is the trace's 90th percentile load over this")
 	flag.Parse()
@@ -47,6 +59,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "no traces under", *data)
 		os.Exit(1)
 	}
+	var variant func(*scaling.Config)
+	if *icap >= 0 || *fcHold != 0 || *upStep != 0 || *downStep != 0 {
+		variant = func(c *scaling.Config) {
+			if *upStep != 0 {
+				c.MaxScaleUp = *upStep
+			}
+			if *downStep != 0 {
+				c.MaxScaleDown = *downStep
+			}
+			if *icap >= 0 {
+				c.IntervalCap = *icap
+			}
+			if *fcHold != 0 {
+				c.ForecastHold = min(*fcHold, c.Stabilization)
+			}
+		}
+	}
 	fmt.Println("| trace | step | capacity/pod | HPA under-prov. min | augur under-prov. min | HPA pod-h | augur pod-h | under-prov. change | pod-h change | reversals HPA / augur |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	var sumHU, sumAU, sumHP, sumAP float64
@@ -56,12 +85,13 @@ func main() {
 	for _, f := range files {
 		pts, err := backtest.ReadFile(f)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			fail(err)
 		}
 		step := backtest.InferStep(pts)
+		trace := make([]whatif.Point, len(pts))
 		vals := make([]float64, len(pts))
 		for i, p := range pts {
+			trace[i] = whatif.Point{Ts: p.Ts, Value: p.Value}
 			vals[i] = p.Value
 		}
 		slices.Sort(vals)
@@ -70,49 +100,42 @@ func main() {
 			p90 = vals[len(vals)-1]
 		}
 		capacity := p90 / *podsAtP90
-		sc := scenario{pts: pts, capacity: capacity, start: *start, tick: 15 * time.Second,
-			warmup: 24 * time.Hour, minPods: 2, maxPods: 1000}
-		h := run(sc, &hpa{capacity: capacity, target: 0.7, stab: (5 * time.Minute).Milliseconds(), min: sc.minPods, max: sc.maxPods})
-		// The bank is scored at the decision horizon (at least -min-horizon);
-		// the scaler sizes on the forecast path up to the next sample plus
-		// pod start, the time within which pods ordered now must be ready.
-		horizon := max(*minH, ((step+*start)+step-1)/step*step)
-		bk, err := bank.New(bank.Config{Step: step, Horizon: horizon, MaxHorizon: max(30*time.Minute, horizon)})
+		h := *horizon
+		if h == 0 {
+			h = min((step+*start+step-1)/step*step, rules.MaxHorizon)
+		}
+		rule, err := traceRule(step, h, *stab, capacity*whatif.HPATarget, *hpaMin)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			fail(err)
 		}
-		// No step bounds: the simulated HPA has none either.
-		s, err := scaling.New(scaling.Config{Rule: "sim", Target: scaling.Object{Namespace: "sim", Name: "app"},
-			CapacityPerPod: capacity * *util, MinReplicas: sc.minPods, MaxReplicas: sc.maxPods, Horizon: step + *start,
-			Stabilization: *stab, MaxScaleUp: float64(sc.maxPods), MaxScaleDown: 1, IntervalCap: *icap, ForecastHold: min(*fcHold, *stab)})
+		ts, vs := whatif.CounterFromTrace(trace, Scrape)
+		series := []whatif.Series{{Labels: []proto.Label{{Name: "__name__", Value: "requests_total"}}, Type: "counter", Ts: ts, Vs: vs}}
+		rep, err := whatif.Replay(rule, series, Scrape, variant)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			fail(err)
 		}
-		var p policy = &predictive{b: bk, s: s}
-		if *hpaMin {
-			p.(*predictive).floor = &hpa{capacity: capacity, target: 0.7, stab: (5 * time.Minute).Milliseconds(), min: sc.minPods, max: sc.maxPods}
-		}
+		opts := whatif.ScalingOptions{PodStart: *start, Warmup: 24 * time.Hour}
+		res := whatif.EvaluateScaling(rule, rep, nil, opts)
+		hu, a := res.Baseline, res.Augur
 		if *useOracle {
-			p = &oracle{pts: pts, capacity: capacity, u: *util, lead: (*start + sc.tick).Milliseconds(), min: sc.minPods, max: sc.maxPods}
+			sc := whatif.ScalingScenario(rule, res.Demand, opts)
+			a = whatif.Simulate(sc, &oracle{pts: res.Demand, capacity: sc.Capacity, lead: (*start + sc.Tick).Milliseconds(), min: sc.MinPods, max: sc.MaxPods})
 		}
-		a := run(sc, p)
-		sumHR += h.reversals
-		sumAR += a.reversals
-		sumHU += h.underMin
-		sumAU += a.underMin
-		sumHP += h.podHours
-		sumAP += a.podHours
+		sumHR += hu.Reversals
+		sumAR += a.Reversals
+		sumHU += hu.UnderProvisionedMinutes
+		sumAU += a.UnderProvisionedMinutes
+		sumHP += hu.PodHours
+		sumAP += a.PodHours
 		du := 0.0
-		if h.underMin > 0 {
-			du = (a.underMin - h.underMin) / h.underMin
-		} else if a.underMin > 0 {
+		if hu.UnderProvisionedMinutes > 0 {
+			du = (a.UnderProvisionedMinutes - hu.UnderProvisionedMinutes) / hu.UnderProvisionedMinutes
+		} else if a.UnderProvisionedMinutes > 0 {
 			du = math.Inf(1)
 		}
-		dp := (a.podHours - h.podHours) / h.podHours
+		dp := (a.PodHours - hu.PodHours) / hu.PodHours
 		dU, dP = append(dU, du), append(dP, dp)
-		if (du <= -0.5 || (h.underMin == 0 && a.underMin == 0)) && dp <= 0.1 {
+		if (du <= -0.5 || (hu.UnderProvisionedMinutes == 0 && a.UnderProvisionedMinutes == 0)) && dp <= 0.1 {
 			meets++
 		}
 		if *summary {
@@ -120,13 +143,46 @@ func main() {
 		}
 		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".gz"), ".csv")
 		fmt.Printf("| %s | %v | %.4g | %.0f | %.0f | %.1f | %.1f | %s | %s | %d / %d |\n", name, step, capacity,
-			h.underMin, a.underMin, h.podHours, a.podHours, pct(a.underMin, h.underMin), pct(a.podHours, h.podHours), h.reversals, a.reversals)
+			hu.UnderProvisionedMinutes, a.UnderProvisionedMinutes, hu.PodHours, a.PodHours,
+			pct(a.UnderProvisionedMinutes, hu.UnderProvisionedMinutes), pct(a.PodHours, hu.PodHours), hu.Reversals, a.Reversals)
 	}
 	fmt.Printf("| **total** | | | %.0f | %.0f | %.1f | %.1f | %+.1f%% | %+.1f%% | %d / %d |\n", sumHU, sumAU, sumHP, sumAP, 100*(sumAU-sumHU)/sumHU, 100*(sumAP-sumHP)/sumHP, sumHR, sumAR)
 	slices.Sort(dU)
 	slices.Sort(dP)
 	fmt.Printf("\nmedian per trace: under-provisioned minutes %+.0f%%, pod-hours %+.0f%%; traces meeting the target (≥50%% fewer under-provisioned minutes at ≤10%% more pod-hours): %d of %d\n",
 		100*dU[len(dU)/2], 100*dP[len(dP)/2], meets, len(dU))
+}
+
+// traceRule is the scaling rule a trace is replayed under: one window per
+// trace step, 2 to 1000 replicas.
+func traceRule(step, horizon, stab time.Duration, capacityPerPod float64, hpaMin bool) (*rules.Rule, error) {
+	sc := &rules.Scaling{Selector: "requests_total", CapacityPerPod: capacityPerPod, Window: step, Horizon: horizon,
+		MinReplicas: 2, MaxReplicas: 1000, ScaleDownDelay: stab, Target: rules.KubeObject{Namespace: "sim", Name: "app"}}
+	if hpaMin {
+		sc.Mode, sc.Target.Kind = rules.ModeHPAMin, "HorizontalPodAutoscaler"
+	}
+	set, err := rules.Compile(rules.File{Rules: []rules.Rule{{Name: "trace", Scaling: sc}}})
+	if err != nil {
+		return nil, err
+	}
+	return set.Rule(0), nil
+}
+
+// defaultData is ../shared/data next to the repository.
+func defaultData() string {
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+				return filepath.Join(d, "..", "shared", "data")
+			}
+		}
+	}
+	return filepath.Join("..", "shared", "data")
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
 }
 
 func pct(a, b float64) string {
@@ -137,4 +193,29 @@ func pct(a, b float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%+.0f%%", 100*(a-b)/b)
+}
+
+// oracle knows the load ahead: it runs the pods that the peak load over the
+// next lead (pod start plus one tick) needs at the HPA's target, with no
+// stabilization. It bounds what any forecast could do with these pods.
+type oracle struct {
+	pts      []whatif.Point
+	capacity float64
+	lead     int64 // ms
+	min, max int32
+	i        int
+}
+
+func (o *oracle) Observe(int64, float64) {}
+
+func (o *oracle) Want(now int64, _ int32) int32 {
+	pk := 0.0
+	i := o.i
+	for t := now; t <= now+o.lead; t += 5000 {
+		pk = max(pk, whatif.DemandAt(o.pts, &i, t))
+	}
+	for o.i+1 < len(o.pts) && o.pts[o.i+1].Ts <= now {
+		o.i++
+	}
+	return scaling.Replicas(pk, o.capacity*whatif.HPATarget, o.min, o.max)
 }

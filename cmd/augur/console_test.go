@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -26,13 +25,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts augur demo and Chromium")
 	}
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium missing under CI: .ci/setup.sh installs it")
-		}
-		t.Skip("chromium not installed (apt-get install chromium)")
-	}
+	browser := needBinary(t, "chromium", ".ci/setup.sh installs it (apt-get install chromium)")
 	listen, broker := freePort(t), freePort(t)
 	began := time.Now()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -100,40 +93,12 @@ func TestConsoleInChromium(t *testing.T) {
 	})
 	t.Logf("scale, zonal_shift and taint_node decisions with their audit records, and the straggler alert, %v after augur demo started", time.Since(began).Round(time.Second))
 
-	// chromium loads the console with a fresh profile (removed best
-	// effort: its helpers may outlive it for a moment) for 15 s of page
-	// time, with the extra arguments, and returns its stdout.
-	chromium := func(extra ...string) string {
-		t.Helper()
-		dir, err := os.MkdirTemp("", "augur-chromium-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + dir,
-			"--virtual-time-budget=15000"}, extra...)
-		cmd := exec.CommandContext(t.Context(), browser, append(args, "http://"+listen+"/")...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		b, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("chromium: %v: %s", err, stderr.String())
-		}
-		return string(b)
-	}
+	chromium := func(extra ...string) string { return headless(t, browser, "http://"+listen+"/", extra...) }
 	dump := func() string { return chromium("--dump-dom") }
 	first := dump()
 	// What a person sees, saved: $AUGUR_TEST_ARTIFACTS (default
 	// $TMPDIR/augur-test-artifacts)/console.png.
-	artifacts := os.Getenv("AUGUR_TEST_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = filepath.Join(os.TempDir(), "augur-test-artifacts")
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(artifacts, "console.png")
+	shot := filepath.Join(artifactsDir(t), "console.png")
 	chromium("--window-size=1400,1000", "--screenshot="+shot)
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10_000 {
 		t.Errorf("screenshot %s: %v (%v)", shot, st, err)

@@ -471,12 +471,19 @@ remote_write:
   queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}
 `, job, target, writeURL)
 	writeFile(t, filepath.Join(dir, "prometheus.yml"), cfg)
+	runProm(t, bin, dir, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+listen)
+}
+
+// runProm runs Prometheus with args, its log in dir, until the test ends
+// (the log's tail is shown when the test failed).
+func runProm(t *testing.T, bin, dir string, args ...string) {
+	t.Helper()
 	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+listen)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

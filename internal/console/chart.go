@@ -60,7 +60,7 @@ func ChartHandler(src Source) http.Handler {
 			http.Error(w, fmt.Sprintf("no forecast points for rule %q", rule), http.StatusNotFound)
 			return
 		}
-		b, err := drawChart(rule, panel, pts, decisions)
+		b, err := drawChart(rule, panel, pts, decisions, "15:04")
 		if err != nil {
 			http.Error(w, "chart: "+err.Error(), http.StatusInternalServerError)
 			return
@@ -71,10 +71,19 @@ func ChartHandler(src Source) http.Handler {
 	})
 }
 
+// LoadChart renders the load panel of a scaling rule as SVG, with time
+// ticks in tickFormat (augur whatif's report draws days of it).
+func LoadChart(rule string, pts []proto.ForecastPoint, decisions []time.Time, tickFormat string) ([]byte, error) {
+	if len(pts) == 0 {
+		return nil, fmt.Errorf("no forecast points for rule %q", rule)
+	}
+	return drawChart(rule, "load", pts, decisions, tickFormat)
+}
+
 // drawChart renders one panel as SVG.
-func drawChart(rule, panel string, pts []proto.ForecastPoint, decisions []time.Time) ([]byte, error) {
+func drawChart(rule, panel string, pts []proto.ForecastPoint, decisions []time.Time, tickFormat string) ([]byte, error) {
 	p := plot.New()
-	p.X.Tick.Marker = plot.TimeTicks{Format: "15:04"}
+	p.X.Tick.Marker = plot.TimeTicks{Format: tickFormat}
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Add(plotter.NewGrid())
 	sec := func(ms int64) float64 { return float64(ms) / 1000 }
@@ -185,7 +194,12 @@ func drawChart(rule, panel string, pts []proto.ForecastPoint, decisions []time.T
 	if panel == "replicas" {
 		height = 1.9 * vg.Inch
 	}
-	wt, err := p.WriterTo(9*vg.Inch, height, "svg")
+	return SVG(p, 9*vg.Inch, height)
+}
+
+// SVG renders p at the given size as SVG.
+func SVG(p *plot.Plot, width, height vg.Length) ([]byte, error) {
+	wt, err := p.WriterTo(width, height, "svg")
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
