@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/augur-ops/augur/internal/testca"
 	"github.com/augur-ops/augur/internal/whatif"
 )
 
@@ -96,8 +100,10 @@ func (h *whatifHistory) openMetrics(t *testing.T, path string) {
 }
 
 // startPromWithHistory backfills the OpenMetrics file with promtool and
-// serves it with Prometheus; it returns Prometheus' base URL.
-func startPromWithHistory(t *testing.T, om string) string {
+// serves it with Prometheus; it returns Prometheus' base URL. web, when
+// not empty, is Prometheus' web configuration (TLS, basic auth): it is
+// then served over HTTPS and checked ready with client.
+func startPromWithHistory(t *testing.T, om, web string, client *http.Client) string {
 	t.Helper()
 	promBin := needBinary(t, "prometheus", "apt-get install prometheus")
 	promtool := needBinary(t, "promtool", "apt-get install prometheus")
@@ -108,12 +114,25 @@ func startPromWithHistory(t *testing.T, om string) string {
 	}
 	writeFile(t, filepath.Join(dir, "prometheus.yml"), "global: {}\n")
 	listen := freePort(t)
-	runProm(t, promBin, dir, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+data,
-		"--storage.tsdb.retention.time=36500d", "--web.listen-address="+listen)
+	args := []string{"--config.file=" + filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path=" + data,
+		"--storage.tsdb.retention.time=36500d", "--web.listen-address=" + listen}
 	url := "http://" + listen
+	if web != "" {
+		writeFile(t, filepath.Join(dir, "web.yml"), web)
+		args = append(args, "--web.config.file="+filepath.Join(dir, "web.yml"))
+		url = "https://" + listen
+	} else {
+		client = http.DefaultClient
+	}
+	runProm(t, promBin, dir, args...)
 	waitFor(t, time.Minute, "Prometheus ready", func() (bool, string) {
-		s := scrape(t, url+"/-/ready")
-		return strings.Contains(s, "Ready"), s
+		resp, err := client.Get(url + "/-/ready")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK, string(b)
 	})
 	return url
 }
@@ -133,7 +152,7 @@ func TestWhatifOnPrometheus(t *testing.T) {
 	dir := t.TempDir()
 	om := filepath.Join(dir, "history.om")
 	h.openMetrics(t, om)
-	prom := startPromWithHistory(t, om)
+	prom := startPromWithHistory(t, om, "", nil)
 
 	// The rule bench/scalesim replays a 1-minute trace under: window one
 	// step, horizon step + pod start rounded up (3m), 2..1000 replicas,
@@ -331,11 +350,87 @@ func TestWhatifBadInput(t *testing.T) {
 	h.trace = h.trace[:20] // 20 minutes of history
 	om := filepath.Join(dir, "history.om")
 	h.openMetrics(t, om)
-	prom := startPromWithHistory(t, om)
+	prom := startPromWithHistory(t, om, "", nil)
 	from := time.UnixMilli(h.trace[0].Ts).UTC().Format(time.RFC3339)
 	to := time.UnixMilli(h.trace[0].Ts).Add(4 * time.Minute).UTC().Format(time.RFC3339)
 	code, msg = run("-prometheus", prom, "-from", from, "-to", to)
 	if code == 0 || !strings.Contains(msg, "needs at least 6m0s of history, Prometheus has 4m0s") || !strings.Contains(msg, "no rule could be replayed") {
 		t.Errorf("4 minutes of history for a 5m horizon: exit %d, %q", code, msg)
 	}
+}
+
+// TestWhatifOverTLSWithBasicAuth reads a Prometheus served over HTTPS with
+// basic auth (its --web.config.file), with Prometheus' own client settings
+// in -http-config: a CA file and a password file. Without them, or with a
+// wrong password, the run ends naming what failed.
+func TestWhatifOverTLSWithBasicAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Prometheus")
+	}
+	dir := t.TempDir()
+	ca := testca.New(t, "prometheus")
+	// bcrypt of "whatif-secret", cost 4.
+	const hash = "$2a$04$sbPwBTR9FRcJEw632Rokye6/h43h4A4ykWisQHsteunDbvhhwP9q."
+	web := fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  augur: %s\n", ca.ServerCertFile, ca.ServerKeyFile, hash)
+	client := &http.Client{Transport: basicAuth{"augur", "whatif-secret",
+		&http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}}}}
+	h := newWhatifHistory(t)
+	h.trace = h.trace[:120] // two hours
+	om := filepath.Join(dir, "history.om")
+	h.openMetrics(t, om)
+	prom := startPromWithHistory(t, om, web, client)
+
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	writeFile(t, rulesFile, `rules:
+- name: shop
+  scaling:
+    selector: requests_total{namespace="shop"}
+    capacity_per_pod: 10
+    window: 1m
+    min_replicas: 2
+    max_replicas: 50
+    target: {namespace: shop, name: web}
+`)
+	pw := filepath.Join(dir, "password")
+	writeFile(t, pw, "whatif-secret\n")
+	httpConfig := func(password string) string {
+		f := password + ".http.yml"
+		writeFile(t, f, fmt.Sprintf("basic_auth:\n  username: augur\n  password_file: %s\ntls_config:\n  ca_file: %s\n", password, ca.File))
+		return f
+	}
+	from := time.UnixMilli(h.trace[0].Ts).UTC().Format(time.RFC3339)
+	to := time.UnixMilli(h.trace[len(h.trace)-1].Ts).UTC().Format(time.RFC3339)
+	run := func(args ...string) (int, string) {
+		var stdout, stderr strings.Builder
+		code := runMain(t.Context(), append([]string{"whatif", "-prometheus", prom, "-rules", rulesFile, "-from", from, "-to", to,
+			"-out", filepath.Join(dir, "out")}, args...), &stdout, &stderr, slog.New(slog.DiscardHandler))
+		return code, stdout.String() + stderr.String()
+	}
+	if code, msg := run("-http-config", httpConfig(pw)); code != 0 || !strings.Contains(msg, "under-provisioned minutes") {
+		t.Fatalf("over TLS with basic auth: exit %d: %s", code, msg)
+	}
+	code, msg := run()
+	t.Logf("without the CA: %s", msg)
+	if code == 0 || !strings.Contains(msg, "TLS: tls: failed to verify certificate: x509: certificate signed by unknown authority") {
+		t.Errorf("without the CA: exit %d: %s", code, msg)
+	}
+	wrong := filepath.Join(dir, "wrong")
+	writeFile(t, wrong, "not-it\n")
+	code, msg = run("-http-config", httpConfig(wrong))
+	t.Logf("a wrong password: %s", msg)
+	if code == 0 || !strings.Contains(msg, "not authorised (client error: 401)") {
+		t.Errorf("a wrong password: exit %d: %s", code, msg)
+	}
+}
+
+// basicAuth adds basic auth to every request.
+type basicAuth struct {
+	user, password string
+	next           http.RoundTripper
+}
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.user, b.password)
+	return b.next.RoundTrip(r)
 }

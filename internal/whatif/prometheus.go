@@ -2,6 +2,7 @@ package whatif
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -55,9 +56,14 @@ func (p *Prometheus) explain(what string, err error) error {
 	var ne net.Error
 	var ue *url.Error
 	var ae *v1.Error
+	var ce *tls.CertificateVerificationError
 	switch {
+	case errors.As(err, &ae) && (strings.Contains(ae.Msg, "401") || strings.Contains(ae.Msg, "403")):
+		return fmt.Errorf("prometheus %s: %s: not authorised (%s): check the credentials in -http-config", p.addr, what, ae.Msg)
 	case errors.As(err, &ae):
 		return fmt.Errorf("prometheus %s: %s: %s (%s)", p.addr, what, ae.Msg, ae.Type)
+	case errors.As(err, &ce):
+		return fmt.Errorf("prometheus %s: %s: TLS: %w (a CA file goes in -http-config tls_config.ca_file)", p.addr, what, ce)
 	case errors.As(err, &ne) || errors.As(err, &ue):
 		return fmt.Errorf("prometheus %s unreachable: %s: %w", p.addr, what, err)
 	}
