@@ -1,8 +1,8 @@
 package main
 
 import (
-	"crypto/tls"
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
