@@ -133,7 +133,14 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 	if g.opened {
 		flags |= groupOpened
 	}
-	return append(b, flags), nil
+	b = append(b, flags)
+	// The scaler's last scale down, after the flags (same rule: an older
+	// record restores it as none).
+	var lastDown int64
+	if g.sc != nil {
+		lastDown = g.sc.LastDown()
+	}
+	return binary.AppendVarint(b, lastDown), nil
 }
 
 // groupOpened is the group state flag of group.opened.
@@ -297,6 +304,13 @@ func (sh *shard) apply(key, value []byte) error {
 		// Without the flags byte (an older record), a group with state has
 		// closed a window.
 		g.opened = len(r.b) == 0 || r.b[0]&groupOpened != 0
+		var lastDown int64
+		if len(r.b) > 1 {
+			r.b = r.b[1:]
+			if lastDown = r.varint(); r.err != nil {
+				return r.err
+			}
+		}
 		if g.fc != nil {
 			// A bank whose state format or configuration changed starts
 			// over (it warms up again).
@@ -304,7 +318,7 @@ func (sh *shard) apply(key, value []byte) error {
 				g.fc, _ = sh.env.newScaling(ri, tenant)
 			}
 			g.refits, g.repairs = g.fc.Refits(), g.fc.Repairs()
-			sh.env.restoreScaler(g, window)
+			sh.env.restoreScaler(g, window, lastDown)
 		}
 		if g.det != nil {
 			if err := g.det.UnmarshalBinary(det); err != nil {

@@ -207,10 +207,11 @@ func retarget(d *proto.Decision, kind, what string, end int64) {
 }
 
 // restoreScaler rebuilds a group's scaler with its checkpointed
-// stabilization window.
-func (e *env) restoreScaler(g *group, window []scaling.WindowEntry) {
+// stabilization window and last scale down.
+func (e *env) restoreScaler(g *group, window []scaling.WindowEntry, lastDown int64) {
 	_, g.sc = e.newScaling(g.rule, g.tenant)
 	g.sc.SetWindow(window)
+	g.sc.SetLastDown(lastDown)
 }
 
 // alertDecision makes the alert for a series whose band went into alarm.

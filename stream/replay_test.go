@@ -79,3 +79,33 @@ func diffLines(a, b []string) (onlyA, onlyB []string) {
 	}
 	return onlyA, onlyB
 }
+
+// TestLastScaleDownIsCheckpointed restores a scaling group's last scale
+// down (the reversal guard's memory) from its state record.
+func TestLastScaleDownIsCheckpointed(t *testing.T) {
+	cfg := testConfig(t)
+	e := mustEnv(t, &cfg)
+	sh := newShard(0, e)
+	key := string(cfg.Rules.GroupKey(nil, 0, "", nil))
+	gi := sh.newGroup(key, 0, "")
+	sh.groups[gi].sc.SetLastDown(1_700_000_123_000)
+	sh.groups[gi].dirty = true
+	recs, err := sh.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := newShard(0, e)
+	for _, r := range recs {
+		if err := back.apply(r.key, r.value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back.finishRestore()
+	bi, ok := back.groupIndex[key]
+	if !ok {
+		t.Fatalf("group %q not restored", key)
+	}
+	if got := back.groups[bi].sc.LastDown(); got != 1_700_000_123_000 {
+		t.Errorf("restored last scale down %d, want 1700000123000", got)
+	}
+}

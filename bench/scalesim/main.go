@@ -44,10 +44,12 @@ func main() {
 	fcHold := flag.Duration("forecast-hold", 0, "variant: scaling.Config.ForecastHold (0: the stream's)")
 	upStep := flag.Float64("max-scale-up", 0, "variant: scaling.Config.MaxScaleUp (0: the stream's)")
 	downStep := flag.Float64("max-scale-down", 0, "variant: scaling.Config.MaxScaleDown (0: the stream's)")
+	guard := flag.Duration("reversal-guard", -1, "variant: scaling.Config.ReversalGuard (negative: the stream's)")
 	hpaMin := flag.Bool("hpa-min", false, "the rule's mode is hpa_min: augur raises the HPA's minReplicas (replicas = max of both)")
 	useOracle := flag.Bool("oracle", false, "replace augur by an oracle that knows the load over the next pod start + tick and sizes it at the HPA's target")
 	summary := flag.Bool("summary", false, "print only the totals line")
 	podsAtP90 := flag.Float64("pods-at-p90", 10, "capacity per pod is the trace's 90th percentile load over this")
+	heldout := flag.Bool("heldout", false, "choose the interval cap, forecast hold and reversal guard leaving one trace out, and print in-sample and held-out totals")
 	flag.Parse()
 	var files []string
 	for _, g := range []string{"traces/crane/*.csv.gz", "nab/data/realAWSCloudwatch/*.csv"} {
@@ -59,29 +61,85 @@ func main() {
 		fmt.Fprintln(os.Stderr, "no traces under", *data)
 		os.Exit(1)
 	}
-	var variant func(*scaling.Config)
-	if *icap >= 0 || *fcHold != 0 || *upStep != 0 || *downStep != 0 {
-		variant = func(c *scaling.Config) {
-			if *upStep != 0 {
-				c.MaxScaleUp = *upStep
-			}
-			if *downStep != 0 {
-				c.MaxScaleDown = *downStep
-			}
-			if *icap >= 0 {
-				c.IntervalCap = *icap
-			}
-			if *fcHold != 0 {
-				c.ForecastHold = min(*fcHold, c.Stabilization)
-			}
+	v := variant{cap: *icap, hold: *fcHold, up: *upStep, down: *downStep, guard: *guard}
+	st := settings{podStart: *start, horizon: *horizon, stab: *stab, hpaMin: *hpaMin, oracle: *useOracle, podsAtP90: *podsAtP90}
+	if *heldout {
+		heldOut(files, st)
+		return
+	}
+	runs := runTraces(files, st, v)
+	if !*summary {
+		fmt.Println("| trace | step | capacity/pod | HPA under-prov. min | augur under-prov. min | HPA pod-h | augur pod-h | under-prov. change | pod-h change | reversals HPA / augur |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range runs {
+			hu, a := r.hpa, r.augur
+			fmt.Printf("| %s | %v | %.4g | %.0f | %.0f | %.1f | %.1f | %s | %s | %d / %d |\n", r.name, r.step, r.capacity,
+				hu.UnderProvisionedMinutes, a.UnderProvisionedMinutes, hu.PodHours, a.PodHours,
+				pct(a.UnderProvisionedMinutes, hu.UnderProvisionedMinutes), pct(a.PodHours, hu.PodHours), hu.Reversals, a.Reversals)
+		}
+	} else {
+		fmt.Println("| trace | step | capacity/pod | HPA under-prov. min | augur under-prov. min | HPA pod-h | augur pod-h | under-prov. change | pod-h change | reversals HPA / augur |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	}
+	t := total(runs)
+	fmt.Printf("| **total** | | | %.0f | %.0f | %.1f | %.1f | %+.1f%% | %+.1f%% | %d / %d |\n", t.hu, t.au, t.hp, t.ap, 100*t.du(), 100*t.dp(), t.hr, t.ar)
+	mu, mp, meets := perTrace(runs)
+	fmt.Printf("\nmedian per trace: under-provisioned minutes %+.0f%%, pod-hours %+.0f%%; traces meeting the target (≥50%% fewer under-provisioned minutes at ≤10%% more pod-hours): %d of %d\n",
+		100*mu, 100*mp, meets, len(runs))
+}
+
+// variant adjusts the scaler the stream maps a rule to (negative or zero
+// fields: the stream's own).
+type variant struct {
+	cap         float64
+	hold, guard time.Duration
+	up, down    float64
+}
+
+func (v variant) String() string {
+	return fmt.Sprintf("-interval-cap %g -forecast-hold %v -reversal-guard %v", v.cap, v.hold, v.guard)
+}
+
+func (v variant) apply() func(*scaling.Config) {
+	if v.cap < 0 && v.hold == 0 && v.up == 0 && v.down == 0 && v.guard < 0 {
+		return nil
+	}
+	return func(c *scaling.Config) {
+		if v.guard >= 0 {
+			c.ReversalGuard = v.guard
+		}
+		if v.up != 0 {
+			c.MaxScaleUp = v.up
+		}
+		if v.down != 0 {
+			c.MaxScaleDown = v.down
+		}
+		if v.cap >= 0 {
+			c.IntervalCap = v.cap
+		}
+		if v.hold != 0 {
+			c.ForecastHold = min(v.hold, c.Stabilization)
 		}
 	}
-	fmt.Println("| trace | step | capacity/pod | HPA under-prov. min | augur under-prov. min | HPA pod-h | augur pod-h | under-prov. change | pod-h change | reversals HPA / augur |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
-	var sumHU, sumAU, sumHP, sumAP float64
-	var sumHR, sumAR int
-	var dU, dP []float64
-	meets := 0
+}
+
+// settings are the scenario's: the same for every variant.
+type settings struct {
+	podStart, horizon, stab time.Duration
+	hpaMin, oracle          bool
+	podsAtP90               float64
+}
+
+// traceRun is one trace played under the HPA and augur.
+type traceRun struct {
+	name       string
+	step       time.Duration
+	capacity   float64
+	hpa, augur whatif.Outcome
+}
+
+func runTraces(files []string, st settings, v variant) []traceRun {
+	var runs []traceRun
 	for _, f := range files {
 		pts, err := backtest.ReadFile(f)
 		if err != nil {
@@ -99,34 +157,62 @@ func main() {
 		if p90 <= 0 {
 			p90 = vals[len(vals)-1]
 		}
-		capacity := p90 / *podsAtP90
-		h := *horizon
+		capacity := p90 / st.podsAtP90
+		h := st.horizon
 		if h == 0 {
-			h = min((step+*start+step-1)/step*step, rules.MaxHorizon)
+			h = min((step+st.podStart+step-1)/step*step, rules.MaxHorizon)
 		}
-		rule, err := traceRule(step, h, *stab, capacity*whatif.HPATarget, *hpaMin)
+		rule, err := traceRule(step, h, st.stab, capacity*whatif.HPATarget, st.hpaMin)
 		if err != nil {
 			fail(err)
 		}
 		ts, vs := whatif.CounterFromTrace(trace, Scrape)
 		series := []whatif.Series{{Labels: []proto.Label{{Name: "__name__", Value: "requests_total"}}, Type: "counter", Ts: ts, Vs: vs}}
-		rep, err := whatif.Replay(rule, series, Scrape, variant)
+		rep, err := whatif.Replay(rule, series, Scrape, v.apply())
 		if err != nil {
 			fail(err)
 		}
-		opts := whatif.ScalingOptions{PodStart: *start, Warmup: 24 * time.Hour}
+		opts := whatif.ScalingOptions{PodStart: st.podStart, Warmup: 24 * time.Hour}
 		res := whatif.EvaluateScaling(rule, rep, nil, opts)
-		hu, a := res.Baseline, res.Augur
-		if *useOracle {
+		a := res.Augur
+		if st.oracle {
 			sc := whatif.ScalingScenario(rule, res.Demand, opts)
-			a = whatif.Simulate(sc, &oracle{pts: res.Demand, capacity: sc.Capacity, lead: (*start + sc.Tick).Milliseconds(), min: sc.MinPods, max: sc.MaxPods})
+			a = whatif.Simulate(sc, &oracle{pts: res.Demand, capacity: sc.Capacity, lead: (st.podStart + sc.Tick).Milliseconds(), min: sc.MinPods, max: sc.MaxPods})
 		}
-		sumHR += hu.Reversals
-		sumAR += a.Reversals
-		sumHU += hu.UnderProvisionedMinutes
-		sumAU += a.UnderProvisionedMinutes
-		sumHP += hu.PodHours
-		sumAP += a.PodHours
+		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".gz"), ".csv")
+		runs = append(runs, traceRun{name: name, step: step, capacity: capacity, hpa: res.Baseline, augur: a})
+	}
+	return runs
+}
+
+// totals sums traces.
+type totals struct {
+	hu, au, hp, ap float64
+	hr, ar         int
+}
+
+func (t totals) du() float64 { return (t.au - t.hu) / t.hu }
+func (t totals) dp() float64 { return (t.ap - t.hp) / t.hp }
+
+func total(runs []traceRun) totals {
+	var t totals
+	for _, r := range runs {
+		t.hu += r.hpa.UnderProvisionedMinutes
+		t.au += r.augur.UnderProvisionedMinutes
+		t.hp += r.hpa.PodHours
+		t.ap += r.augur.PodHours
+		t.hr += r.hpa.Reversals
+		t.ar += r.augur.Reversals
+	}
+	return t
+}
+
+// perTrace returns the median changes per trace and how many traces meet
+// both limits.
+func perTrace(runs []traceRun) (mu, mp float64, meets int) {
+	var dU, dP []float64
+	for _, r := range runs {
+		hu, a := r.hpa, r.augur
 		du := 0.0
 		if hu.UnderProvisionedMinutes > 0 {
 			du = (a.UnderProvisionedMinutes - hu.UnderProvisionedMinutes) / hu.UnderProvisionedMinutes
@@ -138,19 +224,87 @@ func main() {
 		if (du <= -0.5 || (hu.UnderProvisionedMinutes == 0 && a.UnderProvisionedMinutes == 0)) && dp <= 0.1 {
 			meets++
 		}
-		if *summary {
-			continue
-		}
-		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".gz"), ".csv")
-		fmt.Printf("| %s | %v | %.4g | %.0f | %.0f | %.1f | %.1f | %s | %s | %d / %d |\n", name, step, capacity,
-			hu.UnderProvisionedMinutes, a.UnderProvisionedMinutes, hu.PodHours, a.PodHours,
-			pct(a.UnderProvisionedMinutes, hu.UnderProvisionedMinutes), pct(a.PodHours, hu.PodHours), hu.Reversals, a.Reversals)
 	}
-	fmt.Printf("| **total** | | | %.0f | %.0f | %.1f | %.1f | %+.1f%% | %+.1f%% | %d / %d |\n", sumHU, sumAU, sumHP, sumAP, 100*(sumAU-sumHU)/sumHU, 100*(sumAP-sumHP)/sumHP, sumHR, sumAR)
 	slices.Sort(dU)
 	slices.Sort(dP)
-	fmt.Printf("\nmedian per trace: under-provisioned minutes %+.0f%%, pod-hours %+.0f%%; traces meeting the target (≥50%% fewer under-provisioned minutes at ≤10%% more pod-hours): %d of %d\n",
-		100*dU[len(dU)/2], 100*dP[len(dP)/2], meets, len(dU))
+	return dU[len(dU)/2], dP[len(dP)/2], meets
+}
+
+// better reports whether totals a beat b under the target: meeting both
+// limits (pod-hours at most +10%, no more reversals than the HPA) first,
+// then fewer under-provisioned minutes; between settings that miss, the
+// smaller excess over the limits.
+func better(a, b totals) bool {
+	excess := func(t totals) float64 {
+		return max(0, t.dp()-0.10) + max(0, float64(t.ar-t.hr)/float64(max(t.hr, 1)))
+	}
+	ea, eb := excess(a), excess(b)
+	if ea != eb {
+		return ea < eb
+	}
+	return a.du() < b.du()
+}
+
+// grid is the settings heldOut chooses among.
+func grid() []variant {
+	var vs []variant
+	for _, g := range []time.Duration{0, time.Minute, 2 * time.Minute, 5 * time.Minute} {
+		for _, c := range []float64{1, 1.5, 2} {
+			for _, h := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute} {
+				vs = append(vs, variant{cap: c, hold: h, guard: g})
+			}
+		}
+	}
+	return vs
+}
+
+// heldOut chooses settings leaving one trace out: for each trace, the
+// setting of grid() best on the other traces (better), scored on the
+// trace left out; the held-out totals sum those. The in-sample row is the
+// setting best on all traces, scored on them.
+func heldOut(files []string, st settings) {
+	vs := grid()
+	all := make([][]traceRun, len(vs))
+	for i, v := range vs {
+		all[i] = runTraces(files, st, v)
+		t := total(all[i])
+		fmt.Fprintf(os.Stderr, "%s: %+.1f%% / %+.1f%%, reversals %d / %d\n", v, 100*t.du(), 100*t.dp(), t.hr, t.ar)
+	}
+	pick := func(skip int) int {
+		best, bt := -1, totals{}
+		for i := range vs {
+			var rs []traceRun
+			for j, r := range all[i] {
+				if j != skip {
+					rs = append(rs, r)
+				}
+			}
+			if t := total(rs); best < 0 || better(t, bt) {
+				best, bt = i, t
+			}
+		}
+		return best
+	}
+	in := pick(-1)
+	var held []traceRun
+	chosen := map[int]int{}
+	for j := range files {
+		i := pick(j)
+		chosen[i]++
+		held = append(held, all[i][j])
+	}
+	fmt.Printf("| selection (pod start %v) | total under-prov. / pod-h | reversals HPA / augur | median per trace | traces meeting both |\n|---|---|---|---|---|\n", st.podStart)
+	row := func(name string, runs []traceRun) {
+		t := total(runs)
+		mu, mp, meets := perTrace(runs)
+		fmt.Printf("| %s | %+.1f%% / %+.1f%% | %d / %d | %+.0f%% / %+.0f%% | %d of %d |\n", name, 100*t.du(), 100*t.dp(), t.hr, t.ar, 100*mu, 100*mp, meets, len(runs))
+	}
+	row("in-sample: best on all traces, `"+vs[in].String()+"`", all[in])
+	row("held-out: each trace scored with the setting best on the others", held)
+	fmt.Println()
+	for i, n := range chosen {
+		fmt.Printf("- `%s` chosen for %d of %d held-out traces\n", vs[i], n, len(files))
+	}
 }
 
 // traceRule is the scaling rule a trace is replayed under: one window per

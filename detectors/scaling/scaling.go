@@ -4,7 +4,8 @@
 // observed load needs; up at once, down only after a stabilization window
 // (which holds what the observed load needed for Stabilization and whole
 // recommendations, the forecast's headroom included, for the shorter
-// ForecastHold) and by a bounded step; and, when the predicted pods
+// ForecastHold) and by a bounded step, and, for ReversalGuard after a scale
+// down, up only for what the observed load needs; and, when the predicted pods
 // do not fit the nodes there are, a reserve_capacity decision that sizes the
 // placeholder Deployment so the node autoscaler provisions nodes ahead.
 //
@@ -88,6 +89,12 @@ type Config struct {
 	// Default 0: no cap. Must be ≥ 0; a small cap (under 1) sizes close to
 	// the point forecast.
 	IntervalCap float64
+	// ReversalGuard is how long after a scale down the scaler scales up
+	// only for what the observed load needs (Hold), not for the forecast's
+	// headroom: successive forecasts move by a pod or so, and following
+	// them straight back up removes pods and starts them again (a
+	// reversal). 0: no guard.
+	ReversalGuard time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -146,6 +153,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scaling max scale up %v: must be > 0", c.MaxScaleUp)
 	case c.DecisionTTL <= 0:
 		return fmt.Errorf("scaling decision ttl %v: must be > 0", c.DecisionTTL)
+	case c.ReversalGuard < 0:
+		return fmt.Errorf("scaling reversal guard %v: must be ≥ 0", c.ReversalGuard)
 	case !(c.IntervalCap >= 0) || math.IsInf(c.IntervalCap, 0):
 		return fmt.Errorf("scaling interval cap %v: must be a finite number ≥ 0", c.IntervalCap)
 	}
@@ -217,6 +226,7 @@ type Scaler struct {
 	recs        []WindowEntry
 	last        int32 // replicas last decided (0 none)
 	lastAt      int64
+	lastDown    int64 // unix ms of the last scale down decided (0 none)
 	lastReserve int32
 	reserveAt   int64
 	hasReserve  bool
@@ -306,6 +316,13 @@ func (s *Scaler) Hold(in Input) int32 {
 	return Replicas(in.Observed, s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
 }
 
+// LastDown returns when the scaler last decided a scale down (unix ms, 0
+// none), for a checkpoint.
+func (s *Scaler) LastDown() int64 { return s.lastDown }
+
+// SetLastDown restores LastDown.
+func (s *Scaler) SetLastDown(t int64) { s.lastDown = t }
+
 // Window returns the stabilization window, oldest first, for a
 // checkpoint. It is valid until the next Decide or Stabilize.
 func (s *Scaler) Window() []WindowEntry { return s.recs }
@@ -368,8 +385,12 @@ func (s *Scaler) Decide(in Input) []*proto.Decision {
 		cur = s.last
 	}
 	recommend := s.Recommend(in)
-	want := s.Stabilize(in.Now, recommend, s.Hold(in), cur)
+	hold := s.Hold(in)
+	want := s.Stabilize(in.Now, recommend, hold, cur)
 	t := in.Now.UnixMilli()
+	if want > cur && s.lastDown != 0 && t-s.lastDown <= s.cfg.ReversalGuard.Milliseconds() {
+		want = max(cur, min(want, hold))
+	}
 	ttl := s.cfg.DecisionTTL.Milliseconds()
 	var out []*proto.Decision
 	if (want != cur || in.Unapplied) && (want != s.last || t-s.lastAt >= ttl) {
@@ -379,6 +400,9 @@ func (s *Scaler) Decide(in Input) []*proto.Decision {
 		}
 		out = append(out, s.decision(in, proto.KindScale, &s.cfg.Target, s.target, want, prev, recommend))
 		s.last, s.lastAt = want, t
+		if want < cur {
+			s.lastDown = t
+		}
 	} else if want == cur {
 		s.last = want
 	}

@@ -68,6 +68,7 @@ func TestConfigValidate(t *testing.T) {
 		{"forecast hold above stabilization", func(c *Config) { c.ForecastHold = 6 * time.Minute }, false},
 		{"short stabilization, default forecast hold", func(c *Config) { c.Stabilization = time.Minute }, true},
 		{"forecast not held", func(c *Config) { c.ForecastHold = -1 }, true},
+		{"negative reversal guard", func(c *Config) { c.ReversalGuard = -time.Second }, false},
 	}
 	for _, tt := range tests {
 		cfg := Config{Target: Object{Namespace: "a", Name: "b"}, CapacityPerPod: 1, MaxReplicas: 10}
@@ -182,6 +183,43 @@ func TestForecastHold(t *testing.T) {
 		if got := scaledTo(s, in); got != st.want {
 			t.Errorf("at %v (upper %v, observed %v, current %d): scale to %d, want %d", st.at, st.upper, st.obs, st.cur, got, st.want)
 		}
+	}
+}
+
+// TestReversalGuard shows that for ReversalGuard after a scale down the
+// scaler scales up only for what the observed load needs, not for the
+// forecast's headroom, and as before once the guard has passed.
+func TestReversalGuard(t *testing.T) {
+	s := newScaler(t, func(c *Config) {
+		c.MaxScaleUp, c.MaxScaleDown, c.ForecastHold, c.ReversalGuard = 100, 1, time.Minute, time.Minute
+	})
+	t0 := time.Unix(1_700_000_000, 0)
+	steps := []struct {
+		at         time.Duration
+		upper, obs float64
+		cur, want  int32 // want 0: no scale decision
+	}{
+		{0, 590, 390, 4, 6},                              // the forecast's headroom: 6
+		{6 * time.Minute, 390, 390, 6, 4},                // held, then down to what 390 needs
+		{6*time.Minute + 30*time.Second, 590, 390, 4, 0}, // the headroom again, 30 s later: not followed
+		{6*time.Minute + 50*time.Second, 590, 590, 4, 6}, // the load itself needs 6: up
+	}
+	for _, st := range steps {
+		in := Input{Now: t0.Add(st.at), Forecast: fc(st.upper, st.upper, st.upper), Observed: st.obs, CurrentReplicas: st.cur}
+		if got := scaledTo(s, in); got != st.want {
+			t.Errorf("at %v (upper %v, observed %v, current %d): scale to %d, want %d", st.at, st.upper, st.obs, st.cur, got, st.want)
+		}
+	}
+	if s.LastDown() != t0.Add(6*time.Minute).UnixMilli() {
+		t.Errorf("last scale down at %d", s.LastDown())
+	}
+	// After the guard, the forecast's headroom is followed again.
+	g := newScaler(t, func(c *Config) {
+		c.MaxScaleUp, c.MaxScaleDown, c.ForecastHold, c.ReversalGuard = 100, 1, time.Minute, time.Minute
+	})
+	g.SetLastDown(t0.UnixMilli())
+	if got := scaledTo(g, Input{Now: t0.Add(61 * time.Second), Forecast: fc(590, 590, 590), Observed: 390, CurrentReplicas: 4}); got != 6 {
+		t.Errorf("61 s after a scale down: scale to %d, want 6", got)
 	}
 }
 
