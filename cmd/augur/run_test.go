@@ -23,14 +23,28 @@ import (
 	"github.com/augur-ops/augur/stream"
 )
 
+// handedOut are the ports freePort returned in this process: the kernel
+// may hand a port just closed out again, and two listeners of one test
+// (a broker's two listeners) must not get the same.
+var handedOut sync.Map
+
+// freePort returns a loopback host:port free a moment ago and not returned
+// before in this process.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no loopback port not handed out before in 100 tries")
+	return ""
 }
 
 // TestRunEndToEnd runs `augur run` as a user does, with an anomaly watch,
