@@ -26,6 +26,7 @@ func run(args []string, out io.Writer) error {
 	dir := fs.String("data", filepath.Join("..", "shared", "data", "nab"), "NAB folder with data/, labels/ and reference/")
 	det := fs.String("detector", "augur", "augur, or the name of a detector in <data>/reference (numenta, windowedGaussian)")
 	verbose := fs.Bool("v", false, "print the per-file table of every profile")
+	loco := fs.Bool("loco", false, "leave one category out: choose augur's settings among a grid on the other categories, score each category with them, for the standard and reward_low_FP_rate profiles")
 	cfg := configFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -37,6 +38,16 @@ func run(args []string, out io.Writer) error {
 	profiles, err := loadProfiles(filepath.Join(*dir, "reference", "profiles.json"))
 	if err != nil {
 		return err
+	}
+	if *loco {
+		for _, p := range profiles {
+			if p.Name == "standard" || p.Name == "reward_low_FP_rate" {
+				if err := leaveOneCategoryOut(out, files, p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	var scores [][]float64
 	var alarms [][]bool

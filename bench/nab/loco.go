@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+
+	"github.com/augur-ops/augur/detectors/anomaly"
+)
+
+// locoGrid is the detector settings leave-one-category-out chooses among:
+// the recent-score and history spans, the quiet period after a detection,
+// and the novelty and range scores on or off. Zero fields keep the
+// detector's defaults.
+func locoGrid() []anomaly.Config {
+	var out []anomaly.Config
+	for _, short := range []int{8, 16, 32} {
+		for _, hist := range []int{512, 1024, 2048} {
+			for _, quiet := range []int{64, 128, 256} {
+				for _, novelty := range []float64{1, -1} {
+					for _, rng := range []float64{0.01, -1} {
+						out = append(out, anomaly.Config{ShortWindow: short, HistoryWindow: hist, Quiet: quiet, NoveltyScore: novelty, RangeTolerance: rng})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func describe(c anomaly.Config) string {
+	return fmt.Sprintf("-short %d -history %d -quiet %d -novelty %g -range %g", c.ShortWindow, c.HistoryWindow, c.Quiet, c.NoveltyScore, c.RangeTolerance)
+}
+
+// leaveOneCategoryOut scores each category of the corpus with the setting
+// and threshold chosen on the other categories (the best normalised score
+// there under profile p), and compares with the setting and threshold
+// chosen on the whole corpus. Held-out raw scores of the categories are
+// summed and normalised like the corpus' (same null and perfect scores).
+func leaveOneCategoryOut(out io.Writer, files []dataFile, p profile) error {
+	grid := locoGrid()
+	scores := make([][][]float64, len(grid))
+	for i, c := range grid {
+		s, _, err := runAugur(files, c)
+		if err != nil {
+			return err
+		}
+		scores[i] = s
+	}
+	var cats []string
+	catOf := make([]string, len(files))
+	for i, f := range files {
+		catOf[i] = filepath.Dir(f.Name)
+		if !slices.Contains(cats, catOf[i]) {
+			cats = append(cats, catOf[i])
+		}
+	}
+	subset := func(i int, keep func(string) bool) ([]dataFile, [][]float64) {
+		var fs []dataFile
+		var ss [][]float64
+		for j, f := range files {
+			if keep(catOf[j]) {
+				fs, ss = append(fs, f), append(ss, scores[i][j])
+			}
+		}
+		return fs, ss
+	}
+	// choose returns the grid setting best on the files kept, and its
+	// threshold there.
+	choose := func(keep func(string) bool) (int, float64, error) {
+		best, bestScore, th := -1, 0.0, 0.0
+		for i := range grid {
+			fs, ss := subset(i, keep)
+			r, err := evaluate(fs, ss, p)
+			if err != nil {
+				return 0, 0, err
+			}
+			if best < 0 || r.Normalized > bestScore {
+				best, bestScore, th = i, r.Normalized, r.Threshold
+			}
+		}
+		return best, th, nil
+	}
+	all := func(string) bool { return true }
+	in, inTh, err := choose(all)
+	if err != nil {
+		return err
+	}
+	whole, err := evaluate(files, scores[in], p)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n%s profile: in-sample setting `%s` (threshold %.4f)\n\n", p.Name, describe(grid[in]), inTh)
+	fmt.Fprintln(out, "| category | files | in-sample raw | held-out raw | setting chosen without it |")
+	fmt.Fprintln(out, "|---|---|---|---|---|")
+	heldRaw := 0.0
+	for _, c := range cats {
+		without := func(k string) bool { return k != c }
+		only := func(k string) bool { return k == c }
+		i, th, err := choose(without)
+		if err != nil {
+			return err
+		}
+		fs, ss := subset(i, only)
+		_, raw, err := scoreFiles(fs, ss, p.Cost, th)
+		if err != nil {
+			return err
+		}
+		fi, si := subset(in, only)
+		_, inRaw, err := scoreFiles(fi, si, p.Cost, inTh)
+		if err != nil {
+			return err
+		}
+		heldRaw += raw
+		fmt.Fprintf(out, "| %s | %d | %.2f | %.2f | `%s` (threshold %.4f) |\n", c, len(fs), inRaw, raw, describe(grid[i]), th)
+	}
+	held := 100 * (heldRaw - whole.Null) / (whole.Perfect - whole.Null)
+	fmt.Fprintf(out, "| **normalised** | %d | **%.2f** | **%.2f** | |\n", len(files), whole.Normalized, held)
+	return nil
+}
