@@ -4,7 +4,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/augur-ops/augur/models/internal/wire"
+	"github.com/augur-ops/augur/internal/wire"
 )
 
 // Forecast is a point forecast with its 80% prediction interval.

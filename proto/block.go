@@ -47,6 +47,17 @@ type Label struct {
 	Name, Value string
 }
 
+// LabelValue returns the value of the label name in lbls and whether it is
+// there.
+func LabelValue(lbls []Label, name string) (string, bool) {
+	for i := range lbls {
+		if lbls[i].Name == name {
+			return lbls[i].Value, true
+		}
+	}
+	return "", false
+}
+
 // Metadata is what remote-write 2.0 says about a series' metric.
 type Metadata struct {
 	Type, Help, Unit string

@@ -9,6 +9,7 @@ import (
 
 	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/internal/wire"
 )
 
 // State records on augur.state.
@@ -152,65 +153,6 @@ func (sh *shard) appendMeta(b []byte) []byte {
 	return binary.AppendVarint(b, sh.nextSweep)
 }
 
-// stateReader decodes the fields of a state value.
-type stateReader struct {
-	b   []byte
-	err error
-}
-
-func (r *stateReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errBadState
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *stateReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errBadState
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *stateReader) f64() float64 {
-	if len(r.b) < 8 {
-		r.err = errBadState
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
-	r.b = r.b[8:]
-	return v
-}
-
-func (r *stateReader) bytes(n int) []byte {
-	if n < 0 || len(r.b) < n {
-		r.err = errBadState
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-// blob reads a uvarint length and that many bytes.
-func (r *stateReader) blob() []byte {
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
-		r.err = errBadState
-		return nil
-	}
-	return r.bytes(int(n))
-}
-
-// str reads a string written by appendString.
-func (r *stateReader) str() string { return string(r.blob()) }
-
 // apply restores one state record (in offset order) into the shard. Records
 // of rules that no longer exist are ignored: their state warms up again.
 func (sh *shard) apply(key, value []byte) error {
@@ -235,22 +177,22 @@ func (sh *shard) apply(key, value []byte) error {
 		}
 		row := sh.create(k, tenant, lbls, "")
 		sh.stats.created--
-		r := stateReader{b: value[1:]}
-		sh.lastTs[row] = r.varint()
-		sh.lastV[row] = r.f64()
-		fl := r.bytes(1)
-		if r.err != nil {
-			return r.err
+		r := wire.NewReader(value[1:])
+		sh.lastTs[row] = r.Varint()
+		sh.lastV[row] = r.Float64()
+		fl := r.Bytes(1)
+		if r.Err() != nil {
+			return r.Err()
 		}
 		sh.flags[row] = fl[0] &^ fDirty
-		if len(r.b) > 0 {
-			n := r.bytes(2)
-			if r.err != nil {
-				return r.err
+		if len(r.Rest()) > 0 {
+			n := r.Bytes(2)
+			if r.Err() != nil {
+				return r.Err()
 			}
-			ds := r.bytes(int(binary.LittleEndian.Uint16(n)))
-			if r.err != nil {
-				return r.err
+			ds := r.Bytes(int(binary.LittleEndian.Uint16(n)))
+			if r.Err() != nil {
+				return r.Err()
 			}
 			if d := sh.det[row]; d != nil {
 				if err := d.UnmarshalBinary(ds); err != nil {
@@ -277,38 +219,39 @@ func (sh *shard) apply(key, value []byte) error {
 			gi = sh.newGroup(k, ri, tenant)
 		}
 		g := sh.groups[gi]
-		r := stateReader{b: value[1:]}
-		n := r.uvarint()
+		r := wire.NewReader(value[1:])
+		n := r.Uvarint()
 		if n > 1<<20 {
 			return errBadState
 		}
 		g.windows = g.windows[:0]
 		for range n {
-			g.windows = append(g.windows, window{start: r.varint(), sum: r.f64()})
+			g.windows = append(g.windows, window{start: r.Varint(), sum: r.Float64()})
 		}
-		g.last = int32(r.varint())
-		nr := r.uvarint()
+		g.last = int32(r.Varint())
+		nr := r.Uvarint()
 		if nr > scaling.MaxWindow {
 			return errBadState
 		}
 		window := make([]scaling.WindowEntry, 0, nr)
 		for range nr {
-			window = append(window, scaling.WindowEntry{At: r.varint(), Recommend: int32(r.varint()), Hold: int32(r.varint())})
+			window = append(window, scaling.WindowEntry{At: r.Varint(), Recommend: int32(r.Varint()), Hold: int32(r.Varint())})
 		}
-		fc := r.blob()
-		g.nextClose = r.varint()
-		det := r.blob()
-		if r.err != nil {
-			return r.err
+		fc := r.Blob()
+		g.nextClose = r.Varint()
+		det := r.Blob()
+		if r.Err() != nil {
+			return r.Err()
 		}
 		// Without the flags byte (an older record), a group with state has
 		// closed a window.
-		g.opened = len(r.b) == 0 || r.b[0]&groupOpened != 0
+		rest := r.Rest()
+		g.opened = len(rest) == 0 || rest[0]&groupOpened != 0
 		var lastDown int64
-		if len(r.b) > 1 {
-			r.b = r.b[1:]
-			if lastDown = r.varint(); r.err != nil {
-				return r.err
+		if len(rest) > 1 {
+			r.Bytes(1)
+			if lastDown = r.Varint(); r.Err() != nil {
+				return r.Err()
 			}
 		}
 		if g.fc != nil {
@@ -331,11 +274,11 @@ func (sh *shard) apply(key, value []byte) error {
 		if len(value) == 0 {
 			return nil
 		}
-		r := stateReader{b: value[1:]}
-		sh.maxTs = r.varint()
-		sh.nextSweep = r.varint()
-		if r.err != nil {
-			return r.err
+		r := wire.NewReader(value[1:])
+		sh.maxTs = r.Varint()
+		sh.nextSweep = r.Varint()
+		if r.Err() != nil {
+			return r.Err()
 		}
 		sh.hasMax = true
 	default:

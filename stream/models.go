@@ -6,52 +6,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/augur-ops/augur/detectors"
 	"github.com/augur-ops/augur/detectors/anomaly"
 	"github.com/augur-ops/augur/detectors/gpu"
 	"github.com/augur-ops/augur/detectors/grayfailure"
 	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/models/bank"
-	"github.com/augur-ops/augur/proto"
 )
 
 // Point is one accepted sample of a series a group rule selects, as a
-// GroupDetector sees it.
-type Point struct {
-	// Labels are the series labels sorted by name; the slice is valid only
-	// during Observe (the strings may be kept).
-	Labels []proto.Label
-	// Ts is the event time, unix milliseconds.
-	Ts int64
-	// Value is the sample value.
-	Value float64
-	// Rate is the per-second rate of a counter since its previous sample
-	// (reset-corrected); NaN for gauges and for a counter's first sample.
-	Rate float64
-	// Increase is the counter's increase since its previous sample
-	// (reset-corrected); NaN when Rate is.
-	Increase float64
-}
+// GroupDetector sees it (detectors.Point).
+type Point = detectors.Point
 
-// GroupDetector judges one gray-failure or GPU group: the series a rule
-// selects for one tenant and group-by values, which routing brings to one
-// partition. The stream feeds it every accepted sample of those series, in
-// per-series event-time order, and closes a window (the rule's window) each
-// time the partition watermark passes its end. Implementations know nothing
-// of Kafka; the stream signs what they return and checkpoints their state
-// in the transaction that carries their decisions.
-type GroupDetector interface {
-	// Observe feeds one sample and returns the decisions it leads to at
-	// once (unsigned; nil for none), e.g. a GPU that fell off the bus.
-	Observe(p *Point) []*proto.Decision
-	// Close ends the window ending at end (unix ms) and returns the
-	// decisions it leads to (unsigned; nil for none).
-	Close(end int64) []*proto.Decision
-	// AppendBinary appends the detector state for a checkpoint.
-	AppendBinary(dst []byte) ([]byte, error)
-	// UnmarshalBinary restores state written by AppendBinary.
-	UnmarshalBinary(b []byte) error
-}
+// GroupDetector judges one gray-failure or GPU group (detectors.Group).
+type GroupDetector = detectors.Group
 
 // NewGroupDetector makes the detector of a new gray-failure or GPU group.
 // rule is the whole rule (its GrayFailure or GPU section is set); groupVals
@@ -165,6 +134,11 @@ func validateModels(set *rules.Set) error {
 	return errors.Join(errs...)
 }
 
+// newGrayGroup is the group detector of a gray_failure rule.
+func newGrayGroup(r *rules.Rule, tenant string) (*grayfailure.Group, error) {
+	return grayfailure.NewGroup(grayConfig(r, tenant), r.GrayFailure.ZoneLabel, r.GrayFailure.InstanceLabel)
+}
+
 // grayConfig maps a gray_failure rule to detectors/grayfailure (see
 // internal/rules/README.md for the mapping).
 func grayConfig(r *rules.Rule, tenant string) grayfailure.Config {
@@ -198,15 +172,9 @@ func gpuConfig(r *rules.Rule, tenant string) gpu.Config {
 	return gpu.Config{Rule: r.Name, Tenant: tenant, TaintKey: g.TaintKey, CordonOnFault: g.Cordon}
 }
 
-// gpuCounter reports whether a DCGM (or companion) series is a counter the
-// GPU detector wants as a per-second rate, whatever its metadata says
-// (DCGM's counters end in _TOTAL or have no suffix at all).
-func gpuCounter(name string) bool {
-	switch m, _ := gpu.Lookup(name); m {
-	case gpu.MetricECCDBE, gpu.MetricThermalViolation, gpu.MetricPowerViolation, gpu.MetricNetRx:
-		return true
-	}
-	return false
+// newGPUGroup is the group detector of a gpu rule.
+func newGPUGroup(r *rules.Rule, tenant string, groupVals []string) (*gpu.Group, error) {
+	return gpu.NewGroup(gpuConfig(r, tenant), jobName(groupVals), r.GPU.StepTimeMetric, r.GPU.WorkerLabel)
 }
 
 // jobName is the GPU detector's job of a group: its group_by values.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/augur-ops/augur/detectors"
 	"github.com/augur-ops/augur/detectors/anomaly"
 	"github.com/augur-ops/augur/detectors/gpu"
 	"github.com/augur-ops/augur/detectors/scaling"
@@ -73,9 +74,11 @@ type shard struct {
 	stats  shardStats
 
 	// Scratch buffers reused across blocks.
-	lbls []proto.Label
-	kbuf []byte
-	pt   Point
+	lbls  []proto.Label
+	klbls []proto.Label // labels of row klRow parsed from its key (keyLabels)
+	klRow int32
+	kbuf  []byte
+	pt    Point
 }
 
 // shardStats counts what a shard did since the counters were last read.
@@ -228,7 +231,7 @@ func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType st
 			counter = true // scaling aggregates sum of rates
 		case rules.KindGPU:
 			gpuRule = true
-			counter = counter || gpuCounter(name)
+			counter = counter || gpu.Counter(name)
 		}
 		gk := string(set.GroupKey(nil, ri, tenant, lbls))
 		gi, ok := sh.groupIndex[gk]
@@ -260,6 +263,7 @@ func (sh *shard) newGroup(key string, rule int, tenant string) int32 {
 // samples applies the samples of one series. wm is the watermark at the
 // start of the record: samples before it are late.
 func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
+	sh.klRow = -1 // rows are reused after a sweep: parse the key again
 	// A retried remote-write request resends every sample of the series:
 	// when the samples include the last one applied exactly, the older ones
 	// in front of it are duplicates too, not late.
@@ -341,7 +345,7 @@ func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
 
 // add counts an increase d at time t into its window.
 func (g *group) add(t int64, d float64, w int64) {
-	start := floorDiv(t, w) * w
+	start := detectors.WindowStart(t, w)
 	n := len(g.windows)
 	if n > 0 && g.windows[n-1].start == start {
 		g.windows[n-1].sum += d
@@ -360,14 +364,6 @@ func (g *group) add(t int64, d float64, w int64) {
 		g.windows[i] = window{start: start, sum: d}
 	}
 	g.dirty = true
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 // advance closes the windows the watermark has passed and sweeps idle
@@ -405,23 +401,39 @@ func (sh *shard) advance() {
 func (sh *shard) observe(g *group, row int32, t int64, v, rate, inc float64) {
 	if g.nextClose == 0 {
 		w := sh.env.windowMs(g.rule)
-		g.nextClose = floorDiv(t, w)*w + w
+		g.nextClose = detectors.WindowStart(t, w) + w
 	}
-	var ok bool
-	_, sh.lbls, ok = parseSeriesKey(sh.keys[row], sh.lbls[:0])
-	if ok {
-		sh.pt = Point{Labels: sh.lbls, Ts: t, Value: v, Rate: rate, Increase: inc}
+	if lbls := sh.keyLabels(row); lbls != nil {
+		sh.pt = Point{Labels: lbls, Ts: t, Value: v, Rate: rate, Increase: inc}
 		sh.out = append(sh.out, sh.env.groupDecisions(g, g.det.Observe(&sh.pt))...)
 		sh.pt.Labels = nil
 	}
 	g.dirty = true
 }
 
+// keyLabels returns the labels of row parsed from its series key, once per
+// samples call (nil for a key that does not parse). The strings alias the
+// key, which the shard keeps, so a detector may keep them; the block's
+// labels are only valid until the next block.
+func (sh *shard) keyLabels(row int32) []proto.Label {
+	if sh.klRow != row {
+		var ok bool
+		_, sh.klbls, ok = parseSeriesKey(sh.keys[row], sh.klbls[:0])
+		if !ok {
+			sh.klbls = sh.klbls[:0]
+		}
+		sh.klRow = row
+	}
+	if len(sh.klbls) == 0 {
+		return nil
+	}
+	return sh.klbls
+}
+
 // gpuBlank reports whether v is a DCGM blank value for the series' metric
 // (only called for values at or above the smaller sentinel).
 func (sh *shard) gpuBlank(row int32, v float64) bool {
-	_, sh.lbls, _ = parseSeriesKey(sh.keys[row], sh.lbls[:0])
-	name, _ := labelValue(sh.lbls, "__name__")
+	name, _ := proto.LabelValue(sh.keyLabels(row), "__name__")
 	return gpu.Blank(name, v)
 }
 

@@ -661,7 +661,7 @@ func (s *Set) GroupBy(i int) []string { return s.compiled[i].groupBy }
 // gpu) that selects the series, or -1. lbls must be sorted by name.
 func (s *Set) Match(tenant string, lbls []Label) int {
 	best := -1
-	if name, ok := value(lbls, model.MetricNameLabel); ok {
+	if name, ok := proto.LabelValue(lbls, model.MetricNameLabel); ok {
 		for _, i := range s.byName[name] {
 			if s.matches(i, tenant, lbls) {
 				best = i
@@ -685,7 +685,7 @@ func (s *Set) Match(tenant string, lbls []Label) int {
 // series, or -1. lbls must be sorted by name.
 func (s *Set) MatchWatch(tenant string, lbls []Label) int {
 	best := -1
-	if name, ok := value(lbls, model.MetricNameLabel); ok {
+	if name, ok := proto.LabelValue(lbls, model.MetricNameLabel); ok {
 		for _, i := range s.watchByName[name] {
 			if s.matches(i, tenant, lbls) {
 				best = i
@@ -710,22 +710,12 @@ func (s *Set) matches(i int, tenant string, lbls []Label) bool {
 		return false
 	}
 	for _, m := range s.compiled[i].matchers {
-		v, _ := value(lbls, m.Name)
+		v, _ := proto.LabelValue(lbls, m.Name)
 		if !m.Matches(v) {
 			return false
 		}
 	}
 	return true
-}
-
-// value returns the value of label name in lbls ("" when absent).
-func value(lbls []Label, name string) (string, bool) {
-	for i := range lbls {
-		if lbls[i].Name == name {
-			return lbls[i].Value, true
-		}
-	}
-	return "", false
 }
 
 // Separators of the routing key. Label names and values are UTF-8, so 0xff
@@ -775,7 +765,7 @@ func (s *Set) GroupKey(dst []byte, rule int, tenant string, lbls []Label) []byte
 	dst = append(dst, sepField)
 	dst = append(dst, s.rules[rule].Name...)
 	for _, g := range s.compiled[rule].groupBy {
-		v, _ := value(lbls, g)
+		v, _ := proto.LabelValue(lbls, g)
 		dst = append(dst, sepField)
 		dst = append(dst, v...)
 	}

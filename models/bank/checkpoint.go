@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/augur-ops/augur/internal/wire"
 	"github.com/augur-ops/augur/models"
-	"github.com/augur-ops/augur/models/internal/wire"
 )
 
 // checkpointMagic and checkpointVersion start every checkpoint.

@@ -11,8 +11,8 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/augur-ops/augur/internal/wire"
 	"github.com/augur-ops/augur/models"
-	"github.com/augur-ops/augur/models/internal/wire"
 )
 
 // MaxSeasons is the number of seasonalities a model can carry.

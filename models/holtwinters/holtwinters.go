@@ -9,8 +9,8 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/augur-ops/augur/internal/wire"
 	"github.com/augur-ops/augur/models"
-	"github.com/augur-ops/augur/models/internal/wire"
 )
 
 // Params are the smoothing weights per step.

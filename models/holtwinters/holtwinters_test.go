@@ -7,8 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/augur-ops/augur/internal/wire"
 	"github.com/augur-ops/augur/models"
-	"github.com/augur-ops/augur/models/internal/wire"
 )
 
 // TestHoltMatchesPrometheus compares with double_exponential_smoothing of

@@ -7,8 +7,8 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/augur-ops/augur/internal/wire"
 	"github.com/augur-ops/augur/models"
-	"github.com/augur-ops/augur/models/internal/wire"
 )
 
 // Naive is a seasonal naive forecaster. The season is kept in

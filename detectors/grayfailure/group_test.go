@@ -1,11 +1,12 @@
-package stream
+package grayfailure
 
 import (
 	"fmt"
-	"strings"
+	"sort"
 	"testing"
+	"time"
 
-	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/detectors"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -15,18 +16,11 @@ import (
 // reporting leaves its window to the watermark's Close. A shift decided on
 // a window comes at that moment, from Observe.
 func TestGrayWindowClosesOnNextScrape(t *testing.T) {
-	set, err := rules.Parse(strings.NewReader(`rules:
-- name: zones
-  gray_failure:
-    selector: 'http_requests_total{service="web"}'
-    zone_label: zone
-    resource_arn: ` + lbArn + `
-    window: 15s
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := newGrayGroup(set.Rule(0), "")
+	// The configuration a gray_failure rule with a 15 s window and the
+	// rules' defaults maps to.
+	cfg := Config{Rule: "zones", Resource: "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/1",
+		Step: 15 * time.Second, MinInstances: 2, MinRequests: 50, FalseAlarmDays: 90, ShiftExpiry: 30 * time.Minute}
+	g, err := NewGroup(cfg, "zone", "instance")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +40,7 @@ func TestGrayWindowClosesOnNextScrape(t *testing.T) {
 					code string
 					inc  float64
 				}{{"200", 6000}, {"500", errs(z)}} {
-					p := Point{Labels: lbl("__name__", "http_requests_total", "code", c.code, "instance", inst, "service", "web", "zone", fmt.Sprintf("use1-az%d", z+1)),
+					p := detectors.Point{Labels: labelsOf("__name__", "http_requests_total", "code", c.code, "instance", inst, "service", "web", "zone", fmt.Sprintf("use1-az%d", z+1)),
 						Ts: ts, Value: 0, Increase: c.inc}
 					out = append(out, g.Observe(&p)...)
 				}
@@ -90,4 +84,14 @@ func TestGrayWindowClosesOnNextScrape(t *testing.T) {
 	if len(g.wins) != 1 {
 		t.Fatalf("%d windows open after Close, want 1", len(g.wins))
 	}
+}
+
+// labelsOf returns name/value pairs as labels sorted by name.
+func labelsOf(kv ...string) []proto.Label {
+	var out []proto.Label
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, proto.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

@@ -1,6 +1,8 @@
-// Package wire is the little-endian binary encoding shared by the model
-// checkpoints: append-style writers and a reader that remembers its first
-// error, so decoders stay linear and never panic on short or hostile input.
+// Package wire is the binary encoding of augur's checkpoints (the models',
+// the stream's state records, the group detectors'): append-style writers
+// (fixed 8-byte little-endian numbers, varints, length-prefixed bytes) and
+// a reader that remembers its first error, so decoders stay linear and
+// never panic on short or hostile input.
 package wire
 
 import (
@@ -123,3 +125,70 @@ func (r *Reader) Fail(err error) {
 		r.err = err
 	}
 }
+
+// AppendBlob appends len(b) as a uvarint and then b.
+func AppendBlob(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+// AppendString appends s as AppendBlob does.
+func AppendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// Varint reads a varint (binary.AppendVarint).
+func (r *Reader) Varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = ErrShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// Uvarint reads a uvarint (binary.AppendUvarint).
+func (r *Reader) Uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = ErrShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// Bytes reads n bytes (not copied).
+func (r *Reader) Bytes(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || len(r.b) < n {
+		r.err = ErrShort
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// Blob reads what AppendBlob wrote (not copied).
+func (r *Reader) Blob() []byte {
+	n := r.Uvarint()
+	if r.err == nil && n > uint64(len(r.b)) {
+		r.err = ErrShort
+		return nil
+	}
+	return r.Bytes(int(n))
+}
+
+// Str reads what AppendString wrote.
+func (r *Reader) Str() string { return string(r.Blob()) }

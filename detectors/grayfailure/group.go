@@ -1,29 +1,32 @@
-package stream
+package grayfailure
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
-	"github.com/augur-ops/augur/detectors/grayfailure"
-	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/detectors"
+	"github.com/augur-ops/augur/internal/wire"
 	"github.com/augur-ops/augur/proto"
 )
 
-// grayGroup adapts detectors/grayfailure to GroupDetector: it builds each
-// zone's statistics per window from the samples (see "Gray-failure
-// signals" in internal/rules/README.md) and calls Update when a window
-// closes.
-type grayGroup struct {
-	rule     *rules.GrayFailure
-	det      *grayfailure.Detector
-	step     int64 // ms
-	wins     []grayWindow
-	stats    []grayfailure.ZoneStats // scratch for Close
-	bucketsc []bucket                // scratch for p99
+// Group is a Detector fed as a detectors.Group: it builds each zone's
+// statistics per window from the raw samples the stream hands it (see
+// "Gray-failure signals" in internal/rules/README.md: which series feed
+// which signal, by name) and calls Update when a window closes.
+type Group struct {
+	zoneLabel, instanceLabel string
+	det                      *Detector
+	step                     int64 // ms
+	wins                     []grayWindow
+	stats                    []ZoneStats // scratch for Close
+	bucketsc                 []bucket    // scratch for p99
 }
 
 // grayWindow is the open aggregation of one window.
@@ -54,12 +57,15 @@ type bucket struct {
 	count float64
 }
 
-func newGrayGroup(r *rules.Rule, tenant string) (*grayGroup, error) {
-	d, err := grayfailure.New(grayConfig(r, tenant))
+// NewGroup returns the Group of a Detector configured by cfg (its Step is
+// the window) over series whose zone is the label zoneLabel and whose
+// instances are counted by instanceLabel (by pod when a series lacks it).
+func NewGroup(cfg Config, zoneLabel, instanceLabel string) (*Group, error) {
+	d, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &grayGroup{rule: r.GrayFailure, det: d, step: r.GrayFailure.Window.Milliseconds()}, nil
+	return &Group{zoneLabel: zoneLabel, instanceLabel: instanceLabel, det: d, step: d.cfg.Step.Milliseconds()}, nil
 }
 
 // Signal kinds of gray-failure series.
@@ -88,7 +94,7 @@ func graySignal(name string, lbls []proto.Label) int {
 	case name == "probe_success":
 		return gsProbe
 	case strings.HasSuffix(name, "_bucket"):
-		if _, ok := labelValue(lbls, "le"); ok {
+		if _, ok := proto.LabelValue(lbls, "le"); ok {
 			return gsBucket
 		}
 		return gsNone
@@ -104,7 +110,7 @@ func graySignal(name string, lbls []proto.Label) int {
 	case strings.Contains(name, "loss"):
 		return gsLossGauge
 	}
-	if q, ok := labelValue(lbls, "quantile"); ok {
+	if q, ok := proto.LabelValue(lbls, "quantile"); ok {
 		if q == "0.99" {
 			return gsP99Gauge
 		}
@@ -116,33 +122,24 @@ func graySignal(name string, lbls []proto.Label) int {
 	return gsNone
 }
 
-func labelValue(lbls []proto.Label, name string) (string, bool) {
-	for i := range lbls {
-		if lbls[i].Name == name {
-			return lbls[i].Value, true
-		}
-	}
-	return "", false
-}
-
-// Observe implements GroupDetector.
-func (g *grayGroup) Observe(p *Point) []*proto.Decision {
-	zone, ok := labelValue(p.Labels, g.rule.ZoneLabel)
+// Observe implements detectors.Group.
+func (g *Group) Observe(p *detectors.Point) []*proto.Decision {
+	zone, ok := proto.LabelValue(p.Labels, g.zoneLabel)
 	if !ok || zone == "" {
 		return nil
 	}
-	name, _ := labelValue(p.Labels, "__name__")
+	name, _ := proto.LabelValue(p.Labels, "__name__")
 	sig := graySignal(name, p.Labels)
 	if sig == gsNone {
 		return nil
 	}
-	z := g.zone(floorDiv(p.Ts, g.step)*g.step, zone)
-	inst, ok := labelValue(p.Labels, g.rule.InstanceLabel)
+	z := g.zone(detectors.WindowStart(p.Ts, g.step), zone)
+	inst, ok := proto.LabelValue(p.Labels, g.instanceLabel)
 	if !ok {
-		inst, _ = labelValue(p.Labels, "pod")
+		inst, _ = proto.LabelValue(p.Labels, "pod")
 	}
 	var ds []*proto.Decision
-	if !containsString(z.instances, inst) {
+	if !slices.Contains(z.instances, inst) {
 		z.instances = append(z.instances, inst)
 		ds = g.closeEarly()
 	}
@@ -152,7 +149,7 @@ func (g *grayGroup) Observe(p *Point) []*proto.Decision {
 	switch sig {
 	case gsBucket:
 		if counter {
-			le, _ := labelValue(p.Labels, "le")
+			le, _ := proto.LabelValue(p.Labels, "le")
 			if b, err := strconv.ParseFloat(le, 64); err == nil {
 				z.addBucket(b, inc)
 			}
@@ -173,9 +170,9 @@ func (g *grayGroup) Observe(p *Point) []*proto.Decision {
 		if counter {
 			z.requests += inc
 			z.hasRequests = true
-			if c, ok := labelValue(p.Labels, "code"); ok && strings.HasPrefix(c, "5") {
+			if c, ok := proto.LabelValue(p.Labels, "code"); ok && strings.HasPrefix(c, "5") {
 				z.errors += inc
-			} else if c, ok := labelValue(p.Labels, "status"); ok && strings.HasPrefix(c, "5") {
+			} else if c, ok := proto.LabelValue(p.Labels, "status"); ok && strings.HasPrefix(c, "5") {
 				z.errors += inc
 			}
 		}
@@ -220,7 +217,7 @@ func (g *grayGroup) Observe(p *Point) []*proto.Decision {
 // early that still arrives is not counted (it would be dropped as late
 // after the watermark close too, a little later). The watermark's Close
 // remains for windows an instance stops reporting in.
-func (g *grayGroup) closeEarly() []*proto.Decision {
+func (g *Group) closeEarly() []*proto.Decision {
 	var out []*proto.Decision
 	for len(g.wins) >= 2 && g.complete(&g.wins[0]) {
 		out = append(out, g.judge(g.wins[0].start+g.step, 1)...)
@@ -229,7 +226,7 @@ func (g *grayGroup) closeEarly() []*proto.Decision {
 }
 
 // complete reports whether every instance of w reported in a later window.
-func (g *grayGroup) complete(w *grayWindow) bool {
+func (g *Group) complete(w *grayWindow) bool {
 	for i := range w.zones {
 		for _, inst := range w.zones[i].instances {
 			seen := false
@@ -238,7 +235,7 @@ func (g *grayGroup) complete(w *grayWindow) bool {
 					continue
 				}
 				for k := range g.wins[j].zones {
-					if g.wins[j].zones[k].zone == w.zones[i].zone && containsString(g.wins[j].zones[k].instances, inst) {
+					if g.wins[j].zones[k].zone == w.zones[i].zone && slices.Contains(g.wins[j].zones[k].instances, inst) {
 						seen = true
 						break
 					}
@@ -257,17 +254,8 @@ func (g *grayGroup) complete(w *grayWindow) bool {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-func containsString(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // zone returns the accumulator of zone in the window starting at start.
-func (g *grayGroup) zone(start int64, zone string) *zoneAcc {
+func (g *Group) zone(start int64, zone string) *zoneAcc {
 	i := len(g.wins)
 	for i > 0 && g.wins[i-1].start > start {
 		i--
@@ -285,7 +273,7 @@ func (g *grayGroup) zone(start int64, zone string) *zoneAcc {
 			return &w.zones[j]
 		}
 	}
-	if len(w.zones) >= grayfailure.MaxZones {
+	if len(w.zones) >= MaxZones {
 		// The detector ignores zones beyond MaxZones; so does the
 		// aggregation, which keeps a hostile label from growing the state.
 		return &zoneAcc{}
@@ -309,9 +297,9 @@ func (z *zoneAcc) addBucket(le, inc float64) {
 	}
 }
 
-// Close implements GroupDetector: the window ending at end is turned into
+// Close implements detectors.Group: the window ending at end is turned into
 // zone statistics and judged.
-func (g *grayGroup) Close(end int64) []*proto.Decision {
+func (g *Group) Close(end int64) []*proto.Decision {
 	n := 0
 	for n < len(g.wins) && g.wins[n].start <= end-g.step {
 		n++
@@ -321,7 +309,7 @@ func (g *grayGroup) Close(end int64) []*proto.Decision {
 
 // judge drops the first n open windows and judges the one of them ending at
 // end (the detector ignores a window it has judged already).
-func (g *grayGroup) judge(end int64, n int) []*proto.Decision {
+func (g *Group) judge(end int64, n int) []*proto.Decision {
 	start := end - g.step
 	g.stats = g.stats[:0]
 	for i := range n {
@@ -334,12 +322,12 @@ func (g *grayGroup) judge(end int64, n int) []*proto.Decision {
 	g.wins = append(g.wins[:0], g.wins[n:]...)
 	// Zones in a fixed order so that equal inputs give equal decisions.
 	sort.Slice(g.stats, func(i, j int) bool { return g.stats[i].Zone < g.stats[j].Zone })
-	return g.det.Update(unixMs(end), g.stats)
+	return g.det.Update(time.UnixMilli(end), g.stats)
 }
 
 // zoneStats turns a zone's accumulator into the detector's statistics.
-func (g *grayGroup) zoneStats(z *zoneAcc) grayfailure.ZoneStats {
-	s := grayfailure.ZoneStats{
+func (g *Group) zoneStats(z *zoneAcc) ZoneStats {
+	s := ZoneStats{
 		Zone:         z.zone,
 		Instances:    len(z.instances),
 		Errors:       z.errors + z.probeFails,
@@ -414,12 +402,18 @@ func histogramQuantile(q float64, bs []bucket) float64 {
 	return lo + (bs[i].le-lo)*(rank-below)/in
 }
 
+// errGroupState is a Group checkpoint that does not decode.
+var errGroupState = errors.New("gray-failure group state: bad record")
+
+// maxOpenWindows bounds the open windows a Group checkpoint may hold.
+const maxOpenWindows = 1 << 10
+
 // grayStateVersion versions the adapter's checkpoint.
 const grayStateVersion = 1
 
-// AppendBinary implements GroupDetector: the detector's state, then the open
+// AppendBinary implements detectors.Group: the detector's state, then the open
 // windows.
-func (g *grayGroup) AppendBinary(b []byte) ([]byte, error) {
+func (g *Group) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, grayStateVersion)
 	det, err := g.det.AppendBinary(nil)
 	if err != nil {
@@ -433,10 +427,10 @@ func (g *grayGroup) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(w.zones)))
 		for i := range w.zones {
 			z := &w.zones[i]
-			b = appendString(b, z.zone)
+			b = wire.AppendString(b, z.zone)
 			b = binary.AppendUvarint(b, uint64(len(z.instances)))
 			for _, s := range z.instances {
-				b = appendString(b, s)
+				b = wire.AppendString(b, s)
 			}
 			hr := byte(0)
 			if z.hasRequests {
@@ -462,67 +456,62 @@ func (z *zoneAcc) floats() [15]*float64 {
 		&z.gaugeLat, &z.gaugeLatN, &z.latMax, &z.p99Gauge, &z.p99GaugeN, &z.loss, &z.lossN, &z.retrans, &z.outSegs}
 }
 
-// UnmarshalBinary implements GroupDetector.
-func (g *grayGroup) UnmarshalBinary(b []byte) error {
-	r := stateReader{b: b}
-	if v := r.bytes(1); r.err != nil || v[0] != grayStateVersion {
-		return errBadState
+// UnmarshalBinary implements detectors.Group.
+func (g *Group) UnmarshalBinary(b []byte) error {
+	r := wire.NewReader(b)
+	if v := r.Bytes(1); r.Err() != nil || v[0] != grayStateVersion {
+		return errGroupState
 	}
-	det := r.blob()
-	if r.err != nil {
-		return r.err
+	det := r.Blob()
+	if r.Err() != nil {
+		return r.Err()
 	}
-	nw := r.uvarint()
-	if nw > maxEmptyWindows+1<<10 {
-		return errBadState
+	nw := r.Uvarint()
+	if nw > maxOpenWindows {
+		return errGroupState
 	}
 	var wins []grayWindow
 	for range nw {
-		w := grayWindow{start: r.varint()}
-		nz := r.uvarint()
-		if nz > grayfailure.MaxZones {
-			return errBadState
+		w := grayWindow{start: r.Varint()}
+		nz := r.Uvarint()
+		if nz > MaxZones {
+			return errGroupState
 		}
 		for range nz {
-			z := zoneAcc{zone: r.str()}
-			ni := r.uvarint()
-			if ni > uint64(len(r.b)) {
-				return errBadState
+			z := zoneAcc{zone: r.Str()}
+			ni := r.Uvarint()
+			if ni > uint64(len(r.Rest())) {
+				return errGroupState
 			}
 			for range ni {
-				z.instances = append(z.instances, r.str())
+				z.instances = append(z.instances, r.Str())
 			}
-			if hr := r.bytes(1); r.err == nil {
+			if hr := r.Bytes(1); r.Err() == nil {
 				z.hasRequests = hr[0] == 1
 			}
 			for _, f := range z.floats() {
-				*f = r.f64()
+				*f = r.Float64()
 			}
-			nb := r.uvarint()
+			nb := r.Uvarint()
 			if nb > maxBuckets {
-				return errBadState
+				return errGroupState
 			}
 			for range nb {
-				z.buckets = append(z.buckets, bucket{le: r.f64(), count: r.f64()})
+				z.buckets = append(z.buckets, bucket{le: r.Float64(), count: r.Float64()})
 			}
-			if r.err != nil {
-				return r.err
+			if r.Err() != nil {
+				return r.Err()
 			}
 			w.zones = append(w.zones, z)
 		}
 		wins = append(wins, w)
 	}
-	if r.err != nil || len(r.b) != 0 {
-		return errBadState
+	if r.Err() != nil || len(r.Rest()) != 0 {
+		return errGroupState
 	}
 	if err := g.det.UnmarshalBinary(det); err != nil {
 		return err
 	}
 	g.wins = wins
 	return nil
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }
