@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/augur-ops/augur/bench/loadgen"
 	"github.com/augur-ops/augur/ingest/remotewrite"
+	"github.com/augur-ops/augur/internal/loadgen"
 	"github.com/augur-ops/augur/internal/rules"
 )
 

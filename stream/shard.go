@@ -185,7 +185,7 @@ func (sh *shard) create(key, tenant string, lbls []proto.Label, metricType strin
 	sh.lblBytes += len(key)
 	sh.lastTs = append(sh.lastTs, math.MinInt64)
 	sh.lastV = append(sh.lastV, 0)
-	g, w, counter, gpuRule := sh.bind(key, tenant, lbls, metricType)
+	g, w, counter, gpuRule := sh.bind(tenant, lbls, metricType)
 	var f uint8
 	if counter {
 		f |= fCounter
@@ -207,7 +207,7 @@ func (sh *shard) create(key, tenant string, lbls []proto.Label, metricType strin
 
 // bind matches a series against the rules: its workload group, its anomaly
 // watch and whether it is a counter.
-func (sh *shard) bind(_ string, tenant string, lbls []proto.Label, metricType string) (g, w int32, counter, gpuRule bool) {
+func (sh *shard) bind(tenant string, lbls []proto.Label, metricType string) (g, w int32, counter, gpuRule bool) {
 	set := sh.env.rules
 	g, w = -1, -1
 	name := ""

@@ -40,8 +40,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/augur-ops/augur/bench/loadgen"
 	"github.com/augur-ops/augur/ingest"
+	"github.com/augur-ops/augur/internal/loadgen"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/stream"
 )

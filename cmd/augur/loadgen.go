@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/augur-ops/augur/bench/loadgen"
+	"github.com/augur-ops/augur/internal/loadgen"
 )
 
 func init() {

@@ -402,22 +402,6 @@ func TestUpdateAllocs(t *testing.T) {
 	}
 }
 
-func TestUpdateBatchMatchesUpdate(t *testing.T) {
-	d := mustNew(t, Config{})
-	ts, a := synth(1000, 700, 30, 8)
-	_, b := synth(1000, 300, -30, 9)
-	states := make([]State, 2)
-	var ref [2]State
-	idx := []int32{0, 1}
-	out := make([]Result, 2)
-	for i := range ts {
-		d.UpdateBatch(states, idx, []int64{ts[i], ts[i]}, []float64{a[i], b[i]}, out)
-		if ra, rb := d.Update(&ref[0], ts[i], a[i]), d.Update(&ref[1], ts[i], b[i]); out[0] != ra || out[1] != rb {
-			t.Fatalf("row %d: batch %+v, single %+v %+v", i, out, ra, rb)
-		}
-	}
-}
-
 func BenchmarkUpdate(b *testing.B) {
 	d := mustNew(b, Config{})
 	ts, vs := synth(4096, 3000, 30, 10)
@@ -429,31 +413,4 @@ func BenchmarkUpdate(b *testing.B) {
 		i++
 	}
 	_ = ts
-}
-
-// BenchmarkUpdateBatch scores a block of 1024 series with one sample each,
-// the stream's shape: states contiguous in one slice.
-func BenchmarkUpdateBatch(b *testing.B) {
-	d := mustNew(b, Config{})
-	const n = 1024
-	states := make([]State, n)
-	idx := make([]int32, n)
-	ts := make([]int64, n)
-	vs := make([]float64, n)
-	out := make([]Result, n)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	step := int64(0)
-	b.ReportAllocs()
-	for b.Loop() {
-		step++
-		for i := range ts {
-			ts[i] = step
-			vs[i] = r.NormFloat64()
-		}
-		d.UpdateBatch(states, idx, ts, vs, out)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 }

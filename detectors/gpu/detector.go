@@ -263,7 +263,6 @@ type Detector struct {
 	pods     map[string]podRx
 	jobs     map[string]*job
 	lastTick int64
-	dropped  uint64
 	scratch  []float64
 }
 
@@ -279,9 +278,6 @@ func New(cfg Config) (*Detector, error) {
 // Config returns the validated configuration.
 func (d *Detector) Config() Config { return d.cfg }
 
-// Dropped is the number of samples ignored because MaxMembers was reached.
-func (d *Detector) Dropped() uint64 { return d.dropped }
-
 func (d *Detector) jobOf(name string) *job {
 	j := d.jobs[name]
 	if j == nil {
@@ -295,7 +291,6 @@ func (d *Detector) gpu(s *Sample) *gpuState {
 	i, ok := d.gpuIdx[gpuKey{s.Node, s.GPU}]
 	if !ok {
 		if len(d.gpus)+len(d.workers) >= d.cfg.MaxMembers {
-			d.dropped++
 			return nil
 		}
 		i = int32(len(d.gpus))
@@ -443,7 +438,6 @@ func (d *Detector) ObserveStep(jobName, worker, node string, ts int64, v float64
 	i, ok := d.wIdx[workerKey{jobName, worker}]
 	if !ok {
 		if len(d.gpus)+len(d.workers) >= d.cfg.MaxMembers {
-			d.dropped++
 			return
 		}
 		i = int32(len(d.workers))

@@ -19,7 +19,7 @@ var ErrBadState = errors.New("gpu: bad checkpoint")
 func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, stateVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(d.lastTick))
-	b = binary.BigEndian.AppendUint64(b, d.dropped)
+	b = binary.BigEndian.AppendUint64(b, 0) // formerly a count of samples dropped at MaxMembers
 	b = binary.AppendUvarint(b, uint64(len(d.gpus)))
 	for i := range d.gpus {
 		g := &d.gpus[i]
@@ -81,7 +81,7 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	nd := &Detector{cfg: d.cfg, gpuIdx: map[gpuKey]int32{}, wIdx: map[workerKey]int32{},
 		nodes: map[string]*nodeState{}, pods: map[string]podRx{}, jobs: map[string]*job{}}
 	nd.lastTick = int64(r.u64())
-	nd.dropped = r.u64()
+	_ = r.u64() // formerly a count of samples dropped at MaxMembers
 	ng := r.count(d.cfg.MaxMembers)
 	for i := 0; i < ng && r.err == nil; i++ {
 		var g gpuState
@@ -167,7 +167,7 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 		}
 	}
 	d.gpus, d.gpuIdx, d.workers, d.wIdx = nd.gpus, nd.gpuIdx, nd.workers, nd.wIdx
-	d.nodes, d.pods, d.jobs, d.lastTick, d.dropped = nd.nodes, nd.pods, nd.jobs, nd.lastTick, nd.dropped
+	d.nodes, d.pods, d.jobs, d.lastTick = nd.nodes, nd.pods, nd.jobs, nd.lastTick
 	return nil
 }
 

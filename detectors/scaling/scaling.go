@@ -5,9 +5,9 @@
 // (which holds what the observed load needed for Stabilization and whole
 // recommendations, the forecast's headroom included, for the shorter
 // ForecastHold) and by a bounded step, and, for ReversalGuard after a scale
-// down, up only for what the observed load needs; and, when the predicted pods
-// do not fit the nodes there are, a reserve_capacity decision that sizes the
-// placeholder Deployment so the node autoscaler provisions nodes ahead.
+// down, up only for what the observed load needs. The stream turns a scale
+// decision into the rule's mode (set_hpa_min, reserve_capacity: the
+// placeholder Deployment sized so the node autoscaler provisions ahead).
 //
 // It is pure: the caller passes the forecast, the observed state and the
 // event time, and gets unsigned *proto.Decision values back (the stream
@@ -34,9 +34,6 @@ type Config struct {
 	Rule string
 	// Target is the workload scaled (Kind defaults to Deployment).
 	Target Object
-	// Reservation is the placeholder capacity-reservation Deployment in the
-	// same cluster; empty Name disables reserve_capacity decisions.
-	Reservation Object
 	// Signal describes the forecast signal in the evidence.
 	Signal string
 	// Tenant is copied into the decisions.
@@ -100,12 +97,6 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Target.Kind == "" {
 		c.Target.Kind = "Deployment"
-	}
-	if c.Reservation.Kind == "" {
-		c.Reservation.Kind = "Deployment"
-	}
-	if c.Reservation.Namespace == "" {
-		c.Reservation.Namespace = c.Target.Namespace
 	}
 	if c.MinReplicas == 0 {
 		c.MinReplicas = 2
@@ -186,9 +177,6 @@ type Input struct {
 	// is unknown: the decision is then made again after DecisionTTL even
 	// when it equals the last one.
 	Unapplied bool
-	// SchedulablePods is how many of the workload's pods fit the nodes that
-	// exist (running ones included), 0 when unknown (no reservation).
-	SchedulablePods int32
 }
 
 // Replicas returns ceil(load / capacity) clamped to [lo, hi]; a load that is
@@ -220,16 +208,12 @@ const MaxWindow = 4096
 // window (the held replicas of the last decisions, see Hold) and what it
 // last decided; it is small and rebuilds within one window after a restart.
 type Scaler struct {
-	cfg         Config
-	target      string
-	resTarget   string
-	recs        []WindowEntry
-	last        int32 // replicas last decided (0 none)
-	lastAt      int64
-	lastDown    int64 // unix ms of the last scale down decided (0 none)
-	lastReserve int32
-	reserveAt   int64
-	hasReserve  bool
+	cfg      Config
+	target   string
+	recs     []WindowEntry
+	last     int32 // replicas last decided (0 none)
+	lastAt   int64
+	lastDown int64 // unix ms of the last scale down decided (0 none)
 }
 
 // New returns a Scaler for cfg.
@@ -239,9 +223,6 @@ func New(cfg Config) (*Scaler, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Scaler{cfg: cfg, target: Target(&cfg.Target)}
-	if cfg.Reservation.Name != "" {
-		s.resTarget = Target(&cfg.Reservation)
-	}
 	return s, nil
 }
 
@@ -377,8 +358,7 @@ func (s *Scaler) Stabilize(now time.Time, recommend, hold, cur int32) int32 {
 
 // Decide returns the decisions for in: a scale decision when the desired
 // replicas differ from the current ones (repeated after DecisionTTL while
-// they still differ), and a reserve_capacity decision when the size of the
-// placeholder Deployment should change. Decisions are unsigned.
+// they still differ). Decisions are unsigned.
 func (s *Scaler) Decide(in Input) []*proto.Decision {
 	cur := in.CurrentReplicas
 	if cur <= 0 {
@@ -406,13 +386,7 @@ func (s *Scaler) Decide(in Input) []*proto.Decision {
 	} else if want == cur {
 		s.last = want
 	}
-	if s.resTarget != "" && in.SchedulablePods > 0 {
-		reserve := max(recommend-in.SchedulablePods, 0)
-		if !s.hasReserve || reserve != s.lastReserve || (reserve > 0 && t-s.reserveAt >= ttl) {
-			out = append(out, s.decision(in, proto.KindReserveCapacity, &s.cfg.Reservation, s.resTarget, reserve, s.lastReserve, recommend))
-			s.lastReserve, s.reserveAt, s.hasReserve = reserve, t, true
-		}
-	}
+
 	return out
 }
 
@@ -429,9 +403,6 @@ func (s *Scaler) decision(in Input, kind string, obj *Object, target string, wan
 	}
 	var summary string
 	switch {
-	case kind == proto.KindReserveCapacity:
-		summary = fmt.Sprintf("reserve room for %d pods in %s: %d pods of %s are needed in %s (forecast up to %.4g at %.4g per pod) and %d fit the current nodes",
-			want, target, recommend, s.target, h, f.Upper, s.cfg.CapacityPerPod, in.SchedulablePods)
 	case prev == 0:
 		summary = fmt.Sprintf("scale %s to %d replicas (current replicas unknown): forecast %.4g (up to %.4g) in %s, load %.4g now, %.4g per pod, model %s at %.0f%% accuracy",
 			target, want, f.Point, f.Upper, h, in.Observed, s.cfg.CapacityPerPod, f.Model, f.Scores.Accuracy)

@@ -15,7 +15,6 @@ func newScaler(t *testing.T, mod func(*Config)) *Scaler {
 	cfg := Config{
 		Rule:           "payment",
 		Target:         Object{Namespace: "payment", Name: "payment-service"},
-		Reservation:    Object{Name: "payment-reservation"},
 		CapacityPerPod: 100,
 		MaxReplicas:    50,
 	}
@@ -232,37 +231,6 @@ func scaledTo(s *Scaler, in Input) int32 {
 		}
 	}
 	return 0
-}
-
-func TestReserveCapacity(t *testing.T) {
-	s := newScaler(t, nil)
-	t0 := time.Unix(1_700_000_000, 0)
-	tests := []struct {
-		upper       float64
-		schedulable int32
-		want        int32 // -1: no reserve decision
-	}{
-		{900, 6, 3},  // 9 needed, 6 fit
-		{900, 6, -1}, // unchanged
-		{1500, 6, 9},
-		{500, 6, 0},  // fits again: release
-		{500, 0, -1}, // unknown fit: nothing
-	}
-	for i, tt := range tests {
-		ds := s.Decide(Input{Now: t0.Add(time.Duration(i) * 30 * time.Second), Forecast: fc(tt.upper, tt.upper, tt.upper), CurrentReplicas: 5, SchedulablePods: tt.schedulable})
-		got := int32(-1)
-		for _, d := range ds {
-			if d.Kind == proto.KindReserveCapacity {
-				got = d.Desired.Replicas
-				if d.Target != "k8s/deployment/payment/payment-reservation" {
-					t.Errorf("reserve target %q", d.Target)
-				}
-			}
-		}
-		if got != tt.want {
-			t.Errorf("case %d: reserve %d, want %d", i, got, tt.want)
-		}
-	}
 }
 
 func TestIntervalCap(t *testing.T) {
