@@ -22,6 +22,7 @@ import (
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/actuators/zonalshift"
 	"github.com/augur-ops/augur/internal/recent"
+	"github.com/augur-ops/augur/stream"
 )
 
 func init() {
@@ -65,11 +66,12 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		fmt.Fprintln(stdout, "augur act: -brokers (or kafka.brokers in -config) and -decision-key-file are required")
 		return errUsage
 	}
-	key, err := os.ReadFile(*keyFile)
+	// The key the stream signs with, read and checked the same way.
+	key, err := stream.LoadKey(*keyFile)
 	if err != nil {
-		return fmt.Errorf("read decision key: %w", err)
+		return err
 	}
-	cfg.DecisionKeys = [][]byte{[]byte(strings.TrimSpace(string(key)))}
+	cfg.DecisionKeys = [][]byte{key}
 	cfg.Mode = actuators.Mode(*mode)
 	cfg.DenyNamespaces = actList(*deny)
 	cfg.AllowNamespaces = actList(*allow)

@@ -372,3 +372,17 @@ printf '{"Version":1,"AccessKeyId":"AKIDPROC%%d","SecretAccessKey":"secret","Ses
 		t.Errorf("no credentials: %v, want an error naming kafka.sasl", err)
 	}
 }
+
+// TestActRefusesAShortKey: augur act reads the decision key as augur stream
+// does, so a key the stream would refuse (under 16 bytes) is refused at
+// start-up naming the file, not accepted to verify nothing.
+func TestActRefusesAShortKey(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "key")
+	writeFile(t, key, "short\n")
+	var stderr strings.Builder
+	code := runMain(t.Context(), []string{"act", "-brokers", "127.0.0.1:1", "-decision-key-file", key, "-kubeconfig", "none", "-metrics-addr", ""},
+		io.Discard, &stderr, slog.New(slog.DiscardHandler))
+	if code == 0 || !strings.Contains(stderr.String(), "signing key "+key+": 5 bytes, need at least 16") {
+		t.Errorf("augur act with a 5-byte key: exit %d, %q", code, stderr.String())
+	}
+}
