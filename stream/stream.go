@@ -80,6 +80,45 @@ func (s *Stream) Run(ctx context.Context) error {
 		go func() { defer close(done); s.followActions(fctx) }()
 		defer func() { stop(); <-done }()
 	}
+	sess, admCl, err := s.connect()
+	if err != nil {
+		return err
+	}
+	m := &groupMember{s: s, sess: sess, adm: kadm.NewClient(admCl), workers: map[int32]*worker{}}
+	m.forecasts = s.forecastsTopic(ctx, m.adm)
+	defer func() {
+		for p, w := range m.workers {
+			s.stopWorker(w)
+			s.m.forget(p)
+		}
+		admCl.Close()
+		sess.Close()
+	}()
+	s.log.Info("stream member starting", "group", c.Group, "transactional_id", c.TransactionalID)
+	for txn := 1; ; {
+		fs := sess.PollRecords(ctx, c.MaxPollRecords)
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			s.log.Info("stream member stopping", "group", c.Group)
+			return nil
+		}
+		if err := s.pollErrors(fs); err != nil {
+			return err
+		}
+		s.releaseDropped(m.workers)
+		if fs.NumRecords() == 0 {
+			continue
+		}
+		stop, err := m.transaction(ctx, fs, txn)
+		if stop || err != nil {
+			return err
+		}
+		txn++
+	}
+}
+
+// connect creates the group's transactional session and the admin client.
+func (s *Stream) connect() (*kgo.GroupTransactSession, *kgo.Client, error) {
+	c := &s.cfg
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ConsumerGroup(c.Group),
@@ -103,187 +142,209 @@ func (s *Stream) Run(ctx context.Context) error {
 	opts = append(opts, c.ClientOpts...)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
-		return fmt.Errorf("create group session: %w", err)
+		return nil, nil, fmt.Errorf("create group session: %w", err)
 	}
 	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, c.ClientOpts...)...)
 	if err != nil {
 		sess.Close()
-		return fmt.Errorf("create admin client: %w", err)
+		return nil, nil, fmt.Errorf("create admin client: %w", err)
 	}
-	adm := kadm.NewClient(admCl)
-	forecasts := s.forecastsTopic(ctx, adm)
-	workers := map[int32]*worker{}
-	defer func() {
-		for p, w := range workers {
-			s.stopWorker(w)
-			s.m.forget(p)
-		}
-		admCl.Close()
-		sess.Close()
-	}()
-	s.log.Info("stream member starting", "group", c.Group, "transactional_id", c.TransactionalID)
+	return sess, admCl, nil
+}
 
-	for txn := 1; ; {
-		fs := sess.PollRecords(ctx, c.MaxPollRecords)
-		if fs.IsClientClosed() || ctx.Err() != nil {
-			s.log.Info("stream member stopping", "group", c.Group)
-			return nil
+// pollErrors logs the fetch errors of a poll and returns the one that
+// ends the member: an authorization error (retrying grants no ACL).
+func (s *Stream) pollErrors(fs kgo.Fetches) error {
+	var denied error
+	fs.EachError(func(t string, p int32, err error) {
+		switch {
+		case kafkaconn.IsAuthorization(err):
+			denied = fmt.Errorf("consume %s: %w", t, err)
+		case !errors.Is(err, context.Canceled):
+			s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 		}
-		var denied error
-		fs.EachError(func(t string, p int32, err error) {
-			switch {
-			case kafkaconn.IsAuthorization(err):
-				denied = fmt.Errorf("consume %s: %w", t, err)
-			case !errors.Is(err, context.Canceled):
-				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+	})
+	if denied != nil {
+		return kafkaconn.ACLHint(denied)
+	}
+	return nil
+}
+
+// groupMember is a running stream member: its session and its partitions'
+// workers.
+type groupMember struct {
+	s         *Stream
+	sess      *kgo.GroupTransactSession
+	adm       *kadm.Client
+	forecasts string // "" when augur.forecasts is not written
+	workers   map[int32]*worker
+}
+
+// transaction processes one poll in one transaction: dispatch each
+// partition's records to its worker, produce what the workers made, and
+// commit it with the input offsets, or abort and roll the partitions back.
+// stop is true when the member must stop without error (a shutdown).
+func (m *groupMember) transaction(ctx context.Context, fs kgo.Fetches, txn int) (stop bool, err error) {
+	s, c := m.s, &m.s.cfg
+	if err := m.sess.Begin(); err != nil {
+		return false, fmt.Errorf("begin transaction: %w", err)
+	}
+	began := time.Now()
+	jobs, parts := m.dispatch(ctx, fs)
+	decisions, perr, jobErr := m.produce(ctx, jobs, parts)
+	if c.testBeforeEnd != nil {
+		if err := c.testBeforeEnd(txn); errors.Is(err, errKilled) {
+			// Make sure the broker holds the open transaction, then die
+			// without ending it or leaving the group.
+			_ = m.sess.Client().Flush(ctx)
+			return false, err
+		}
+	}
+	committed, produceErr, err := m.end(ctx, perr, jobErr)
+	if !committed {
+		// Roll back: the partitions reload their last committed state
+		// from augur.state, and the session rewound to the committed
+		// offsets.
+		for _, p := range parts {
+			if w := m.workers[p]; w != nil {
+				w.sh = nil
 			}
-		})
-		if denied != nil {
-			// Retrying does not grant an ACL: stop, named.
-			return kafkaconn.ACLHint(denied)
 		}
-		s.releaseDropped(workers)
-		if fs.NumRecords() == 0 {
+		s.m.txnSeconds.WithLabelValues("abort").Observe(time.Since(began).Seconds())
+	}
+	if err != nil {
+		return false, fmt.Errorf("end transaction: %w", err)
+	}
+	if jobErr != nil {
+		if ctx.Err() != nil {
+			s.log.Info("stream member stopping", "group", c.Group)
+			return true, nil // a restore interrupted by the shutdown
+		}
+		return false, fmt.Errorf("process partitions: %w", jobErr)
+	}
+	if !committed {
+		s.log.Info("transaction aborted, partitions rolled back", "partitions", len(parts), "produce_err", produceErr)
+		return false, nil
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		var first, last []int64
+		for _, j := range jobs {
+			first = append(first, j.records[0].Offset)
+			last = append(last, j.records[len(j.records)-1].Offset)
+		}
+		s.log.Debug("transaction committed", "partitions", parts, "first", first, "last", last, "decisions", len(decisions))
+	}
+	s.m.txnSeconds.WithLabelValues("commit").Observe(time.Since(began).Seconds())
+	for _, d := range decisions {
+		s.m.decisions.WithLabelValues(d.Kind).Inc()
+	}
+	if c.OnCommitted != nil {
+		c.OnCommitted(fs.NumRecords(), len(decisions))
+	}
+	return false, nil
+}
+
+// dispatch hands each partition's records to its worker (started on its
+// first records) and returns the jobs and their partitions.
+func (m *groupMember) dispatch(ctx context.Context, fs kgo.Fetches) (jobs []*job, parts []int32) {
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 || p.Topic != m.s.cfg.SamplesTopic {
+			return
+		}
+		w := m.workers[p.Partition]
+		if w == nil {
+			w = &worker{part: p.Partition, in: make(chan *job, 1), done: make(chan struct{})}
+			m.workers[p.Partition] = w
+			go m.s.work(ctx, m.adm, w)
+		}
+		j := &job{records: p.Records, hwm: p.HighWatermark, done: make(chan struct{})}
+		w.in <- j
+		jobs = append(jobs, j)
+		parts = append(parts, p.Partition)
+	})
+	return jobs, parts
+}
+
+// produce waits for each job and produces its decisions, forecast points
+// and state records in the transaction. perr collects the records that
+// failed; jobErr the jobs that failed or output that did not encode.
+func (m *groupMember) produce(ctx context.Context, jobs []*job, parts []int32) (decisions []*proto.Decision, perr *producedErr, jobErr error) {
+	c := &m.s.cfg
+	perr = &producedErr{}
+	// Records are produced under a context that a shutdown does not
+	// cancel: the transaction either commits all of them or aborts.
+	pctx := context.WithoutCancel(ctx)
+	for i, j := range jobs {
+		<-j.done
+		if j.err != nil {
+			jobErr = errors.Join(jobErr, j.err)
 			continue
 		}
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("begin transaction: %w", err)
-		}
-		began := time.Now()
-		var jobs []*job
-		var parts []int32
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 || p.Topic != c.SamplesTopic {
-				return
-			}
-			w := workers[p.Partition]
-			if w == nil {
-				w = &worker{part: p.Partition, in: make(chan *job, 1), done: make(chan struct{})}
-				workers[p.Partition] = w
-				go s.work(ctx, adm, w)
-			}
-			j := &job{records: p.Records, hwm: p.HighWatermark, done: make(chan struct{})}
-			w.in <- j
-			jobs = append(jobs, j)
-			parts = append(parts, p.Partition)
-		})
-
-		// Produce is asynchronous; End flushes and fails the commit if any
-		// record failed, but we also abort explicitly on the first error.
-		var perrMu sync.Mutex
-		var perr error
-		promise := func(_ *kgo.Record, err error) {
+		for _, d := range j.decisions {
+			v, err := proto.MarshalJSON(d)
 			if err != nil {
-				perrMu.Lock()
-				perr = errors.Join(perr, err)
-				perrMu.Unlock()
-			}
-		}
-		var jobErr error
-		var decisions []*proto.Decision
-		// Records are produced under a context that a shutdown does not
-		// cancel: the transaction either commits all of them or aborts.
-		pctx := context.WithoutCancel(ctx)
-		for i, j := range jobs {
-			<-j.done
-			if j.err != nil {
-				jobErr = errors.Join(jobErr, j.err)
+				jobErr = errors.Join(jobErr, fmt.Errorf("encode decision %s: %w", d.Id, err))
 				continue
 			}
-			for _, d := range j.decisions {
-				v, err := proto.MarshalJSON(d)
+			m.sess.Produce(pctx, &kgo.Record{Topic: c.DecisionsTopic, Key: []byte(d.Target), Value: v,
+				Headers: []kgo.RecordHeader{{Key: "kind", Value: []byte(d.Kind)}}}, perr.promise)
+		}
+		decisions = append(decisions, j.decisions...)
+		if m.forecasts != "" {
+			for _, p := range j.points {
+				v, err := proto.MarshalForecastPoint(p)
 				if err != nil {
-					jobErr = errors.Join(jobErr, fmt.Errorf("encode decision %s: %w", d.Id, err))
+					jobErr = errors.Join(jobErr, fmt.Errorf("encode forecast point of %s: %w", p.Rule, err))
 					continue
 				}
-				sess.Produce(pctx, &kgo.Record{Topic: c.DecisionsTopic, Key: []byte(d.Target), Value: v,
-					Headers: []kgo.RecordHeader{{Key: "kind", Value: []byte(d.Kind)}}}, promise)
-			}
-			decisions = append(decisions, j.decisions...)
-			if forecasts != "" {
-				for _, p := range j.points {
-					v, err := proto.MarshalForecastPoint(p)
-					if err != nil {
-						jobErr = errors.Join(jobErr, fmt.Errorf("encode forecast point of %s: %w", p.Rule, err))
-						continue
-					}
-					sess.Produce(pctx, &kgo.Record{Topic: forecasts, Key: []byte(p.Target), Value: v}, promise)
-				}
-			}
-			for _, r := range j.state {
-				sess.Produce(pctx, &kgo.Record{Topic: c.StateTopic, Partition: parts[i], Key: r.key, Value: r.value}, promise)
-			}
-			s.m.ckptRecords.Add(float64(len(j.state)))
-		}
-		if c.testBeforeEnd != nil {
-			if err := c.testBeforeEnd(txn); errors.Is(err, errKilled) {
-				// Make sure the broker holds the open transaction, then die
-				// without ending it or leaving the group.
-				_ = sess.Client().Flush(ctx)
-				return err
+				m.sess.Produce(pctx, &kgo.Record{Topic: m.forecasts, Key: []byte(p.Target), Value: v}, perr.promise)
 			}
 		}
-		txn++
-		// Wait for every record before deciding: a record that failed must
-		// abort the transaction, or its offsets would commit without it.
-		flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), c.RebalanceTimeout)
-		ferr := sess.Client().Flush(flushCtx)
-		cancelFlush()
-		perrMu.Lock()
-		perr = errors.Join(perr, ferr)
-		try := kgo.TryCommit
-		if perr != nil || jobErr != nil {
-			try = kgo.TryAbort
+		for _, r := range j.state {
+			m.sess.Produce(pctx, &kgo.Record{Topic: c.StateTopic, Partition: parts[i], Key: r.key, Value: r.value}, perr.promise)
 		}
-		perrMu.Unlock()
-		// The transaction is finished even when ctx is cancelled: a
-		// shutdown commits the work it already did (bounded by the
-		// rebalance timeout) instead of leaving it to the broker's
-		// transaction timeout.
-		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.RebalanceTimeout)
-		committed, err := sess.End(endCtx, try)
-		cancel()
-		if !committed {
-			// Roll back: the partitions reload their last committed state
-			// from augur.state, and the session rewound to the committed
-			// offsets.
-			for _, p := range parts {
-				if w := workers[p]; w != nil {
-					w.sh = nil
-				}
-			}
-			s.m.txnSeconds.WithLabelValues("abort").Observe(time.Since(began).Seconds())
-		}
-		if err != nil {
-			return fmt.Errorf("end transaction: %w", err)
-		}
-		if jobErr != nil {
-			if ctx.Err() != nil {
-				s.log.Info("stream member stopping", "group", c.Group)
-				return nil // a restore interrupted by the shutdown
-			}
-			return fmt.Errorf("process partitions: %w", jobErr)
-		}
-		if !committed {
-			s.log.Info("transaction aborted, partitions rolled back", "partitions", len(parts), "produce_err", perr)
-			continue
-		}
-		if s.log.Enabled(ctx, slog.LevelDebug) {
-			var first, last []int64
-			for _, j := range jobs {
-				first = append(first, j.records[0].Offset)
-				last = append(last, j.records[len(j.records)-1].Offset)
-			}
-			s.log.Debug("transaction committed", "partitions", parts, "first", first, "last", last, "decisions", len(decisions))
-		}
-		s.m.txnSeconds.WithLabelValues("commit").Observe(time.Since(began).Seconds())
-		for _, d := range decisions {
-			s.m.decisions.WithLabelValues(d.Kind).Inc()
-		}
-		if c.OnCommitted != nil {
-			c.OnCommitted(fs.NumRecords(), len(decisions))
-		}
+		m.s.m.ckptRecords.Add(float64(len(j.state)))
 	}
+	return decisions, perr, jobErr
+}
+
+// producedErr joins the errors of the records produced in a transaction
+// (their promises run on the client's goroutines).
+type producedErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (p *producedErr) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		p.mu.Lock()
+		p.err = errors.Join(p.err, err)
+		p.mu.Unlock()
+	}
+}
+
+// end waits for every record produced and commits the transaction, or
+// aborts it when a record or a job failed: a record that failed must abort
+// the transaction, or its offsets would commit without it. The transaction
+// is ended even when ctx is cancelled: a shutdown commits the work it
+// already did (bounded by the rebalance timeout) instead of leaving it to
+// the broker's transaction timeout. It returns the produce errors seen.
+func (m *groupMember) end(ctx context.Context, perr *producedErr, jobErr error) (committed bool, produceErr, err error) {
+	c := &m.s.cfg
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), c.RebalanceTimeout)
+	ferr := m.sess.Client().Flush(flushCtx)
+	cancelFlush()
+	perr.mu.Lock()
+	produceErr = errors.Join(perr.err, ferr)
+	perr.mu.Unlock()
+	try := kgo.TryCommit
+	if produceErr != nil || jobErr != nil {
+		try = kgo.TryAbort
+	}
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.RebalanceTimeout)
+	committed, err = m.sess.End(endCtx, try)
+	cancel()
+	return committed, produceErr, err
 }
 
 // work is the goroutine of one partition.
