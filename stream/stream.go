@@ -308,17 +308,23 @@ func (m *groupMember) produce(ctx context.Context, jobs []*job, parts []int32) (
 	return decisions, perr, jobErr
 }
 
-// producedErr joins the errors of the records produced in a transaction
-// (their promises run on the client's goroutines).
+// producedErr keeps the first error of the records produced in a
+// transaction and counts the records that failed (their promises run on
+// the client's goroutines). A broker that refuses one record usually
+// refuses them all: joining every error made one log line of megabytes.
 type producedErr struct {
-	mu  sync.Mutex
-	err error
+	mu     sync.Mutex
+	err    error
+	failed int
 }
 
 func (p *producedErr) promise(_ *kgo.Record, err error) {
 	if err != nil {
 		p.mu.Lock()
-		p.err = errors.Join(p.err, err)
+		if p.err == nil {
+			p.err = err
+		}
+		p.failed++
 		p.mu.Unlock()
 	}
 }
@@ -335,8 +341,13 @@ func (m *groupMember) end(ctx context.Context, perr *producedErr, jobErr error) 
 	ferr := m.sess.Client().Flush(flushCtx)
 	cancelFlush()
 	perr.mu.Lock()
-	produceErr = errors.Join(perr.err, ferr)
+	if perr.err != nil {
+		produceErr = fmt.Errorf("%d records not written, the first: %w", perr.failed, perr.err)
+	}
 	perr.mu.Unlock()
+	if produceErr == nil {
+		produceErr = ferr
+	}
 	try := kgo.TryCommit
 	if produceErr != nil || jobErr != nil {
 		try = kgo.TryAbort

@@ -128,19 +128,40 @@ type diskWatch struct {
 	limit   int64
 	cluster *kfake.Cluster
 	gauge   prometheus.Gauge
+	free    prometheus.Gauge
 	log     *slog.Logger
 	warned  bool
+	space   spaceState
 }
+
+// spaceState is what the filesystem under the data dir was last seen as.
+type spaceState int
+
+const (
+	spaceRoom spaceState = iota
+	spaceLow             // under a fifth of the filesystem free: warned
+	spaceFull            // under fullBelow free: writes are refused
+)
+
+// fullBelow is the free space under which the broker's writes fail (a
+// produce batch does not fit): the disk is full.
+const fullBelow = 1 << 20
 
 func newDiskWatch(dir string, limit int64, cluster *kfake.Cluster, reg prometheus.Registerer, log *slog.Logger) (*diskWatch, error) {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "augur_embedded_broker_disk_bytes",
 		Help: "Bytes the embedded broker's data dir holds on disk (kafka.embedded_retention_bytes bounds it).",
 	})
-	if err := reg.Register(g); err != nil {
-		return nil, fmt.Errorf("register embedded broker metrics: %w", err)
+	free := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "augur_embedded_broker_disk_free_bytes",
+		Help: "Bytes free on the filesystem of the embedded broker's data dir; when it is full, remote writes answer 503 until space returns.",
+	})
+	for _, c := range []prometheus.Collector{g, free} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register embedded broker metrics: %w", err)
+		}
 	}
-	return &diskWatch{dir: dir, limit: limit, cluster: cluster, gauge: g, log: log}, nil
+	return &diskWatch{dir: dir, limit: limit, cluster: cluster, gauge: g, free: free, log: log}, nil
 }
 
 // run measures every 250ms until ctx ends.
@@ -177,6 +198,41 @@ func (w *diskWatch) measure() {
 		w.log.Warn("embedded broker data dir above its bound", "bytes", n, "retention_bytes", w.limit, "dir", w.dir)
 	}
 	w.warned = over
+	w.checkSpace()
+}
+
+// checkSpace watches the filesystem under the data dir, which other files
+// share: it warns once when under a fifth of it is free, logs an error
+// when it is full (the broker refuses writes, and remote writes answer 503
+// until space returns: nothing already acknowledged is lost), and says
+// when there is room again.
+func (w *diskWatch) checkSpace() {
+	free, size, ok := diskSpace(w.dir)
+	if !ok {
+		return
+	}
+	w.free.Set(float64(free))
+	now := spaceRoom
+	switch {
+	case free < fullBelow:
+		now = spaceFull
+	case free < size/5:
+		now = spaceLow
+	}
+	if now == w.space {
+		return
+	}
+	switch {
+	case now == spaceFull:
+		w.log.Error("embedded broker disk full: remote writes answer 503 until space returns; free space or lower kafka.embedded_retention_bytes",
+			"free_bytes", free, "filesystem_bytes", size, "dir", w.dir)
+	case now == spaceLow && w.space == spaceRoom:
+		w.log.Warn("embedded broker disk nearly full: under a fifth free; lower kafka.embedded_retention_bytes or free space",
+			"free_bytes", free, "filesystem_bytes", size, "retention_bytes", w.limit, "dir", w.dir)
+	case w.space == spaceFull:
+		w.log.Info("embedded broker disk has room again: writes are accepted", "free_bytes", free, "dir", w.dir)
+	}
+	w.space = now
 }
 
 // size returns the bytes of the files under the data dir.

@@ -8,7 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -113,4 +116,81 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// TestEmbeddedBrokerDiskFull fills the filesystem under the embedded
+// broker (a 12 MiB tmpfs, larger than the retention bound allows for):
+// remote writes answer 503, the process stays up and says why in its log
+// (a warning before, an error when full), and once the filesystem has room
+// again (remounted larger) writes are accepted again. Mounting needs root:
+// CI runs as root; elsewhere the test is skipped.
+func TestEmbeddedBrokerDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mounts a tmpfs and fills it through augur run")
+	}
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" && os.Geteuid() == 0 {
+			t.Fatalf("mount tmpfs as root under CI: %v: %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs here (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	broker, listen := freePort(t), freePort(t)
+	writeFile(t, filepath.Join(dir, "augur.yaml"), fmt.Sprintf(`listen: %s
+data_dir: %s
+kafka:
+  embedded_addr: %s
+  embedded_retention_bytes: 1073741824
+  partitions: 2
+`, listen, filepath.Join(mnt, "data"), broker))
+	ctx, logs := startRun(t, filepath.Join(dir, "augur.yaml"), listen)
+
+	load := func(rate, seconds int) map[string]int {
+		t.Helper()
+		var out bytes.Buffer
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if code := runMain(lctx, []string{"loadgen", "-url", "http://" + listen + "/api/v1/write", "-series", "20000",
+			"-rate", strconv.Itoa(rate), "-duration", strconv.Itoa(seconds) + "s", "-warmup", "0s", "-json"}, &out, io.Discard, slog.New(slog.DiscardHandler)); code != 0 {
+			t.Fatalf("loadgen exited %d", code)
+		}
+		var res struct {
+			Status map[string]int `json:"status"`
+		}
+		if err := json.Unmarshal(out.Bytes()[bytes.IndexByte(out.Bytes(), '{'):], &res); err != nil {
+			t.Fatalf("loadgen result %q: %v", out.String(), err)
+		}
+		return res.Status
+	}
+	full := load(40000, 8)
+	t.Logf("filling 12 MiB: %v", full)
+	if full["503"] == 0 {
+		t.Fatalf("statuses %v with the filesystem full: want 503s", full)
+	}
+	waitReady(t, "http://"+listen+"/readyz") // still up
+	l := logs.String()
+	warn, errAt := strings.Index(l, "embedded broker disk nearly full"), strings.Index(l, "embedded broker disk full: remote writes answer 503")
+	if warn < 0 || errAt < 0 || warn > errAt {
+		t.Errorf("log: want the nearly-full warning, then the disk-full error (at %d, %d)", warn, errAt)
+	}
+	if !strings.Contains(scrape(t, "http://"+listen+"/metrics"), "augur_embedded_broker_disk_free_bytes ") {
+		t.Error("no augur_embedded_broker_disk_free_bytes metric")
+	}
+
+	if out, err := exec.Command("mount", "-o", "remount,size=96m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount larger: %v: %s", err, out)
+	}
+	waitFor(t, 30*time.Second, "the log to say the disk has room again", func() (bool, string) {
+		return strings.Contains(logs.String(), "embedded broker disk has room again"), tailString(logs.String(), 300)
+	})
+	again := load(10000, 5)
+	t.Logf("with room again: %v", again)
+	if again["503"] != 0 || again["204"] == 0 {
+		t.Errorf("statuses %v once the filesystem has room: want every write accepted", again)
+	}
 }
