@@ -556,3 +556,59 @@ func (h countHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestRecordsLostToRetentionAreCounted: a group that fell behind the
+// retention of augur.samples resumes at the log start and counts the
+// records it never read (augur_stream_records_lost_total).
+func TestRecordsLostToRetentionAreCounted(t *testing.T) {
+	k := newKafkaEnv(t)
+	in, _ := eosInput(t)
+	half := map[int32][][]byte{}
+	rest := map[int32][][]byte{}
+	for p, recs := range in {
+		half[p], rest[p] = recs[:len(recs)/2], recs[len(recs)/2:]
+	}
+	k.produce(t, half, 1, nil)
+	m := k.start(t, "a", nil)
+	k.waitDone(t)
+	m.stop(t)
+
+	k.produce(t, rest, 1, nil)
+	ctx := t.Context()
+	offs, err := k.adm.FetchOffsets(ctx, k.cfg.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, ok := offs.Lookup(k.cfg.SamplesTopic, 0)
+	if !ok {
+		t.Fatal("no committed offset for partition 0")
+	}
+	// Retention deletes 5 records the group has not read.
+	del := kadm.Offsets{}
+	del.Add(kadm.Offset{Topic: k.cfg.SamplesTopic, Partition: 0, At: committed.At + 5})
+	if res, err := k.adm.DeleteRecords(ctx, del); err != nil || res.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, res.Error())
+	}
+	reg := prometheus.NewRegistry()
+	k.start(t, "b", func(c *Config) { c.Registerer = reg })
+	k.waitDone(t)
+	if got := counterOf(t, reg, "augur_stream_records_lost_total"); got != 5 {
+		t.Errorf("augur_stream_records_lost_total %v, want the 5 records deleted before they were read", got)
+	}
+}
+
+// counterOf returns the value of the counter name in reg.
+func counterOf(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
+}

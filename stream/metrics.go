@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	lag          *prometheus.GaugeVec
 	records      prometheus.Counter
+	lost         prometheus.Counter
 	samples      prometheus.Counter
 	dropped      *prometheus.CounterVec
 	badRecords   prometheus.Counter
@@ -142,6 +143,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "augur_stream_consumer_lag_records",
 			Help: "Records of augur.samples behind the high watermark, per owned partition.",
 		}, []string{"partition"}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_records_lost_total",
+			Help: "Records of augur.samples deleted by retention before the stream read them (it resumed at the log start, past them).",
+		}),
 		records: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "augur_stream_records_processed_total",
 			Help: "Samples records (blocks) processed, including ones later rolled back by an aborted transaction.",
@@ -214,7 +219,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dropped.WithLabelValues("duplicate")
 	m.dropped.WithLabelValues("late")
 	if reg != nil {
-		reg.MustRegister(m.lag, m.records, m.samples, m.dropped, m.badRecords, m.badReports, m.activeSeries,
+		reg.MustRegister(m.lag, m.lost, m.records, m.samples, m.dropped, m.badRecords, m.badReports, m.activeSeries,
 			m.stateBytes, m.created, m.evicted, m.txnSeconds, m.ckptSeconds, m.ckptRecords,
 			m.restoreSecs, m.decisions, m.recordDelay)
 		reg.MustRegister(m.forecast.collectors()...)

@@ -66,6 +66,10 @@ type worker struct {
 	done chan struct{}
 	sh   *shard // nil until restored; set to nil to roll back
 	rd   proto.BlockReader
+	// next is the offset of augur.samples the partition reads next: the
+	// group's committed offset at a restore, then one past each record; -1
+	// when the group never committed one (nothing read, nothing lost).
+	next int64
 }
 
 // Run joins the group and processes until ctx is cancelled (then it ends
@@ -384,8 +388,21 @@ func (s *Stream) runJob(ctx context.Context, adm *kadm.Client, w *worker, j *job
 		s.log.Info("partition state restored", "partition", w.part, "series", len(sh.keys), "state_end", sh.restoredEnd,
 			"groups", len(sh.groups), "duration", time.Since(began))
 		w.sh = sh
+		if w.next, err = s.committed(ctx, adm, w.part); err != nil {
+			j.err = err
+			return
+		}
 	}
 	sh := w.sh
+	if first := j.records[0].Offset; w.next >= 0 && first > w.next {
+		// augur.samples is written without transactions, so its offsets
+		// have no gaps but the records retention deleted before this
+		// partition read them: the consumer resumed at the log start.
+		s.m.lost.Add(float64(first - w.next))
+		s.log.Warn("augur.samples records deleted by retention before the stream read them: the stream fell further behind than the topic's retention",
+			"partition", w.part, "lost", first-w.next, "from", w.next, "to", first)
+	}
+	w.next = j.records[len(j.records)-1].Offset + 1
 	for _, rec := range j.records {
 		if err := w.rd.Reset(rec.Value); err != nil {
 			sh.stats.badRecords++
@@ -414,6 +431,19 @@ func (s *Stream) runJob(ctx context.Context, adm *kadm.Client, w *worker, j *job
 	j.points = sh.points
 	sh.points = nil
 	s.m.flush(sh)
+}
+
+// committed returns the group's committed offset of a samples partition,
+// -1 when there is none.
+func (s *Stream) committed(ctx context.Context, adm *kadm.Client, part int32) (int64, error) {
+	offs, err := adm.FetchOffsets(ctx, s.cfg.Group)
+	if err != nil {
+		return 0, fmt.Errorf("committed offset of partition %d: %w", part, err)
+	}
+	if o, ok := offs.Lookup(s.cfg.SamplesTopic, part); ok && o.Err == nil && o.At >= 0 {
+		return o.At, nil
+	}
+	return -1, nil
 }
 
 // restore rebuilds a partition's state from augur.state: every committed
