@@ -150,7 +150,11 @@ func newProgress(w *os.File) func(rule, phase string, done float64) {
 	last := ""
 	return func(rule, phase string, done float64) {
 		if !tty {
-			if k := rule + " " + phase; k != last && phase != "reading" || done >= 1 && phase == "reading" {
+			// A line per phase; reading is reported once it is done.
+			if phase == "reading" && done < 1 {
+				return
+			}
+			if k := rule + " " + phase; k != last {
 				last = k
 				fmt.Fprintf(w, "whatif: %s: %s\n", rule, phase)
 			}
