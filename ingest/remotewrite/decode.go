@@ -257,7 +257,7 @@ func DecodeV1(r *Request, body []byte) error {
 			return err
 		}
 		switch field {
-		case 1: // timeseries
+		case v1RequestTimeseries:
 			b, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -265,7 +265,7 @@ func DecodeV1(r *Request, body []byte) error {
 			if err := r.decodeSeriesV1(b); err != nil {
 				return fmt.Errorf("timeseries %d: %w", len(r.Series), err)
 			}
-		case 3: // metadata
+		case v1RequestMetadata:
 			b, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -302,7 +302,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 			return err
 		}
 		switch field {
-		case 1: // labels
+		case v1SeriesLabels:
 			if err := expect(field, wire, wireLen); err != nil {
 				return err
 			}
@@ -323,7 +323,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 			}
 			canonical = canonical && fast
 			r.Labels = append(r.Labels, l)
-		case 2: // samples
+		case v1SeriesSamples:
 			sb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -333,7 +333,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 				return err
 			}
 			r.Samples = append(r.Samples, smp)
-		case 3: // exemplars
+		case v1SeriesExemplars:
 			eb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -341,7 +341,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 			if err := r.decodeExemplarV1(eb); err != nil {
 				return err
 			}
-		case 4: // histograms
+		case v1SeriesHistograms:
 			hb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -394,12 +394,12 @@ func decodeLabelSlow(b []byte) (proto.Label, error) {
 			return l, err
 		}
 		switch field {
-		case 1, 2:
+		case labelName, labelValue:
 			v, err := p.bytesOf(field, wire)
 			if err != nil {
 				return l, err
 			}
-			if field == 1 {
+			if field == labelName {
 				l.Name = str(v)
 			} else {
 				l.Value = str(v)
@@ -431,14 +431,14 @@ func decodeSample(b []byte, v2 bool) (Sample, error) {
 			return s, err
 		}
 		switch field {
-		case 1:
+		case sampleValue:
 			v, err := p.fixed64Of(field, wire)
 			if err != nil {
 				return s, err
 			}
 			s.Value = math.Float64frombits(v)
-		case 2, 3:
-			if field == 3 && !v2 {
+		case sampleTimestamp, sampleStart:
+			if field == sampleStart && !v2 {
 				if err := p.skip(wire); err != nil {
 					return s, err
 				}
@@ -448,7 +448,7 @@ func decodeSample(b []byte, v2 bool) (Sample, error) {
 			if err != nil {
 				return s, err
 			}
-			if field == 2 {
+			if field == sampleTimestamp {
 				s.Timestamp = int64(v)
 			} else {
 				s.Start = int64(v)
@@ -471,7 +471,7 @@ func (r *Request) decodeExemplarV1(b []byte) error {
 			return err
 		}
 		switch field {
-		case 1:
+		case v1ExemplarLabels:
 			lb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -481,13 +481,13 @@ func (r *Request) decodeExemplarV1(b []byte) error {
 				return err
 			}
 			r.ExemplarLabels = append(r.ExemplarLabels, l)
-		case 2:
+		case exemplarValue:
 			v, err := p.fixed64Of(field, wire)
 			if err != nil {
 				return err
 			}
 			e.Value = math.Float64frombits(v)
-		case 3:
+		case exemplarTimestamp:
 			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
@@ -513,23 +513,23 @@ func (r *Request) decodeMetadataV1(b []byte) error {
 			return err
 		}
 		switch field {
-		case 1:
+		case v1MetadataType:
 			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
 			m.Metadata.Type = metricType(v)
-		case 2, 4, 5:
+		case v1MetadataFamily, v1MetadataHelp, v1MetadataUnit:
 			v, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
 			}
 			switch field {
-			case 2:
+			case v1MetadataFamily:
 				m.Family = str(v)
-			case 4:
+			case v1MetadataHelp:
 				m.Metadata.Help = str(v)
-			case 5:
+			case v1MetadataUnit:
 				m.Metadata.Unit = str(v)
 			}
 		default:
@@ -543,7 +543,12 @@ func (r *Request) decodeMetadataV1(b []byte) error {
 }
 
 // metricType maps the metric type enum (identical numbering in 1.0 and 2.0)
-// to the block's type names.
+// to the block's type names:
+//
+//	enum MetricType {
+//	  UNKNOWN = 0; COUNTER = 1; GAUGE = 2; HISTOGRAM = 3;
+//	  GAUGEHISTOGRAM = 4; SUMMARY = 5; INFO = 6; STATESET = 7;
+//	}
 func metricType(v uint64) string {
 	switch v {
 	case 1:
@@ -565,7 +570,7 @@ func metricType(v uint64) string {
 	}
 }
 
-// histogramTimestamp reads field 15 (timestamp) of a Histogram message and
+// histogramTimestamp reads the timestamp of a Histogram message and
 // checks that the message is well-formed at the wire level.
 func histogramTimestamp(b []byte) (int64, error) {
 	var ts int64
@@ -575,7 +580,7 @@ func histogramTimestamp(b []byte) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if field == 15 && wire == wireVarint {
+		if field == histTimestamp && wire == wireVarint {
 			v, err := p.varint()
 			if err != nil {
 				return 0, err
@@ -602,7 +607,7 @@ func DecodeV2(r *Request, body []byte) error {
 		if err != nil {
 			return err
 		}
-		if field == 4 {
+		if field == v2RequestSymbols {
 			v, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -624,7 +629,7 @@ func DecodeV2(r *Request, body []byte) error {
 		if err != nil {
 			return err
 		}
-		if field == 5 {
+		if field == v2RequestTimeseries {
 			v, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -721,11 +726,11 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 			return err
 		}
 		switch field {
-		case 1: // labels_refs
+		case v2SeriesLabelsRefs:
 			if err := r.appendRefs(&p, wire); err != nil {
 				return err
 			}
-		case 2: // samples
+		case v2SeriesSamples:
 			sb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -735,7 +740,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 				return err
 			}
 			r.Samples = append(r.Samples, smp)
-		case 3: // histograms
+		case v2SeriesHistograms:
 			hb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -745,7 +750,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 				return err
 			}
 			r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
-		case 4: // exemplars
+		case v2SeriesExemplars:
 			eb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -753,7 +758,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 			if err := r.decodeExemplarV2(eb, &s); err != nil {
 				return err
 			}
-		case 5: // metadata
+		case v2SeriesMetadata:
 			mb, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -794,17 +799,17 @@ func (r *Request) decodeExemplarV2(b []byte, s *Series) error {
 			return err
 		}
 		switch field {
-		case 1:
+		case v2ExemplarLabelsRefs:
 			if err := r.appendRefs(&p, wire); err != nil {
 				return err
 			}
-		case 2:
+		case exemplarValue:
 			v, err := p.fixed64Of(field, wire)
 			if err != nil {
 				return err
 			}
 			e.Value = math.Float64frombits(v)
-		case 3:
+		case exemplarTimestamp:
 			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
@@ -842,17 +847,17 @@ func (r *Request) decodeMetadataV2(b []byte, s *Series, refs *[2]uint64) error {
 			return err
 		}
 		switch field {
-		case 1, 3, 4:
+		case v2MetadataType, v2MetadataHelpRef, v2MetadataUnitRef:
 			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
 			switch field {
-			case 1:
+			case v2MetadataType:
 				s.Metadata.Type = metricType(v)
-			case 3:
+			case v2MetadataHelpRef:
 				refs[0] = v
-			case 4:
+			case v2MetadataUnitRef:
 				refs[1] = v
 			}
 		default:

@@ -52,42 +52,42 @@ func (c *HistogramChecker) Check(raw []byte) error {
 			return err
 		}
 		switch field {
-		case 1, 6, 14, 15, 17: // count_int, zero_count_int, reset_hint, timestamp, start_timestamp
+		case histCountInt, histZeroCountInt, histResetHint, histTimestamp, histStartTimestamp:
 			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
 			switch field {
-			case 1:
+			case histCountInt:
 				countInt, hasCountInt, hasCountF = v, true, false
-			case 6:
+			case histZeroCountInt:
 				zeroInt, hasZeroInt, hasZeroF = v, true, false
-			case 14:
+			case histResetHint:
 				resetHint = v
 			}
-		case 2, 3, 5, 7: // count_float, sum, zero_threshold, zero_count_float
+		case histCountFloat, histSum, histZeroThreshold, histZeroCountFloat:
 			v, err := p.fixed64Of(field, wire)
 			if err != nil {
 				return err
 			}
 			f := math.Float64frombits(v)
 			switch field {
-			case 2:
+			case histCountFloat:
 				countFloat, hasCountF, hasCountInt = f, true, false
-			case 3:
+			case histSum:
 				sum = f
-			case 5:
+			case histZeroThreshold:
 				zeroThreshold = f
-			case 7:
+			case histZeroCountFloat:
 				zeroFloat, hasZeroF, hasZeroInt = f, true, false
 			}
-		case 4: // schema, sint32
+		case histSchema: // sint32
 			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return err
 			}
 			schema = int32(uint32(v>>1) ^ -uint32(v&1))
-		case 8, 11: // spans
+		case histNegativeSpans, histPositiveSpans:
 			b, err := p.bytesOf(field, wire)
 			if err != nil {
 				return err
@@ -96,14 +96,14 @@ func (c *HistogramChecker) Check(raw []byte) error {
 			if err != nil {
 				return err
 			}
-			if field == 8 {
+			if field == histNegativeSpans {
 				c.negSpans = append(c.negSpans, s)
 			} else {
 				c.posSpans = append(c.posSpans, s)
 			}
-		case 9, 12: // deltas, sint64, packed or not
+		case histNegativeDeltas, histPositiveDeltas: // sint64, packed or not
 			dst := &c.negDeltas
-			if field == 12 {
+			if field == histPositiveDeltas {
 				dst = &c.posDeltas
 			}
 			if err := appendPacked(&p, wire, wireVarint, func(q *buf) error {
@@ -113,12 +113,12 @@ func (c *HistogramChecker) Check(raw []byte) error {
 			}); err != nil {
 				return err
 			}
-		case 10, 13, 16: // counts, custom_values: double, packed or not
+		case histNegativeCounts, histPositiveCounts, histCustomValues: // double, packed or not
 			dst := &c.negCounts
 			switch field {
-			case 13:
+			case histPositiveCounts:
 				dst = &c.posCounts
-			case 16:
+			case histCustomValues:
 				dst = &c.custom
 			}
 			if err := appendPacked(&p, wire, wireI64, func(q *buf) error {
@@ -212,12 +212,12 @@ func decodeSpan(b []byte) (span, error) {
 			return s, err
 		}
 		switch field {
-		case 1, 2:
+		case spanOffset, spanLength:
 			v, err := p.varintOf(field, wire)
 			if err != nil {
 				return s, err
 			}
-			if field == 1 {
+			if field == spanOffset {
 				s.offset = int32(uint32(v>>1) ^ -uint32(v&1))
 			} else {
 				s.length = uint32(v)
