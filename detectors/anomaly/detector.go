@@ -76,6 +76,10 @@ type Config struct {
 	SeasonalGate float64
 }
 
+// MaxAlarmN is the longest alarm window (AlarmN): the last samples'
+// outcomes are kept in a 16-bit mask.
+const MaxAlarmN = 16
+
 // DefaultConfig returns the configuration used for the NAB results.
 func DefaultConfig() Config {
 	return Config{
@@ -159,8 +163,8 @@ func (c Config) Validate() error {
 	switch {
 	case !(c.BandWidth > 0) || math.IsInf(c.BandWidth, 0):
 		return fmt.Errorf("band width %v: must be positive and finite", c.BandWidth)
-	case c.AlarmM < 1 || c.AlarmN > 16 || c.AlarmM > c.AlarmN:
-		return fmt.Errorf("alarm %d of %d: need 1 <= m <= n <= 16", c.AlarmM, c.AlarmN)
+	case c.AlarmM < 1 || c.AlarmN > MaxAlarmN || c.AlarmM > c.AlarmN:
+		return fmt.Errorf("alarm %d of %d: need 1 <= m <= n <= %d", c.AlarmM, c.AlarmN, MaxAlarmN)
 	case c.Warmup < 1:
 		return fmt.Errorf("warmup %d: must be positive", c.Warmup)
 	case c.BandWindow < 1:

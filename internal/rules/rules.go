@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/augur-ops/augur/detectors/anomaly"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -608,23 +609,26 @@ func (g *GPU) validate(at string) []error {
 
 func (a *Anomaly) validate(at string) []error {
 	var errs []error
+	// The defaults and bounds are the detector's (detectors/anomaly), so
+	// a rule without options runs the detector scored on NAB.
+	d := anomaly.DefaultConfig()
 	if a.Sensitivity == 0 {
-		a.Sensitivity = 2
+		a.Sensitivity = d.BandWidth
 	}
 	if !(a.Sensitivity > 0) || math.IsInf(a.Sensitivity, 0) {
 		errs = append(errs, ferr(at+".sensitivity", "must be > 0"))
 	}
 	if a.Warmup == 0 {
-		a.Warmup = 64
+		a.Warmup = d.Warmup
 	}
 	if a.Warmup < 1 {
 		errs = append(errs, ferr(at+".warmup", "must be >= 1"))
 	}
 	if a.M == 0 && a.N == 0 {
-		a.M, a.N = 2, 3
+		a.M, a.N = d.AlarmM, d.AlarmN
 	}
-	if a.N < 1 || a.N > 16 {
-		errs = append(errs, ferr(at+".n", "must be in [1,16]"))
+	if a.N < 1 || a.N > anomaly.MaxAlarmN {
+		errs = append(errs, ferr(at+".n", "must be in [1,%d]", anomaly.MaxAlarmN))
 	}
 	if a.M < 1 || a.M > a.N {
 		errs = append(errs, ferr(at+".m", "must be in [1,n]"))
