@@ -260,87 +260,127 @@ func (sh *shard) newGroup(key string, rule int, tenant string) int32 {
 	return gi
 }
 
-// samples applies the samples of one series. wm is the watermark at the
-// start of the record: samples before it are late.
+// samples applies the samples of one series, in time order; wm is the
+// watermark at the start of the record (samples before it are late). Each
+// sample takes the same three steps, in this order:
+//
+//  1. accept: a sample not newer than the series' last (a retried request's
+//     duplicate, or late) or older than the watermark is dropped; a stale
+//     marker ends the series; a DCGM blank is skipped (accept);
+//  2. delta: a counter's increase since its previous sample, reset-corrected,
+//     becomes its rate and goes into its scaling window (delta);
+//  3. feed: the group detector gets the point, the anomaly watch the value
+//     (a counter's rate), and the sample becomes the series' previous one
+//     (feed).
 func (sh *shard) samples(row int32, wm int64, ts []int64, vs []float64) {
 	sh.klRow = -1 // rows are reused after a sweep: parse the key again
-	// A retried remote-write request resends every sample of the series:
-	// when the samples include the last one applied exactly, the older ones
-	// in front of it are duplicates too, not late.
-	retry := false
-	if last := sh.lastTs[row]; len(ts) > 0 && ts[0] <= last {
-		for _, t := range ts {
-			if t == last {
-				retry = true
-				break
-			}
-		}
-	}
+	retry := sh.retried(row, ts)
 	for j := range ts {
 		t, v := ts[j], vs[j]
-		last := sh.lastTs[row]
-		if t <= last {
-			if t == last || retry {
-				sh.stats.duplicates++
-			} else {
-				sh.stats.late++
-			}
+		if !sh.accept(row, t, v, wm, retry) {
 			continue
 		}
-		if t < wm {
-			sh.stats.late++
-			continue
-		}
-		if !sh.hasMax || t > sh.maxTs {
-			sh.maxTs, sh.hasMax = t, true
-		}
-		sh.stats.samples++
-		f := sh.flags[row] | fDirty
-		if math.Float64bits(v) == StaleNaN {
-			sh.stats.stale++
-			sh.lastTs[row] = t
-			sh.flags[row] = (f | fEnded) &^ fHasPrev
-			continue
-		}
-		if f&fGPU != 0 && v >= gpu.BlankFloat64 && sh.gpuBlank(row, v) {
-			// DCGM's "no value": neither a sample nor a counter value
-			// (the next rate spans from the last real value).
-			continue
-		}
-		f &^= fEnded
-		sig, ok := v, true
-		rate, inc := math.NaN(), math.NaN()
-		if f&fCounter != 0 {
-			ok = false
-			if f&fHasPrev != 0 {
-				d := v - sh.lastV[row]
-				if d < 0 {
-					d = v // counter reset: the counter restarted from 0
-				}
-				rate, inc = d*1000/float64(t-last), d
-				sig, ok = rate, true
-				if g := sh.group[row]; g >= 0 && sh.groups[g].fc != nil {
-					sh.groups[g].add(t, d, sh.env.windowMs(sh.groups[g].rule))
-				}
-			}
-		}
-		if g := sh.group[row]; g >= 0 && sh.groups[g].det != nil {
-			sh.observe(sh.groups[g], row, t, v, rate, inc)
-		}
-		sh.lastTs[row], sh.lastV[row] = t, v
-		f |= fHasPrev
-		if d := sh.det[row]; d != nil && ok {
-			res := d.Update(t, sig)
-			switch {
-			case res.Alarm && f&fAlarmed == 0:
-				f |= fAlarmed
-				sh.out = append(sh.out, sh.env.alertDecision(sh.keys[row], int(sh.watch[row]), t, sig, res))
-			case !res.Alarm:
-				f &^= fAlarmed
-			}
-		}
-		sh.flags[row] = f
+		rate, inc := sh.delta(row, t, v)
+		sh.feed(row, t, v, rate, inc)
 	}
+}
+
+// retried reports whether ts resend the series' last applied sample: a
+// retried remote-write request resends every sample of the series, so the
+// older ones in front of it are duplicates too, not late.
+func (sh *shard) retried(row int32, ts []int64) bool {
+	last := sh.lastTs[row]
+	if len(ts) == 0 || ts[0] > last {
+		return false
+	}
+	for _, t := range ts {
+		if t == last {
+			return true
+		}
+	}
+	return false
+}
+
+// accept counts a sample and reports whether it goes on to delta and feed.
+// It moves the partition's newest time, and applies a stale marker (the
+// series ends; its next sample starts a new rate).
+func (sh *shard) accept(row int32, t int64, v float64, wm int64, retry bool) bool {
+	if last := sh.lastTs[row]; t <= last {
+		if t == last || retry {
+			sh.stats.duplicates++
+		} else {
+			sh.stats.late++
+		}
+		return false
+	}
+	if t < wm {
+		sh.stats.late++
+		return false
+	}
+	if !sh.hasMax || t > sh.maxTs {
+		sh.maxTs, sh.hasMax = t, true
+	}
+	sh.stats.samples++
+	f := sh.flags[row] | fDirty
+	if math.Float64bits(v) == StaleNaN {
+		sh.stats.stale++
+		sh.lastTs[row] = t
+		sh.flags[row] = (f | fEnded) &^ fHasPrev
+		return false
+	}
+	if f&fGPU != 0 && v >= gpu.BlankFloat64 && sh.gpuBlank(row, v) {
+		// DCGM's "no value": neither a sample nor a counter value (the
+		// next rate spans from the last real value).
+		return false
+	}
+	sh.flags[row] = f &^ fEnded
+	return true
+}
+
+// delta returns a counter's per-second rate and increase since its
+// previous sample (reset-corrected: a counter that fell restarted from 0);
+// NaN for a gauge and for a counter's first sample.
+func (sh *shard) delta(row int32, t int64, v float64) (rate, inc float64) {
+	if f := sh.flags[row]; f&fCounter == 0 || f&fHasPrev == 0 {
+		return math.NaN(), math.NaN()
+	}
+	d := v - sh.lastV[row]
+	if d < 0 {
+		d = v
+	}
+	return d * 1000 / float64(t-sh.lastTs[row]), d
+}
+
+// feed hands an accepted sample to the series' consumers: its group (a
+// scaling group's window sums the increase; a detector gets the point),
+// then its anomaly watch (a counter is watched as its rate, from its second
+// sample), and keeps it as the series' previous sample.
+func (sh *shard) feed(row int32, t int64, v, rate, inc float64) {
+	if gi := sh.group[row]; gi >= 0 {
+		switch g := sh.groups[gi]; {
+		case g.fc != nil && !math.IsNaN(inc):
+			g.add(t, inc, sh.env.windowMs(g.rule))
+		case g.det != nil:
+			sh.observe(g, row, t, v, rate, inc)
+		}
+	}
+	sh.lastTs[row], sh.lastV[row] = t, v
+	f := sh.flags[row] | fHasPrev
+	sig, ok := v, true
+	if f&fCounter != 0 {
+		sig, ok = rate, !math.IsNaN(rate)
+	}
+	if d := sh.det[row]; d != nil && ok {
+		res := d.Update(t, sig)
+		switch {
+		case res.Alarm && f&fAlarmed == 0:
+			f |= fAlarmed
+			sh.out = append(sh.out, sh.env.alertDecision(sh.keys[row], int(sh.watch[row]), t, sig, res))
+		case !res.Alarm:
+			f &^= fAlarmed
+		}
+	}
+	sh.flags[row] = f
 }
 
 // add counts an increase d at time t into its window.
