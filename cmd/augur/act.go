@@ -11,8 +11,6 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -78,8 +76,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	cfg.KillSwitchFile = *kill
 	cfg.Actor = *actor
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := processRegistry()
 	apiM, err := actuators.NewAPIMetrics(reg)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -65,4 +66,12 @@ func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.C
 		<-tailDone
 		tailClient.Close()
 	}, nil
+}
+
+// processRegistry is the registry of a process's metrics, one per role:
+// the Go runtime's and the process' own, then whatever the role registers.
+func processRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
