@@ -31,6 +31,7 @@ type whatifHistory struct {
 	capacity float64 // per pod at 100%, as bench/scalesim sizes it
 	burst    int64   // unix ms of the queue's burst
 	hole     [2]int64
+	fault    int64 // unix ms when zone use1-az2 starts failing 10% of requests (for 10 minutes)
 }
 
 func newWhatifHistory(t *testing.T) *whatifHistory {
@@ -55,6 +56,7 @@ func newWhatifHistory(t *testing.T) *whatifHistory {
 	t0 := h.trace[0].Ts
 	h.burst = t0 + 30*3600_000
 	h.hole = [2]int64{t0 + 20*3600_000, t0 + 20*3600_000 + 40*60_000}
+	h.fault = t0 + 36*3600_000
 	return h
 }
 
@@ -83,6 +85,32 @@ func (h *whatifHistory) openMetrics(t *testing.T, path string) {
 			v = 400
 		}
 		fmt.Fprintf(w, "queue_depth{namespace=\"shop\"} %s %s\n", num(v), sec(t))
+	}
+	// A web service in three zones, three instances each, scraped every
+	// 15 s: 6000 requests per scrape and instance, 0.1% errors, 10% in
+	// use1-az2 for ten minutes from the fault.
+	fmt.Fprintln(w, "# TYPE http_requests counter")
+	if len(ts) > 0 {
+		for z := range 3 {
+			for i := range 3 {
+				for _, code := range []string{"200", "500"} {
+					c := 0.0
+					for _, t := range ts {
+						fmt.Fprintf(w, "http_requests_total{code=\"%s\",instance=\"10.0.%d.%d:8080\",service=\"web\",zone=\"use1-az%d\"} %s %s\n",
+							code, z, i, z+1, num(c), sec(t))
+						errs := 6.0
+						if z == 1 && t >= h.fault && t < h.fault+10*60_000 {
+							errs = 600
+						}
+						if code == "200" {
+							c += 6000 - errs
+						} else {
+							c += errs
+						}
+					}
+				}
+			}
+		}
 	}
 	fmt.Fprintln(w, "# TYPE kube_deployment_status_replicas gauge")
 	for i, t := range ts {
@@ -141,7 +169,8 @@ func startPromWithHistory(t *testing.T, om, web string, client *http.Client) str
 // holding two days of backfilled history: the scaling rule's numbers equal
 // bench/scalesim's on the same trace and settings, the baseline is the
 // workload's actual replicas when kube-state-metrics has them, the
-// anomaly rule's alert fires at the burst and the hole is reported, a
+// anomaly rule's alert fires at the burst and the hole is reported, the
+// gray-failure rule shifts away from the failing zone within a minute, a
 // selector matching nothing is reported without ending the run, and the
 // report opens in headless Chromium with its charts.
 func TestWhatifOnPrometheus(t *testing.T) {
@@ -177,6 +206,12 @@ func TestWhatifOnPrometheus(t *testing.T) {
 - name: nothing
   anomaly:
     selector: no_such_metric{namespace="shop"}
+- name: web-zones
+  gray_failure:
+    selector: http_requests_total{service="web"}
+    zone_label: zone
+    resource_arn: arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/1
+    window: 15s
 `)
 	from := time.UnixMilli(h.trace[0].Ts).UTC().Format(time.RFC3339)
 	to := time.UnixMilli(h.trace[len(h.trace)-1].Ts).UTC().Format(time.RFC3339)
@@ -211,10 +246,10 @@ func TestWhatifOnPrometheus(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("report.json: %v", err)
 	}
-	if len(rep.Rules) != 4 {
-		t.Fatalf("report has %d rules, want 4: %s", len(rep.Rules), tailString(string(b), 2000))
+	if len(rep.Rules) != 5 {
+		t.Fatalf("report has %d rules, want 5: %s", len(rep.Rules), tailString(string(b), 2000))
 	}
-	shop, actual, queue, nothing := rep.Rules[0], rep.Rules[1], rep.Rules[2], rep.Rules[3]
+	shop, actual, queue, nothing, zones := rep.Rules[0], rep.Rules[1], rep.Rules[2], rep.Rules[3], rep.Rules[4]
 
 	// bench/scalesim on the same trace and settings.
 	data := filepath.Join(dir, "data", "traces", "crane")
@@ -286,6 +321,23 @@ func TestWhatifOnPrometheus(t *testing.T) {
 	})
 	if !holeFound {
 		t.Errorf("queue: gaps %v, want the hole %v..%v", queue.Gaps, time.UnixMilli(h.hole[0]).UTC(), time.UnixMilli(h.hole[1]).UTC())
+	}
+	// The zonal fault: a shift away from use1-az2 within a minute of its
+	// start, and no shift of any other zone.
+	fault := time.UnixMilli(h.fault)
+	var shifts []whatif.DecisionRow
+	for _, d := range zones.Decisions {
+		if d.Kind == "zonal_shift" {
+			shifts = append(shifts, d)
+		}
+	}
+	if len(shifts) == 0 || shifts[0].Time.Before(fault) || shifts[0].Time.Sub(fault) > time.Minute || !strings.Contains(shifts[0].Summary, "use1-az2") {
+		t.Errorf("web-zones: zonal shifts %v, want the first away from use1-az2 within a minute of the fault at %v", shifts, fault.UTC())
+	}
+	for _, d := range shifts {
+		if !strings.Contains(d.Summary, "use1-az2") {
+			t.Errorf("web-zones: a shift of another zone: %s", d.Summary)
+		}
 	}
 	if !strings.Contains(nothing.Error, "matches no series") {
 		t.Errorf("nothing: error %q, want the selector reported as matching nothing", nothing.Error)
