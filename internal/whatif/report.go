@@ -199,7 +199,7 @@ th{background:#f3f5f8}td.l,th.l{text-align:left}.muted{color:#667085}.err{color:
 <p class="muted">What augur would have done on {{.Prometheus}} from {{t .From}} to {{t .To}} UTC, replayed through the stream's own code from a cold start.
 Pods take {{.PodStartSeconds}} s to start; a pod serves a scaling rule's <code>capacity_per_pod</code> at 70% utilisation.</p>
 <table><tr><th class="l">rule</th><th class="l">kind</th><th>series</th><th class="l">result</th></tr>
-{{range .Rules}}<tr><td class="l"><a href="#rule-{{.Name}}">{{.Name}}</a></td><td class="l">{{.Kind}}</td><td>{{.Series}}</td><td class="l">{{if .Error}}<span class="err">{{.Error}}</span>{{else if .Augur}}{{.Delta}}{{else}}{{len .Decisions}} decisions{{end}}</td></tr>
+{{range .Rules}}<tr><td class="l"><a href="#rule-{{.Name}}">{{.Name}}</a></td><td class="l">{{.Kind}}</td><td>{{.Series}}</td><td class="l">{{if .Error}}<span class="err">{{.Error}}</span>{{else if .Augur}}{{.Delta}}{{else if .DecisionCounts}}decisions:{{range $k, $v := .DecisionCounts}} {{$k}} {{$v}}{{end}}{{else}}no decision{{end}}</td></tr>
 {{end}}</table>
 {{range .Rules}}
 <h2 id="rule-{{.Name}}">{{.Name}} <span class="muted">({{.Kind}})</span></h2>
