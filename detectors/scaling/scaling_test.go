@@ -156,59 +156,16 @@ func TestStabilizationHoldsObserved(t *testing.T) {
 	}
 }
 
-// TestForecastHold checks the default window: a forecast peak that did not
-// come is held for ForecastHold (2m), what the observed load needed for the
-// whole Stabilization (5m).
-func TestForecastHold(t *testing.T) {
-	s := newScaler(t, func(c *Config) { c.MaxScaleUp, c.MaxScaleDown = 100, 1 })
-	t0 := time.Unix(1_700_000_000, 0)
-	steps := []struct {
-		at         time.Duration
-		upper, obs float64
-		cur, want  int32 // want 0: no scale decision
-	}{
-		{0, 390, 390, 4, 0},
-		{time.Minute, 990, 390, 4, 10},     // a rise forecast: up at once
-		{2 * time.Minute, 390, 390, 10, 0}, // it did not come, but it is held
-		{3 * time.Minute, 390, 390, 10, 0}, // the 990 of minute 1 is two minutes old
-		{3*time.Minute + time.Second, 390, 390, 10, 4},
-		{4 * time.Minute, 790, 790, 4, 8}, // the load rose
-		{7 * time.Minute, 190, 190, 8, 0}, // its replicas are held for 5 minutes
-		{9 * time.Minute, 190, 190, 8, 0}, // still in the window
-		{9*time.Minute + time.Second, 190, 190, 8, 2},
-	}
-	for _, st := range steps {
-		in := Input{Now: t0.Add(st.at), Forecast: fc(st.upper, st.upper, st.upper), Observed: st.obs, CurrentReplicas: st.cur}
-		if got := scaledTo(s, in); got != st.want {
-			t.Errorf("at %v (upper %v, observed %v, current %d): scale to %d, want %d", st.at, st.upper, st.obs, st.cur, got, st.want)
-		}
-	}
-}
-
-// TestReversalGuard shows that for ReversalGuard after a scale down the
-// scaler scales up only for what the observed load needs, not for the
-// forecast's headroom, and as before once the guard has passed.
+// TestReversalGuard checks the guard's memory: the time of the last scale
+// down (checkpointed by the stream), and the guard's end (the stories are
+// in testdata/stabilization).
 func TestReversalGuard(t *testing.T) {
 	s := newScaler(t, func(c *Config) {
 		c.MaxScaleUp, c.MaxScaleDown, c.ForecastHold, c.ReversalGuard = 100, 1, time.Minute, time.Minute
 	})
 	t0 := time.Unix(1_700_000_000, 0)
-	steps := []struct {
-		at         time.Duration
-		upper, obs float64
-		cur, want  int32 // want 0: no scale decision
-	}{
-		{0, 590, 390, 4, 6},                              // the forecast's headroom: 6
-		{6 * time.Minute, 390, 390, 6, 4},                // held, then down to what 390 needs
-		{6*time.Minute + 30*time.Second, 590, 390, 4, 0}, // the headroom again, 30 s later: not followed
-		{6*time.Minute + 50*time.Second, 590, 590, 4, 6}, // the load itself needs 6: up
-	}
-	for _, st := range steps {
-		in := Input{Now: t0.Add(st.at), Forecast: fc(st.upper, st.upper, st.upper), Observed: st.obs, CurrentReplicas: st.cur}
-		if got := scaledTo(s, in); got != st.want {
-			t.Errorf("at %v (upper %v, observed %v, current %d): scale to %d, want %d", st.at, st.upper, st.obs, st.cur, got, st.want)
-		}
-	}
+	scaledTo(s, Input{Now: t0, Forecast: fc(590, 590, 590), Observed: 390, CurrentReplicas: 4})
+	scaledTo(s, Input{Now: t0.Add(6 * time.Minute), Forecast: fc(390, 390, 390), Observed: 390, CurrentReplicas: 6})
 	if s.LastDown() != t0.Add(6*time.Minute).UnixMilli() {
 		t.Errorf("last scale down at %d", s.LastDown())
 	}
