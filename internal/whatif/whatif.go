@@ -231,6 +231,9 @@ func replayRule(ctx context.Context, p *Prometheus, r *rules.Rule, o Options, rr
 		if err != nil {
 			return err
 		}
+		if r.Scaling.Mode == rules.ModeReserveCapacity {
+			rr.Notes = append(rr.Notes, "mode reserve_capacity sizes a placeholder Deployment, not the workload: its replicas are the baseline's, and the forecast is what is scored")
+		}
 		res := EvaluateScaling(r, replayed, actual, o.Scaling)
 		rr.Augur, rr.Forecast = &res.Augur, &res.Forecast
 		rr.Baseline = &Baseline{Kind: res.BaselineKind, Outcome: res.Baseline}
