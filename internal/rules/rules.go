@@ -664,40 +664,29 @@ func (s *Set) GroupBy(i int) []string { return s.compiled[i].groupBy }
 // Match returns the index of the first workload rule (scaling, gray_failure,
 // gpu) that selects the series, or -1. lbls must be sorted by name.
 func (s *Set) Match(tenant string, lbls []Label) int {
-	best := -1
-	if name, ok := proto.LabelValue(lbls, model.MetricNameLabel); ok {
-		for _, i := range s.byName[name] {
-			if s.matches(i, tenant, lbls) {
-				best = i
-				break
-			}
-		}
-	}
-	for _, i := range s.anyName {
-		if best >= 0 && i > best {
-			break
-		}
-		if s.matches(i, tenant, lbls) {
-			best = i
-			break
-		}
-	}
-	return best
+	return s.first(s.byName, s.anyName, tenant, lbls)
 }
 
 // MatchWatch returns the index of the first anomaly rule that selects the
 // series, or -1. lbls must be sorted by name.
 func (s *Set) MatchWatch(tenant string, lbls []Label) int {
+	return s.first(s.watchByName, s.watchAnyName, tenant, lbls)
+}
+
+// first returns the first rule in file order, among those indexed by the
+// series' metric name (byName) and those without one (anyName), that
+// matches, or -1.
+func (s *Set) first(byName map[string][]int, anyName []int, tenant string, lbls []Label) int {
 	best := -1
 	if name, ok := proto.LabelValue(lbls, model.MetricNameLabel); ok {
-		for _, i := range s.watchByName[name] {
+		for _, i := range byName[name] {
 			if s.matches(i, tenant, lbls) {
 				best = i
 				break
 			}
 		}
 	}
-	for _, i := range s.watchAnyName {
+	for _, i := range anyName {
 		if best >= 0 && i > best {
 			break
 		}
