@@ -9,12 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
 
+	"github.com/augur-ops/augur/detectors/anomaly"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/internal/whatif"
 )
@@ -121,7 +121,8 @@ func totalDecisions(m map[string]int) int {
 }
 
 // parseWhen reads a time flag: empty is ref, a duration is that long
-// before ref, otherwise an RFC 3339 time or unix seconds.
+// before ref, otherwise a time as anomaly.ParseTimestamp reads CSV ones
+// (RFC 3339, or unix seconds or milliseconds).
 func parseWhen(s string, ref time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -133,13 +134,11 @@ func parseWhen(s string, ref time.Time) (time.Time, error) {
 		}
 		return ref.Add(-d), nil
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+	ms, err := anomaly.ParseTimestamp(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want a duration (72h), an RFC 3339 time or unix seconds", s)
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return time.UnixMilli(int64(f * 1000)), nil
-	}
-	return time.Time{}, fmt.Errorf("%q: want a duration (72h), an RFC 3339 time or unix seconds", s)
+	return time.UnixMilli(ms), nil
 }
 
 // newProgress reports progress on w: a bar redrawn in place on a

@@ -486,3 +486,27 @@ func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.SetBasicAuth(b.user, b.password)
 	return b.next.RoundTrip(r)
 }
+
+// TestParseWhen reads -from and -to: a duration before the end, an RFC 3339
+// time, unix seconds; anything else is an error naming the forms.
+func TestParseWhen(t *testing.T) {
+	ref := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in   string
+		want time.Time
+	}{
+		{"", ref},
+		{"72h", ref.Add(-72 * time.Hour)},
+		{"2021-08-11T00:00:00Z", time.Date(2021, 8, 11, 0, 0, 0, 0, time.UTC)},
+		{"1628640000", time.Date(2021, 8, 11, 0, 0, 0, 0, time.UTC)},
+	} {
+		if got, err := parseWhen(c.in, ref); err != nil || !got.Equal(c.want) {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"-3h", "yesterday"} {
+		if _, err := parseWhen(bad, ref); err == nil {
+			t.Errorf("parseWhen(%q) accepted", bad)
+		}
+	}
+}

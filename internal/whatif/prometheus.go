@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -210,13 +211,14 @@ func (m *merger) add(mat model.Matrix) {
 	}
 }
 
-// series returns the merged series sorted by labels.
+// series returns the merged series in the order of their label sets
+// (model.Metric.String, the key they were merged under).
 func (m *merger) series() []Series {
-	out := make([]Series, 0, len(m.by))
-	for _, s := range m.by {
-		out = append(out, *s)
+	keys := slices.Sorted(maps.Keys(m.by))
+	out := make([]Series, len(keys))
+	for i, k := range keys {
+		out[i] = *m.by[k]
 	}
-	slices.SortFunc(out, func(a, b Series) int { return compareLabels(a.Labels, b.Labels) })
 	return out
 }
 
@@ -256,7 +258,7 @@ func (p *Prometheus) QueryRange(ctx context.Context, query string, from, to time
 func (p *Prometheus) Types(ctx context.Context, series []Series) error {
 	types := map[string]string{}
 	for i := range series {
-		name := labelOf(series[i].Labels, "__name__")
+		name, _ := proto.LabelValue(series[i].Labels, "__name__")
 		t, ok := types[name]
 		if !ok {
 			c, cancel := p.ctx(ctx)
@@ -305,23 +307,4 @@ func sortedLabels(m model.Metric) []proto.Label {
 	return out
 }
 
-func compareLabels(a, b []proto.Label) int {
-	for i := range min(len(a), len(b)) {
-		if c := strings.Compare(a[i].Name, b[i].Name); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a[i].Value, b[i].Value); c != 0 {
-			return c
-		}
-	}
-	return len(a) - len(b)
-}
 
-func labelOf(lbls []proto.Label, name string) string {
-	for _, l := range lbls {
-		if l.Name == name {
-			return l.Value
-		}
-	}
-	return ""
-}

@@ -3,7 +3,6 @@ package whatif
 import (
 	"crypto/rand"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/augur-ops/augur/detectors/scaling"
@@ -36,12 +35,7 @@ func Replay(rule *rules.Rule, series []Series, step time.Duration, variant func(
 	if err != nil {
 		return nil, fmt.Errorf("rule %s: %w", rule.Name, err)
 	}
-	first, last := int64(math.MaxInt64), int64(math.MinInt64)
-	for _, s := range series {
-		if len(s.Ts) > 0 {
-			first, last = min(first, s.Ts[0]), max(last, s.Ts[len(s.Ts)-1])
-		}
-	}
+	first, last := span(series)
 	out := &Replayed{}
 	if first > last {
 		return out, nil

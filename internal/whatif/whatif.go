@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -243,8 +244,10 @@ func replayRule(ctx context.Context, p *Prometheus, r *rules.Rule, o Options, rr
 	return nil
 }
 
+// span returns the first and last sample times of series; first > last
+// when they hold no sample.
 func span(series []Series) (first, last int64) {
-	first, last = int64(1)<<62, -(int64(1) << 62)
+	first, last = math.MaxInt64, math.MinInt64
 	for _, s := range series {
 		if len(s.Ts) > 0 {
 			first, last = min(first, s.Ts[0]), max(last, s.Ts[len(s.Ts)-1])
