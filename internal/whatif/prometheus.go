@@ -306,5 +306,3 @@ func sortedLabels(m model.Metric) []proto.Label {
 	slices.SortFunc(out, func(a, b proto.Label) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
-
-
