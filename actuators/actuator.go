@@ -39,7 +39,7 @@ type Actuator struct {
 	// goroutine, but tests and HandleDecision callers may call it directly.
 	mu      sync.Mutex
 	seen    map[string]time.Time // decision id -> decision expiry
-	targets map[string]*targetState
+	targets map[string]targetState
 	changes []time.Time          // rate-limit window, oldest first
 	nodes   map[string]time.Time // node -> when augur tainted it
 	taints  []time.Time          // node actions in the blast-radius window
@@ -104,7 +104,7 @@ func New(cfg Config, cl *kgo.Client, kube, arc Executor, reg prometheus.Register
 		return nil, err
 	}
 	a := &Actuator{cfg: cfg, cl: cl, kube: kube, arc: arc, log: log, m: m,
-		seen: map[string]time.Time{}, targets: map[string]*targetState{}, nodes: map[string]time.Time{}, shifts: map[string]int{}, pending: map[string]*proto.Action{}, goals: map[string]*goal{}}
+		seen: map[string]time.Time{}, targets: map[string]targetState{}, nodes: map[string]time.Time{}, shifts: map[string]int{}, pending: map[string]*proto.Action{}, goals: map[string]*goal{}}
 	a.kill.Store(cfg.KillSwitch)
 	return a, nil
 }
@@ -133,7 +133,7 @@ func (a *Actuator) Run(ctx context.Context) error {
 	if a.cl == nil {
 		return errors.New("actuator has no Kafka client")
 	}
-	return a.run(ctx, a.cl)
+	return a.loop(ctx, plainLog{a.cl})
 }
 
 // RunClient is Run with a client made for this run (built with
@@ -146,7 +146,7 @@ func (a *Actuator) RunClient(ctx context.Context, cl *kgo.Client) error {
 	if err := checkClient(cl); err != nil {
 		return err
 	}
-	return a.run(ctx, cl)
+	return a.loop(ctx, plainLog{cl})
 }
 
 // TransactionalOptions are ClientOptions plus the transactional id, for
@@ -167,22 +167,39 @@ func (a *Actuator) RunSession(ctx context.Context, sess *kgo.GroupTransactSessio
 	if err := checkClient(sess.Client()); err != nil {
 		return err
 	}
+	return a.loop(ctx, txnLog{sess, a.log})
+}
+
+// auditLog is what a run polls decisions from and writes a batch's audit
+// records to: a client that writes them and then commits the offsets
+// (plainLog), or a transactional session that commits both at once
+// (txnLog).
+type auditLog interface {
+	PollRecords(ctx context.Context, maxPollRecords int) kgo.Fetches
+	AllowRebalance()
+	// write writes out and commits the offsets of recs. committed is
+	// false when nothing was committed: the decisions are seen again.
+	write(ctx context.Context, recs, out []*kgo.Record) (committed bool, err error)
+}
+
+// loop is Run's loop: poll, handle the batch and the decisions in force
+// that are due, write their audit records, until ctx ends or the client is
+// closed.
+func (a *Actuator) loop(ctx context.Context, l auditLog) error {
 	for {
-		recs, closed, err := a.poll(ctx, sess.PollRecords)
+		recs, closed, err := a.poll(ctx, l.PollRecords)
 		if closed {
 			return nil
 		}
+		if err == nil && (len(recs) > 0 || a.due()) {
+			err = a.writeBatch(ctx, l, recs)
+		}
+		// Polls block rebalances (ClientOptions) until the batch is
+		// written.
+		l.AllowRebalance()
 		if err != nil {
-			sess.AllowRebalance()
 			return err
 		}
-		if err := a.transact(ctx, sess, recs); err != nil {
-			sess.AllowRebalance()
-			return err
-		}
-		// Polls block rebalances (ClientOptions) until the transaction
-		// has ended.
-		sess.AllowRebalance()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -213,29 +230,18 @@ func (a *Actuator) poll(ctx context.Context, pollRecords func(context.Context, i
 	return fetches.Records(), false, err
 }
 
-// transact handles recs and the decisions in force whose try is due in one
-// transaction. It begins none when there is nothing to write.
-func (a *Actuator) transact(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
-	if len(recs) == 0 && !a.due() {
-		return nil
-	}
-	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
+// writeBatch handles recs and the decisions in force whose try is due, and
+// writes their audit records to l.
+func (a *Actuator) writeBatch(ctx context.Context, l auditLog, recs []*kgo.Record) error {
 	out, acts, err := a.audit(ctx, recs)
 	if err != nil {
 		return err
 	}
-	// Like handleBatch: the actions were taken, their records must be
-	// written even when ctx was cancelled mid-batch.
+	// The actions were taken: their records must be written even when
+	// ctx was cancelled mid-batch.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	try := kgo.TryCommit
-	if err := sess.ProduceSync(wctx, out...).FirstErr(); err != nil {
-		a.log.Warn("write audit records", "err", err)
-		try = kgo.TryAbort
-	}
-	committed, err := sess.End(wctx, try)
+	committed, err := l.write(wctx, recs, out)
 	a.mu.Lock()
 	for i, act := range acts {
 		switch {
@@ -251,12 +257,52 @@ func (a *Actuator) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 	}
 	a.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("end transaction of %d audit records: %w", len(out), err)
+		return err
 	}
 	if !committed {
 		a.log.Warn("transaction aborted, decisions will be seen again", "records", len(out))
 	}
 	return nil
+}
+
+// txnLog writes a batch in one Kafka transaction.
+type txnLog struct {
+	*kgo.GroupTransactSession
+	log *slog.Logger
+}
+
+func (l txnLog) write(ctx context.Context, _, out []*kgo.Record) (bool, error) {
+	if err := l.Begin(); err != nil {
+		return false, fmt.Errorf("begin transaction: %w", err)
+	}
+	try := kgo.TryCommit
+	if err := l.ProduceSync(ctx, out...).FirstErr(); err != nil {
+		l.log.Warn("write audit records", "err", err)
+		try = kgo.TryAbort
+	}
+	committed, err := l.End(ctx, try)
+	if err != nil {
+		return committed, fmt.Errorf("end transaction of %d audit records: %w", len(out), err)
+	}
+	return committed, nil
+}
+
+// plainLog writes a batch's audit records, then commits its offsets.
+type plainLog struct{ *kgo.Client }
+
+func (l plainLog) write(ctx context.Context, recs, out []*kgo.Record) (bool, error) {
+	if err := l.ProduceSync(ctx, out...).FirstErr(); err != nil {
+		return false, fmt.Errorf("write %d audit records: %w", len(out), err)
+	}
+	if len(recs) == 0 {
+		return true, nil
+	}
+	if err := l.CommitRecords(ctx, recs...); err != nil {
+		// The audit records exist; a restart sees the decisions again and
+		// records them as no-ops or duplicates, never acts twice.
+		return true, fmt.Errorf("commit decisions offsets: %w", err)
+	}
+	return true, nil
 }
 
 // due reports whether a decision in force is due for a try or audit
@@ -304,54 +350,6 @@ func (a *Actuator) audit(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record
 	return out, acts, nil
 }
 
-func (a *Actuator) run(ctx context.Context, cl *kgo.Client) error {
-	for {
-		recs, closed, err := a.poll(ctx, cl.PollRecords)
-		if closed {
-			return nil
-		}
-		if err != nil {
-			cl.AllowRebalance()
-			return err
-		}
-		if len(recs) > 0 || a.due() {
-			if err := a.handleBatch(ctx, cl, recs); err != nil {
-				cl.AllowRebalance()
-				return err
-			}
-		}
-		cl.AllowRebalance()
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-// handleBatch handles recs, writes their audit records and then commits
-// their offsets.
-func (a *Actuator) handleBatch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
-	out, _, err := a.audit(ctx, recs)
-	if err != nil {
-		return err
-	}
-	// The audit write and commit must finish even when ctx was cancelled
-	// mid-batch: the actions were taken, so their records must exist.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := cl.ProduceSync(wctx, out...).FirstErr(); err != nil {
-		return fmt.Errorf("write %d audit records: %w", len(out), err)
-	}
-	if len(recs) == 0 {
-		return nil
-	}
-	if err := cl.CommitRecords(wctx, recs...); err != nil {
-		// The audit records exist; a restart sees the decisions again and
-		// records them as no-ops or duplicates, never acts twice.
-		return fmt.Errorf("commit decisions offsets: %w", err)
-	}
-	return nil
-}
-
 // Handle runs one record value of augur.decisions through verification,
 // guardrails and execution and returns its audit record. It never returns
 // nil. It is safe for concurrent use but serializes decisions.
@@ -359,11 +357,11 @@ func (a *Actuator) Handle(ctx context.Context, value []byte) *proto.Action {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.cfg.Now()
-	d, act := a.admit(value, now)
-	if d == nil {
-		if act.GetAt() != nil {
-			return act // the record of an aborted transaction, already counted
-		}
+	d, act, again := a.admit(value, now)
+	switch {
+	case again:
+		return act // the record of an aborted transaction, already counted
+	case d == nil:
 		return a.finish(ctx, act, nil, nil, now)
 	}
 	act, obs := a.execute(ctx, d, now, false)
@@ -429,104 +427,113 @@ func refused(act *proto.Action, guardrail, format string, args ...any) *proto.Ac
 // admit decodes a record value and runs the checks that decide whether the
 // decision is acted on at all: it parses, its signature verifies, it is not
 // expired and its id was not seen before. It returns the decision, or nil
-// and the audit record that ends it (a record with At set is the record of
-// an aborted transaction, to be written again unchanged).
-func (a *Actuator) admit(value []byte, now time.Time) (*proto.Decision, *proto.Action) {
+// and the audit record that ends it. again is true when the decision was
+// seen in an aborted transaction: act is its record, to be written again
+// unchanged.
+func (a *Actuator) admit(value []byte, now time.Time) (d *proto.Decision, act *proto.Action, again bool) {
 	d, err := proto.UnmarshalDecision(value)
 	if err != nil {
-		return nil, refused(&proto.Action{}, GuardMalformed, "%v", err)
+		return nil, refused(&proto.Action{}, GuardMalformed, "%v", err), false
 	}
-	act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget()}
+	act = &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget()}
 	if !a.verify(d) {
-		return nil, refused(act, GuardSignature, "signature does not verify under any decision key")
+		return nil, refused(act, GuardSignature, "signature does not verify under any decision key"), false
 	}
 	if p, ok := a.pending[d.GetId()]; ok {
-		return nil, p // seen in an aborted transaction: its record, again
+		return nil, p, true
 	}
 	exp := d.GetExpiresAt()
 	if exp == nil || !now.Before(exp.AsTime()) {
 		act.Outcome = proto.OutcomeExpired
 		act.Guardrail = GuardExpired
 		act.Error = "decision expired or has no expiry"
-		return nil, act
+		return nil, act, false
 	}
 	if _, dup := a.seen[d.GetId()]; dup || d.GetId() == "" {
 		act.Outcome = proto.OutcomeDuplicate
 		act.Guardrail = GuardDuplicate
 		act.Error = "decision id seen before"
-		return nil, act
+		return nil, act, false
 	}
 	a.remember(d.GetId(), exp.AsTime(), now)
-	return d, act
+	return d, act, false
 }
 
-// execute runs an admitted decision through the guardrails and its
-// executor and returns its audit record and the observation, when one was
+// execute tries an admitted decision (try) and records what the try did
+// (commit). It returns the audit record and the observation, when one was
 // made. retry is true when the decision is one in force being tried again
-// (see reconcile). A replica decision stays in force (a.goals) when a
-// bounded step was applied or a timing guardrail deferred it, in enforce
-// mode only: dry-run changes nothing, so a retry would only repeat itself.
+// (see Reconcile).
 func (a *Actuator) execute(ctx context.Context, d *proto.Decision, now time.Time, retry bool) (*proto.Action, *Observation) {
-	act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget()}
-	rule := a.cfg.rule(d.GetRule())
-	act.Mode = string(rule.Mode)
-	// A decision replaces the one in force for its target; the one in
-	// force is kept again below when it must be.
-	delete(a.goals, d.GetTarget())
-	if a.kill.Load() || a.killFile() {
-		return refused(act, GuardKillSwitch, "kill switch is on"), nil
-	}
-	if rule.Mode == ModeOff {
-		return refused(act, GuardModeOff, "mode is off"), nil
+	t := &attempt{d: d, rule: a.cfg.rule(d.GetRule()), now: now, retry: retry}
+	act := a.try(ctx, t)
+	a.commit(t, act)
+	return act, t.obs
+}
+
+// try runs the guardrails (unobservedGuardrails, Observe,
+// observedGuardrails, approval, rateLimit) and, when they all pass, applies
+// the decision or a bounded step toward it. It changes nothing in the
+// actuator's memory: it says what to record in t (step, keep). A replica
+// decision stays in force (keep) when a bounded step was applied or a
+// timing guardrail deferred it, in enforce mode only: dry-run changes
+// nothing, so a retry would only repeat itself.
+func (a *Actuator) try(ctx context.Context, t *attempt) *proto.Action {
+	d := t.d
+	act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget(), Mode: string(t.rule.Mode)}
+	enforce := t.rule.Mode == ModeEnforce
+	if g, why := a.check(unobservedGuardrails, t); g != "" {
+		return refused(act, g, "%s", why)
 	}
 	if d.GetKind() == proto.KindAlert {
 		act.Outcome = proto.OutcomeNoop
 		act.Error = "alerts change nothing"
-		return act, nil
-	}
-	if !slices.Contains(proto.Kinds, d.GetKind()) {
-		return refused(act, GuardUnknownKind, "unknown kind %q", d.GetKind()), nil
-	}
-	if g, why := a.static(d, rule, now); g != "" {
-		return refused(act, g, "%s", why), nil
+		return act
 	}
 	ex := a.executor(d.GetKind())
 	if ex == nil {
-		if rule.Mode != ModeEnforce {
+		if !enforce {
 			// `augur run` without a cluster: dry-run means "say what would
 			// be done", which needs no API to answer.
 			act.Outcome = proto.OutcomeDryRun
 			act.Error = fmt.Sprintf("no executor configured for %s: recorded only", d.GetKind())
 			act.After = desiredState(d)
-			return act, nil
+			return act
 		}
-		return refused(act, GuardNoExecutor, "no executor configured for %s", d.GetKind()), nil
+		return refused(act, GuardNoExecutor, "no executor configured for %s", d.GetKind())
 	}
 	obs, err := ex.Observe(ctx, d)
 	if err != nil {
-		return a.failure(act, err), nil
+		return a.failure(act, err)
 	}
+	t.obs = &obs
 	act.Before = obs.Before
 	if obs.Holds {
 		act.Outcome = proto.OutcomeNoop
 		act.After = obs.Before
-		return act, &obs
+		return act
 	}
-	enforce := rule.Mode == ModeEnforce
-	if g, why := a.dynamic(d, rule, &obs, now, retry); g != "" {
-		if !deferrable(g) {
-			return refused(act, g, "%s", why), &obs
-		}
-		return a.deferred(act, d, g, why, now, enforce), &obs
+	g, why := a.check(observedGuardrails, t)
+	if g != "" && !deferrable(g) {
+		return refused(act, g, "%s", why)
 	}
-	if rule.RequireApproval || (a.cfg.ZonalShiftApproval && d.GetKind() == proto.KindZonalShift) {
+	if g == "" && (t.rule.RequireApproval || (a.cfg.ZonalShiftApproval && d.GetKind() == proto.KindZonalShift)) {
 		act.Outcome = proto.OutcomePendingApproval
 		act.Guardrail = GuardApproval
 		act.Error = "human approval required: intent recorded, nothing applied"
-		return act, &obs
+		return act
 	}
-	if g, why := a.rateLimit(now); g != "" {
-		return a.deferred(act, d, g, why, now, enforce), &obs
+	if g == "" {
+		g, why = rateLimit(a, t)
+	}
+	if g != "" {
+		act.Outcome = proto.OutcomeDeferred
+		act.Guardrail = g
+		act.Error = why
+		if enforce {
+			act.Error += ": the decision stays in force and is tried again until it expires"
+			t.keep = true
+		}
+		return act
 	}
 	step := d
 	want := d.GetDesired().GetReplicas()
@@ -538,8 +545,9 @@ func (a *Actuator) execute(ctx context.Context, d *proto.Decision, now time.Time
 	}
 	after, err := ex.Apply(ctx, step, obs, !enforce)
 	if err != nil {
-		return a.failure(act, err), &obs
+		return a.failure(act, err)
 	}
+	t.step = step
 	act.After = after
 	act.Outcome = proto.OutcomeApplied
 	if !enforce {
@@ -553,33 +561,7 @@ func (a *Actuator) execute(ctx context.Context, d *proto.Decision, now time.Time
 			act.After = map[string]string{}
 		}
 		act.After["goal"] = strconv.Itoa(int(want))
-		if enforce {
-			a.goals[d.GetTarget()] = &goal{d: d, next: now.Add(a.cfg.RetryInterval), deferred: true}
-		}
-	}
-	a.record(step, &obs, now)
-	return act, &obs
-}
-
-// deferrable reports whether a guardrail only holds a decision back for a
-// while: a later try may pass it.
-func deferrable(guardrail string) bool {
-	switch guardrail {
-	case GuardCooldownUp, GuardCooldownDown, GuardStabilization, GuardRateLimit:
-		return true
-	}
-	return false
-}
-
-// deferred records a decision held back by a timing guardrail and, in
-// enforce mode, keeps it in force for reconcile to try again.
-func (a *Actuator) deferred(act *proto.Action, d *proto.Decision, guardrail, why string, now time.Time, enforce bool) *proto.Action {
-	act.Outcome = proto.OutcomeDeferred
-	act.Guardrail = guardrail
-	act.Error = why
-	if enforce {
-		act.Error += ": the decision stays in force and is tried again until it expires"
-		a.goals[d.GetTarget()] = &goal{d: d, next: now.Add(a.cfg.RetryInterval), deferred: true}
+		t.keep = enforce
 	}
 	return act
 }
@@ -595,9 +577,8 @@ func (a *Actuator) bound(cur, want int32) int32 {
 // or a timing guardrail deferred it. It stays until its target is reached,
 // it expires, or a newer decision for the same target replaces it.
 type goal struct {
-	d        *proto.Decision
-	next     time.Time // the next try, not before
-	deferred bool      // a record already says the decision is in force
+	d    *proto.Decision
+	next time.Time // the next try, not before
 }
 
 // Reconcile tries the decisions in force whose next try is due, in target
@@ -625,8 +606,8 @@ func (a *Actuator) Reconcile(ctx context.Context) []*proto.Action {
 			continue
 		}
 		act, obs := a.execute(ctx, d, now, true)
-		if act.GetOutcome() == proto.OutcomeDeferred && g.deferred {
-			continue // still held back: nothing new to record
+		if act.GetOutcome() == proto.OutcomeDeferred {
+			continue // still held back: the first deferral has a record
 		}
 		out = append(out, a.finish(ctx, act, d, obs, now))
 	}
@@ -697,178 +678,6 @@ func (a *Actuator) remember(id string, exp, now time.Time) {
 // replicaKind reports whether kind changes a replica count.
 func replicaKind(kind string) bool {
 	return kind == proto.KindScale || kind == proto.KindSetHPAMin || kind == proto.KindReserveCapacity
-}
-
-// static runs the guardrails that need no observation.
-func (a *Actuator) static(d *proto.Decision, rule Rule, now time.Time) (string, string) {
-	ch := d.GetDesired()
-	switch d.GetKind() {
-	case proto.KindScale, proto.KindSetHPAMin, proto.KindReserveCapacity:
-		obj := ch.GetObject()
-		// A reserve_capacity decision may name no object: the executor's
-		// configured placeholder is meant.
-		if d.GetKind() != proto.KindReserveCapacity && (obj.GetName() == "" || obj.GetNamespace() == "") {
-			return GuardInvalid, "decision names no object"
-		}
-		if ns := obj.GetNamespace(); ns != "" {
-			if slices.Contains(a.cfg.DenyNamespaces, ns) {
-				return GuardNamespaceDenied, fmt.Sprintf("namespace %s is on the deny list", ns)
-			}
-			if len(a.cfg.AllowNamespaces) > 0 && !slices.Contains(a.cfg.AllowNamespaces, ns) {
-				return GuardNamespaceNotAllow, fmt.Sprintf("namespace %s is not on the allow list", ns)
-			}
-		}
-		if obj.GetKind() == "StatefulSet" && !rule.AllowStatefulSets {
-			return GuardStatefulSet, fmt.Sprintf("rule %q has not opted in to StatefulSets", d.GetRule())
-		}
-		n := ch.GetReplicas()
-		minR := rule.MinReplicas
-		if d.GetKind() == proto.KindReserveCapacity {
-			minR = 0 // a placeholder may go to zero
-		}
-		if n < minR {
-			return GuardMinReplicas, fmt.Sprintf("replicas %d below minimum %d", n, minR)
-		}
-		if n > rule.MaxReplicas {
-			return GuardMaxReplicas, fmt.Sprintf("replicas %d above maximum %d", n, rule.MaxReplicas)
-		}
-	case proto.KindTaintNode, proto.KindUntaintNode:
-		if ch.GetNode() == "" || ch.GetTaint().GetKey() == "" {
-			return GuardInvalid, "decision names no node or taint"
-		}
-		switch ch.GetTaint().GetEffect() {
-		case "NoSchedule", "NoExecute", "PreferNoSchedule":
-		default:
-			return GuardInvalid, fmt.Sprintf("taint effect %q", ch.GetTaint().GetEffect())
-		}
-		if d.GetKind() == proto.KindUntaintNode {
-			if at, ok := a.nodes[ch.GetNode()]; ok && now.Sub(at) < a.cfg.UntaintHoldDown {
-				return GuardUntaintHoldDown, fmt.Sprintf("node %s tainted %v ago, hold-down %v", ch.GetNode(), now.Sub(at), a.cfg.UntaintHoldDown)
-			}
-		}
-	case proto.KindZonalShift, proto.KindCancelZonalShift:
-		zs := ch.GetZonalShift()
-		if zs.GetResourceIdentifier() == "" {
-			return GuardInvalid, "decision names no resource"
-		}
-		if d.GetKind() == proto.KindZonalShift {
-			if zs.GetAwayFrom() == "" {
-				return GuardInvalid, "decision names no zone"
-			}
-			e := time.Duration(zs.GetExpiresInSeconds()) * time.Second
-			if e <= 0 || e > a.cfg.MaxZonalShiftExpiry {
-				return GuardZonalExpiry, fmt.Sprintf("expiry %v not in (0, %v]", e, a.cfg.MaxZonalShiftExpiry)
-			}
-		}
-	}
-	return "", ""
-}
-
-// dynamic runs the guardrails that compare the decision with what was
-// observed and with recent history.
-//
-// retry is true for a decision in force tried again: its recommendation is
-// already in the stabilization window.
-func (a *Actuator) dynamic(d *proto.Decision, rule Rule, obs *Observation, now time.Time, retry bool) (string, string) {
-	ch := d.GetDesired()
-	switch {
-	case replicaKind(d.GetKind()):
-		if obs.Kind == "StatefulSet" && !rule.AllowStatefulSets {
-			return GuardStatefulSet, fmt.Sprintf("rule %q has not opted in to StatefulSets", d.GetRule())
-		}
-		want, cur := ch.GetReplicas(), obs.Replicas
-		ts := a.target(d.GetTarget())
-		if !retry {
-			ts.recs = append(ts.recs, rec{now, want})
-		}
-		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
-		if want > cur && !ts.lastUp.IsZero() && now.Sub(ts.lastUp) < a.cfg.CooldownUp {
-			return GuardCooldownUp, fmt.Sprintf("last scale-up %v ago, cooldown %v", now.Sub(ts.lastUp), a.cfg.CooldownUp)
-		}
-		if want < cur {
-			if !ts.lastChange.IsZero() && now.Sub(ts.lastChange) < a.cfg.CooldownDown {
-				return GuardCooldownDown, fmt.Sprintf("last scale change %v ago, cooldown %v", now.Sub(ts.lastChange), a.cfg.CooldownDown)
-			}
-			for _, r := range ts.recs {
-				if r.replicas > want {
-					return GuardStabilization, fmt.Sprintf("a decision %v ago asked for %d replicas, stabilization window %v", now.Sub(r.at), r.replicas, a.cfg.ScaleDownStabilization)
-				}
-			}
-		}
-	case d.GetKind() == proto.KindTaintNode:
-		a.taints = slices.DeleteFunc(a.taints, func(t time.Time) bool { return now.Sub(t) > a.cfg.NodeWindow })
-		if obs.TaintedNodes+1 > a.cfg.MaxNodeActions {
-			return GuardBlastRadius, fmt.Sprintf("%d nodes already tainted by augur, limit %d", obs.TaintedNodes, a.cfg.MaxNodeActions)
-		}
-		if len(a.taints)+1 > a.cfg.MaxNodeActions {
-			return GuardBlastRadius, fmt.Sprintf("%d node actions in the last %v, limit %d", len(a.taints), a.cfg.NodeWindow, a.cfg.MaxNodeActions)
-		}
-		if obs.Nodes > 0 && float64(obs.TaintedNodes+1)/float64(obs.Nodes) > a.cfg.MaxNodeShare &&
-			obs.TaintedNodes > 0 { // the first node is always allowed: a breaker, not a ban
-			return GuardBlastRadius, fmt.Sprintf("%d of %d nodes would be tainted, share limit %.0f%%", obs.TaintedNodes+1, obs.Nodes, a.cfg.MaxNodeShare*100)
-		}
-	case d.GetKind() == proto.KindZonalShift:
-		zs := ch.GetZonalShift()
-		away := map[string]bool{zs.GetAwayFrom(): true}
-		for _, s := range obs.Shifts {
-			if s.AwayFrom != zs.GetAwayFrom() {
-				return GuardZonalOneAtATime, fmt.Sprintf("shift %s already moves traffic away from %s", s.ID, s.AwayFrom)
-			}
-			away[s.AwayFrom] = true
-		}
-		healthy := 0
-		for _, z := range obs.Zones {
-			if !away[z] {
-				healthy++
-			}
-		}
-		if !slices.Contains(obs.Zones, zs.GetAwayFrom()) {
-			return GuardInvalid, fmt.Sprintf("zone %s is not one of the resource's zones %v", zs.GetAwayFrom(), obs.Zones)
-		}
-		if healthy < a.cfg.MinHealthyZones {
-			return GuardZonalHealthyZones, fmt.Sprintf("shifting away from %s leaves %d healthy zones of %v, minimum %d", zs.GetAwayFrom(), healthy, obs.Zones, a.cfg.MinHealthyZones)
-		}
-	}
-	return "", ""
-}
-
-func (a *Actuator) target(t string) *targetState {
-	ts := a.targets[t]
-	if ts == nil {
-		ts = &targetState{}
-		a.targets[t] = ts
-	}
-	return ts
-}
-
-// rateLimit refuses when RateLimit changes happened in the last RateWindow.
-func (a *Actuator) rateLimit(now time.Time) (string, string) {
-	a.changes = slices.DeleteFunc(a.changes, func(t time.Time) bool { return now.Sub(t) >= a.cfg.RateWindow })
-	if len(a.changes) >= a.cfg.RateLimit {
-		return GuardRateLimit, fmt.Sprintf("%d changes in the last %v, limit %d", len(a.changes), a.cfg.RateWindow, a.cfg.RateLimit)
-	}
-	return "", ""
-}
-
-// record remembers an applied (or dry-run) change for the cooldowns, the
-// rate limit and the blast radius. Dry-run changes count too, so that
-// dry-run shows what enforce would do.
-func (a *Actuator) record(d *proto.Decision, obs *Observation, now time.Time) {
-	a.changes = append(a.changes, now)
-	switch d.GetKind() {
-	case proto.KindTaintNode:
-		a.taints = append(a.taints, now)
-		a.nodes[d.GetDesired().GetNode()] = now
-	case proto.KindUntaintNode:
-		delete(a.nodes, d.GetDesired().GetNode())
-	}
-	if replicaKind(d.GetKind()) {
-		ts := a.target(d.GetTarget())
-		if d.GetDesired().GetReplicas() > obs.Replicas {
-			ts.lastUp = now
-		}
-		ts.lastChange = now
-	}
 }
 
 // updateGauges keeps the tainted-nodes and active-zonal-shifts gauges at the

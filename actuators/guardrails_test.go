@@ -1,8 +1,10 @@
 package actuators
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -392,4 +394,50 @@ func snapshot(f *fakeExec) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return fmtWorld(f)
+}
+
+// TestGuardrailsChangeNothing runs every guardrail on decisions of each
+// kind against a memory with history in it (cooldowns, a stabilization
+// window, taints, changes, a decision in force) and checks that the memory
+// is the same afterwards: only commit records.
+func TestGuardrailsChangeNothing(t *testing.T) {
+	a, _, clk, _ := newTest(t, func(c *Config) { c.Mode = ModeEnforce })
+	now := clk.Now()
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	a.targets[dep] = targetState{lastUp: ago(time.Minute), lastChange: ago(time.Minute),
+		recs: []rec{{ago(20 * time.Minute), 9}, {ago(time.Minute), 8}}}
+	a.changes = []time.Time{ago(2 * time.Hour), ago(time.Minute)}
+	a.taints = []time.Time{ago(48 * time.Hour), ago(time.Minute)}
+	a.nodes["gpu-1"] = ago(time.Minute)
+	a.goals[dep] = &goal{d: decision(t, now, proto.KindScale, dep, scaleTo("payment", "payment-service", 8)), next: now}
+	snapshot := func() string {
+		return fmt.Sprintf("%v|%v|%v|%v|%v|%v", a.targets, a.changes, a.taints, a.nodes, len(a.goals), a.goals[dep].next)
+	}
+	before := snapshot()
+	decisions := []*proto.Decision{
+		decision(t, now, proto.KindScale, dep, scaleTo("payment", "payment-service", 3)),
+		decision(t, now, proto.KindScale, dep, scaleTo("payment", "payment-service", 20)),
+		decision(t, now, proto.KindTaintNode, "node/gpu-2", taint("gpu-2", "NoSchedule")),
+		decision(t, now, proto.KindUntaintNode, "node/gpu-1", taint("gpu-1", "NoSchedule")),
+		decision(t, now, proto.KindZonalShift, "zonal/web", shift("use1-az1", 1800)),
+	}
+	obs := &Observation{Replicas: 6, Nodes: 10, TaintedNodes: 1, Zones: []string{"use1-az1", "use1-az2"},
+		Shifts: []Shift{{ID: "s1", AwayFrom: "use1-az2"}}}
+	held := 0
+	for _, d := range decisions {
+		for _, retry := range []bool{false, true} {
+			at := &attempt{d: d, rule: a.cfg.rule(d.GetRule()), now: now, retry: retry, obs: obs}
+			for _, g := range append(append(slices.Clone(unobservedGuardrails), observedGuardrails...), rateLimit) {
+				if name, _ := g(a, at); name != "" {
+					held++
+				}
+			}
+		}
+	}
+	if held == 0 {
+		t.Fatal("no guardrail held any decision back: the memory was not exercised")
+	}
+	if after := snapshot(); after != before {
+		t.Fatalf("guardrails changed the actuator's memory:\nbefore %s\nafter  %s", before, after)
+	}
 }
