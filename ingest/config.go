@@ -96,7 +96,9 @@ type Auth struct {
 	BasicPasswordFile string `yaml:"basic_password_file"`
 }
 
-func (c *Config) setDefaults() {
+// defaults fills the zero fields of c. It is the one place the defaults
+// are written; Validate calls it.
+func (c *Config) defaults() {
 	def := func(p *int, v int) {
 		if *p == 0 {
 			*p = v
@@ -155,7 +157,7 @@ func (c *Config) codec() (kgo.CompressionCodec, bool) {
 // Validate fills in defaults and reports every bad field, each error naming
 // it by its YAML path under "ingest".
 func (c *Config) Validate() error {
-	c.setDefaults()
+	c.defaults()
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ingest.%s: %s", field, fmt.Sprintf(format, args...)))

@@ -102,7 +102,7 @@ func New(cfg Config, client *kgo.Client, rs *rules.Set, reg prometheus.Registere
 // receiver bounds its own wait (ProduceTimeout).
 func ClientOptions(cfg Config) []kgo.Opt {
 	c := cfg
-	c.setDefaults()
+	c.defaults()
 	codec, _ := c.codec() // Validate rejects an unknown one
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),

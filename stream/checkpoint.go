@@ -10,6 +10,7 @@ import (
 	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/internal/wire"
+	"github.com/augur-ops/augur/proto"
 )
 
 // State records on augur.state.
@@ -171,7 +172,7 @@ func (sh *shard) apply(key, value []byte) error {
 		if len(value) == 0 {
 			return nil
 		}
-		tenant, lbls, ok := parseSeriesKey(k, sh.lbls[:0])
+		tenant, lbls, ok := proto.ParseSeriesKey(k, sh.lbls[:0])
 		if !ok {
 			return fmt.Errorf("%w: series key", errBadState)
 		}

@@ -111,12 +111,9 @@ type Config struct {
 	testBeforeEnd func(txn int) error
 }
 
-// Validate fills defaults and checks the configuration.
-func (c *Config) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("brokers: required"))
-	}
+// defaults fills the zero fields of c. It is the one place the defaults
+// are written; Validate calls it.
+func (c *Config) defaults() {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -138,9 +135,6 @@ func (c *Config) Validate() error {
 	if c.Rules == nil {
 		c.Rules = rules.Empty()
 	}
-	if len(c.SigningKey) < 16 {
-		errs = append(errs, fmt.Errorf("signing key: %d bytes, need at least 16", len(c.SigningKey)))
-	}
 	dur := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -152,23 +146,36 @@ func (c *Config) Validate() error {
 	dur(&c.SessionTimeout, 10*time.Second)
 	dur(&c.RebalanceTimeout, 30*time.Second)
 	dur(&c.RestoreTimeout, time.Minute)
-	if c.AllowedLateness < 0 {
-		errs = append(errs, errors.New("allowed lateness: must be >= 0"))
-	}
-	if c.IdleTimeout < time.Second {
-		errs = append(errs, errors.New("idle timeout: must be >= 1s"))
-	}
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = 2000
-	}
-	if c.MaxPollRecords < 0 {
-		errs = append(errs, errors.New("max poll records: must be > 0"))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	if c.NewGroupDetector == nil {
 		c.NewGroupDetector = DefaultGroupDetector
+	}
+}
+
+// Validate fills the zero fields of c with their defaults and checks the
+// configuration.
+func (c *Config) Validate() error {
+	c.defaults()
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: required"))
+	}
+	if len(c.SigningKey) < 16 {
+		errs = append(errs, fmt.Errorf("signing key: %d bytes, need at least 16", len(c.SigningKey)))
+	}
+	if c.AllowedLateness < 0 {
+		errs = append(errs, errors.New("allowed lateness: must be >= 0"))
+	}
+	if c.IdleTimeout < time.Second {
+		errs = append(errs, errors.New("idle timeout: must be >= 1s"))
+	}
+	if c.MaxPollRecords < 0 {
+		errs = append(errs, errors.New("max poll records: must be > 0"))
 	}
 	if err := validateModels(c.Rules); err != nil {
 		errs = append(errs, err)

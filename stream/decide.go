@@ -217,7 +217,7 @@ func (e *env) restoreScaler(g *group, window []scaling.WindowEntry, lastDown int
 // alertDecision makes the alert for a series whose band went into alarm.
 func (e *env) alertDecision(key string, watch int, t int64, v float64, res anomaly.Result) *proto.Decision {
 	r := e.rules.Rule(watch)
-	tenant, lbls, _ := parseSeriesKey(key, nil)
+	tenant, lbls, _ := proto.ParseSeriesKey(key, nil)
 	series := labels.Format(lbls, 0)
 	target := "alert/" + r.Name + "/" + series
 	change := &proto.Change{Alert: &proto.Alert{Severity: r.Anomaly.Severity, Reason: "anomaly_band"}}

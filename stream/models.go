@@ -115,11 +115,11 @@ func validateModels(set *rules.Set) error {
 		var err error
 		switch {
 		case r.Anomaly != nil:
-			err = anomalyConfig(r.Anomaly).Validate()
+			c := anomalyConfig(r.Anomaly)
+			err = c.Validate()
 		case r.Scaling != nil:
-			if err = bankConfig(r.Scaling).Validate(); err == nil {
-				err = scalerConfig(r, "").Validate()
-			}
+			b, c := bankConfig(r.Scaling), scalerConfig(r, "")
+			err = errors.Join(b.Validate(), c.Validate())
 		case r.GrayFailure != nil:
 			c := grayConfig(r, "")
 			err = c.Validate()

@@ -27,12 +27,6 @@ const (
 	fGPU                       // selected by a gpu rule: DCGM blank values are dropped
 )
 
-// Separators of series keys (never valid UTF-8, so keys are unambiguous).
-const (
-	sepLabel = 0xff
-	sepValue = 0xfe
-)
-
 // shard is the state of one partition of augur.samples: a series table in
 // struct-of-arrays layout, the workload groups and the partition watermark.
 // It is owned by one goroutine at a time and needs no locks.
@@ -124,34 +118,6 @@ func (sh *shard) watermark() int64 {
 	return sh.maxTs - sh.env.lateness
 }
 
-// appendSeriesKey appends the series key of lbls under tenant.
-func appendSeriesKey(dst []byte, tenant string, lbls []proto.Label) []byte {
-	dst = append(dst, tenant...)
-	for i := range lbls {
-		dst = append(dst, sepLabel)
-		dst = append(dst, lbls[i].Name...)
-		dst = append(dst, sepValue)
-		dst = append(dst, lbls[i].Value...)
-	}
-	return dst
-}
-
-// parseSeriesKey splits a series key into its tenant and labels (appended
-// to dst); the strings alias key.
-func parseSeriesKey(key string, dst []proto.Label) (string, []proto.Label, bool) {
-	tenant, rest, _ := strings.Cut(key, "\xff")
-	for rest != "" {
-		var pair string
-		pair, rest, _ = strings.Cut(rest, "\xff")
-		n, v, ok := strings.Cut(pair, "\xfe")
-		if !ok {
-			return "", dst, false
-		}
-		dst = append(dst, proto.Label{Name: n, Value: v})
-	}
-	return tenant, dst, true
-}
-
 // processBlock applies one decoded samples block. It allocates only for new
 // series, new groups and decisions.
 func (sh *shard) processBlock(r *proto.BlockReader) {
@@ -169,7 +135,7 @@ func (sh *shard) processBlock(r *proto.BlockReader) {
 // series applies the samples of one series (labels sorted by name) under the
 // watermark wm.
 func (sh *shard) series(tenant string, lbls []proto.Label, metricType string, wm int64, ts []int64, vs []float64) {
-	sh.kbuf = appendSeriesKey(sh.kbuf[:0], tenant, lbls)
+	sh.kbuf = proto.AppendSeriesKey(sh.kbuf[:0], tenant, lbls)
 	row, ok := sh.index[string(sh.kbuf)]
 	if !ok {
 		row = sh.create(string(sh.kbuf), tenant, lbls, metricType)
@@ -458,7 +424,7 @@ func (sh *shard) observe(g *group, row int32, t int64, v, rate, inc float64) {
 func (sh *shard) keyLabels(row int32) []proto.Label {
 	if sh.klRow != row {
 		var ok bool
-		_, sh.klbls, ok = parseSeriesKey(sh.keys[row], sh.klbls[:0])
+		_, sh.klbls, ok = proto.ParseSeriesKey(sh.keys[row], sh.klbls[:0])
 		if !ok {
 			sh.klbls = sh.klbls[:0]
 		}

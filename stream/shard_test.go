@@ -132,14 +132,14 @@ func TestIdleEviction(t *testing.T) {
 	for ts := int64(10_000); ts <= 200_000; ts += 10_000 {
 		sh.processBlock(block(t, "", add(live, []int64{ts}, []float64{1})))
 	}
-	if len(sh.keys) != 1 || sh.keys[0] != string(appendSeriesKey(nil, "", live)) {
+	if len(sh.keys) != 1 || sh.keys[0] != string(proto.AppendSeriesKey(nil, "", live)) {
 		t.Fatalf("series %q, want only the live one", sh.keys)
 	}
 	ck, err := sh.appendCheckpoint(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ck) == 0 || ck[0].value != nil || string(ck[0].key[1:]) != string(appendSeriesKey(nil, "", old)) {
+	if len(ck) == 0 || ck[0].value != nil || string(ck[0].key[1:]) != string(proto.AppendSeriesKey(nil, "", old)) {
 		t.Fatalf("first checkpoint record %q=%x, want the tombstone of the evicted series", ck[0].key, ck[0].value)
 	}
 }

@@ -9,6 +9,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
+// DecisionPartitions is the partition count augur gives the topics it
+// creates for decisions, actions and forecasts. Records are keyed by
+// target; up to twelve consumers of a group share them.
+const DecisionPartitions = 12
+
 // EnsureTopics creates the decisions, state and forecasts topics when they
 // do not exist: augur.state compacted with as many partitions as the
 // samples topic (which must exist), augur.decisions and augur.forecasts

@@ -335,10 +335,10 @@ func ensureTopics(ctx context.Context, conn []kgo.Opt, cfg fileConfig, replicati
 		return parts, kafkaconn.ACLHint(err)
 	}
 	scfg := stream.Config{SamplesTopic: ic.Topic, DecisionsTopic: cfg.Act.DecisionsTopic, StateTopic: "augur.state", ForecastsTopic: "augur.forecasts"}
-	if err := stream.EnsureTopics(ctx, adm, &scfg, replication, 12); err != nil {
+	if err := stream.EnsureTopics(ctx, adm, &scfg, replication, stream.DecisionPartitions); err != nil {
 		return 0, kafkaconn.ACLHint(err)
 	}
-	if _, err := adm.CreateTopic(ctx, 12, replication, nil, cfg.Act.ActionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	if _, err := adm.CreateTopic(ctx, stream.DecisionPartitions, replication, nil, cfg.Act.ActionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return 0, kafkaconn.ACLHint(fmt.Errorf("create actions topic: %w", err))
 	}
 	return parts, nil

@@ -84,7 +84,7 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		}
 		err = kc.Check(ctx, cl, 15*time.Second)
 		if err == nil {
-			err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, -1, 12)
+			err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, -1, stream.DecisionPartitions)
 		}
 		cl.Close()
 		if err != nil {

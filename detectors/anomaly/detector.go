@@ -80,111 +80,91 @@ type Config struct {
 // outcomes are kept in a 16-bit mask.
 const MaxAlarmN = 16
 
-// DefaultConfig returns the configuration used for the NAB results.
+// DefaultConfig returns the configuration used for the NAB results: every
+// field at its default.
 func DefaultConfig() Config {
-	return Config{
-		BandWidth:      2,
-		AlarmM:         2,
-		AlarmN:         3,
-		Warmup:         64,
-		BandWindow:     16,
-		FastWindow:     4,
-		SlowWindow:     256,
-		ShortWindow:    16,
-		HistoryWindow:  1024,
-		Quiet:          128,
-		DetectLevel:    0.5,
-		ZLow:           2,
-		ZHigh:          4,
-		NoveltyScore:   1,
-		RangeTolerance: 0.01,
-		SeasonalDays:   30,
-		SeasonalGate:   0.5,
-	}
-}
-
-// withDefaults fills zero fields from DefaultConfig.
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.BandWidth == 0 {
-		c.BandWidth = d.BandWidth
-	}
-	if c.AlarmM == 0 {
-		c.AlarmM = d.AlarmM
-	}
-	if c.AlarmN == 0 {
-		c.AlarmN = d.AlarmN
-	}
-	if c.Warmup == 0 {
-		c.Warmup = d.Warmup
-	}
-	if c.BandWindow == 0 {
-		c.BandWindow = d.BandWindow
-	}
-	if c.FastWindow == 0 {
-		c.FastWindow = d.FastWindow
-	}
-	if c.SlowWindow == 0 {
-		c.SlowWindow = d.SlowWindow
-	}
-	if c.ShortWindow == 0 {
-		c.ShortWindow = d.ShortWindow
-	}
-	if c.HistoryWindow == 0 {
-		c.HistoryWindow = d.HistoryWindow
-	}
-	if c.Quiet == 0 {
-		c.Quiet = d.Quiet
-	}
-	if c.DetectLevel == 0 {
-		c.DetectLevel = d.DetectLevel
-	}
-	if c.ZLow == 0 && c.ZHigh == 0 {
-		c.ZLow, c.ZHigh = d.ZLow, d.ZHigh
-	}
-	if c.NoveltyScore == 0 {
-		c.NoveltyScore = d.NoveltyScore
-	}
-	if c.RangeTolerance == 0 {
-		c.RangeTolerance = d.RangeTolerance
-	}
-	if c.SeasonalDays == 0 {
-		c.SeasonalDays = d.SeasonalDays
-	}
-	if c.SeasonalGate == 0 {
-		c.SeasonalGate = d.SeasonalGate
-	}
+	var c Config
+	c.defaults()
 	return c
 }
 
-// Validate reports the first invalid field of c after defaults are applied.
-func (c Config) Validate() error {
-	c = c.withDefaults()
+// defaults fills the zero fields of c. It is the one place the defaults
+// are written; Validate calls it.
+func (c *Config) defaults() {
+	set := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setF := func(p *float64, v float64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setF(&c.BandWidth, 2)
+	set(&c.AlarmM, 2)
+	set(&c.AlarmN, 3)
+	set(&c.Warmup, 64)
+	set(&c.BandWindow, 16)
+	set(&c.FastWindow, 4)
+	set(&c.SlowWindow, 256)
+	set(&c.ShortWindow, 16)
+	set(&c.HistoryWindow, 1024)
+	set(&c.Quiet, 128)
+	setF(&c.DetectLevel, 0.5)
+	if c.ZLow == 0 && c.ZHigh == 0 { // a ramp from 0 is a setting
+		c.ZLow, c.ZHigh = 2, 4
+	}
+	setF(&c.NoveltyScore, 1)
+	setF(&c.RangeTolerance, 0.01)
+	set(&c.SeasonalDays, 30)
+	setF(&c.SeasonalGate, 0.5)
+}
+
+// ConfigError names the invalid field of a Config and what is wrong with
+// it. internal/rules maps Field to the rule option it comes from.
+type ConfigError struct {
+	Field string // the Config field's name, e.g. "AlarmN"
+	Value any
+	Msg   string // e.g. "must be in [1,16]"
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Msg) }
+
+// Validate fills the zero fields of c with their defaults and reports the
+// first invalid field, as a *ConfigError.
+func (c *Config) Validate() error {
+	c.defaults()
+	bad := func(field string, value any, format string, args ...any) error {
+		return &ConfigError{Field: field, Value: value, Msg: fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case !(c.BandWidth > 0) || math.IsInf(c.BandWidth, 0):
-		return fmt.Errorf("band width %v: must be positive and finite", c.BandWidth)
-	case c.AlarmM < 1 || c.AlarmN > MaxAlarmN || c.AlarmM > c.AlarmN:
-		return fmt.Errorf("alarm %d of %d: need 1 <= m <= n <= %d", c.AlarmM, c.AlarmN, MaxAlarmN)
+		return bad("BandWidth", c.BandWidth, "must be > 0 and finite")
+	case c.AlarmN < 1 || c.AlarmN > MaxAlarmN:
+		return bad("AlarmN", c.AlarmN, "must be in [1,%d]", MaxAlarmN)
+	case c.AlarmM < 1 || c.AlarmM > c.AlarmN:
+		return bad("AlarmM", c.AlarmM, "must be in [1,n]")
 	case c.Warmup < 1:
-		return fmt.Errorf("warmup %d: must be positive", c.Warmup)
+		return bad("Warmup", c.Warmup, "must be >= 1")
 	case c.BandWindow < 1:
-		return fmt.Errorf("band window %d: must be positive", c.BandWindow)
+		return bad("BandWindow", c.BandWindow, "must be >= 1")
 	case c.FastWindow < 1 || c.SlowWindow < c.FastWindow:
-		return fmt.Errorf("windows fast %d slow %d: need 1 <= fast <= slow", c.FastWindow, c.SlowWindow)
+		return bad("FastWindow", c.FastWindow, "need 1 <= fast <= slow (%d)", c.SlowWindow)
 	case c.ShortWindow < 1 || c.HistoryWindow < c.ShortWindow:
-		return fmt.Errorf("windows short %d history %d: need 1 <= short <= history", c.ShortWindow, c.HistoryWindow)
+		return bad("ShortWindow", c.ShortWindow, "need 1 <= short <= history (%d)", c.HistoryWindow)
 	case !(c.ZLow >= 0 && c.ZHigh > c.ZLow) || math.IsInf(c.ZHigh, 0):
-		return fmt.Errorf("z ramp %v to %v: need 0 <= low < high, finite", c.ZLow, c.ZHigh)
+		return bad("ZLow", c.ZLow, "need 0 <= low < high (%v), finite", c.ZHigh)
 	case c.NoveltyScore > 1 || math.IsNaN(c.NoveltyScore):
-		return fmt.Errorf("novelty score %v: must be at most 1", c.NoveltyScore)
+		return bad("NoveltyScore", c.NoveltyScore, "must be at most 1")
 	case math.IsNaN(c.RangeTolerance) || math.IsInf(c.RangeTolerance, 0):
-		return fmt.Errorf("range tolerance %v: must be finite", c.RangeTolerance)
+		return bad("RangeTolerance", c.RangeTolerance, "must be finite")
 	case !(c.DetectLevel > 0 && c.DetectLevel <= 1):
-		return fmt.Errorf("detect level %v: must be in (0, 1]", c.DetectLevel)
+		return bad("DetectLevel", c.DetectLevel, "must be in (0, 1]")
 	case c.SeasonalDays < 1:
-		return fmt.Errorf("seasonal days %d: must be positive", c.SeasonalDays)
+		return bad("SeasonalDays", c.SeasonalDays, "must be >= 1")
 	case !(c.SeasonalGate <= 1) || math.IsInf(c.SeasonalGate, 0):
-		return fmt.Errorf("seasonal gate %v: must be at most 1 (negative: off)", c.SeasonalGate)
+		return bad("SeasonalGate", c.SeasonalGate, "must be at most 1 (negative: off)")
 	}
 	return nil
 }
@@ -208,7 +188,6 @@ func New(cfg Config) (*Detector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("anomaly detector config: %w", err)
 	}
-	cfg = cfg.withDefaults()
 	span := func(n int) float64 { return 2 / (float64(n) + 1) }
 	q := max(cfg.Quiet, 0)
 	return &Detector{

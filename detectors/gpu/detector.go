@@ -80,8 +80,9 @@ type Config struct {
 	MaxMembers int
 }
 
-// Validate applies defaults and checks ranges.
-func (c *Config) Validate() error {
+// defaults fills the zero fields of c. It is the one place the defaults
+// are written; Validate calls it.
+func (c *Config) defaults() {
 	if c.Rule == "" {
 		c.Rule = "gpu_health"
 	}
@@ -133,6 +134,11 @@ func (c *Config) Validate() error {
 	if c.MaxMembers == 0 {
 		c.MaxMembers = 100000
 	}
+}
+
+// Validate applies defaults and checks ranges.
+func (c *Config) Validate() error {
+	c.defaults()
 	switch {
 	case c.StragglerRatio <= 1:
 		return fmt.Errorf("gpu config: straggler ratio %v must be above 1", c.StragglerRatio)

@@ -154,13 +154,11 @@ type Config struct {
 	DecisionTTL time.Duration
 }
 
-// Validate applies defaults to zero fields and checks the ranges.
-func (c *Config) Validate() error {
+// defaults fills the zero fields of c. It is the one place the defaults
+// are written; Validate calls it.
+func (c *Config) defaults() {
 	if c.Rule == "" {
 		c.Rule = "zonal_gray_failure"
-	}
-	if c.Resource == "" {
-		return errors.New("grayfailure config: resource is required")
 	}
 	def := func(p *float64, v float64) {
 		if *p == 0 {
@@ -196,6 +194,15 @@ func (c *Config) Validate() error {
 	defDur(&c.ShiftExpiry, time.Hour)
 	defDur(&c.HoldDown, 15*time.Minute)
 	defDur(&c.DecisionTTL, 5*time.Minute)
+}
+
+// Validate fills the zero fields of c with their defaults and checks the
+// ranges.
+func (c *Config) Validate() error {
+	c.defaults()
+	if c.Resource == "" {
+		return errors.New("grayfailure config: resource is required")
+	}
 	switch {
 	case c.Step < time.Second:
 		return fmt.Errorf("grayfailure config: step %v is below 1s", c.Step)

@@ -94,7 +94,9 @@ type Config struct {
 	ReversalGuard time.Duration
 }
 
-func (c Config) withDefaults() Config {
+// defaults fills the zero fields of c. It is the one place the defaults
+// are written; Validate calls it.
+func (c *Config) defaults() {
 	if c.Target.Kind == "" {
 		c.Target.Kind = "Deployment"
 	}
@@ -119,12 +121,12 @@ func (c Config) withDefaults() Config {
 	if c.DecisionTTL == 0 {
 		c.DecisionTTL = 2 * time.Minute
 	}
-	return c
 }
 
-// Validate reports whether c (after defaults) is usable.
-func (c Config) Validate() error {
-	c = c.withDefaults()
+// Validate fills the zero fields of c with their defaults and reports
+// whether c is usable.
+func (c *Config) Validate() error {
+	c.defaults()
 	switch {
 	case c.Target.Name == "" || c.Target.Namespace == "":
 		return errors.New("scaling target: namespace and name are required")
@@ -221,7 +223,6 @@ func New(cfg Config) (*Scaler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	s := &Scaler{cfg: cfg, target: Target(&cfg.Target)}
 	return s, nil
 }

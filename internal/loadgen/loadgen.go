@@ -76,8 +76,9 @@ type Config struct {
 	CPUPids []int
 }
 
-// Validate fills in defaults and reports bad fields.
-func (c *Config) Validate() error {
+// defaults fills the zero fields of c. It is the one place the defaults
+// are written; Validate calls it.
+func (c *Config) defaults() {
 	if c.Protocol == "" {
 		c.Protocol = "v1"
 	}
@@ -105,6 +106,11 @@ func (c *Config) Validate() error {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
+}
+
+// Validate fills in defaults and reports bad fields.
+func (c *Config) Validate() error {
+	c.defaults()
 	var errs []error
 	if c.URL == "" {
 		errs = append(errs, errors.New("url: required"))

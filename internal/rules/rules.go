@@ -611,28 +611,16 @@ func (a *Anomaly) validate(at string) []error {
 	var errs []error
 	// The defaults and bounds are the detector's (detectors/anomaly), so
 	// a rule without options runs the detector scored on NAB.
-	d := anomaly.DefaultConfig()
-	if a.Sensitivity == 0 {
-		a.Sensitivity = d.BandWidth
+	c := anomaly.Config{BandWidth: a.Sensitivity, Warmup: a.Warmup, AlarmM: a.M, AlarmN: a.N}
+	var ce *anomaly.ConfigError
+	switch err := c.Validate(); {
+	case errors.As(err, &ce):
+		option := map[string]string{"BandWidth": "sensitivity", "Warmup": "warmup", "AlarmM": "m", "AlarmN": "n"}[ce.Field]
+		errs = append(errs, ferr(at+"."+option, "%s", ce.Msg))
+	case err != nil:
+		errs = append(errs, ferr(at, "%v", err))
 	}
-	if !(a.Sensitivity > 0) || math.IsInf(a.Sensitivity, 0) {
-		errs = append(errs, ferr(at+".sensitivity", "must be > 0"))
-	}
-	if a.Warmup == 0 {
-		a.Warmup = d.Warmup
-	}
-	if a.Warmup < 1 {
-		errs = append(errs, ferr(at+".warmup", "must be >= 1"))
-	}
-	if a.M == 0 && a.N == 0 {
-		a.M, a.N = d.AlarmM, d.AlarmN
-	}
-	if a.N < 1 || a.N > anomaly.MaxAlarmN {
-		errs = append(errs, ferr(at+".n", "must be in [1,%d]", anomaly.MaxAlarmN))
-	}
-	if a.M < 1 || a.M > a.N {
-		errs = append(errs, ferr(at+".m", "must be in [1,n]"))
-	}
+	a.Sensitivity, a.Warmup, a.M, a.N = c.BandWidth, c.Warmup, c.AlarmM, c.AlarmN
 	if a.Severity == "" {
 		a.Severity = "warning"
 	}
@@ -711,13 +699,6 @@ func (s *Set) matches(i int, tenant string, lbls []Label) bool {
 	return true
 }
 
-// Separators of the routing key. Label names and values are UTF-8, so 0xff
-// and 0xfe never occur in them and the key is unambiguous.
-const (
-	sepField = 0xff
-	sepPair  = 0xfe
-)
-
 // Routing key prefixes: a key starts with 'r' when routed by a rule's group
 // and with 's' when routed by the series' own labels.
 const (
@@ -738,15 +719,7 @@ func (s *Set) RoutingKey(dst []byte, tenant string, lbls []Label) (key []byte, r
 	if rule >= 0 {
 		return s.GroupKey(dst, rule, tenant, lbls), rule
 	}
-	dst = append(dst, prefixSeries)
-	dst = append(dst, tenant...)
-	for i := range lbls {
-		dst = append(dst, sepField)
-		dst = append(dst, lbls[i].Name...)
-		dst = append(dst, sepPair)
-		dst = append(dst, lbls[i].Value...)
-	}
-	return dst, -1
+	return proto.AppendSeriesKey(append(dst, prefixSeries), tenant, lbls), -1
 }
 
 // GroupKey appends the group key of a series under rule i to dst: the
@@ -755,11 +728,11 @@ func (s *Set) RoutingKey(dst []byte, tenant string, lbls []Label) (key []byte, r
 func (s *Set) GroupKey(dst []byte, rule int, tenant string, lbls []Label) []byte {
 	dst = append(dst, prefixRule)
 	dst = append(dst, tenant...)
-	dst = append(dst, sepField)
+	dst = append(dst, proto.KeySep)
 	dst = append(dst, s.rules[rule].Name...)
 	for _, g := range s.compiled[rule].groupBy {
 		v, _ := proto.LabelValue(lbls, g)
-		dst = append(dst, sepField)
+		dst = append(dst, proto.KeySep)
 		dst = append(dst, v...)
 	}
 	return dst
@@ -772,7 +745,7 @@ func ParseGroupKey(key []byte, vals []string) (tenant, rule string, groupVals []
 	if len(key) == 0 || key[0] != prefixRule {
 		return "", "", vals, false
 	}
-	parts := bytes.Split(key[1:], []byte{sepField})
+	parts := bytes.Split(key[1:], []byte{proto.KeySep})
 	if len(parts) < 2 {
 		return "", "", vals, false
 	}

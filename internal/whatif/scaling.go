@@ -23,7 +23,8 @@ type ScalingOptions struct {
 	Seen time.Duration
 }
 
-func (o ScalingOptions) withDefaults() ScalingOptions {
+// defaults fills the zero fields of o.
+func (o *ScalingOptions) defaults() {
 	if o.PodStart == 0 {
 		o.PodStart = 90 * time.Second
 	}
@@ -33,7 +34,6 @@ func (o ScalingOptions) withDefaults() ScalingOptions {
 	if o.Seen == 0 {
 		o.Seen = 30 * time.Second
 	}
-	return o
 }
 
 // Baseline kinds.
@@ -79,7 +79,7 @@ type ForecastScore struct {
 // HPA under augur's minReplicas; mode reserve_capacity does not change the
 // workload's replicas and is scored on its forecast only.
 func EvaluateScaling(r *rules.Rule, rep *Replayed, actual []Step, o ScalingOptions) ScalingResult {
-	o = o.withDefaults()
+	o.defaults()
 	sc := r.Scaling
 	res := ScalingResult{BaselineKind: BaselineSimulatedHPA}
 	for _, p := range rep.Points {
@@ -120,7 +120,7 @@ func EvaluateScaling(r *rules.Rule, rep *Replayed, actual []Step, o ScalingOptio
 
 // ScalingScenario is the Scenario a scaling rule's load is played in.
 func ScalingScenario(r *rules.Rule, demand []Point, o ScalingOptions) Scenario {
-	o = o.withDefaults()
+	o.defaults()
 	sc := r.Scaling
 	return Scenario{Demand: demand, Capacity: sc.CapacityPerPod / HPATarget, PodStart: o.PodStart, Tick: o.Tick,
 		Seen: o.Seen, Warmup: o.Warmup, MinPods: sc.MinReplicas, MaxPods: sc.MaxReplicas}

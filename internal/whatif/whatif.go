@@ -134,7 +134,7 @@ func Run(ctx context.Context, p *Prometheus, set *rules.Set, o Options) (*Report
 	if o.MaxSeries == 0 {
 		o.MaxSeries = 2000
 	}
-	o.Scaling = o.Scaling.withDefaults()
+	o.Scaling.defaults()
 	if err := p.Check(ctx); err != nil {
 		return nil, err
 	}

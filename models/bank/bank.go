@@ -71,7 +71,9 @@ type Config struct {
 // seasonality detections by default (a day at 1-minute steps).
 const detectSteps = 1440
 
-func (c Config) withDefaults() Config {
+// defaults fills the zero fields of c. It is the one place the defaults
+// are written; Validate calls it.
+func (c *Config) defaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -86,12 +88,12 @@ func (c Config) withDefaults() Config {
 	if c.AccuracyThreshold == 0 {
 		c.AccuracyThreshold = 85
 	}
-	return c
 }
 
-// Validate reports whether c (after defaults) is usable.
-func (c Config) Validate() error {
-	c = c.withDefaults()
+// Validate fills the zero fields of c with their defaults and reports
+// whether c is usable.
+func (c *Config) Validate() error {
+	c.defaults()
 	switch {
 	case c.Step < time.Second:
 		return fmt.Errorf("bank step %v: must be at least 1s", c.Step)
@@ -173,7 +175,6 @@ func New(cfg Config) (*Bank, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	b := &Bank{cfg: cfg, stepMs: cfg.Step.Milliseconds()}
 	b.h = ceilSteps(cfg.Horizon, cfg.Step)
 	b.maxH = ceilSteps(cfg.MaxHorizon, cfg.Step)
