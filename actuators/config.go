@@ -60,8 +60,10 @@ type Rule struct {
 	Mode Mode `yaml:"mode"`
 	// MinReplicas and MaxReplicas bound scale, set_hpa_min and
 	// reserve_capacity decisions; a decision outside them is refused
-	// (guardrails "min_replicas", "max_replicas"). Default 0 (inherit
-	// Config.MinReplicas / Config.MaxReplicas).
+	// (guardrails "min_replicas", "max_replicas"). They narrow the global
+	// bounds and never widen them, as a rule's mode never loosens the
+	// global one. Default 0 (inherit Config.MinReplicas /
+	// Config.MaxReplicas).
 	MinReplicas int32 `yaml:"min_replicas"`
 	MaxReplicas int32 `yaml:"max_replicas"`
 	// AllowStatefulSets lets scale decisions of this rule touch
@@ -269,10 +271,8 @@ func (c *Config) Validate() error {
 func (c *Config) rule(name string) (r Rule) {
 	r = c.Rules[name]
 	r.Mode = stricter(c.Mode, r.Mode)
-	if r.MinReplicas == 0 {
-		r.MinReplicas = c.MinReplicas
-	}
-	if r.MaxReplicas == 0 {
+	r.MinReplicas = max(r.MinReplicas, c.MinReplicas)
+	if r.MaxReplicas == 0 || r.MaxReplicas > c.MaxReplicas {
 		r.MaxReplicas = c.MaxReplicas
 	}
 	return r

@@ -372,9 +372,11 @@ func (a *Actuator) commit(t *attempt, act *proto.Action) {
 	if replicaKind(d.GetKind()) {
 		ts := a.targets[target]
 		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
-		// A first try that reached the timing guardrails puts its
-		// replicas in the stabilization window, whatever it ends in.
-		if !t.retry && t.obs != nil && !t.obs.Holds && act.GetGuardrail() != GuardStatefulSet {
+		// A first try that was observed puts its replicas in the
+		// stabilization window, whatever it ends in (a no-op too: the
+		// replicas it found were asked for), as the HPA keeps every
+		// recommendation.
+		if !t.retry && t.obs != nil && act.GetGuardrail() != GuardStatefulSet {
 			ts.recs = append(ts.recs, rec{now, d.GetDesired().GetReplicas()})
 		}
 		if t.step != nil {
