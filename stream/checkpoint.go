@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -77,49 +76,57 @@ func (sh *shard) appendCheckpoint(dst []stateRecord) ([]stateRecord, error) {
 	return dst, nil
 }
 
+// A series record's value (wire encoding): version byte, lastTs varint,
+// lastV f64, flags byte, then for a watched series the length of the
+// anomaly detector's state (u16) and that state.
 func (sh *shard) appendSeriesState(b []byte, row int32) ([]byte, error) {
 	b = append(b, stateVersion)
-	b = binary.AppendVarint(b, sh.lastTs[row])
-	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(sh.lastV[row]))
+	b = wire.AppendVarint(b, sh.lastTs[row])
+	b = wire.AppendFloat64(b, sh.lastV[row])
 	b = append(b, sh.flags[row]&^fDirty)
 	if d := sh.det[row]; d != nil {
 		start := len(b)
-		b = append(b, 0, 0) // length placeholder
+		b = wire.AppendUint16(b, 0) // length placeholder
 		b = d.AppendBinary(b)
 		n := len(b) - start - 2
 		if n > math.MaxUint16 {
 			return nil, fmt.Errorf("detector state of %d bytes is too large", n)
 		}
-		binary.LittleEndian.PutUint16(b[start:], uint16(n))
+		wire.PutUint16(b[start:], uint16(n))
 	}
 	return b, nil
 }
 
+// A group record's value (wire encoding): version byte; open windows
+// (uvarint count, then start varint and sum f64 each); last replicas
+// varint; the scaler's recommendation window (uvarint count, then at,
+// recommend and hold varints each); the forecaster bank's checkpoint blob;
+// nextClose varint; the group detector's checkpoint blob; then fields
+// added later, which a record may lack: flags byte, last scale down varint.
 func appendGroupState(b []byte, g *group) ([]byte, error) {
 	b = append(b, stateVersion)
-	b = binary.AppendUvarint(b, uint64(len(g.windows)))
+	b = wire.AppendUvarint(b, uint64(len(g.windows)))
 	for _, w := range g.windows {
-		b = binary.AppendVarint(b, w.start)
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(w.sum))
+		b = wire.AppendVarint(b, w.start)
+		b = wire.AppendFloat64(b, w.sum)
 	}
-	b = binary.AppendVarint(b, int64(g.last))
+	b = wire.AppendVarint(b, int64(g.last))
 	var window []scaling.WindowEntry
 	if g.sc != nil {
 		window = g.sc.Window()
 	}
-	b = binary.AppendUvarint(b, uint64(len(window)))
+	b = wire.AppendUvarint(b, uint64(len(window)))
 	for _, r := range window {
-		b = binary.AppendVarint(b, r.At)
-		b = binary.AppendVarint(b, int64(r.Recommend))
-		b = binary.AppendVarint(b, int64(r.Hold))
+		b = wire.AppendVarint(b, r.At)
+		b = wire.AppendVarint(b, int64(r.Recommend))
+		b = wire.AppendVarint(b, int64(r.Hold))
 	}
 	var fc []byte
 	if g.fc != nil {
 		fc = g.fc.AppendBinary(nil)
 	}
-	b = binary.AppendUvarint(b, uint64(len(fc)))
-	b = append(b, fc...)
-	b = binary.AppendVarint(b, g.nextClose)
+	b = wire.AppendBlob(b, fc)
+	b = wire.AppendVarint(b, g.nextClose)
 	var det []byte
 	if g.det != nil {
 		var err error
@@ -127,8 +134,7 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 			return nil, fmt.Errorf("group detector state: %w", err)
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(det)))
-	b = append(b, det...)
+	b = wire.AppendBlob(b, det)
 	// Flags, added after the first layout: readers of that layout ignore
 	// trailing bytes, and a record without them restores as before.
 	var flags byte
@@ -142,16 +148,18 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 	if g.sc != nil {
 		lastDown = g.sc.LastDown()
 	}
-	return binary.AppendVarint(b, lastDown), nil
+	return wire.AppendVarint(b, lastDown), nil
 }
 
 // groupOpened is the group state flag of group.opened.
 const groupOpened = 1
 
+// The meta record's value (wire encoding): version byte, maxTs and
+// nextSweep varints.
 func (sh *shard) appendMeta(b []byte) []byte {
 	b = append(b, stateVersion)
-	b = binary.AppendVarint(b, sh.maxTs)
-	return binary.AppendVarint(b, sh.nextSweep)
+	b = wire.AppendVarint(b, sh.maxTs)
+	return wire.AppendVarint(b, sh.nextSweep)
 }
 
 // apply restores one state record (in offset order) into the shard. Records
@@ -181,17 +189,13 @@ func (sh *shard) apply(key, value []byte) error {
 		r := wire.NewReader(value[1:])
 		sh.lastTs[row] = r.Varint()
 		sh.lastV[row] = r.Float64()
-		fl := r.Bytes(1)
+		fl := r.Byte()
 		if r.Err() != nil {
 			return r.Err()
 		}
-		sh.flags[row] = fl[0] &^ fDirty
+		sh.flags[row] = fl &^ fDirty
 		if len(r.Rest()) > 0 {
-			n := r.Bytes(2)
-			if r.Err() != nil {
-				return r.Err()
-			}
-			ds := r.Bytes(int(binary.LittleEndian.Uint16(n)))
+			ds := r.Bytes(int(r.Uint16()))
 			if r.Err() != nil {
 				return r.Err()
 			}

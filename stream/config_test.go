@@ -82,6 +82,17 @@ func FuzzApplyState(f *testing.F) {
 	for _, r := range recs {
 		f.Add(r.key, r.value)
 	}
+	// The state records of every format version (testdata/checkpoint).
+	goldens, _ := filepath.Glob("testdata/checkpoint/*.bin")
+	for _, path := range goldens {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, r := range parseRecords(f, b) {
+			f.Add(r.key, r.value)
+		}
+	}
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		sh := newShard(0, e)
 		_ = sh.apply(key, value)

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"unsafe"
+
+	"github.com/augur-ops/augur/internal/wire/wiretest"
 )
 
 // synth returns n samples of a daily-shaped series with noise, 5-minute
@@ -371,6 +373,9 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		if i%300 == 0 {
 			f.Add(s.AppendBinary(nil))
 		}
+	}
+	for _, g := range wiretest.Goldens(f, wiretest.Dir) {
+		f.Add(g.Data)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s State

@@ -1,7 +1,6 @@
 package grayfailure
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -419,16 +418,15 @@ func (g *Group) AppendBinary(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gray failure detector: %w", err)
 	}
-	b = binary.AppendUvarint(b, uint64(len(det)))
-	b = append(b, det...)
-	b = binary.AppendUvarint(b, uint64(len(g.wins)))
+	b = wire.AppendBlob(b, det)
+	b = wire.AppendUvarint(b, uint64(len(g.wins)))
 	for _, w := range g.wins {
-		b = binary.AppendVarint(b, w.start)
-		b = binary.AppendUvarint(b, uint64(len(w.zones)))
+		b = wire.AppendVarint(b, w.start)
+		b = wire.AppendUvarint(b, uint64(len(w.zones)))
 		for i := range w.zones {
 			z := &w.zones[i]
 			b = wire.AppendString(b, z.zone)
-			b = binary.AppendUvarint(b, uint64(len(z.instances)))
+			b = wire.AppendUvarint(b, uint64(len(z.instances)))
 			for _, s := range z.instances {
 				b = wire.AppendString(b, s)
 			}
@@ -438,12 +436,12 @@ func (g *Group) AppendBinary(b []byte) ([]byte, error) {
 			}
 			b = append(b, hr)
 			for _, f := range z.floats() {
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(*f))
+				b = wire.AppendFloat64(b, *f)
 			}
-			b = binary.AppendUvarint(b, uint64(len(z.buckets)))
+			b = wire.AppendUvarint(b, uint64(len(z.buckets)))
 			for _, k := range z.buckets {
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(k.le))
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(k.count))
+				b = wire.AppendFloat64(b, k.le)
+				b = wire.AppendFloat64(b, k.count)
 			}
 		}
 	}

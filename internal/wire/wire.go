@@ -1,13 +1,20 @@
 // Package wire is the binary encoding of augur's checkpoints (the models',
-// the stream's state records, the group detectors'): append-style writers
-// (fixed 8-byte little-endian numbers, varints, length-prefixed bytes) and
-// a reader that remembers its first error, so decoders stay linear and
-// never panic on short or hostile input.
+// the stream's state records, the detectors'): append-style writers (fixed
+// 1-, 2-, 4- and 8-byte little-endian numbers, varints, length-prefixed
+// bytes) and a reader that remembers its first error, so decoders stay
+// linear and never panic on short or hostile input.
+//
+// Every checkpoint format starts with a version byte. A format whose layout
+// changes gets a new version and keeps its decoder of the old one (a
+// checkpoint in Kafka outlives the process that wrote it);
+// NewBigEndianReader reads the formats written before they moved onto this
+// package.
 package wire
 
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 )
@@ -17,6 +24,17 @@ var ErrShort = errors.New("checkpoint truncated")
 
 // ErrTooLong is returned when a declared length exceeds the allowed maximum.
 var ErrTooLong = errors.New("checkpoint length out of range")
+
+// AppendUint16 appends v as 2 little-endian bytes.
+func AppendUint16(dst []byte, v uint16) []byte { return binary.LittleEndian.AppendUint16(dst, v) }
+
+// PutUint16 overwrites b[0:2] with v as AppendUint16 writes it: a length
+// reserved before the content it counts was appended. It panics if b is
+// shorter than 2 bytes.
+func PutUint16(b []byte, v uint16) { binary.LittleEndian.PutUint16(b, v) }
+
+// AppendUint32 appends v as 4 little-endian bytes.
+func AppendUint32(dst []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(dst, v) }
 
 // AppendUint64 appends v as 8 little-endian bytes.
 func AppendUint64(dst []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(dst, v) }
@@ -46,15 +64,91 @@ func AppendStrided(dst []byte, vs []float64, start, n, stride int) []byte {
 	return dst
 }
 
+// AppendVarint appends v as a varint (binary.AppendVarint).
+func AppendVarint(dst []byte, v int64) []byte { return binary.AppendVarint(dst, v) }
+
+// AppendUvarint appends v as a uvarint (binary.AppendUvarint): the shortest
+// form, which Reader.Count requires.
+func AppendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
+
 // Reader decodes what the Append functions wrote. After the first error every
 // read returns zero and Err reports that error.
 type Reader struct {
 	b   []byte
 	err error
+	big bool // fixed-size numbers are big-endian (NewBigEndianReader)
 }
 
 // NewReader returns a Reader over b. The Reader does not copy b.
 func NewReader(b []byte) *Reader { return &Reader{b: b} }
+
+// NewBigEndianReader returns a Reader over b that reads fixed-size numbers
+// (Uint16, Uint32, Uint64 and what is built on them) big-endian: the byte
+// order of checkpoint versions written before their formats moved onto this
+// package. Varints and blobs read as with NewReader.
+func NewBigEndianReader(b []byte) *Reader { return &Reader{b: b, big: true} }
+
+// ErrVersion is returned by Open for a version it does not know.
+var ErrVersion = errors.New("checkpoint version unknown")
+
+// Open returns a Reader over the checkpoint b after its first byte, the
+// format version: current reads as the Append functions write, bigEndian
+// (0: none) is the same layout in the byte order of the versions written
+// before the format moved onto this package.
+func Open(b []byte, current, bigEndian byte) (*Reader, error) {
+	switch {
+	case len(b) == 0:
+		return nil, ErrShort
+	case b[0] == current:
+		return NewReader(b[1:]), nil
+	case bigEndian != 0 && b[0] == bigEndian:
+		return NewBigEndianReader(b[1:]), nil
+	}
+	return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrVersion, b[0], current)
+}
+
+// fixed consumes n bytes, or records ErrShort and returns nil.
+func (r *Reader) fixed(n int) []byte {
+	if len(r.b) < n || r.err != nil {
+		r.Fail(ErrShort)
+		return nil
+	}
+	p := r.b[:n:n]
+	r.b = r.b[n:]
+	return p
+}
+
+// Byte reads one byte.
+func (r *Reader) Byte() byte {
+	if p := r.fixed(1); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
+// Uint16 reads 2 bytes.
+func (r *Reader) Uint16() uint16 {
+	p := r.fixed(2)
+	switch {
+	case p == nil:
+		return 0
+	case r.big:
+		return binary.BigEndian.Uint16(p)
+	}
+	return binary.LittleEndian.Uint16(p)
+}
+
+// Uint32 reads 4 bytes.
+func (r *Reader) Uint32() uint32 {
+	p := r.fixed(4)
+	switch {
+	case p == nil:
+		return 0
+	case r.big:
+		return binary.BigEndian.Uint32(p)
+	}
+	return binary.LittleEndian.Uint32(p)
+}
 
 // Err returns the first error met, or nil.
 func (r *Reader) Err() error { return r.err }
@@ -64,16 +158,14 @@ func (r *Reader) Rest() []byte { return r.b }
 
 // Uint64 reads 8 bytes.
 func (r *Reader) Uint64() uint64 {
-	if r.err != nil {
+	p := r.fixed(8)
+	switch {
+	case p == nil:
 		return 0
+	case r.big:
+		return binary.BigEndian.Uint64(p)
 	}
-	if len(r.b) < 8 {
-		r.err = ErrShort
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
+	return binary.LittleEndian.Uint64(p)
 }
 
 // Int64 reads 8 bytes as a signed integer.
@@ -164,6 +256,30 @@ func (r *Reader) Uvarint() uint64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// Count reads a uvarint written by AppendUvarint: a count of at most limit
+// (ErrTooLong above; a negative limit is 0). Only the shortest form is
+// accepted (ErrInvalid otherwise), so a decoder built on Count reads no two
+// encodings as the same state.
+func (r *Reader) Count(limit int) int {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	switch {
+	case n == 0:
+		r.err = ErrShort
+		return 0
+	case n < 0 || (n > 1 && r.b[n-1] == 0): // overflow, or a redundant last group
+		r.err = ErrInvalid
+		return 0
+	case v > uint64(max(limit, 0)):
+		r.err = ErrTooLong
+		return 0
+	}
+	r.b = r.b[n:]
+	return int(v)
 }
 
 // Bytes reads n bytes (not copied).

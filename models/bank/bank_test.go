@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/augur-ops/augur/internal/wire/wiretest"
 	"github.com/augur-ops/augur/models"
 	"github.com/augur-ops/augur/models/holtwinters"
 )
@@ -247,15 +248,21 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		a.Update(ts[i], vs[i])
 	}
 	f.Add(a.AppendBinary(nil))
+	for _, g := range wiretest.Goldens(f, wiretest.Dir) {
+		f.Add(g.Data)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, _ := New(Config{})
-		if err := b.UnmarshalBinary(data); err != nil {
-			return
-		}
-		// A checkpoint that decodes must run without panicking.
-		for i := 0; i < 50; i++ {
-			b.Update(1_600_000_000_000+int64(i)*60_000, float64(i))
-			_ = b.Forecast(30 * time.Minute)
+		// The default configuration, and that of the golden checkpoints.
+		for _, cfg := range []Config{{}, goldenConfig} {
+			b, _ := New(cfg)
+			if err := b.UnmarshalBinary(data); err != nil {
+				continue
+			}
+			// A checkpoint that decodes must run without panicking.
+			for i := 0; i < 50; i++ {
+				b.Update(1_600_000_000_000+int64(i)*60_000, float64(i))
+				_ = b.Forecast(30 * time.Minute)
+			}
 		}
 	})
 }

@@ -8,7 +8,9 @@ import (
 	"github.com/augur-ops/augur/models"
 )
 
-// checkpointMagic and checkpointVersion start every checkpoint.
+// checkpointMagic and checkpointVersion start every checkpoint, as one
+// little-endian word checkpointMagic<<32 | checkpointVersion: its first byte
+// is the version. The goldens of each version are in testdata/checkpoint.
 const (
 	checkpointMagic   = 0x41554742 // "AUGB"
 	checkpointVersion = 1
