@@ -143,8 +143,8 @@ type Config struct {
 	PacketLossLimit  float64
 	// ShiftExpiry is the lifetime of a zonal shift at AWS. The detector
 	// decides an extension (another zonal_shift) when less than half of it is
-	// left and the zone is still not healthy. Default 1h; AWS allows 1m to
-	// 3 days.
+	// left and the zone has not yet been healthy for HoldDown. Default 1h;
+	// AWS allows 1m to 3 days.
 	ShiftExpiry time.Duration
 	// HoldDown is how long a shifted zone must be healthy before the shift is
 	// cancelled. Default 15m.

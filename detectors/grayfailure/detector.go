@@ -387,6 +387,23 @@ func (d *Detector) compare() {
 			z.healthy++
 		}
 	}
+	// A window in which one zone is worse than its peers is no healthy
+	// window for the others: their ratios are against a peer median that
+	// zone moved, and learned as noise they would raise the others'
+	// thresholds for hours after it recovered.
+	worse := 0
+	for i := range n {
+		if w.worse[i] {
+			worse++
+		}
+	}
+	for i := range n {
+		if worse > 1 || (worse == 1 && !w.worse[i]) {
+			for s := range nSignals {
+				d.zones[i].pend[s] = math.NaN()
+			}
+		}
+	}
 }
 
 // weigh adds one window's increment inc to signal s's evidence of zone z:
@@ -569,7 +586,7 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 	switch {
 	case now2 && !d.regional:
 		d.regional = true
-		out = append(out, d.regionalAlert(at, degraded))
+		out = append(out, d.regionalAlert(at, degraded, othersSick, shifted))
 		if shifted >= 0 {
 			d.zones[shifted].shiftedUntil = 0
 			out = append(out, d.shift(at, shifted, proto.KindCancelZonalShift, "regional"))
@@ -713,6 +730,9 @@ func (d *Detector) shift(at time.Time, i int, kind, why string) *proto.Decision 
 	case kind == proto.KindCancelZonalShift:
 		conf = 1
 		summary = fmt.Sprintf("zone %s healthy for %v: cancel the zonal shift", z.name, time.Duration(z.healthy)*d.cfg.Step)
+	case why == "extend" && z.healthy > 0:
+		summary = fmt.Sprintf("zone %s healthy for %v, within the %v hold-down: extend the zonal shift by %v",
+			z.name, time.Duration(z.healthy)*d.cfg.Step, d.cfg.HoldDown, d.cfg.ShiftExpiry)
 	case why == "extend":
 		summary = fmt.Sprintf("zone %s still not healthy: extend the zonal shift by %v", z.name, d.cfg.ShiftExpiry)
 	default:
@@ -729,14 +749,25 @@ func (d *Detector) alert(at time.Time, i int, severity, reason string, conf floa
 	return d.decision(at, proto.KindAlert, ch, d.evidence(i), conf, summary)
 }
 
-func (d *Detector) regionalAlert(at time.Time, degraded int) *proto.Decision {
+// regionalAlert says that several zones are degraded together, or, when
+// traffic is shifted away from a zone, that others are degraded too (the
+// shifted traffic may be what hurts them).
+func (d *Detector) regionalAlert(at time.Time, degraded, othersSick, shifted int) *proto.Decision {
 	ev := d.evidence(-1)
 	ev.Values["zones_degraded"] = float64(degraded)
 	ev.Values["zones"] = float64(len(d.zones))
 	ev.Signal = "regional"
+	summary := fmt.Sprintf("%d of %d zones degraded together: regional event, no zonal shift", degraded, len(d.zones))
+	if shifted >= 0 {
+		others := "another zone"
+		if othersSick > 1 {
+			others = fmt.Sprintf("%d other zones", othersSick)
+		}
+		summary = fmt.Sprintf("%s degraded while traffic is shifted away from zone %s: regional event, the shift is cancelled",
+			others, d.zones[shifted].name)
+	}
 	return d.decision(at, proto.KindAlert, &proto.Change{Alert: &proto.Alert{Severity: "critical", Reason: "regional_degradation"}},
-		ev, float64(degraded)/float64(len(d.zones)),
-		fmt.Sprintf("%d of %d zones degraded together: regional event, no zonal shift", degraded, len(d.zones)))
+		ev, float64(degraded)/float64(len(d.zones)), summary)
 }
 
 func (d *Detector) noShiftAlert(at time.Time, i, healthy, shifted int) *proto.Decision {
