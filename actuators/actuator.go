@@ -305,6 +305,17 @@ func (l plainLog) write(ctx context.Context, recs, out []*kgo.Record) (bool, err
 	return true, nil
 }
 
+// The header RecordHeader of every audit record says which of the two it
+// is: the one record of a decision read from augur.decisions
+// (RecordDecision; exactly one per decision, transactions make sure of
+// it), or a later try of a decision in force (RecordInForce: a further
+// bounded step, the goal reached or refused, the decision expired).
+const (
+	RecordHeader   = "augur-record"
+	RecordDecision = "decision"
+	RecordInForce  = "in-force"
+)
+
 // due reports whether a decision in force is due for a try or audit
 // records of earlier tries wait to be written.
 func (a *Actuator) due() bool {
@@ -341,11 +352,12 @@ func (a *Actuator) audit(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode action for decision %s: %w", act.GetDecisionId(), err)
 		}
-		key := []byte(act.GetTarget())
+		key, record := []byte(act.GetTarget()), RecordInForce
 		if i < len(recs) {
-			key = recs[i].Key
+			key, record = recs[i].Key, RecordDecision
 		}
-		out = append(out, &kgo.Record{Topic: a.cfg.ActionsTopic, Key: key, Value: v})
+		out = append(out, &kgo.Record{Topic: a.cfg.ActionsTopic, Key: key, Value: v,
+			Headers: []kgo.RecordHeader{{Key: RecordHeader, Value: []byte(record)}}})
 	}
 	return out, acts, nil
 }

@@ -253,6 +253,9 @@ func waitActions(t *testing.T, seeds []string, topic string, n int) []*proto.Act
 			if err != nil {
 				t.Fatal(err)
 			}
+			if len(r.Headers) != 1 || r.Headers[0].Key != RecordHeader || string(r.Headers[0].Value) != RecordDecision {
+				t.Fatalf("audit record of decision %s has headers %v, want %s: %s", act.GetDecisionId(), r.Headers, RecordHeader, RecordDecision)
+			}
 			out = append(out, act)
 		})
 	}

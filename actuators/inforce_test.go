@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/augur-ops/augur/proto"
@@ -112,4 +113,29 @@ func TestInForceEnds(t *testing.T) {
 			t.Fatalf("records %v, replicas %d: want one applied record once the cooldown passed", acts, ex.replicas[dep])
 		}
 	})
+}
+
+// TestAuditRecordHeaders: the record of a decision read from the topic and
+// the records of later tries of a decision in force say which they are.
+func TestAuditRecordHeaders(t *testing.T) {
+	a, ex, clk, _ := newTest(t, nil)
+	ex.replicas[dep] = 2
+	d := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 10), expiresIn(10*time.Minute))
+	header := func(r *kgo.Record) string {
+		for _, h := range r.Headers {
+			if h.Key == RecordHeader {
+				return string(h.Value)
+			}
+		}
+		return ""
+	}
+	out, _, err := a.audit(t.Context(), []*kgo.Record{{Key: []byte(dep), Value: encode(t, d)}})
+	if err != nil || len(out) != 1 || header(out[0]) != RecordDecision {
+		t.Fatalf("the decision's record: %v, %v", out, err)
+	}
+	clk.Advance(a.cfg.CooldownUp)
+	out, acts, err := a.audit(t.Context(), nil)
+	if err != nil || len(out) != 1 || header(out[0]) != RecordInForce || acts[0].GetDecisionId() != d.GetId() {
+		t.Fatalf("the next step's record: %v, %v, %v", out, acts, err)
+	}
 }

@@ -603,14 +603,22 @@ func (s *Stream) forecastsTopic(ctx context.Context, adm *kadm.Client) string {
 	if t == "-" {
 		return ""
 	}
+	// A topic just created (EnsureTopics) takes a moment to reach every
+	// broker's metadata: it is asked for again for up to 10 s.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	td, err := adm.ListTopics(ctx, t)
-	if err == nil {
-		if d, ok := td[t]; ok && d.Err == nil {
-			return t
+	for {
+		td, err := adm.ListTopics(ctx, t)
+		if err == nil {
+			if d, ok := td[t]; ok && d.Err == nil {
+				return t
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Warn("forecasts topic missing: no forecast points are written", "topic", t, "err", err)
+			return ""
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	s.log.Warn("forecasts topic missing: no forecast points are written", "topic", t, "err", err)
-	return ""
 }

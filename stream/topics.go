@@ -41,15 +41,28 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, cfg *Config, replicatio
 			return fmt.Errorf("create state topic: %w", err)
 		}
 	}
-	if dt, ok := td[cfg.DecisionsTopic]; !ok || dt.Err != nil {
-		if _, err := adm.CreateTopic(ctx, decisionPartitions, replication, nil, cfg.DecisionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create decisions topic: %w", err)
-		}
+	if err := CreateMissing(ctx, adm, cfg.DecisionsTopic, decisionPartitions, replication); err != nil {
+		return err
 	}
 	if cfg.ForecastsTopic != "" && cfg.ForecastsTopic != "-" {
-		if _, err := adm.CreateTopic(ctx, decisionPartitions, replication, nil, cfg.ForecastsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create forecasts topic: %w", err)
-		}
+		return CreateMissing(ctx, adm, cfg.ForecastsTopic, decisionPartitions, replication)
+	}
+	return nil
+}
+
+// CreateMissing creates topic with partitions and replication (-1: the
+// broker's default) unless it exists: a principal allowed to write a topic
+// but not to create it starts when the topic was made beforehand.
+func CreateMissing(ctx context.Context, adm *kadm.Client, topic string, partitions int32, replication int16) error {
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("list topic %s: %w", topic, err)
+	}
+	if d, ok := td[topic]; ok && d.Err == nil {
+		return nil
+	}
+	if _, err := adm.CreateTopic(ctx, partitions, replication, nil, topic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	return nil
 }

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -19,6 +21,7 @@ import (
 	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/actuators/kube"
 	"github.com/augur-ops/augur/actuators/zonalshift"
+	"github.com/augur-ops/augur/internal/kafkaconn"
 	"github.com/augur-ops/augur/internal/recent"
 	"github.com/augur-ops/augur/stream"
 )
@@ -46,6 +49,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	kill := fs.String("kill-switch-file", "", "while this file exists every decision is refused")
 	actor := fs.String("actor", actHostname(cfg.Actor), "name of this instance in audit records and Events")
 	txn := fs.Bool("transactional", true, "write audit records and commit offsets in one Kafka transaction (exactly one record per decision); false: write, then commit")
+	createTopics := fs.Bool("create-topics", true, "create the actions topic when missing (needs CREATE on it; false: it must exist)")
 	leaderElect := fs.Bool("leader-elect", false, "run only while holding the augur-system/augur-actuator Lease (several replicas for the same targets)")
 	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics, the decisions API (/api/v1/decisions, /api/v1/actions, /api/v1/forecasts, /api/v1/rules) and the console at /; "" disables`)
 	var api apiFlags
@@ -120,6 +124,11 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	if err := checkKafka(ctx, kc, conn); err != nil {
 		return err
+	}
+	if *createTopics {
+		if err := createActionsTopic(ctx, conn, cfg.ActionsTopic); err != nil {
+			return err
+		}
 	}
 	kopts := append(actuators.ClientOptions(cfg, *group), conn...)
 	act, err := actuators.New(cfg, nil, kx, zx, reg, log)
@@ -208,4 +217,18 @@ func actHostname(def string) string {
 		return h
 	}
 	return def
+}
+
+// createActionsTopic creates the audit topic when missing: the actuators
+// write it and every stream member reads it back. Without it each audit
+// transaction aborts and the decisions are handled again and again.
+func createActionsTopic(ctx context.Context, conn []kgo.Opt, topic string) error {
+	cl, err := kgo.NewClient(conn...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return kafkaconn.ACLHint(stream.CreateMissing(ctx, kadm.NewClient(cl), topic, stream.DecisionPartitions, -1))
 }

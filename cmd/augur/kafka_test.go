@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -24,6 +25,7 @@ import (
 	"github.com/augur-ops/augur/internal/kafkaconn"
 	"github.com/augur-ops/augur/internal/testca"
 	"github.com/augur-ops/augur/proto"
+	"github.com/augur-ops/augur/stream"
 )
 
 // TestRunOverSASLTLS runs `augur run` against a cluster that requires TLS
@@ -384,5 +386,36 @@ func TestActRefusesAShortKey(t *testing.T) {
 		io.Discard, &stderr, slog.New(slog.DiscardHandler))
 	if code == 0 || !strings.Contains(stderr.String(), "signing key "+key+": 5 bytes, need at least 16") {
 		t.Errorf("augur act with a 5-byte key: exit %d, %q", code, stderr.String())
+	}
+}
+
+// TestActCreatesTheActionsTopic: `augur act` alone on a cluster without
+// augur.actions creates it, so that its audit transactions can commit.
+func TestActCreatesTheActionsTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "augur.decisions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := filepath.Join(t.TempDir(), "decision.key")
+	writeFile(t, key, "0123456789abcdef0123456789abcdef")
+	ctx, stop := context.WithTimeout(t.Context(), 5*time.Second)
+	defer stop()
+	var stderr strings.Builder
+	if code := runMain(ctx, []string{"act", "-brokers", c.ListenAddrs()[0], "-decision-key-file", key, "-kubeconfig", "none", "-metrics-addr", ""},
+		io.Discard, &stderr, slog.New(slog.DiscardHandler)); code != 0 {
+		t.Fatalf("augur act exited %d: %s", code, stderr.String())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	td, err := kadm.NewClient(cl).ListTopics(t.Context(), "augur.actions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := td["augur.actions"]; !ok || d.Err != nil || len(d.Partitions) != int(stream.DecisionPartitions) {
+		t.Fatalf("augur.actions after augur act: %+v", td)
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
@@ -338,8 +337,8 @@ func ensureTopics(ctx context.Context, conn []kgo.Opt, cfg fileConfig, replicati
 	if err := stream.EnsureTopics(ctx, adm, &scfg, replication, stream.DecisionPartitions); err != nil {
 		return 0, kafkaconn.ACLHint(err)
 	}
-	if _, err := adm.CreateTopic(ctx, stream.DecisionPartitions, replication, nil, cfg.Act.ActionsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return 0, kafkaconn.ACLHint(fmt.Errorf("create actions topic: %w", err))
+	if err := stream.CreateMissing(ctx, adm, cfg.Act.ActionsTopic, stream.DecisionPartitions, replication); err != nil {
+		return 0, kafkaconn.ACLHint(err)
 	}
 	return parts, nil
 }

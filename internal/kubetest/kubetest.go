@@ -127,7 +127,7 @@ func Start(opts Options) (c *Cluster, err error) {
 		return c, nil
 	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(kubeconfigTmpl, host, AdminToken)), 0o600); err != nil {
+	if err := os.WriteFile(kubeconfig, Kubeconfig(host), 0o600); err != nil {
 		return nil, err
 	}
 	if err := c.start(bin, "kube-controller-manager", "--kubeconfig="+kubeconfig, "--leader-elect=false",
@@ -151,6 +151,10 @@ func Start(opts Options) (c *Cluster, err error) {
 	}
 	return c, nil
 }
+
+// Kubeconfig returns the admin's kubeconfig for the API server at server
+// (the cluster's, or a proxy in front of it).
+func Kubeconfig(server string) []byte { return []byte(fmt.Sprintf(kubeconfigTmpl, server, AdminToken)) }
 
 const kubeconfigTmpl = `apiVersion: v1
 kind: Config
