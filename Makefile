@@ -4,7 +4,7 @@ GO ?= go
 GOLANGCI_LINT_VERSION ?= v2.6.2
 BIN := bin
 
-.PHONY: run demo build test test-short lint bench proto fuzz
+.PHONY: run demo build test test-short lint bench proto fuzz chaos
 
 build:
 	$(GO) build -o $(BIN)/augur ./cmd/augur
@@ -45,6 +45,16 @@ test-short:
 
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+
+# augur as separate processes (2 ingest, 3 stream, 2 act with leader
+# election in enforce mode) on a three-node Apache Kafka cluster and a real
+# kube-apiserver with kwok, faults on a schedule, and an independent checker
+# (bench/chaos, bench/RESULTS-reliability.md). CHAOS_PROFILE=short (about
+# 20 minutes) or long (the 30-minute soak). The last line is the summary.
+CHAOS_OUT ?= $(or $(TMPDIR),/tmp)/augur-chaos-out
+chaos:
+	bash .ci/kube/build.sh >/dev/null
+	$(GO) run ./bench/chaos -out $(CHAOS_OUT)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

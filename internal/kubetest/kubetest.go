@@ -87,7 +87,7 @@ func Start(opts Options) (c *Cluster, err error) {
 			c.Stop()
 		}
 	}()
-	ports, err := freePorts(3)
+	ports, err := FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +255,9 @@ func (c *Cluster) waitReady(timeout time.Duration) error {
 	return errors.Join(fmt.Errorf("kube-apiserver not ready after %v", timeout), last, errors.New(c.Logs(3000)))
 }
 
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n loopback ports that were free (listened on at once,
+// then closed).
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
