@@ -51,6 +51,18 @@ func (h *harness) inject(ctx context.Context, f *fault) {
 		n.proc.signal(syscall.SIGSTOP)
 		sleep(ctx, f.hold)
 		n.proc.signal(syscall.SIGCONT)
+	case "kill act leader mid-action":
+		// Every API call takes 1.5 s and more while the API is slow: a
+		// leader killed then is, most likely, between its Observe and
+		// its Apply or waiting for the write's answer.
+		h.proxy.setMode(proxySlow)
+		sleep(ctx, 10*time.Second)
+		f.victims = h.leader(ctx)
+		if p := h.procs[f.victims]; p != nil {
+			p.kill()
+		}
+		sleep(ctx, f.hold-10*time.Second)
+		h.proxy.setMode(proxyPass)
 	case "kube refuse", "kube slow":
 		f.victims = "kube-apiserver"
 		mode := int32(proxyRefuse)

@@ -32,6 +32,32 @@ type result struct {
 	loadBefore      string
 	loadAfter       string
 	lagBound        int64
+	busy            float64 // share of the machine's CPU time busy while the generator ran
+	rate            float64 // samples acknowledged per second
+}
+
+// cpuTimes returns the machine's total and idle CPU ticks (/proc/stat).
+func cpuTimes() (total, idle int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		total += v
+		if i == 3 || i == 4 { // idle, iowait
+			idle += v
+		}
+	}
+	return total, idle
+}
+
+func busyShare(t0, i0 int64, t1, i1 int64) float64 {
+	if t1 <= t0 {
+		return 0
+	}
+	return 1 - float64(i1-i0)/float64(t1-t0)
 }
 
 func loadavg() string {
@@ -46,6 +72,7 @@ func loadavg() string {
 func (h *harness) play(ctx context.Context, p profile) (*result, error) {
 	res := &result{profile: p, loadBefore: loadavg()}
 	start := time.Now()
+	tot0, idle0 := cpuTimes()
 	h.gen.grayFrom, h.gen.grayTo = start.Add(p.grayFrom), start.Add(p.grayTo)
 	gctx, stopGen := context.WithCancel(ctx)
 	var genDone sync.WaitGroup
@@ -96,7 +123,10 @@ func (h *harness) play(ctx context.Context, p profile) (*result, error) {
 	stopGen()
 	genDone.Wait()
 	acked, _ := h.gen.stats()
-	logf("generator stopped: %d samples acknowledged", acked)
+	tot1, idle1 := cpuTimes()
+	res.busy = busyShare(tot0, idle0, tot1, idle1)
+	res.rate = float64(acked) / time.Since(start).Seconds()
+	logf("generator stopped: %d samples acknowledged (%.0f/s), the machine %.0f%% busy meanwhile", acked, res.rate, 100*res.busy)
 
 	// Drain: the stream and the actuators catch up, and the decisions in
 	// force expire (their records come with the next polls).
@@ -286,7 +316,8 @@ func (r *result) print() {
 	if r.checkErr != nil {
 		fmt.Printf("check error: %v\n", r.checkErr)
 	}
-	fmt.Printf("load average before %s, after %s\n", r.loadBefore, r.loadAfter)
+	fmt.Printf("%.0f samples/s acknowledged, the machine %.0f%% busy (all its processes) while the generator ran; load average before %s, after %s\n",
+		r.rate, 100*r.busy, r.loadBefore, r.loadAfter)
 	fmt.Printf("chaos: faults=%d samples=%d lost=%d duplicates=%d unaudited=%d double_applied=%d max_recovery_s=%.1f\n",
 		len(r.faults), v.samples, v.lost, v.duplicates, v.unaudited, v.doubleApplied, r.maxRecovery.Seconds())
 }
@@ -325,6 +356,7 @@ func writeResults(dir string, p profile, r *result) error {
 	rss := plot.New()
 	rss.Title.Text = "RSS of the augur processes (" + p.name + " profile)"
 	rss.X.Label.Text, rss.Y.Label.Text = "minutes", "MiB"
+	rss.Legend.Top, rss.Legend.Left = true, true
 	var lines []any
 	for _, n := range names {
 		if strings.HasPrefix(n, "kafka") {
@@ -347,6 +379,7 @@ func writeResults(dir string, p profile, r *result) error {
 	lag := plot.New()
 	lag.Title.Text = "Consumer lag (" + p.name + " profile); faults marked on the x axis"
 	lag.X.Label.Text, lag.Y.Label.Text = "minutes", "records"
+	lag.Legend.Top = true
 	var sl, al plotter.XYs
 	for _, row := range r.rows {
 		if row.streamLag >= 0 {

@@ -51,10 +51,7 @@ func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.C
 	tctx, stopTail := context.WithCancel(ctx)
 	tailDone := make(chan struct{})
 	go func() { defer close(tailDone); _ = tail.Run(tctx, tailClient) }()
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mountAPI(mux, tail)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: roleMux(reg, tail), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics and API server", "err", err)
@@ -66,6 +63,17 @@ func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.C
 		<-tailDone
 		tailClient.Close()
 	}, nil
+}
+
+// roleMux serves what every role's HTTP server serves: /metrics of reg
+// and, when tail is not nil, the decisions API and the console.
+func roleMux(reg *prometheus.Registry, tail *recent.Tail) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if tail != nil {
+		mountAPI(mux, tail)
+	}
+	return mux
 }
 
 // processRegistry is the registry of a process's metrics, one per role:

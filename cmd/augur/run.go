@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -365,12 +364,8 @@ func newReceiver(cfg fileConfig, conn []kgo.Opt, rs *rules.Set, reg prometheus.R
 // the console at /.
 func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *ingest.Receiver, cl *kgo.Client, api *recent.Tail, reg *prometheus.Registry, log *slog.Logger) error {
 	var stopping atomic.Bool
-	mux := http.NewServeMux()
+	mux := roleMux(reg, api)
 	mux.Handle("/api/v1/write", recv)
-	if api != nil {
-		mountAPI(mux, api)
-	}
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
