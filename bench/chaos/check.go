@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -130,20 +131,13 @@ func checkSamples(ctx context.Context, brokers []string, acked map[string]map[in
 		defer rd.Release()
 		for rd.Next() {
 			rec := rd.RecordBatch()
-			labels := rec.Column(0).(*array.Map)
-			keys := labels.Keys().(*array.String)
-			vals := labels.Items().(*array.String)
+			labels := blockLabels(rec)
 			tsList := rec.Column(1).(*array.List)
 			tsVals := tsList.ListValues().(*array.Int64)
 			vList := rec.Column(2).(*array.List)
 			vVals := vList.ListValues().(*array.Float64)
 			for row := 0; row < int(rec.NumRows()); row++ {
-				lo, hi := labels.ValueOffsets(row)
-				names, values := make([]string, 0, hi-lo), make([]string, 0, hi-lo)
-				for i := lo; i < hi; i++ {
-					names = append(names, keys.Value(int(i)))
-					values = append(values, vals.Value(int(i)))
-				}
+				names, values := labels(row)
 				m := acked[seriesKey(names, values)]
 				if m == nil {
 					continue
@@ -182,6 +176,32 @@ func checkSamples(ctx context.Context, brokers []string, acked map[string]map[in
 		}
 	}
 	return nil
+}
+
+// blockLabels returns a function giving the label names and values of a
+// row of a samples block: from the series column (0xff name 0xfe value per
+// label) or, in a version 1 block, the labels map.
+func blockLabels(rec arrow.RecordBatch) func(row int) (names, values []string) {
+	if m, ok := rec.Column(0).(*array.Map); ok {
+		keys := m.Keys().(*array.String)
+		vals := m.Items().(*array.String)
+		return func(row int) (names, values []string) {
+			lo, hi := m.ValueOffsets(row)
+			for i := lo; i < hi; i++ {
+				names = append(names, keys.Value(int(i)))
+				values = append(values, vals.Value(int(i)))
+			}
+			return names, values
+		}
+	}
+	series := rec.Column(0).(*array.Binary)
+	return func(row int) (names, values []string) {
+		for _, pair := range bytes.Split(series.Value(row), []byte{0xff})[1:] {
+			n, v, _ := bytes.Cut(pair, []byte{0xfe})
+			names, values = append(names, string(n)), append(values, string(v))
+		}
+		return names, values
+	}
 }
 
 type decisionJSON struct {

@@ -32,7 +32,8 @@ type generator struct {
 	urls      []string
 	interval  time.Duration
 	workloads int
-	filler    int
+	filler    atomic.Int64 // node series nobody has a rule for; changed by a ramp
+	fill      []series     // their labels, made once (scrape's goroutine only)
 	grayFrom  time.Time // the slow zone's episode
 	grayTo    time.Time
 	client    *http.Client
@@ -40,6 +41,7 @@ type generator struct {
 	mu       sync.Mutex
 	acked    map[string]map[int64]float64 // series key -> timestamp -> value
 	ackedN   int64
+	offered  atomic.Int64 // samples made by scrapes
 	failures []failure // answers other than 2xx, and send errors
 	lastOK   time.Time
 	counters map[string]float64
@@ -52,6 +54,23 @@ type failure struct {
 	url    string
 	status int // 0: no answer
 	msg    string
+}
+
+// fixedSeries is how many series the generator sends besides the filler:
+// four pods per workload, three zones of three instances with four series
+// each, and three queues.
+func fixedSeries(workloads int) int { return 4*workloads + 3*3*4 + 3 }
+
+// fillerFor is the number of filler series that makes rate samples per
+// second at the scrape interval.
+func fillerFor(rate float64, interval time.Duration, workloads int) int {
+	return max(0, int(math.Round(rate*interval.Seconds()))-fixedSeries(workloads))
+}
+
+// request is one remote-write request's series and their keys.
+type request struct {
+	tss  []prompb.TimeSeries
+	keys []string
 }
 
 // series is one series' labels, sorted by name, and its key.
@@ -95,12 +114,13 @@ var zones = []string{"use1-az1", "use1-az2", "use1-az4"}
 const slowZone = "use1-az2"
 
 // scrape returns the fleet's samples at t.
-func (g *generator) scrape(t time.Time) []prompb.TimeSeries {
+func (g *generator) scrape(t time.Time) request {
 	ts := t.UnixMilli()
 	dt := g.interval.Seconds()
-	var out []prompb.TimeSeries
+	var out request
 	add := func(s series, v float64) {
-		out = append(out, prompb.TimeSeries{Labels: s.labels, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
+		out.tss = append(out.tss, prompb.TimeSeries{Labels: s.labels, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
+		out.keys = append(out.keys, s.key)
 	}
 	counter := func(s series, inc float64) {
 		g.counters[s.key] += inc
@@ -141,9 +161,12 @@ func (g *generator) scrape(t time.Time) []prompb.TimeSeries {
 		}
 		add(newSeries("__name__", "queue_depth", "queue", fmt.Sprintf("q%d", q)), v)
 	}
-	for i := range g.filler {
-		counter(newSeries("__name__", "node_cpu_seconds_total", "instance", fmt.Sprintf("node-%d", i/8), "cpu", fmt.Sprint(i%8), "mode", "user"),
-			dt*g.rng.Float64())
+	for i := range int(g.filler.Load()) {
+		if i == len(g.fill) {
+			g.fill = append(g.fill, newSeries("__name__", "node_cpu_seconds_total", "instance", fmt.Sprintf("node-%d", i/8),
+				"cpu", fmt.Sprint(i%8), "mode", "user"))
+		}
+		counter(g.fill[i], dt*g.rng.Float64())
 	}
 	return out
 }
@@ -151,7 +174,7 @@ func (g *generator) scrape(t time.Time) []prompb.TimeSeries {
 // run scrapes every interval until ctx ends and sends each scrape in
 // requests of at most batch series, senders at a time.
 func (g *generator) run(ctx context.Context, batch, senders int) {
-	reqs := make(chan []prompb.TimeSeries, 64)
+	reqs := make(chan request, 1024)
 	var wg sync.WaitGroup
 	for range senders {
 		wg.Add(1)
@@ -174,14 +197,15 @@ func (g *generator) run(ctx context.Context, batch, senders int) {
 			return
 		case now := <-tick.C:
 			all := g.scrape(now.Truncate(time.Millisecond))
-			for len(all) > 0 {
-				n := min(batch, len(all))
+			g.offered.Add(int64(len(all.tss)))
+			for len(all.tss) > 0 {
+				n := min(batch, len(all.tss))
 				select {
-				case reqs <- all[:n]:
+				case reqs <- request{all.tss[:n], all.keys[:n]}:
 				default:
 					g.fail(failure{at: time.Now(), msg: "generator queue full: scrape dropped (never acknowledged)"})
 				}
-				all = all[n:]
+				all.tss, all.keys = all.tss[n:], all.keys[n:]
 			}
 		}
 	}
@@ -189,8 +213,8 @@ func (g *generator) run(ctx context.Context, batch, senders int) {
 
 // send posts one request until a 2xx answer or three minutes, switching
 // ingest process after each failure.
-func (g *generator) send(tss []prompb.TimeSeries) {
-	body, err := (&prompb.WriteRequest{Timeseries: tss}).Marshal()
+func (g *generator) send(r request) {
+	body, err := (&prompb.WriteRequest{Timeseries: r.tss}).Marshal()
 	if err != nil {
 		panic(err)
 	}
@@ -201,7 +225,7 @@ func (g *generator) send(tss []prompb.TimeSeries) {
 		url := g.urls[int(g.next.Add(1))%len(g.urls)]
 		status, msg := g.post(url, body)
 		if status/100 == 2 {
-			g.ack(tss)
+			g.ack(r)
 			return
 		}
 		g.fail(failure{at: time.Now(), url: url, status: status, msg: msg})
@@ -233,15 +257,11 @@ func (g *generator) post(url string, body []byte) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(msg))
 }
 
-func (g *generator) ack(tss []prompb.TimeSeries) {
+func (g *generator) ack(r request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for _, s := range tss {
-		names, values := make([]string, len(s.Labels)), make([]string, len(s.Labels))
-		for i, l := range s.Labels {
-			names[i], values[i] = l.Name, l.Value
-		}
-		k := seriesKey(names, values)
+	for i, s := range r.tss {
+		k := r.keys[i]
 		m := g.acked[k]
 		if m == nil {
 			m = map[int64]float64{}

@@ -51,7 +51,7 @@ import (
 type profile struct {
 	name      string
 	duration  time.Duration // of the generator
-	filler    int           // series nobody has a rule for
+	rate      float64       // samples per second sent (capacity: the first step's)
 	workloads int
 	faults    []fault
 	grayFrom  time.Duration // the slow zone's episode, from the start
@@ -72,7 +72,7 @@ func profiles(name string) (profile, error) {
 	}
 	switch name {
 	case "short", "":
-		return profile{name: "short", duration: 14*time.Minute + 30*time.Second, filler: 1600, workloads: 4, faults: short,
+		return profile{name: "short", duration: 14*time.Minute + 30*time.Second, rate: 330, workloads: 4, faults: short,
 			grayFrom: 8 * time.Minute, grayTo: 10 * time.Minute}, nil
 	case "long":
 		var long []fault
@@ -80,19 +80,21 @@ func profiles(name string) (profile, error) {
 			f.at = f.at*2 + time.Minute
 			long = append(long, f)
 		}
-		// About 1,500 samples/s (7,400 node series every 5 s). That was
-		// meant as half of this deployment's capacity on a 2-core machine,
-		// from the short profile keeping it 11% busy at 330 samples/s; at
-		// 1,484/s it was 13% busy, so the busy share is mostly fixed cost
-		// and the capacity, not measured yet, is well above 3,000/s.
-		return profile{name: "long", duration: 30 * time.Minute, filler: 7400, workloads: 4, faults: long,
+		// Half of this deployment's capacity on a 2-core machine, as
+		// CHAOS_PROFILE=capacity measured it (bench/RESULTS-reliability.md);
+		// -rate sets another.
+		return profile{name: "long", duration: 30 * time.Minute, rate: soakRate, workloads: 4, faults: long,
 			grayFrom: 17 * time.Minute, grayTo: 20 * time.Minute}, nil
+	case "capacity":
+		return profile{name: "capacity", duration: time.Duration(rampSteps) * rampStep, rate: rampFrom, workloads: 4,
+			grayFrom: 1<<62 - 1, grayTo: 1<<62 - 1}, nil
 	}
-	return profile{}, fmt.Errorf("CHAOS_PROFILE %q: want short or long", name)
+	return profile{}, fmt.Errorf("CHAOS_PROFILE %q: want short, long or capacity", name)
 }
 
 func main() {
-	prof := flag.String("profile", cmp.Or(os.Getenv("CHAOS_PROFILE"), "short"), "short or long (env CHAOS_PROFILE)")
+	prof := flag.String("profile", cmp.Or(os.Getenv("CHAOS_PROFILE"), "short"), "short, long or capacity (env CHAOS_PROFILE)")
+	rate := flag.Float64("rate", 0, "samples per second the generator sends (default: the profile's)")
 	out := flag.String("out", "", "directory for the run's CSV files and pictures (default: the work directory)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs of every process)")
 	interval := flag.Duration("interval", 5*time.Second, "scrape interval of the generator")
@@ -101,6 +103,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		os.Exit(2)
+	}
+	if *rate > 0 {
+		p.rate = *rate
 	}
 	code := run(p, *out, *keep, *interval)
 	os.Exit(code)
@@ -271,9 +276,10 @@ func (h *harness) setUp(ctx context.Context, p profile, interval time.Duration) 
 			"-leader-elect", "-mode", "enforce", "-actor", fmt.Sprintf("act-%d", i), "-allow-namespaces", "chaos",
 			"-metrics-addr", fmt.Sprintf("127.0.0.1:%d", ports[4+i]))
 	}
-	h.gen = &generator{urls: urls, interval: interval, workloads: p.workloads, filler: p.filler,
+	h.gen = &generator{urls: urls, interval: interval, workloads: p.workloads,
 		client: &http.Client{Timeout: 30 * time.Second}, acked: map[string]map[int64]float64{},
 		counters: map[string]float64{}, rng: rand.New(rand.NewPCG(1, 2))}
+	h.gen.filler.Store(int64(fillerFor(p.rate, interval, p.workloads)))
 	return nil
 }
 
