@@ -50,7 +50,9 @@ lint:
 # election in enforce mode) on a three-node Apache Kafka cluster and a real
 # kube-apiserver with kwok, faults on a schedule, and an independent checker
 # (bench/chaos, bench/RESULTS-reliability.md). CHAOS_PROFILE=short (about
-# 20 minutes) or long (the 30-minute soak). The last line is the summary.
+# 20 minutes), long (the 30-minute soak at half the capacity) or capacity
+# (the rate raised in steps until writes fail or the stream falls behind).
+# The last line is the summary.
 CHAOS_OUT ?= $(or $(TMPDIR),/tmp)/augur-chaos-out
 chaos:
 	bash .ci/kube/build.sh >/dev/null

@@ -2,8 +2,10 @@
 // Kafka cluster (KRaft, replication 3, min.insync.replicas 2) and a real
 // kube-apiserver with kwok, injects faults on a schedule while a generator
 // sends remote writes, and has an independent checker judge the result.
-// `make chaos` runs it; CHAOS_PROFILE=short (the default, about 16 minutes)
-// or long (a 30-minute soak with the same faults).
+// `make chaos` runs it; CHAOS_PROFILE=short (the default, about 20 minutes),
+// long (a 30-minute soak with the same faults at half the capacity) or
+// capacity (no faults; the rate raised in steps until the deployment gives
+// way).
 //
 // The processes: two `augur ingest` behind the generator, three `augur
 // stream`, two `augur act` with leader election in enforce mode on the
