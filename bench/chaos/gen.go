@@ -34,7 +34,7 @@ type generator struct {
 	workloads int
 	filler    atomic.Int64 // node series nobody has a rule for; changed by a ramp
 	fill      []series     // their labels, made once (scrape's goroutine only)
-	grayFrom  time.Time // the slow zone's episode
+	grayFrom  time.Time    // the slow zone's episode
 	grayTo    time.Time
 	client    *http.Client
 
@@ -42,7 +42,7 @@ type generator struct {
 	acked    map[string]map[int64]float64 // series key -> timestamp -> value
 	ackedN   int64
 	offered  atomic.Int64 // samples made by scrapes
-	failures []failure // answers other than 2xx, and send errors
+	failures []failure    // answers other than 2xx, and send errors
 	lastOK   time.Time
 	counters map[string]float64
 	rng      *rand.Rand
