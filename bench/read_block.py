@@ -4,7 +4,8 @@ confluent-kafka) fetches the records, pyarrow decodes the Arrow IPC blocks.
 
 usage: read_block.py BROKER [TOPIC] [MAX_RECORDS]
 
-Prints one JSON line per series: partition, tenant, labels, timestamps,
+Prints one JSON line per series: partition, tenant, block version, labels
+(from the series column of version 2 or the labels map of version 1), timestamps,
 values (as hex bits, so stale-marker NaNs are exact), metric type. Exits
 non-zero when no record arrives within 20 seconds.
 """
@@ -39,11 +40,16 @@ def main():
         table = reader.read_all()
         meta = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
         for row in table.to_pylist():
+            if "series" in row:  # version 2: 0xff name 0xfe value per label
+                pairs = (p.split(b"\xfe") for p in row["series"].split(b"\xff")[1:])
+                labels = {n.decode(): v.decode() for n, v in pairs}
+            else:  # version 1: a map column
+                labels = dict(row["labels"])
             print(json.dumps({
                 "partition": msg.partition(),
                 "tenant": meta.get("tenant", ""),
                 "version": meta.get("augur.block.version"),
-                "labels": dict(row["labels"]),
+                "labels": labels,
                 "timestamps": row["timestamps"],
                 "values": [struct.pack(">d", v).hex() for v in row["values"]],
                 "metric_type": row["metric_type"],

@@ -23,7 +23,9 @@ import (
 //
 // Columns, none nullable:
 //
-//	labels          map<utf8, utf8>   the series labels, keys sorted, __name__ included
+//	series          binary            the series labels, sorted by name, __name__ included,
+//	                                  each as 0xff name 0xfe value (UTF-8 has neither byte;
+//	                                  in Python: dict(p.split(b"\xfe") for p in s.split(b"\xff")[1:]))
 //	timestamps      list<int64>       sample timestamps, unix milliseconds
 //	values          list<float64>     sample values; stale markers keep their NaN bits
 //	start_timestamps list<int64>      per sample: remote-write 2.0 start (created) timestamp, ms, 0 when unknown
@@ -35,11 +37,22 @@ import (
 //	exemplars       list<binary>      exemplars, each the protobuf encoding of the remote-write
 //	                                  1.0 Exemplar message (labels, value, timestamp)
 //
-// Schema metadata: "augur.block.version" = "1", "tenant" = the request's
+// Schema metadata: "augur.block.version" = "2", "tenant" = the request's
 // X-Scope-OrgID (also in the Kafka record header "tenant").
+//
+// Version 1 had the labels as a map<utf8, utf8> column named "labels"; the
+// rest is the same. BlockReader reads both, so a topic written by an older
+// receiver is read through an upgrade. Version 2 exists for bytes: a map
+// column carries two int32 offsets per label, which no compression of the
+// Kafka batch shrinks (bench/RESULTS-ingest.md); one binary value per series
+// carries one.
 
-// BlockVersion is the value of the schema metadata key "augur.block.version".
-const BlockVersion = "1"
+// BlockVersion is the value of the schema metadata key "augur.block.version"
+// in the blocks BlockBuilder writes.
+const BlockVersion = "2"
+
+// blockVersion1 is the version whose labels are a map column.
+const blockVersion1 = "1"
 
 // Label is one label of a series. In a BlockReader the strings point into the
 // block and are valid until the next Reset.
@@ -64,7 +77,7 @@ type Metadata struct {
 }
 
 var blockFields = []arrow.Field{
-	{Name: "labels", Type: labelsType},
+	{Name: "series", Type: arrow.BinaryTypes.Binary},
 	{Name: "timestamps", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int64)},
 	{Name: "values", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float64)},
 	{Name: "start_timestamps", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int64)},
@@ -74,6 +87,9 @@ var blockFields = []arrow.Field{
 	{Name: "histograms", Type: arrow.ListOfNonNullable(arrow.BinaryTypes.Binary)},
 	{Name: "exemplars", Type: arrow.ListOfNonNullable(arrow.BinaryTypes.Binary)},
 }
+
+// blockFieldsV1 are version 1's columns: labels as a map.
+var blockFieldsV1 = append([]arrow.Field{{Name: "labels", Type: labelsType}}, blockFields[1:]...)
 
 var labelsType = func() *arrow.MapType {
 	t := arrow.MapOfFields(
@@ -115,18 +131,17 @@ type BlockBuilder struct {
 	tenant string
 	n      int // series
 
-	labelOffsets []int32 // per series, index into keys
-	keys, vals   varlen
-	tsOffsets    []int32 // per series, index into ts and vs
-	ts           []int64
-	vs           []float64
-	startTs      []int64 // per sample
-	typ, help    varlen
-	unit         varlen
-	histOffsets  []int32
-	hists        varlen
-	exOffsets    []int32
-	exemplars    varlen
+	series      varlen  // per series, its labels as 0xff name 0xfe value
+	tsOffsets   []int32 // per series, index into ts and vs
+	ts          []int64
+	vs          []float64
+	startTs     []int64 // per sample
+	typ, help   varlen
+	unit        varlen
+	histOffsets []int32
+	hists       varlen
+	exOffsets   []int32
+	exemplars   varlen
 
 	samples int
 
@@ -142,9 +157,7 @@ func (b *BlockBuilder) Reset(tenant string) {
 	b.tenant = tenant
 	b.n = 0
 	b.samples = 0
-	b.labelOffsets = append(b.labelOffsets[:0], 0)
-	b.keys.reset()
-	b.vals.reset()
+	b.series.reset()
 	b.tsOffsets = append(b.tsOffsets[:0], 0)
 	b.ts = b.ts[:0]
 	b.vs = b.vs[:0]
@@ -168,11 +181,13 @@ func (b *BlockBuilder) Samples() int { return b.samples }
 // copies them.
 func (b *BlockBuilder) StartSeries(lbls []Label, md Metadata) {
 	for _, l := range lbls {
-		b.keys.appendString(l.Name)
-		b.vals.appendString(l.Value)
+		b.series.data = append(b.series.data, KeySep)
+		b.series.data = append(b.series.data, l.Name...)
+		b.series.data = append(b.series.data, KeyPairSep)
+		b.series.data = append(b.series.data, l.Value...)
 	}
+	b.series.offsets = append(b.series.offsets, int32(len(b.series.data)))
 	b.n++
-	b.labelOffsets = append(b.labelOffsets, int32(len(b.keys.offsets)-1))
 	b.tsOffsets = append(b.tsOffsets, int32(len(b.ts)))
 	b.histOffsets = append(b.histOffsets, int32(len(b.hists.offsets)-1))
 	b.exOffsets = append(b.exOffsets, int32(len(b.exemplars.offsets)-1))
@@ -255,10 +270,7 @@ var eos = [8]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
 // The builder stays valid; Reset it before the next block.
 func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 	n := b.n
-	keys := stringData(b.keys, len(b.keys.offsets)-1)
-	vals := stringData(b.vals, len(b.vals.offsets)-1)
-	entries := array.NewData(labelsType.Elem(), len(b.keys.offsets)-1, []*memory.Buffer{nil}, []arrow.ArrayData{keys, vals}, 0, 0)
-	labels := array.NewData(labelsType, n, []*memory.Buffer{nil, int32Buf(b.labelOffsets)}, []arrow.ArrayData{entries}, 0, 0)
+	series := binaryData(b.series, n)
 
 	tsChild := array.NewData(arrow.PrimitiveTypes.Int64, len(b.ts), []*memory.Buffer{nil, int64Buf(b.ts)}, nil, 0, 0)
 	tsList := array.NewData(blockFields[1].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{tsChild}, 0, 0)
@@ -272,7 +284,7 @@ func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 	exChild := binaryData(b.exemplars, len(b.exemplars.offsets)-1)
 	exList := array.NewData(blockFields[8].Type, n, []*memory.Buffer{nil, int32Buf(b.exOffsets)}, []arrow.ArrayData{exChild}, 0, 0)
 
-	datas := []arrow.ArrayData{labels, tsList, vsList, start,
+	datas := []arrow.ArrayData{series, tsList, vsList, start,
 		stringData(b.typ, n), stringData(b.help, n), stringData(b.unit, n), histList, exList}
 	cols := make([]arrow.Array, len(datas))
 	for i, d := range datas {
@@ -339,22 +351,26 @@ type BlockReader struct {
 	tenant string
 	n      int
 
-	labelOffsets []int32
-	keyOffsets   []int32
-	keyData      []byte
-	valOffsets   []int32
-	valData      []byte
-	tsOffsets    []int32
-	ts           []int64
-	vs           []float64
-	startTs      []int64
-	typ          *array.String
-	help         *array.String
-	unit         *array.String
-	histOffsets  []int32
-	hist         *array.Binary
-	exOffsets    []int32
-	ex           *array.Binary
+	v1 bool // a version 1 block: labels from the map, not the series column
+
+	seriesOffsets []int32
+	seriesData    []byte
+	labelOffsets  []int32
+	keyOffsets    []int32
+	keyData       []byte
+	valOffsets    []int32
+	valData       []byte
+	tsOffsets     []int32
+	ts            []int64
+	vs            []float64
+	startTs       []int64
+	typ           *array.String
+	help          *array.String
+	unit          *array.String
+	histOffsets   []int32
+	hist          *array.Binary
+	exOffsets     []int32
+	ex            *array.Binary
 
 	rec   arrow.RecordBatch
 	arena *arena
@@ -402,15 +418,21 @@ func (r *BlockReader) decode(value []byte) error {
 	}
 	defer rd.Release()
 	schema := rd.Schema()
-	if v, _ := metaValue(schema, "augur.block.version"); v != BlockVersion {
-		return fmt.Errorf("block version %q, want %q", v, BlockVersion)
+	fields := blockFields
+	v, _ := metaValue(schema, "augur.block.version")
+	switch v {
+	case BlockVersion:
+	case blockVersion1:
+		fields = blockFieldsV1
+	default:
+		return fmt.Errorf("block version %q, want %q or %q", v, BlockVersion, blockVersion1)
 	}
-	if len(schema.Fields()) != len(blockFields) {
-		return fmt.Errorf("%d columns, want %d", len(schema.Fields()), len(blockFields))
+	if len(schema.Fields()) != len(fields) {
+		return fmt.Errorf("%d columns, want %d", len(schema.Fields()), len(fields))
 	}
 	for i, f := range schema.Fields() {
-		if f.Name != blockFields[i].Name || !arrow.TypeEqual(f.Type, blockFields[i].Type) {
-			return fmt.Errorf("column %d is %s %s, want %s %s", i, f.Name, f.Type, blockFields[i].Name, blockFields[i].Type)
+		if f.Name != fields[i].Name || !arrow.TypeEqual(f.Type, fields[i].Type) {
+			return fmt.Errorf("column %d is %s %s, want %s %s", i, f.Name, f.Type, fields[i].Name, fields[i].Type)
 		}
 	}
 	if !rd.Next() {
@@ -425,26 +447,25 @@ func (r *BlockReader) decode(value []byte) error {
 	r.tenant, _ = metaValue(schema, "tenant")
 	r.n = int(rec.NumRows())
 
-	labels := rec.Column(0).(*array.Map)
-	keys := labels.Keys().(*array.String)
-	vals := labels.Items().(*array.String)
-	r.labelOffsets = labels.Offsets()
-	r.keyOffsets, r.keyData = keys.ValueOffsets(), keys.ValueBytes()
-	r.valOffsets, r.valData = vals.ValueOffsets(), vals.ValueBytes()
-	if keys.NullN() > 0 || vals.NullN() > 0 || labels.NullN() > 0 {
-		return errors.New("null labels")
-	}
-	if err := checkOffsets(r.labelOffsets, r.n, keys.Len()); err != nil {
-		return fmt.Errorf("labels: %w", err)
-	}
-	if err := checkOffsets(r.keyOffsets, keys.Len(), len(r.keyData)); err != nil {
-		return fmt.Errorf("label names: %w", err)
-	}
-	if err := checkOffsets(r.valOffsets, vals.Len(), len(r.valData)); err != nil {
-		return fmt.Errorf("label values: %w", err)
-	}
-	if keys.Len() != vals.Len() {
-		return errors.New("label names and values differ in count")
+	r.v1 = v == blockVersion1
+	if r.v1 {
+		if err := r.decodeLabelsV1(rec.Column(0).(*array.Map)); err != nil {
+			return err
+		}
+	} else {
+		series := rec.Column(0).(*array.Binary)
+		if series.NullN() > 0 {
+			return errors.New("null series")
+		}
+		r.seriesOffsets, r.seriesData = series.ValueOffsets(), series.ValueBytes()
+		if err := checkOffsets(r.seriesOffsets, r.n, len(r.seriesData)); err != nil {
+			return fmt.Errorf("series: %w", err)
+		}
+		for i := range r.n {
+			if err := checkSeries(r.seriesData[r.seriesOffsets[i]:r.seriesOffsets[i+1]]); err != nil {
+				return fmt.Errorf("series %d: %w", i, err)
+			}
+		}
 	}
 
 	tsList := rec.Column(1).(*array.List)
@@ -507,6 +528,58 @@ func (r *BlockReader) decode(value []byte) error {
 	return nil
 }
 
+// decodeLabelsV1 takes a version 1 block's labels map.
+func (r *BlockReader) decodeLabelsV1(labels *array.Map) error {
+	keys := labels.Keys().(*array.String)
+	vals := labels.Items().(*array.String)
+	r.labelOffsets = labels.Offsets()
+	r.keyOffsets, r.keyData = keys.ValueOffsets(), keys.ValueBytes()
+	r.valOffsets, r.valData = vals.ValueOffsets(), vals.ValueBytes()
+	if keys.NullN() > 0 || vals.NullN() > 0 || labels.NullN() > 0 {
+		return errors.New("null labels")
+	}
+	if err := checkOffsets(r.labelOffsets, r.n, keys.Len()); err != nil {
+		return fmt.Errorf("labels: %w", err)
+	}
+	if err := checkOffsets(r.keyOffsets, keys.Len(), len(r.keyData)); err != nil {
+		return fmt.Errorf("label names: %w", err)
+	}
+	if err := checkOffsets(r.valOffsets, vals.Len(), len(r.valData)); err != nil {
+		return fmt.Errorf("label values: %w", err)
+	}
+	if keys.Len() != vals.Len() {
+		return errors.New("label names and values differ in count")
+	}
+	return nil
+}
+
+// checkSeries verifies that b is a sequence of 0xff name 0xfe value with
+// exactly one 0xfe in each label.
+func checkSeries(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if b[0] != KeySep {
+		return errors.New("does not start with 0xff")
+	}
+	pairs := 0
+	for _, c := range b[1:] {
+		switch c {
+		case KeySep:
+			if pairs != 1 {
+				return errors.New("a label without exactly one 0xfe")
+			}
+			pairs = 0
+		case KeyPairSep:
+			pairs++
+		}
+	}
+	if pairs != 1 {
+		return errors.New("a label without exactly one 0xfe")
+	}
+	return nil
+}
+
 // checkOffsets verifies that offs describes n monotonic ranges inside [0, size].
 func checkOffsets(offs []int32, n, size int) error {
 	if n == 0 && len(offs) == 0 {
@@ -546,24 +619,34 @@ func (r *BlockReader) Tenant() string { return r.tenant }
 // Len returns the number of series in the block.
 func (r *BlockReader) Len() int { return r.n }
 
-// NumLabels returns the number of labels of series i.
-func (r *BlockReader) NumLabels(i int) int {
-	return int(r.labelOffsets[i+1] - r.labelOffsets[i])
-}
-
-// Label returns label j of series i.
-func (r *BlockReader) Label(i, j int) Label {
-	k := int(r.labelOffsets[i]) + j
-	return Label{
-		Name:  bstr(r.keyData[r.keyOffsets[k]:r.keyOffsets[k+1]]),
-		Value: bstr(r.valData[r.valOffsets[k]:r.valOffsets[k+1]]),
+// AppendSeries appends the labels of series i as a series key without its
+// tenant (AppendSeriesKey's form: 0xff name 0xfe value per label) to dst.
+// For a version 2 block this is a copy of the row.
+func (r *BlockReader) AppendSeries(dst []byte, i int) []byte {
+	if !r.v1 {
+		return append(dst, r.seriesData[r.seriesOffsets[i]:r.seriesOffsets[i+1]]...)
 	}
+	for k := r.labelOffsets[i]; k < r.labelOffsets[i+1]; k++ {
+		dst = append(dst, KeySep)
+		dst = append(dst, r.keyData[r.keyOffsets[k]:r.keyOffsets[k+1]]...)
+		dst = append(dst, KeyPairSep)
+		dst = append(dst, r.valData[r.valOffsets[k]:r.valOffsets[k+1]]...)
+	}
+	return dst
 }
 
 // AppendLabels appends the labels of series i to dst and returns it.
 func (r *BlockReader) AppendLabels(dst []Label, i int) []Label {
-	for j := range r.NumLabels(i) {
-		dst = append(dst, r.Label(i, j))
+	if !r.v1 {
+		b := r.seriesData[r.seriesOffsets[i]:r.seriesOffsets[i+1]]
+		_, dst, _ = ParseSeriesKey(bstr(b), dst) // checkSeries has checked it
+		return dst
+	}
+	for k := r.labelOffsets[i]; k < r.labelOffsets[i+1]; k++ {
+		dst = append(dst, Label{
+			Name:  bstr(r.keyData[r.keyOffsets[k]:r.keyOffsets[k+1]]),
+			Value: bstr(r.valData[r.valOffsets[k]:r.valOffsets[k+1]]),
+		})
 	}
 	return dst
 }
@@ -674,7 +757,7 @@ func (b *BlockBuilder) AddSeries(lbls []Label, ts []int64, vs []float64) {
 // Size estimates the bytes of the block's Arrow buffers so far, within a few
 // percent of what AppendIPC writes; callers use it to cut large blocks.
 func (b *BlockBuilder) Size() int {
-	return len(b.keys.data) + len(b.vals.data) + 8*len(b.keys.offsets) +
+	return len(b.series.data) + 4*b.n +
 		24*len(b.ts) + 16*b.n + len(b.typ.data) + len(b.help.data) + len(b.unit.data) + 12*b.n +
 		len(b.hists.data) + 4*len(b.hists.offsets) + len(b.exemplars.data) + 4*len(b.exemplars.offsets) + 1024
 }

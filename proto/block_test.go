@@ -1,8 +1,10 @@
 package proto
 
 import (
+	"bytes"
 	"errors"
 	"math"
+	"os"
 	"slices"
 	"testing"
 )
@@ -44,25 +46,46 @@ func buildBlock(t testing.TB, tenant string, series []testSeries) []byte {
 	return out
 }
 
+// roundTripSeries are the series of TestBlockRoundTrip and of the version 1
+// golden, testdata/block-v1.bin (written by version 1's builder).
+var roundTripSeries = []testSeries{
+	{
+		labels: []Label{{"__name__", "http_requests_total"}, {"job", "api"}, {"zone", "use1-az1"}},
+		md:     Metadata{Type: "counter", Help: "Requests.", Unit: "requests"},
+		start:  1000,
+		ts:     []int64{1_700_000_000_000, 1_700_000_015_000},
+		vs:     []float64{1, staleNaN},
+		exLbls: []Label{{"trace_id", "abc"}}, exValue: 0.5,
+	},
+	{labels: []Label{{"__name__", "up"}}},
+	{
+		labels: []Label{{"__name__", "latency"}, {"a", ""}},
+		hists:  [][]byte{{0x08, 0x01}, {}},
+		ts:     []int64{5}, vs: []float64{math.Inf(1)},
+	},
+}
+
 func TestBlockRoundTrip(t *testing.T) {
-	series := []testSeries{
-		{
-			labels: []Label{{"__name__", "http_requests_total"}, {"job", "api"}, {"zone", "use1-az1"}},
-			md:     Metadata{Type: "counter", Help: "Requests.", Unit: "requests"},
-			start:  1000,
-			ts:     []int64{1_700_000_000_000, 1_700_000_015_000},
-			vs:     []float64{1, staleNaN},
-			exLbls: []Label{{"trace_id", "abc"}}, exValue: 0.5,
-		},
-		{labels: []Label{{"__name__", "up"}}},
-		{
-			labels: []Label{{"__name__", "latency"}, {"a", ""}},
-			hists:  [][]byte{{0x08, 0x01}, {}},
-			ts:     []int64{5}, vs: []float64{math.Inf(1)},
-		},
+	checkRoundTrip(t, buildBlock(t, "team-a", roundTripSeries))
+}
+
+// TestBlockVersion1 reads a block written by version 1 (labels as a map):
+// a topic written before an upgrade reads the same as one written after.
+func TestBlockVersion1(t *testing.T) {
+	b, err := os.ReadFile("testdata/block-v1.bin")
+	if err != nil {
+		t.Fatal(err)
 	}
+	checkRoundTrip(t, b)
+}
+
+// checkRoundTrip reads block and compares it with roundTripSeries of tenant
+// team-a.
+func checkRoundTrip(t *testing.T, block []byte) {
+	t.Helper()
+	series := roundTripSeries
 	var r BlockReader
-	if err := r.Reset(buildBlock(t, "team-a", series)); err != nil {
+	if err := r.Reset(block); err != nil {
 		t.Fatal(err)
 	}
 	if r.Tenant() != "team-a" || r.Len() != len(series) || r.NumSamples() != 3 {
@@ -71,6 +94,9 @@ func TestBlockRoundTrip(t *testing.T) {
 	for i, s := range series {
 		if got := r.AppendLabels(nil, i); !slices.Equal(got, s.labels) {
 			t.Errorf("series %d labels %v, want %v", i, got, s.labels)
+		}
+		if got, want := r.AppendSeries(nil, i), AppendSeriesKey(nil, "", s.labels); !bytes.Equal(got, want) {
+			t.Errorf("series %d key %q, want %q", i, got, want)
 		}
 		ts, vs := r.Samples(i)
 		if !slices.Equal(ts, s.ts) && (len(ts) != 0 || len(s.ts) != 0) {
@@ -135,7 +161,36 @@ func TestBlockRejectsGarbage(t *testing.T) {
 	}
 }
 
+// version is the block version r holds.
+func version(r *BlockReader) string {
+	if r.v1 {
+		return blockVersion1
+	}
+	return BlockVersion
+}
+
+func TestCheckSeries(t *testing.T) {
+	for in, ok := range map[string]bool{
+		"":                                 true,
+		"\xff__name__\xfeup":               true,
+		"\xffa\xfe\xffb\xfe":               true, // empty values
+		"\xff__name__\xfeup\xffjob\xfeapi": true,
+		"__name__\xfeup":                   false, // no leading 0xff
+		"\xff__name__":                     false, // no value
+		"\xffa\xfeb\xfec":                  false, // two 0xfe
+		"\xffa\xfeb\xff":                   false, // a last label without a value
+		"\xff\xff":                         false,
+	} {
+		if err := checkSeries([]byte(in)); (err == nil) != ok {
+			t.Errorf("checkSeries(%q) = %v, want ok %v", in, err, ok)
+		}
+	}
+}
+
 func FuzzBlockReader(f *testing.F) {
+	if v1, err := os.ReadFile("testdata/block-v1.bin"); err == nil {
+		f.Add(v1)
+	}
 	f.Add(buildBlock(f, "t", []testSeries{{labels: []Label{{"__name__", "x"}, {"a", "b"}}, ts: []int64{1, 2}, vs: []float64{2, 3}, hists: [][]byte{{1}}}}))
 	f.Add(buildBlock(f, "", nil))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -145,7 +200,10 @@ func FuzzBlockReader(f *testing.F) {
 		}
 		// Every accessor must stay in bounds on anything Reset accepted.
 		for i := range r.Len() {
-			_ = r.AppendLabels(nil, i)
+			lbls := r.AppendLabels(nil, i)
+			if key := r.AppendSeries(nil, i); version(&r) == BlockVersion && !bytes.Equal(key, AppendSeriesKey(nil, "", lbls)) {
+				t.Fatalf("series %d: key %q is not its labels %v", i, key, lbls)
+			}
 			ts, vs := r.Samples(i)
 			if len(ts) != len(vs) {
 				t.Fatalf("series %d: %d timestamps, %d values", i, len(ts), len(vs))

@@ -76,8 +76,8 @@ func TestBlockReadByPyarrow(t *testing.T) {
 	if len(rows) != 1 {
 		t.Fatalf("pyarrow read %d rows, want 1:\n%s", len(rows), out)
 	}
-	got := fmt.Sprint(rows[0]["labels"], rows[0]["timestamps"], rows[0]["values"], rows[0]["tenant"], rows[0]["metric_type"], rows[0]["exemplars"])
-	want := fmt.Sprint(map[string]any{"__name__": "http_requests_total", "job": "api"},
+	got := fmt.Sprint(rows[0]["version"], rows[0]["labels"], rows[0]["timestamps"], rows[0]["values"], rows[0]["tenant"], rows[0]["metric_type"], rows[0]["exemplars"])
+	want := fmt.Sprint(proto.BlockVersion, map[string]any{"__name__": "http_requests_total", "job": "api"},
 		[]any{1.7e12, 1.700000015e12}, []any{"4045400000000000", "7ff0000000000002"}, "team-a", "counter", 1.0)
 	if got != want {
 		t.Fatalf("pyarrow read\n%s\nwant\n%s", got, want)

@@ -124,9 +124,16 @@ func (sh *shard) processBlock(r *proto.BlockReader) {
 	tenant := r.Tenant()
 	wm := sh.watermark()
 	for i := range r.Len() {
-		sh.lbls = r.AppendLabels(sh.lbls[:0], i)
+		// The block's series column is the series key without its
+		// tenant: labels are parsed only for a series not seen before.
+		sh.kbuf = r.AppendSeries(append(sh.kbuf[:0], tenant...), i)
+		row, ok := sh.index[string(sh.kbuf)]
+		if !ok {
+			sh.lbls = r.AppendLabels(sh.lbls[:0], i)
+			row = sh.create(string(sh.kbuf), tenant, sh.lbls, r.Metadata(i).Type)
+		}
 		ts, vs := r.Samples(i)
-		sh.series(tenant, sh.lbls, r.Metadata(i).Type, wm, ts, vs)
+		sh.samples(row, wm, ts, vs)
 	}
 	sh.stats.records++
 	sh.advance()
