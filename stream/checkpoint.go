@@ -52,6 +52,10 @@ func (sh *shard) appendCheckpoint(dst []stateRecord) ([]stateRecord, error) {
 		if sh.flags[row]&fDirty == 0 {
 			continue
 		}
+		if !sh.durable(int32(row)) {
+			sh.flags[row] &^= fDirty
+			continue
+		}
 		v, err := sh.appendSeriesState(nil, int32(row))
 		if err != nil {
 			return dst, err
@@ -328,12 +332,24 @@ func parseGroupKey(k string) (tenant, rule string, vals []string, ok bool) {
 	return rules.ParseGroupKey([]byte(k), nil)
 }
 
+// durable reports whether a series' state is checkpointed: whether a rule
+// reads it (a group or an anomaly watch). The row of a series no rule
+// reads is made again from its next sample after a restore, and nothing
+// decided differs; a record for each of them at every checkpoint would be
+// most of augur.state's bytes (bench/RESULTS-ingest.md).
+func (sh *shard) durable(row int32) bool {
+	return sh.group[row] >= 0 || sh.watch[row] >= 0
+}
+
 // snapshot returns every state record of the shard, sorted by key: the
-// shard's complete state in checkpoint form. Two shards with equal
+// shard's complete durable state in checkpoint form. Two shards with equal
 // snapshots make the same decisions from here on.
 func (sh *shard) snapshot() ([]stateRecord, error) {
 	var out []stateRecord
 	for row := range sh.keys {
+		if !sh.durable(int32(row)) {
+			continue
+		}
 		v, err := sh.appendSeriesState(nil, int32(row))
 		if err != nil {
 			return nil, err

@@ -144,6 +144,36 @@ func TestIdleEviction(t *testing.T) {
 	}
 }
 
+// TestOnlyWhatRulesReadIsCheckpointed: a series in a scaling group gets a
+// state record; a series no rule reads is tracked (late and duplicate
+// samples are counted) but writes none, checkpoint after checkpoint.
+func TestOnlyWhatRulesReadIsCheckpointed(t *testing.T) {
+	cfg := testConfig(t)
+	sh := newShard(0, mustEnv(t, &cfg))
+	pod := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "a")
+	node := lbl("__name__", "node_cpu_seconds_total", "instance", "n1", "cpu", "0")
+	for ts := int64(1000); ts <= 3000; ts += 1000 {
+		sh.processBlock(block(t, "", add(pod, []int64{ts}, []float64{float64(ts)}), add(node, []int64{ts}, []float64{float64(ts)})))
+		ck, err := sh.appendCheckpoint(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, r := range ck {
+			if r.key[0] == keySeries {
+				keys = append(keys, string(r.key[1:]))
+			}
+		}
+		if want := string(proto.AppendSeriesKey(nil, "", pod)); len(keys) != 1 || keys[0] != want {
+			t.Fatalf("checkpoint at %d: series records %q, want only %q", ts, keys, want)
+		}
+	}
+	sh.processBlock(block(t, "", add(node, []int64{3000}, []float64{3000})))
+	if len(sh.keys) != 2 || sh.stats.duplicates != 1 {
+		t.Fatalf("%d series, %d duplicates; want both series tracked and the node's repeat counted", len(sh.keys), sh.stats.duplicates)
+	}
+}
+
 // TestCheckpointRestore replays the input with a checkpoint every few
 // records and a restore from the accumulated state log at irregular points:
 // the result must equal one uninterrupted run.
