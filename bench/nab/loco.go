@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 
 	"github.com/augur-ops/augur/detectors/anomaly"
 )
@@ -38,7 +37,7 @@ func describe(c anomaly.Config) string {
 // there under profile p), and compares with the setting and threshold
 // chosen on the whole corpus. Held-out raw scores of the categories are
 // summed and normalised like the corpus' (same null and perfect scores).
-func leaveOneCategoryOut(out io.Writer, files []dataFile, p profile) error {
+func leaveOneCategoryOut(out io.Writer, files []dataFile, labels map[string][]int64, p profile) error {
 	grid := locoGrid()
 	scores := make([][][]float64, len(grid))
 	for i, c := range grid {
@@ -48,13 +47,10 @@ func leaveOneCategoryOut(out io.Writer, files []dataFile, p profile) error {
 		}
 		scores[i] = s
 	}
-	var cats []string
+	cats := categories(files)
 	catOf := make([]string, len(files))
 	for i, f := range files {
 		catOf[i] = filepath.Dir(f.Name)
-		if !slices.Contains(cats, catOf[i]) {
-			cats = append(cats, catOf[i])
-		}
 	}
 	subset := func(i int, keep func(string) bool) ([]dataFile, [][]float64) {
 		var fs []dataFile
@@ -92,8 +88,8 @@ func leaveOneCategoryOut(out io.Writer, files []dataFile, p profile) error {
 		return err
 	}
 	fmt.Fprintf(out, "\n%s profile: in-sample setting `%s` (threshold %.4f)\n\n", p.Name, describe(grid[in]), inTh)
-	fmt.Fprintln(out, "| category | files | in-sample raw | held-out raw | setting chosen without it |")
-	fmt.Fprintln(out, "|---|---|---|---|---|")
+	fmt.Fprintln(out, "| category | files | in-sample raw | held-out raw | setting chosen without it | held out at score ≥ 0.5: windows detected, false alarms |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|")
 	heldRaw := 0.0
 	for _, c := range cats {
 		without := func(k string) bool { return k != c }
@@ -113,7 +109,9 @@ func leaveOneCategoryOut(out io.Writer, files []dataFile, p profile) error {
 			return err
 		}
 		heldRaw += raw
-		fmt.Fprintf(out, "| %s | %d | %.2f | %.2f | `%s` (threshold %.4f) |\n", c, len(fs), inRaw, raw, describe(grid[i]), th)
+		op := measure(fs, labels, threshold(ss, 0.5))
+		fmt.Fprintf(out, "| %s | %d | %.2f | %.2f | `%s` (threshold %.4f) | %d / %d, %d in %.0f days |\n", c, len(fs), inRaw, raw,
+			describe(grid[i]), th, op.Detected, op.Windows, op.FalseAlarms, op.DaysOutsideWindows)
 	}
 	held := 100 * (heldRaw - whole.Null) / (whole.Perfect - whole.Null)
 	fmt.Fprintf(out, "| **normalised** | %d | **%.2f** | **%.2f** | |\n", len(files), whole.Normalized, held)

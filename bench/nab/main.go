@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 func main() {
@@ -39,10 +40,14 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	labels, err := loadLabels(*dir)
+	if err != nil {
+		return err
+	}
 	if *loco {
 		for _, p := range profiles {
 			if p.Name == "standard" || p.Name == "reward_low_FP_rate" {
-				if err := leaveOneCategoryOut(out, files, p); err != nil {
+				if err := leaveOneCategoryOut(out, files, labels, p); err != nil {
 					return err
 				}
 			}
@@ -79,15 +84,36 @@ func run(args []string, out io.Writer) error {
 	// Operational view at rules fixed in advance: the detector's own
 	// DetectLevel (0.5, a 1e-5 tail probability) and, for augur, the
 	// band alarm (2 of 3 points outside forecast ± 2 sd).
-	labels, err := loadLabels(*dir)
-	if err != nil {
-		return err
-	}
 	printOperational(out, "score >= 0.5:", measure(files, labels, threshold(scores, 0.5)))
 	if alarms != nil {
 		printOperational(out, "band alarm (2 of 3 outside):", measure(files, labels, alarms))
 	}
+	// The same per category: where the fixed threshold works and where
+	// it does not.
+	fired := threshold(scores, 0.5)
+	for _, cat := range categories(files) {
+		var fs []dataFile
+		var fc [][]bool
+		for i, f := range files {
+			if filepath.Dir(f.Name) == cat {
+				fs, fc = append(fs, f), append(fc, fired[i])
+			}
+		}
+		printOperational(out, "  "+cat+":", measure(fs, labels, fc))
+	}
 	return nil
+}
+
+// categories returns the corpus' categories (the folders of its files) in
+// order of first appearance.
+func categories(files []dataFile) []string {
+	var cats []string
+	for _, f := range files {
+		if c := filepath.Dir(f.Name); !slices.Contains(cats, c) {
+			cats = append(cats, c)
+		}
+	}
+	return cats
 }
 
 func countWindows(files []dataFile) int {
