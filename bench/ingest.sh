@@ -9,8 +9,11 @@
 #     end of the measured window, so other work on the machine does not
 #     count; samples/CPU-s = samples acknowledged (2xx) / receiver CPU-s.
 #     VictoriaMetrics (single binary, its own storage) gets the same
-#     generator in the same round. Every round runs augur v1, augur v2 and
-#     VictoriaMetrics v1; the table shows the median of ROUNDS rounds.
+#     generator in the same round, and so does the whole `augur run`
+#     process (receiver, embedded broker, stream tracking every series,
+#     act; its CPU is everything the user runs). Every round runs augur
+#     ingest v1 and v2, augur run v1 and v2, and VictoriaMetrics v1; the
+#     table shows the median of ROUNDS rounds.
 #  2. Request latency at a fixed rate (open loop, RATE samples/s) against
 #     `augur run` with its embedded broker (and the stream and act roles it
 #     starts), then against `augur ingest` with a storing kfakebroker in
@@ -96,6 +99,23 @@ loadgen() {
 	"$WORK/augur" loadgen -json -concurrency "$CONCURRENCY" "$@" >"$out" 2>>"$WORK/loadgen.log"
 }
 
+# start_run NAME: a fresh `augur run` (embedded broker, stream, act) on
+# RUN_PORT with its data in $WORK/NAME-data; sets RUN_PID.
+start_run() {
+	cat >"$WORK/$1.yaml" <<EOF
+listen: 127.0.0.1:$RUN_PORT
+data_dir: $WORK/$1-data
+kafka:
+  embedded_addr: 127.0.0.1:$RUN_BROKER_PORT
+EOF
+	"$WORK/augur" run -config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+	RUN_PID=$!
+	PIDS+=("$RUN_PID")
+	listening "$RUN_PID" "$RUN_PORT"
+	listening "$RUN_PID" "$RUN_BROKER_PORT"
+	wait_http "http://127.0.0.1:$RUN_PORT/readyz"
+}
+
 for p in "$BROKER_PORT" "$INGEST_PORT" "$VM_PORT" "$RUN_PORT" "$RUN_BROKER_PORT"; do port_free "$p"; done
 uptime_before=$(uptime)
 mkdir -p "$WORK/res"
@@ -123,11 +143,17 @@ PIDS+=("$INGEST_PID")
 listening "$INGEST_PID" "$INGEST_PORT"
 wait_http "http://127.0.0.1:$INGEST_PORT/readyz"
 
+start_run whole
+WHOLE_PID=$RUN_PID
+
 for r in $(seq 1 "$ROUNDS"); do
 	for proto in v1 v2; do
 		log "round $r: augur $proto flat out ($DURATION)"
 		loadgen "$WORK/res/augur-$proto-$r.json" -url "http://127.0.0.1:$INGEST_PORT/api/v1/write" \
 			-protocol "$proto" -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST_PID,$BROKER_PID"
+		log "round $r: augur run (whole process) $proto flat out ($DURATION)"
+		loadgen "$WORK/res/whole-$proto-$r.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
+			-protocol "$proto" -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$WHOLE_PID"
 	done
 	if [[ "${SKIP_VM:-0}" != 1 ]]; then
 		log "round $r: victoria-metrics v1 flat out ($DURATION)"
@@ -136,7 +162,8 @@ for r in $(seq 1 "$ROUNDS"); do
 	fi
 done
 uptime_cpu=$(uptime)
-kill "$INGEST_PID" "$BROKER_PID" 2>/dev/null || true
+kill "$INGEST_PID" "$BROKER_PID" "$WHOLE_PID" 2>/dev/null || true
+wait "$WHOLE_PID" 2>/dev/null || true
 if [[ "${SKIP_VM:-0}" != 1 ]]; then
 	vm_rows=$(curl -fsS "http://127.0.0.1:$VM_PORT/metrics" | awk '/^vm_rows_inserted_total\{type="promremotewrite"\}/ {print $2}')
 	kill "$VM_PID" 2>/dev/null || true
@@ -144,18 +171,7 @@ fi
 sleep 1
 
 # --- 2. latency at a fixed rate, augur run with its embedded broker ---------
-cat >"$WORK/run.yaml" <<EOF
-listen: 127.0.0.1:$RUN_PORT
-data_dir: $WORK/run-data
-kafka:
-  embedded_addr: 127.0.0.1:$RUN_BROKER_PORT
-EOF
-"$WORK/augur" run -config "$WORK/run.yaml" >"$WORK/run.log" 2>&1 &
-RUN_PID=$!
-PIDS+=("$RUN_PID")
-listening "$RUN_PID" "$RUN_PORT"
-listening "$RUN_PID" "$RUN_BROKER_PORT"
-wait_http "http://127.0.0.1:$RUN_PORT/readyz"
+start_run run
 for proto in v1 v2; do
 	log "augur run: $proto at $RATE samples/s ($LAT_DURATION)"
 	loadgen "$WORK/res/lat-$proto.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
@@ -211,13 +227,18 @@ echo "| receiver | protocol | samples / receiver CPU-s (median) | all runs | sam
 echo "|---|---|---|---|---|---|---|---|---|---|"
 row "augur ingest (+ kfakebroker process)" v1 "$WORK"/res/augur-v1-*.json
 row "augur ingest (+ kfakebroker process)" v2 "$WORK"/res/augur-v2-*.json
+row "augur run (whole process)" v1 "$WORK"/res/whole-v1-*.json
+row "augur run (whole process)" v2 "$WORK"/res/whole-v2-*.json
 if [[ "${SKIP_VM:-0}" != 1 ]]; then
 	row "victoria-metrics v1.151.0 (own storage)" v1 "$WORK"/res/vm-v1-*.json
 	a1=$(med "$WORK"/res/augur-v1-*.json | jq '.cpu[0].samples_per_cpu_second')
 	a2=$(med "$WORK"/res/augur-v2-*.json | jq '.cpu[0].samples_per_cpu_second')
+	w1=$(med "$WORK"/res/whole-v1-*.json | jq '.cpu[0].samples_per_cpu_second')
+	w2=$(med "$WORK"/res/whole-v2-*.json | jq '.cpu[0].samples_per_cpu_second')
 	vm=$(med "$WORK"/res/vm-v1-*.json | jq '.cpu[0].samples_per_cpu_second')
 	echo
 	echo "ratio augur/VictoriaMetrics (samples per receiver CPU-second): v1 $(jq -n "$a1/$vm*100|round/100")x, v2 $(jq -n "$a2/$vm*100|round/100")x (VictoriaMetrics v1)"
+	echo "ratio augur run (whole process)/VictoriaMetrics: v1 $(jq -n "$w1/$vm*100|round/100")x, v2 $(jq -n "$w2/$vm*100|round/100")x"
 	echo "victoria-metrics rows inserted over the whole run (its own counter): $vm_rows"
 fi
 echo
