@@ -167,7 +167,9 @@ kafka:
 		}
 		return res.Status
 	}
-	full := load(40000, 8)
+	// At about 45 bytes a sample on disk, 12 MiB holds some 280,000
+	// samples: 20 s at up to 40,000 samples/s fills it even under -race.
+	full := load(40000, 20)
 	t.Logf("filling 12 MiB: %v", full)
 	if full["503"] == 0 {
 		t.Fatalf("statuses %v with the filesystem full: want 503s", full)
