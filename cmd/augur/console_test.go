@@ -31,8 +31,13 @@ func TestConsoleInChromium(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
 	var out syncBuffer
+	// The data dir is made before the demo starts, so that its removal is
+	// registered before the cleanup that stops the demo and runs after it:
+	// made inside the goroutine, it could be removed while the demo's
+	// broker still wrote to it, and be left behind in /tmp.
+	dataDir := t.TempDir()
 	go func() {
-		done <- runMain(ctx, []string{"demo", "-listen", listen, "-kafka-addr", broker, "-history", "30m", "-data-dir", t.TempDir()}, &out, io.Discard, slog.New(slog.DiscardHandler))
+		done <- runMain(ctx, []string{"demo", "-listen", listen, "-kafka-addr", broker, "-history", "30m", "-data-dir", dataDir}, &out, io.Discard, slog.New(slog.DiscardHandler))
 	}()
 	t.Cleanup(func() {
 		cancel()
