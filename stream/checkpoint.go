@@ -80,6 +80,16 @@ func (sh *shard) appendCheckpoint(dst []stateRecord) ([]stateRecord, error) {
 	return dst, nil
 }
 
+// markAllDirty makes the next checkpoint write the whole durable state.
+func (sh *shard) markAllDirty() {
+	for row := range sh.flags {
+		sh.flags[row] |= fDirty
+	}
+	for _, g := range sh.groups {
+		g.dirty = true
+	}
+}
+
 // A series record's value (wire encoding): version byte, lastTs varint,
 // lastV f64, flags byte, then for a watched series the length of the
 // anomaly detector's state (u16) and that state.

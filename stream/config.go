@@ -66,6 +66,22 @@ type Config struct {
 
 	// MaxPollRecords bounds the records of one transaction. Default 2000.
 	MaxPollRecords int
+	// CommitInterval is the least time between the starts of two
+	// transactions: records that arrive meanwhile join the next one.
+	// Every transaction leaves a marker in each partition it wrote and
+	// costs the broker round trips, so under load a transaction per fetch
+	// is mostly overhead. Default 200ms; negative: a transaction per poll.
+	CommitInterval time.Duration
+	// StateTrimInterval, when positive, writes each partition's whole
+	// durable state at most this often (at its first checkpoint, then
+	// whenever the interval has passed) and, once that transaction has
+	// committed, deletes the records of the state topic before it
+	// (DeleteRecords; needs the Delete ACL on the topic). For a broker
+	// whose compaction keeps every transaction marker, as the embedded
+	// broker's does: without it augur.state grows by a marker per
+	// transaction forever, and so does every compaction pass. Zero:
+	// never; a real Kafka cluster's cleaner removes the markers itself.
+	StateTrimInterval time.Duration
 	// TransactionTimeout is the broker-side timeout of a transaction: how
 	// long the transaction of a crashed member blocks the partitions it
 	// wrote to. Default 10s.
@@ -146,6 +162,7 @@ func (c *Config) defaults() {
 	dur(&c.SessionTimeout, 10*time.Second)
 	dur(&c.RebalanceTimeout, 30*time.Second)
 	dur(&c.RestoreTimeout, time.Minute)
+	dur(&c.CommitInterval, 200*time.Millisecond)
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = 2000
 	}
@@ -173,6 +190,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout < time.Second {
 		errs = append(errs, errors.New("idle timeout: must be >= 1s"))
+	}
+	if c.StateTrimInterval < 0 {
+		errs = append(errs, errors.New("state trim interval: must be >= 0"))
 	}
 	if c.MaxPollRecords < 0 {
 		errs = append(errs, errors.New("max poll records: must be > 0"))

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sort"
@@ -480,6 +481,84 @@ func TestEOSGroupRestart(t *testing.T) {
 	k.waitDone(t)
 	k.check(t, want)
 	k.assertAborted(t)
+}
+
+// TestEOSStateTrimmed runs the group as on the embedded broker: every
+// transaction writes its partitions' whole state and then deletes
+// augur.state before it (StateTrimInterval), and the group restarts
+// mid-input, restoring from the trimmed topic. The decisions and the
+// restored state are the golden run's, and each partition of augur.state
+// ends up holding about one whole state, not a record and a marker for
+// every transaction.
+func TestEOSStateTrimmed(t *testing.T) {
+	in, want := eosInput(t)
+	k := newKafkaEnv(t)
+	trim := func(c *Config) {
+		c.InstanceID = c.TransactionalID
+		c.StateTrimInterval = time.Nanosecond
+	}
+	a := k.start(t, "a", trim)
+	k.produce(t, in, 4, func(i int) {
+		if i == 1 {
+			k.waitDone(t)
+			a.stop(t)
+			a = k.start(t, "a", trim)
+		}
+	})
+	k.waitDone(t)
+	k.check(t, want)
+
+	// The trim follows the commit: wait for the last one.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		starts, err1 := k.adm.ListStartOffsets(t.Context(), k.cfg.StateTopic)
+		ends, err2 := k.adm.ListEndOffsets(t.Context(), k.cfg.StateTopic)
+		var bad []string
+		if err := errors.Join(err1, err2, starts.Error(), ends.Error()); err != nil {
+			bad = append(bad, err.Error())
+		} else {
+			for p := range int32(testParts) {
+				s, _ := starts.Lookup(k.cfg.StateTopic, p)
+				e, _ := ends.Lookup(k.cfg.StateTopic, p)
+				// The last whole state, its tombstones and its marker.
+				if limit := int64(2*len(want.snapshots[p]) + 2); s.Offset == 0 || e.Offset-s.Offset > limit {
+					bad = append(bad, fmt.Sprintf("partition %d holds offsets %d to %d, want a start past 0 and at most %d records", p, s.Offset, e.Offset, limit))
+				}
+			}
+		}
+		if len(bad) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("augur.state not trimmed: %s", strings.Join(bad, "; "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestCommitIntervalSpacesTransactions: records that arrive within the
+// commit interval of a transaction wait for the next one, and a member
+// waiting out the interval stops at once when asked.
+func TestCommitIntervalSpacesTransactions(t *testing.T) {
+	in, _ := eosInput(t)
+	k := newKafkaEnv(t)
+	var commits atomic.Int64
+	a := k.start(t, "a", func(c *Config) {
+		c.CommitInterval = time.Hour
+		c.OnCommitted = func(int, int) { commits.Add(1) }
+	})
+	first := map[int32][][]byte{0: in[0][:1]}
+	k.produce(t, first, 1, nil)
+	k.waitDone(t)
+	if n := commits.Load(); n != 1 {
+		t.Fatalf("%d transactions for the first record, want 1", n)
+	}
+	k.produce(t, map[int32][][]byte{0: in[0][1:2]}, 1, nil)
+	time.Sleep(2 * time.Second)
+	if n := commits.Load(); n != 1 {
+		t.Errorf("%d transactions within the hour's interval, want 1", n)
+	}
+	a.stop(t)
 }
 
 // TestEOSAbortRollsBack makes the broker refuse one transaction's offset

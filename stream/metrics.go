@@ -27,6 +27,7 @@ type metrics struct {
 	txnSeconds   *prometheus.HistogramVec
 	ckptSeconds  prometheus.Histogram
 	ckptRecords  prometheus.Counter
+	trimErrors   prometheus.Counter
 	restoreSecs  prometheus.Histogram
 	decisions    *prometheus.CounterVec
 	recordDelay  prometheus.Histogram
@@ -197,6 +198,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "augur_stream_checkpoint_records_total",
 			Help: "State records written to augur.state.",
 		}),
+		trimErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "augur_stream_state_trim_errors_total",
+			Help: "Failed deletions of augur.state records before a whole checkpoint (stream.Config.StateTrimInterval).",
+		}),
 		restoreSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "augur_stream_restore_duration_seconds",
 			Help:    "Time to restore one partition's state from augur.state.",
@@ -220,7 +225,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dropped.WithLabelValues("late")
 	if reg != nil {
 		reg.MustRegister(m.lag, m.lost, m.records, m.samples, m.dropped, m.badRecords, m.badReports, m.activeSeries,
-			m.stateBytes, m.created, m.evicted, m.txnSeconds, m.ckptSeconds, m.ckptRecords,
+			m.stateBytes, m.created, m.evicted, m.txnSeconds, m.ckptSeconds, m.ckptRecords, m.trimErrors,
 			m.restoreSecs, m.decisions, m.recordDelay)
 		reg.MustRegister(m.forecast.collectors()...)
 	}

@@ -3,6 +3,7 @@ package stream
 import (
 	"math"
 	"strings"
+	"time"
 
 	"github.com/augur-ops/augur/detectors"
 	"github.com/augur-ops/augur/detectors/anomaly"
@@ -54,6 +55,9 @@ type shard struct {
 	lblBytes int // bytes of all keys (the label sets)
 
 	restoredEnd int64 // end offset of augur.state the shard was restored from
+	// wholeAt is when the shard last checkpointed its whole durable state
+	// (Config.StateTrimInterval); zero: never.
+	wholeAt time.Time
 
 	hasMax    bool
 	maxTs     int64 // max event time seen, ms

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -57,6 +58,11 @@ type job struct {
 	decisions []*proto.Decision
 	points    []*proto.ForecastPoint
 	state     []stateRecord
+	// whole is true when state is the partition's whole durable state:
+	// once it commits, the state topic before it can be deleted.
+	whole bool
+	// trimAt is the offset of state's first record once produced.
+	trimAt atomic.Int64
 }
 
 // worker is the goroutine and state of one owned partition.
@@ -99,7 +105,16 @@ func (s *Stream) Run(ctx context.Context) error {
 		sess.Close()
 	}()
 	s.log.Info("stream member starting", "group", c.Group, "transactional_id", c.TransactionalID)
+	var began time.Time // of the last transaction
 	for txn := 1; ; {
+		if wait := c.CommitInterval - time.Since(began); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		fs := sess.PollRecords(ctx, c.MaxPollRecords)
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			s.log.Info("stream member stopping", "group", c.Group)
@@ -112,6 +127,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		if fs.NumRecords() == 0 {
 			continue
 		}
+		began = time.Now()
 		stop, err := m.transaction(ctx, fs, txn)
 		if stop || err != nil {
 			return err
@@ -239,6 +255,7 @@ func (m *groupMember) transaction(ctx context.Context, fs kgo.Fetches, txn int) 
 		s.log.Debug("transaction committed", "partitions", parts, "first", first, "last", last, "decisions", len(decisions))
 	}
 	s.m.txnSeconds.WithLabelValues("commit").Observe(time.Since(began).Seconds())
+	m.trimState(ctx, jobs, parts)
 	for _, d := range decisions {
 		s.m.decisions.WithLabelValues(d.Kind).Inc()
 	}
@@ -304,12 +321,49 @@ func (m *groupMember) produce(ctx context.Context, jobs []*job, parts []int32) (
 				m.sess.Produce(pctx, &kgo.Record{Topic: m.forecasts, Key: []byte(p.Target), Value: v}, perr.promise)
 			}
 		}
-		for _, r := range j.state {
-			m.sess.Produce(pctx, &kgo.Record{Topic: c.StateTopic, Partition: parts[i], Key: r.key, Value: r.value}, perr.promise)
+		j.trimAt.Store(-1)
+		for k, r := range j.state {
+			promise := perr.promise
+			if k == 0 && j.whole {
+				promise = func(rec *kgo.Record, err error) {
+					if err == nil {
+						j.trimAt.Store(rec.Offset)
+					}
+					perr.promise(rec, err)
+				}
+			}
+			m.sess.Produce(pctx, &kgo.Record{Topic: c.StateTopic, Partition: parts[i], Key: r.key, Value: r.value}, promise)
 		}
 		m.s.m.ckptRecords.Add(float64(len(j.state)))
 	}
 	return decisions, perr, jobErr
+}
+
+// trimState deletes, for each job of a committed transaction that wrote
+// its partition's whole durable state, the state topic's records before
+// that state (Config.StateTrimInterval). A failure only leaves the topic
+// longer than it needs to be: it is logged and counted.
+func (m *groupMember) trimState(ctx context.Context, jobs []*job, parts []int32) {
+	c := &m.s.cfg
+	offs := kadm.Offsets{}
+	for i, j := range jobs {
+		if at := j.trimAt.Load(); j.whole && at > 0 {
+			offs.AddOffset(c.StateTopic, parts[i], at, -1)
+		}
+	}
+	if len(offs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	resp, err := m.adm.DeleteRecords(ctx, offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		m.s.m.trimErrors.Inc()
+		m.s.log.Warn("deleting augur.state records before a whole checkpoint failed: the topic keeps them until the next one", "err", err)
+	}
 }
 
 // producedErr keeps the first error of the records produced in a
@@ -419,6 +473,11 @@ func (s *Stream) runJob(ctx context.Context, adm *kadm.Client, w *worker, j *job
 		s.m.lag.WithLabelValues(partLabel(w.part)).Set(float64(max(0, j.hwm-j.records[n-1].Offset-1)))
 	}
 	began := time.Now()
+	if s.cfg.StateTrimInterval > 0 && began.Sub(sh.wholeAt) >= s.cfg.StateTrimInterval {
+		sh.markAllDirty()
+		sh.wholeAt = began
+		j.whole = true
+	}
 	st, err := sh.appendCheckpoint(nil)
 	if err != nil {
 		j.err = fmt.Errorf("checkpoint partition %d: %w", w.part, err)

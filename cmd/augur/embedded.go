@@ -45,6 +45,14 @@ func startEmbeddedBroker(cfg fileConfig) (*kfake.Cluster, error) {
 	return c, nil
 }
 
+// embeddedStateTrim is how often the stream writes a partition's whole
+// state and deletes augur.state's records before it, on the embedded
+// broker: kfake's compaction keeps the marker of every transaction, so
+// without it augur.state grows by a marker per transaction (a few a
+// second per partition) for as long as the process runs, and every
+// compaction pass, which holds the broker for its length, reads them all.
+const embeddedStateTrim = 2 * time.Minute
+
 // Shares of kafka.embedded_retention_bytes per topic. augur.state is
 // compacted, not truncated: deleting it would lose model warm-up, and
 // compaction bounds it by the live series; the 10% left is its room.

@@ -166,6 +166,9 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		Brokers: seeds, ClientOpts: conn, Rules: rs, SigningKey: key, Registerer: reg, Logger: log,
 		DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic,
 	}
+	if cluster != nil {
+		scfg.StateTrimInterval = embeddedStateTrim
+	}
 	st, err := stream.New(scfg)
 	if err != nil {
 		return err
