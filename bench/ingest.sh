@@ -18,12 +18,18 @@
 #     `augur run` with its embedded broker (and the stream and act roles it
 #     starts), then against `augur ingest` with a storing kfakebroker in
 #     another process (the receiver alone).
+#  3. Receiver + broker CPU per sample, flat out, v1: `augur ingest` into a
+#     storing bench/kfakebroker, then into Apache Kafka (one KRaft node
+#     from .ci/kafka, its JVM's CPU counted), each broker in its own
+#     process. Skipped with SKIP_KAFKA=1 or when .ci/kafka/fetch.sh cannot
+#     get Java or the jars.
 #
 # Usage: bench/ingest.sh            (from the repository root)
 # Environment: ROUNDS (3), DURATION (30s), WARMUP (10s), VM_WARMUP (30s),
 # CONCURRENCY (8), RATE (100000), LAT_DURATION (60s), VM_BIN (a
 # victoria-metrics binary; default: go install v1.151.0 into a temp GOBIN),
-# SKIP_VM=1, KEEP=1 (keep the work dir with logs and JSON results).
+# SKIP_VM=1, SKIP_KAFKA=1, KAFKA_PORT (23192; the controller takes the
+# next port), KEEP=1 (keep the work dir with logs and JSON results).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -41,6 +47,7 @@ INGEST_PORT=${INGEST_PORT:-23201}
 VM_PORT=${VM_PORT:-23428}
 RUN_PORT=${RUN_PORT:-23301}
 RUN_BROKER_PORT=${RUN_BROKER_PORT:-23093}
+KAFKA_PORT=${KAFKA_PORT:-23192}
 
 cd "$(dirname "$0")/.."
 WORK=$(mktemp -d /tmp/augur-ingest-bench.XXXXXX)
@@ -199,6 +206,46 @@ for proto in v1 v2; do
 done
 uptime_lat=$(uptime)
 kill "$INGEST2_PID" "$BROKER2_PID" 2>/dev/null || true
+wait "$INGEST2_PID" "$BROKER2_PID" 2>/dev/null || true
+
+# --- 3. receiver + broker: kfakebroker (storing) and Apache Kafka -----------
+# start_ingest BROKERS: augur ingest on RUN_PORT into BROKERS; sets INGEST3_PID.
+start_ingest() {
+	"$WORK/augur" ingest -brokers "$1" -listen "127.0.0.1:$RUN_PORT" -partitions 8 >>"$WORK/ingest3.log" 2>&1 &
+	INGEST3_PID=$!
+	PIDS+=("$INGEST3_PID")
+	listening "$INGEST3_PID" "$RUN_PORT"
+	wait_http "http://127.0.0.1:$RUN_PORT/readyz"
+}
+kafka_rows=0
+if [[ "${SKIP_KAFKA:-0}" != 1 ]]; then
+	"$WORK/kfakebroker" -port "$RUN_BROKER_PORT" -blackhole=false >"$WORK/broker3.log" 2>&1 &
+	BROKER3_PID=$!
+	PIDS+=("$BROKER3_PID")
+	listening "$BROKER3_PID" "$RUN_BROKER_PORT"
+	start_ingest "127.0.0.1:$RUN_BROKER_PORT"
+	log "augur ingest + kfakebroker (storing): v1 flat out ($DURATION)"
+	loadgen "$WORK/res/pair-kfake.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
+		-protocol v1 -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST3_PID,$BROKER3_PID"
+	kill "$INGEST3_PID" "$BROKER3_PID" 2>/dev/null || true
+	wait "$INGEST3_PID" "$BROKER3_PID" 2>/dev/null || true
+	port_free "$KAFKA_PORT"
+	port_free $((KAFKA_PORT + 1))
+	if kbrokers=$(KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/start.sh 2>>"$WORK/kafka-start.log"); then
+		trap 'KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/stop.sh 2>/dev/null; cleanup' EXIT
+		KAFKA_PID=$(cat "$WORK/kafka/broker.pid")
+		start_ingest "$kbrokers"
+		log "augur ingest + Apache Kafka: v1 flat out ($DURATION)"
+		loadgen "$WORK/res/pair-kafka.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
+			-protocol v1 -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST3_PID,$KAFKA_PID"
+		kill "$INGEST3_PID" 2>/dev/null || true
+		KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/stop.sh 2>/dev/null || true
+		kafka_rows=1
+	else
+		log "Apache Kafka not started (see $WORK/kafka-start.log): its row is skipped"
+	fi
+fi
+uptime_pair=$(uptime)
 
 # --- table -------------------------------------------------------------------
 # med FILES... : median of .cpu[0].samples_per_cpu_second (and the run it came from).
@@ -220,6 +267,7 @@ echo
 echo "load before: $uptime_before"
 echo "load after the CPU runs: $uptime_cpu"
 echo "load after the latency runs: $uptime_lat"
+echo "load after the broker runs: $uptime_pair"
 echo
 echo "Samples per receiver CPU-second, flat out, $CONCURRENCY requests in flight, 2,000 series x 1 sample per request, $DURATION per run after $WARMUP warm-up, median of $ROUNDS rounds:"
 echo
@@ -253,3 +301,16 @@ for f in run:lat ingest:lat-ingest; do
 		jq -r --arg n "$name" --arg p "$proto" '"| \($n) | \($p) | \(.requests) | \(.status|tostring) | \(.late) | \(.acked_per_second|floor) | \(.p50_ms*100|round/100) | \(.p90_ms*100|round/100) | \(.p99_ms*100|round/100) | \(.max_ms*100|round/100) | \(.cpu[0].cpu_seconds*100|round/100) |"' "$WORK/res/${f#*:}-$proto.json"
 	done
 done
+if [[ -f "$WORK/res/pair-kfake.json" ]]; then
+	echo
+	echo "Receiver + broker, flat out, v1, $DURATION after $WARMUP warm-up (each broker its own process; Apache Kafka: one KRaft node, JVM included):"
+	echo
+	echo "| broker | samples acked | receiver CPU-s | broker CPU-s | receiver + broker CPU µs / sample | samples / (receiver + broker) CPU-s | achieved samples/s | p50 / p99 ms |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for f in kfake kafka; do
+		[[ -f "$WORK/res/pair-$f.json" ]] || continue
+		name="bench/kfakebroker (storing, in memory)"
+		[[ $f == kafka ]] && name="Apache Kafka (.ci/kafka, one node)"
+		jq -r --arg n "$name" '(.cpu[0].cpu_seconds + .cpu[1].cpu_seconds) as $c | "| \($n) | \(.samples_acked) | \(.cpu[0].cpu_seconds*100|round/100) | \(.cpu[1].cpu_seconds*100|round/100) | \($c/.samples_acked*1e8|round/100) | \(.samples_acked/$c|floor) | \(.acked_per_second|floor) | \(.p50_ms*100|round/100) / \(.p99_ms*100|round/100) |"' "$WORK/res/pair-$f.json"
+	done
+fi
