@@ -70,7 +70,8 @@ type Config struct {
 	// transactions: records that arrive meanwhile join the next one.
 	// Every transaction leaves a marker in each partition it wrote and
 	// costs the broker round trips, so under load a transaction per fetch
-	// is mostly overhead. Default 200ms; negative: a transaction per poll.
+	// is mostly overhead. Default 100ms (Kafka Streams' commit.interval.ms
+	// under exactly-once); negative: a transaction per poll.
 	CommitInterval time.Duration
 	// StateTrimInterval, when positive, writes each partition's whole
 	// durable state at most this often (at its first checkpoint, then
@@ -162,7 +163,7 @@ func (c *Config) defaults() {
 	dur(&c.SessionTimeout, 10*time.Second)
 	dur(&c.RebalanceTimeout, 30*time.Second)
 	dur(&c.RestoreTimeout, time.Minute)
-	dur(&c.CommitInterval, 200*time.Millisecond)
+	dur(&c.CommitInterval, 100*time.Millisecond)
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = 2000
 	}

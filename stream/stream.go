@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,30 +106,43 @@ func (s *Stream) Run(ctx context.Context) error {
 		sess.Close()
 	}()
 	s.log.Info("stream member starting", "group", c.Group, "transactional_id", c.TransactionalID)
-	var began time.Time // of the last transaction
+	var (
+		fs    kgo.Fetches // polled, not yet in a transaction
+		began time.Time   // of the last transaction
+	)
 	for txn := 1; ; {
-		if wait := c.CommitInterval - time.Since(began); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
+		// Records that arrive within CommitInterval of the last
+		// transaction's start are gathered for the next one. The client
+		// keeps polling meanwhile: it fetches again only once what it
+		// fetched was polled.
+		wait := c.CommitInterval - time.Since(began)
+		if n := fs.NumRecords(); n == 0 || (wait > 0 && n < c.MaxPollRecords) {
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if n > 0 {
+				pctx, cancel = context.WithTimeout(ctx, wait)
 			}
-			t.Stop()
-		}
-		fs := sess.PollRecords(ctx, c.MaxPollRecords)
-		if fs.IsClientClosed() || ctx.Err() != nil {
-			s.log.Info("stream member stopping", "group", c.Group)
-			return nil
-		}
-		if err := s.pollErrors(fs); err != nil {
-			return err
-		}
-		s.releaseDropped(m.workers)
-		if fs.NumRecords() == 0 {
+			more := sess.PollRecords(pctx, c.MaxPollRecords-n)
+			cancel()
+			if more.IsClientClosed() || ctx.Err() != nil {
+				s.log.Info("stream member stopping", "group", c.Group)
+				return nil
+			}
+			if err := s.pollErrors(more); err != nil {
+				return err
+			}
+			if d := s.releaseDropped(m.workers); len(d) > 0 {
+				// Records gathered earlier from a partition no longer
+				// owned are its new owner's to process.
+				forgetPartitions(fs, c.SamplesTopic, d)
+			}
+			if more.NumRecords() > 0 {
+				fs = append(fs, more...)
+			}
 			continue
 		}
 		began = time.Now()
 		stop, err := m.transaction(ctx, fs, txn)
+		fs = nil
 		if stop || err != nil {
 			return err
 		}
@@ -180,7 +194,7 @@ func (s *Stream) pollErrors(fs kgo.Fetches) error {
 		switch {
 		case kafkaconn.IsAuthorization(err):
 			denied = fmt.Errorf("consume %s: %w", t, err)
-		case !errors.Is(err, context.Canceled):
+		case !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
 			s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 		}
 	})
@@ -268,21 +282,28 @@ func (m *groupMember) transaction(ctx context.Context, fs kgo.Fetches, txn int) 
 // dispatch hands each partition's records to its worker (started on its
 // first records) and returns the jobs and their partitions.
 func (m *groupMember) dispatch(ctx context.Context, fs kgo.Fetches) (jobs []*job, parts []int32) {
+	// fs may hold several polls: one job per partition, records in order.
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 || p.Topic != m.s.cfg.SamplesTopic {
 			return
 		}
-		w := m.workers[p.Partition]
-		if w == nil {
-			w = &worker{part: p.Partition, in: make(chan *job, 1), done: make(chan struct{})}
-			m.workers[p.Partition] = w
-			go m.s.work(ctx, m.adm, w)
+		if i := slices.Index(parts, p.Partition); i >= 0 {
+			jobs[i].records = append(slices.Clip(jobs[i].records), p.Records...)
+			jobs[i].hwm = p.HighWatermark
+			return
 		}
-		j := &job{records: p.Records, hwm: p.HighWatermark, done: make(chan struct{})}
-		w.in <- j
-		jobs = append(jobs, j)
+		jobs = append(jobs, &job{records: p.Records, hwm: p.HighWatermark, done: make(chan struct{})})
 		parts = append(parts, p.Partition)
 	})
+	for i, j := range jobs {
+		w := m.workers[parts[i]]
+		if w == nil {
+			w = &worker{part: parts[i], in: make(chan *job, 1), done: make(chan struct{})}
+			m.workers[parts[i]] = w
+			go m.s.work(ctx, m.adm, w)
+		}
+		w.in <- j
+	}
 	return jobs, parts
 }
 
@@ -627,8 +648,9 @@ func (s *Stream) onDropped(how string) func(context.Context, *kgo.Client, map[st
 }
 
 // releaseDropped stops the goroutines of partitions no longer owned and
-// forgets their state (a new owner restores it from augur.state).
-func (s *Stream) releaseDropped(workers map[int32]*worker) {
+// forgets their state (a new owner restores it from augur.state). It
+// returns those partitions.
+func (s *Stream) releaseDropped(workers map[int32]*worker) []int32 {
 	s.mu.Lock()
 	d := s.dropped
 	s.dropped = nil
@@ -639,6 +661,24 @@ func (s *Stream) releaseDropped(workers map[int32]*worker) {
 			delete(workers, p)
 		}
 		s.m.forget(p)
+	}
+	return d
+}
+
+// forgetPartitions removes the records of topic's partitions parts from fs.
+func forgetPartitions(fs kgo.Fetches, topic string, parts []int32) {
+	for i := range fs {
+		for t := range fs[i].Topics {
+			ft := &fs[i].Topics[t]
+			if ft.Topic != topic {
+				continue
+			}
+			for p := range ft.Partitions {
+				if slices.Contains(parts, ft.Partitions[p].Partition) {
+					ft.Partitions[p].Records = nil
+				}
+			}
+		}
 	}
 }
 
