@@ -51,11 +51,13 @@ func startEmbeddedBroker(cfg fileConfig) (*kfake.Cluster, error) {
 // without it augur.state grows by a marker per transaction (a few a
 // second per partition) for as long as the process runs, and every
 // compaction pass, which holds the broker for its length, reads them all.
-const embeddedStateTrim = 2 * time.Minute
+// A variable so that a test can shorten it.
+var embeddedStateTrim = 2 * time.Minute
 
-// Shares of kafka.embedded_retention_bytes per topic. augur.state is
-// compacted, not truncated: deleting it would lose model warm-up, and
-// compaction bounds it by the live series; the 10% left is its room.
+// Shares of kafka.embedded_retention_bytes per topic. augur.state has no
+// retention: deleting by age would lose model warm-up; compaction and the
+// stream's trim after a whole-state checkpoint (embeddedStateTrim) bound
+// it by the live series; the 10% left is its room.
 const (
 	samplesShare   = 0.75
 	decisionsShare = 0.05

@@ -25,11 +25,16 @@ import (
 // its embedded broker (two partitions) and writes 20,000 samples/s of
 // remote-write load for 25 s (about three times the bound in Kafka): retention deletes the oldest samples (the log start moves),
 // the data dir never grows past 1.5 times the bound while the load runs,
-// and every request is accepted.
+// and every request is accepted. With the whole-state checkpoint every 3 s
+// instead of 2 minutes, augur.state is trimmed too.
 func TestEmbeddedBrokerStaysBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a few hundred megabytes through augur run")
 	}
+	// Restored after the run has stopped (cleanups run last first).
+	was := embeddedStateTrim
+	t.Cleanup(func() { embeddedStateTrim = was })
+	embeddedStateTrim = 3 * time.Second
 	const bound = 16 << 20
 	dir := t.TempDir()
 	broker, listen := freePort(t), freePort(t)
@@ -97,6 +102,26 @@ kafka:
 	if !moved {
 		t.Errorf("no augur.samples partition lost its oldest records (%d samples written): retention never ran", res.Sent)
 	}
+	// The stream deleted augur.state before its last whole-state
+	// checkpoint: each partition holds that checkpoint and the few
+	// transactions after it, not a marker for each of the hundreds of
+	// transactions of the run (compaction alone keeps those).
+	adm := kadm.NewClient(cl)
+	starts, err = adm.ListStartOffsets(ctx, "augur.state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, "augur.state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		s, _ := starts.Lookup(e.Topic, e.Partition)
+		t.Logf("augur.state partition %d: offsets %d to %d", e.Partition, s.Offset, e.Offset)
+		if e.Offset-s.Offset > 100 {
+			t.Errorf("augur.state partition %d holds %d offsets (%d to %d): not trimmed", e.Partition, e.Offset-s.Offset, s.Offset, e.Offset)
+		}
+	})
 	if p := peak.Load(); p > bound+bound/2 {
 		t.Errorf("data dir peaked at %d bytes, above 1.5 x the bound %d", p, bound)
 	}
