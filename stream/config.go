@@ -81,7 +81,8 @@ type Config struct {
 	// whose compaction keeps every transaction marker, as the embedded
 	// broker's does: without it augur.state grows by a marker per
 	// transaction forever, and so does every compaction pass. Zero:
-	// never; a real Kafka cluster's cleaner removes the markers itself.
+	// never; a real Kafka cluster's cleaner removes the markers itself,
+	// and Kafka refuses DeleteRecords on a compact-only topic.
 	StateTrimInterval time.Duration
 	// TransactionTimeout is the broker-side timeout of a transaction: how
 	// long the transaction of a crashed member blocks the partitions it

@@ -493,6 +493,9 @@ func TestEOSGroupRestart(t *testing.T) {
 func TestEOSStateTrimmed(t *testing.T) {
 	in, want := eosInput(t)
 	k := newKafkaEnv(t)
+	if k.fake == nil {
+		t.Skip("trimming is for the embedded broker: Apache Kafka refuses DeleteRecords on a compact-only topic (its cleaner removes the markers)")
+	}
 	trim := func(c *Config) {
 		c.InstanceID = c.TransactionalID
 		c.StateTrimInterval = time.Nanosecond
