@@ -123,6 +123,25 @@ EOF
 	wait_http "http://127.0.0.1:$RUN_PORT/readyz"
 }
 
+# start_storing_kfake NAME: bench/kfakebroker storing its records, on
+# RUN_BROKER_PORT; sets KFAKE_PID.
+start_storing_kfake() {
+	"$WORK/kfakebroker" -port "$RUN_BROKER_PORT" -blackhole=false >"$WORK/$1.log" 2>&1 &
+	KFAKE_PID=$!
+	PIDS+=("$KFAKE_PID")
+	listening "$KFAKE_PID" "$RUN_BROKER_PORT"
+}
+
+# start_ingest NAME BROKERS: augur ingest on RUN_PORT into BROKERS; sets
+# INGEST_RUN_PID.
+start_ingest() {
+	"$WORK/augur" ingest -brokers "$2" -listen "127.0.0.1:$RUN_PORT" -partitions 8 >"$WORK/$1.log" 2>&1 &
+	INGEST_RUN_PID=$!
+	PIDS+=("$INGEST_RUN_PID")
+	listening "$INGEST_RUN_PID" "$RUN_PORT"
+	wait_http "http://127.0.0.1:$RUN_PORT/readyz"
+}
+
 for p in "$BROKER_PORT" "$INGEST_PORT" "$VM_PORT" "$RUN_PORT" "$RUN_BROKER_PORT"; do port_free "$p"; done
 uptime_before=$(uptime)
 mkdir -p "$WORK/res"
@@ -190,57 +209,37 @@ sleep 1
 # --- 2b. the same fixed rate against the receiver alone ----------------------
 # augur ingest with a storing kfake broker in another process: what the
 # receiver adds, without the stream and act roles of augur run beside it.
-"$WORK/kfakebroker" -port "$RUN_BROKER_PORT" -blackhole=false >"$WORK/broker2.log" 2>&1 &
-BROKER2_PID=$!
-PIDS+=("$BROKER2_PID")
-listening "$BROKER2_PID" "$RUN_BROKER_PORT"
-"$WORK/augur" ingest -brokers "127.0.0.1:$RUN_BROKER_PORT" -listen "127.0.0.1:$RUN_PORT" -partitions 8 >"$WORK/ingest2.log" 2>&1 &
-INGEST2_PID=$!
-PIDS+=("$INGEST2_PID")
-listening "$INGEST2_PID" "$RUN_PORT"
-wait_http "http://127.0.0.1:$RUN_PORT/readyz"
+start_storing_kfake broker2
+start_ingest ingest2 "127.0.0.1:$RUN_BROKER_PORT"
 for proto in v1 v2; do
 	log "augur ingest + kfakebroker: $proto at $RATE samples/s ($LAT_DURATION)"
 	loadgen "$WORK/res/lat-ingest-$proto.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
-		-protocol "$proto" -rate "$RATE" -duration "$LAT_DURATION" -warmup 5s -cpu-pids "$INGEST2_PID"
+		-protocol "$proto" -rate "$RATE" -duration "$LAT_DURATION" -warmup 5s -cpu-pids "$INGEST_RUN_PID"
 done
 uptime_lat=$(uptime)
-kill "$INGEST2_PID" "$BROKER2_PID" 2>/dev/null || true
-wait "$INGEST2_PID" "$BROKER2_PID" 2>/dev/null || true
+kill "$INGEST_RUN_PID" "$KFAKE_PID" 2>/dev/null || true
+wait "$INGEST_RUN_PID" "$KFAKE_PID" 2>/dev/null || true
 
 # --- 3. receiver + broker: kfakebroker (storing) and Apache Kafka -----------
-# start_ingest BROKERS: augur ingest on RUN_PORT into BROKERS; sets INGEST3_PID.
-start_ingest() {
-	"$WORK/augur" ingest -brokers "$1" -listen "127.0.0.1:$RUN_PORT" -partitions 8 >>"$WORK/ingest3.log" 2>&1 &
-	INGEST3_PID=$!
-	PIDS+=("$INGEST3_PID")
-	listening "$INGEST3_PID" "$RUN_PORT"
-	wait_http "http://127.0.0.1:$RUN_PORT/readyz"
-}
-kafka_rows=0
 if [[ "${SKIP_KAFKA:-0}" != 1 ]]; then
-	"$WORK/kfakebroker" -port "$RUN_BROKER_PORT" -blackhole=false >"$WORK/broker3.log" 2>&1 &
-	BROKER3_PID=$!
-	PIDS+=("$BROKER3_PID")
-	listening "$BROKER3_PID" "$RUN_BROKER_PORT"
-	start_ingest "127.0.0.1:$RUN_BROKER_PORT"
+	start_storing_kfake broker3
+	start_ingest ingest3 "127.0.0.1:$RUN_BROKER_PORT"
 	log "augur ingest + kfakebroker (storing): v1 flat out ($DURATION)"
 	loadgen "$WORK/res/pair-kfake.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
-		-protocol v1 -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST3_PID,$BROKER3_PID"
-	kill "$INGEST3_PID" "$BROKER3_PID" 2>/dev/null || true
-	wait "$INGEST3_PID" "$BROKER3_PID" 2>/dev/null || true
+		-protocol v1 -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST_RUN_PID,$KFAKE_PID"
+	kill "$INGEST_RUN_PID" "$KFAKE_PID" 2>/dev/null || true
+	wait "$INGEST_RUN_PID" "$KFAKE_PID" 2>/dev/null || true
 	port_free "$KAFKA_PORT"
 	port_free $((KAFKA_PORT + 1))
 	if kbrokers=$(KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/start.sh 2>>"$WORK/kafka-start.log"); then
 		trap 'KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/stop.sh 2>/dev/null; cleanup' EXIT
 		KAFKA_PID=$(cat "$WORK/kafka/broker.pid")
-		start_ingest "$kbrokers"
+		start_ingest ingest4 "$kbrokers"
 		log "augur ingest + Apache Kafka: v1 flat out ($DURATION)"
 		loadgen "$WORK/res/pair-kafka.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
-			-protocol v1 -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST3_PID,$KAFKA_PID"
-		kill "$INGEST3_PID" 2>/dev/null || true
+			-protocol v1 -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST_RUN_PID,$KAFKA_PID"
+		kill "$INGEST_RUN_PID" 2>/dev/null || true
 		KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/stop.sh 2>/dev/null || true
-		kafka_rows=1
 	else
 		log "Apache Kafka not started (see $WORK/kafka-start.log): its row is skipped"
 	fi
