@@ -15,8 +15,10 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -245,12 +247,14 @@ func better(a, b totals) bool {
 	return a.du() < b.du()
 }
 
-// grid is the settings heldOut chooses among.
+// grid is the settings heldOut chooses among. The forecast holds reach the
+// stabilization (5 minutes) and the caps go down to 0.5: the first grid
+// (caps 1-2, holds 1-3m) chose at its edge.
 func grid() []variant {
 	var vs []variant
 	for _, g := range []time.Duration{0, time.Minute, 2 * time.Minute, 5 * time.Minute} {
-		for _, c := range []float64{1, 1.5, 2} {
-			for _, h := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute} {
+		for _, c := range []float64{0.5, 1, 1.5, 2} {
+			for _, h := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute, 4 * time.Minute, 5 * time.Minute} {
 				vs = append(vs, variant{cap: c, hold: h, guard: g})
 			}
 		}
@@ -302,8 +306,10 @@ func heldOut(files []string, st settings) {
 	row("in-sample: best on all traces, `"+vs[in].String()+"`", all[in])
 	row("held-out: each trace scored with the setting best on the others", held)
 	fmt.Println()
-	for i, n := range chosen {
-		fmt.Printf("- `%s` chosen for %d of %d held-out traces\n", vs[i], n, len(files))
+	order := slices.Collect(maps.Keys(chosen))
+	slices.SortFunc(order, func(a, b int) int { return cmp.Or(chosen[b]-chosen[a], a-b) })
+	for _, i := range order {
+		fmt.Printf("- `%s` chosen for %d of %d held-out traces\n", vs[i], chosen[i], len(files))
 	}
 }
 
