@@ -57,9 +57,11 @@ type failure struct {
 }
 
 // fixedSeries is how many series the generator sends besides the filler:
-// four pods per workload, three zones of three instances with four series
-// each, and three queues.
-func fixedSeries(workloads int) int { return 4*workloads + 3*3*4 + 3 }
+// the size of a scrape without filler, counted on a throwaway generator.
+func fixedSeries(workloads int) int {
+	g := generator{interval: time.Second, workloads: workloads, counters: map[string]float64{}, rng: rand.New(rand.NewPCG(1, 2))}
+	return len(g.scrape(time.Unix(0, 0)).tss)
+}
 
 // fillerFor is the number of filler series that makes rate samples per
 // second at the scrape interval.
