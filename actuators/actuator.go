@@ -67,14 +67,22 @@ type rec struct {
 	replicas int32
 }
 
+// SessionTimeout is how long the group waits for a silent actuator before
+// giving its partitions to another replica: a replica killed with a
+// decision in hand held it for franz-go's default 45 s
+// (TestTakeoverAfterCrash). 10 s, as the stream's; heartbeats go every 3 s.
+const SessionTimeout = 10 * time.Second
+
 // ClientOptions returns the kgo options the Actuator needs on its client:
 // the consumer group, the decisions topic, manual commits (offsets commit
 // only after the audit record is written), blocking rebalances while a poll
 // is being handled, and read-committed fetches (decisions are written in
-// transactions). Add seed brokers, TLS and SASL.
+// transactions), and a SessionTimeout shorter than franz-go's default.
+// Add seed brokers, TLS and SASL.
 func ClientOptions(cfg Config, group string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ConsumerGroup(group),
+		kgo.SessionTimeout(SessionTimeout),
 		kgo.ConsumeTopics(cfg.DecisionsTopic),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),

@@ -18,7 +18,12 @@ import (
 	"github.com/augur-ops/augur/proto"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(crashChildEnv) != "" {
+		os.Exit(crashChild())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // TestAppliedTwiceChangesNothing shows level-based behaviour: a second
 // decision asking for the state that already holds is a no-op.
