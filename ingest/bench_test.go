@@ -123,6 +123,17 @@ func BenchmarkReceiver(b *testing.B) {
 	}
 }
 
+// BenchmarkReceiverCompression is BenchmarkReceiver (v1, one request at a
+// time) for each `ingest.compression`: the receiver's CPU per sample for
+// each option (the broker, blackholing, decompresses nothing).
+func BenchmarkReceiverCompression(b *testing.B) {
+	for _, codec := range []string{"none", "lz4", "zstd"} {
+		b.Run("compression="+codec, func(b *testing.B) {
+			benchReceiverCodec(b, "v1", 1, codec)
+		})
+	}
+}
+
 // discardWriter is a reusable http.ResponseWriter that keeps the status.
 type discardWriter struct {
 	h      http.Header
@@ -139,12 +150,16 @@ type benchBody struct{ bytes.Reader }
 func (*benchBody) Close() error { return nil }
 
 func benchReceiver(b *testing.B, protocol string, inflight int) {
+	benchReceiverCodec(b, protocol, inflight, "")
+}
+
+func benchReceiverCodec(b *testing.B, protocol string, inflight int, codec string) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.BlackholeProduce())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(cluster.Close)
-	cfg := Config{Topic: "augur.samples.bench", Partitions: 8}
+	cfg := Config{Topic: "augur.samples.bench", Partitions: 8, Compression: codec}
 	client, err := kgo.NewClient(append(ClientOptions(cfg), kgo.SeedBrokers(cluster.ListenAddrs()...))...)
 	if err != nil {
 		b.Fatal(err)

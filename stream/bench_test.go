@@ -1,13 +1,19 @@
 package stream
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+
+	"github.com/augur-ops/augur/internal/loadgen"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -129,4 +135,120 @@ func BenchmarkCheckpoint(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(recs)), "records/op")
+}
+
+// BenchmarkProcessCompressed decodes and applies blocks of `augur
+// loadgen`'s series (one partition's share of its 2,000-series requests:
+// 250 series, one sample each, about 12 labels) with each block compressed as the receiver's batches are
+// (`ingest.compression`: klauspost/compress zstd at franz-go's default
+// level, pierrec/lz4, or none) and decompressed before decoding, as the
+// stream's client does: the stream's CPU per sample for each option, and
+// the bytes per sample of the compressed blocks.
+func BenchmarkProcessCompressed(b *testing.B) {
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	zdec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer zdec.Close()
+	codecs := []struct {
+		name       string
+		compress   func([]byte) []byte
+		decompress func(dst, src []byte) ([]byte, error)
+	}{
+		{"none", func(v []byte) []byte { return v }, func(_, src []byte) ([]byte, error) { return src, nil }},
+		{"lz4", func(v []byte) []byte {
+			var buf bytes.Buffer
+			w := lz4.NewWriter(&buf)
+			if _, err := w.Write(v); err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+			return buf.Bytes()
+		}, func(dst, src []byte) ([]byte, error) {
+			buf := bytes.NewBuffer(dst[:0])
+			_, err := buf.ReadFrom(lz4.NewReader(bytes.NewReader(src)))
+			return buf.Bytes(), err
+		}},
+		{"zstd", func(v []byte) []byte { return zenc.EncodeAll(v, nil) }, func(dst, src []byte) ([]byte, error) { return zdec.DecodeAll(src, dst[:0]) }},
+	}
+	const series = 250
+	for _, c := range codecs {
+		b.Run("codec="+c.name, func(b *testing.B) {
+			cfg := testConfig(b)
+			e := mustEnv(b, &cfg)
+			blocks := loadgenBlocks(b, 64, series)
+			size := 0
+			for i := range blocks {
+				blocks[i] = c.compress(blocks[i])
+				size += len(blocks[i])
+			}
+			var rd proto.BlockReader
+			var buf []byte
+			sh := newShard(0, e)
+			var n, i int
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if i == len(blocks) {
+					b.StopTimer()
+					sh, i = newShard(0, e), 0
+					b.StartTimer()
+				}
+				v, err := c.decompress(buf, blocks[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf = v
+				if err := rd.Reset(v); err != nil {
+					b.Fatal(err)
+				}
+				sh.processBlock(&rd)
+				sh.out = sh.out[:0]
+				i++
+				n += series
+			}
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(n)/cpu.Seconds(), "samples/cpu-s")
+			}
+			b.ReportMetric(float64(size)/float64(len(blocks)*series), "B/sample")
+		})
+	}
+}
+
+// loadgenBlocks builds nBlocks consecutive blocks of `series` series of
+// augur loadgen's fleet (every eighth series, as one of 8 partitions
+// receives them), one sample each, as the receiver writes them.
+func loadgenBlocks(b *testing.B, nBlocks, series int) [][]byte {
+	b.Helper()
+	const fleet = 20000
+	lbls := loadgen.Fleet(fleet)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const t0 = int64(1_700_000_000_000)
+	var bb proto.BlockBuilder
+	var pl []proto.Label
+	out := make([][]byte, nBlocks)
+	j := 0
+	for k := range nBlocks {
+		bb.Reset("")
+		for range series {
+			ts, v := loadgen.Sample(j, fleet/8, t0, 15000, rng)
+			pl = pl[:0]
+			for _, l := range lbls[(j%(fleet/8))*8] {
+				pl = append(pl, proto.Label{Name: l.Name, Value: l.Value})
+			}
+			bb.AddSeries(pl, []int64{ts}, []float64{v})
+			j++
+		}
+		v, err := bb.AppendIPC(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[k] = v
+	}
+	return out
 }

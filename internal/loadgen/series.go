@@ -251,3 +251,22 @@ func Bodies(cfg Config, startMs int64) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// Fleet returns the labels (sorted by name) of the first n series the
+// generator sends, and Sample the timestamp and value of the j-th sample
+// of its walk over them: benchmarks of what comes after the receiver build
+// blocks from the same series.
+func Fleet(n int) [][]prompb.Label {
+	ms := metrics()
+	out := make([][]prompb.Label, n)
+	for k := range out {
+		out[k] = seriesLabels(ms, k)
+	}
+	return out
+}
+
+// Sample is the j-th sample of the walk over a fleet of `series` series
+// that starts at startMs and scrapes every interval ms.
+func Sample(j, series int, startMs, interval int64, rng *rand.Rand) (int64, float64) {
+	return sampleAt(j, series, startMs, interval, rng)
+}
