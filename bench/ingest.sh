@@ -26,7 +26,9 @@
 #
 # Usage: bench/ingest.sh            (from the repository root)
 # Environment: ROUNDS (3), DURATION (30s), WARMUP (10s), VM_WARMUP (30s),
-# CONCURRENCY (8), RATE (100000), LAT_DURATION (60s), VM_BIN (a
+# CONCURRENCY (8), RATE (100000), LAT_DURATION (60s), POOL (12000 distinct
+# requests of the generator: 24 M samples, about 7 GB of memory; a run
+# longer than 24 M samples repeats them), VM_BIN (a
 # victoria-metrics binary; default: go install v1.151.0 into a temp GOBIN),
 # SKIP_VM=1, SKIP_KAFKA=1, KAFKA_PORT (23192; the controller takes the
 # next port), KEEP=1 (keep the work dir with logs and JSON results).
@@ -39,6 +41,7 @@ VM_WARMUP=${VM_WARMUP:-30s}
 CONCURRENCY=${CONCURRENCY:-8}
 RATE=${RATE:-100000}
 LAT_DURATION=${LAT_DURATION:-60s}
+POOL=${POOL:-12000}
 # Ports away from the usual ones (9092, 9201, 8428, and the CI broker's
 # 19092) and below the ephemeral range (32768-60999), where a client
 # connection can hold the port; checked free before use.
@@ -50,16 +53,8 @@ RUN_BROKER_PORT=${RUN_BROKER_PORT:-23093}
 KAFKA_PORT=${KAFKA_PORT:-23192}
 
 cd "$(dirname "$0")/.."
-WORK=$(mktemp -d /tmp/augur-ingest-bench.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "work dir: $WORK" >&2; fi
-}
-trap cleanup EXIT
-
-log() { echo "# $*" >&2; }
+source bench/lib.sh
+bench_init ingest
 
 log "building into $WORK"
 go build -o "$WORK/augur" ./cmd/augur
@@ -99,11 +94,52 @@ wait_http() {
 	return 1
 }
 
-# loadgen OUT ARGS...: run the generator, JSON result to OUT.
+# loadgen OUT ARGS...: run the generator, JSON result to OUT. Every
+# target gets the same fleet (20,000 series, 2,000 a request) and a pool of
+# POOL distinct requests (2,000 samples each), so that no sample repeats
+# within a run: `augur run`'s stream drops a repeated sample as a
+# duplicate before its models, and would look cheaper than it is.
 loadgen() {
 	local out=$1
 	shift
-	"$WORK/augur" loadgen -json -concurrency "$CONCURRENCY" "$@" >"$out" 2>>"$WORK/loadgen.log"
+	"$WORK/augur" loadgen -json -concurrency "$CONCURRENCY" -series 20000 -pool "$POOL" "$@" >"$out" 2>>"$WORK/loadgen.log"
+}
+
+# proc_cpu PID: CPU-seconds (user + system) of PID so far.
+proc_cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+
+# drain PID PORT: wait (at most 2 minutes) until the stream of the augur
+# run at PORT has taken every sample its receiver accepted; print the
+# CPU-seconds PID used meanwhile.
+drain() {
+	local c0 got took
+	c0=$(proc_cpu "$1")
+	for _ in $(seq 1 600); do
+		read -r got took < <(curl -fsS "http://127.0.0.1:$2/metrics" |
+			awk '/^augur_ingest_samples_total/ {g += $2} /^augur_stream_samples_(processed|dropped)_total/ {t += $2} END {printf "%d %d\n", g, t}')
+		((took >= got)) && break
+		sleep 0.2
+	done
+	awk -v a="$c0" -v b="$(proc_cpu "$1")" 'BEGIN {printf "%.2f", b - a}'
+}
+
+# measured OUT PID URL PROTO [DRAIN_PORT]: flat out against URL, CPU of
+# PID: a warm-up run of WARMUP (its own pool, not counted), then the
+# measured run of DURATION. With DRAIN_PORT (augur run), the stream is
+# drained after the warm-up, and after the measured run the CPU of its
+# drain is added to the run's: work the stream still had queued when the
+# generator stopped is part of what those samples cost.
+measured() {
+	local out=$1 pid=$2 url=$3 proto=$4 port=${5:-} d
+	loadgen "$out.warmup" -url "$url" -protocol "$proto" -duration "$WARMUP"
+	[[ -n $port ]] && drain "$pid" "$port" >/dev/null
+	loadgen "$out" -url "$url" -protocol "$proto" -duration "$DURATION" -warmup 0s -cpu-pids "$pid"
+	if [[ -n $port ]]; then
+		d=$(drain "$pid" "$port")
+		jq --argjson d "$d" '.drain_cpu_seconds = $d | .cpu[0].cpu_seconds += $d
+			| .cpu[0].samples_per_cpu_second = .samples_acked / .cpu[0].cpu_seconds' "$out" >"$out.tmp"
+		mv "$out.tmp" "$out"
+	fi
 }
 
 # start_run NAME: a fresh `augur run` (embedded broker, stream, act) on
@@ -177,14 +213,12 @@ for r in $(seq 1 "$ROUNDS"); do
 		log "round $r: augur $proto flat out ($DURATION)"
 		loadgen "$WORK/res/augur-$proto-$r.json" -url "http://127.0.0.1:$INGEST_PORT/api/v1/write" \
 			-protocol "$proto" -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$INGEST_PID,$BROKER_PID"
-		log "round $r: augur run (whole process) $proto flat out ($DURATION)"
-		loadgen "$WORK/res/whole-$proto-$r.json" -url "http://127.0.0.1:$RUN_PORT/api/v1/write" \
-			-protocol "$proto" -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$WHOLE_PID"
+		log "round $r: augur run (whole process) $proto flat out ($DURATION, then the stream drained)"
+		measured "$WORK/res/whole-$proto-$r.json" "$WHOLE_PID" "http://127.0.0.1:$RUN_PORT/api/v1/write" "$proto" "$RUN_PORT"
 	done
 	if [[ "${SKIP_VM:-0}" != 1 ]]; then
 		log "round $r: victoria-metrics v1 flat out ($DURATION)"
-		loadgen "$WORK/res/vm-v1-$r.json" -url "http://127.0.0.1:$VM_PORT/api/v1/write" \
-			-protocol v1 -duration "$DURATION" -warmup "$WARMUP" -cpu-pids "$VM_PID"
+		measured "$WORK/res/vm-v1-$r.json" "$VM_PID" "http://127.0.0.1:$VM_PORT/api/v1/write" v1
 	fi
 done
 uptime_cpu=$(uptime)
@@ -232,7 +266,7 @@ if [[ "${SKIP_KAFKA:-0}" != 1 ]]; then
 	port_free "$KAFKA_PORT"
 	port_free $((KAFKA_PORT + 1))
 	if kbrokers=$(KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/start.sh 2>>"$WORK/kafka-start.log"); then
-		trap 'KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/stop.sh 2>/dev/null; cleanup' EXIT
+		on_exit() { KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/stop.sh 2>/dev/null || true; }
 		KAFKA_PID=$(cat "$WORK/kafka/broker.pid")
 		start_ingest ingest4 "$kbrokers"
 		log "augur ingest + Apache Kafka: v1 flat out ($DURATION)"
@@ -288,6 +322,7 @@ if [[ "${SKIP_VM:-0}" != 1 ]]; then
 	echo "ratio augur run (whole process)/VictoriaMetrics: v1 $(jq -n "$w1/$vm*100|round/100")x, v2 $(jq -n "$w2/$vm*100|round/100")x"
 	echo "victoria-metrics rows inserted over the whole run (its own counter): $vm_rows"
 fi
+echo "augur run: CPU-seconds of the stream's drain after each measured run, added to it: $(jq -s -r 'map("\(.protocol) \(.drain_cpu_seconds)") | join(", ")' "$WORK"/res/whole-*.json)"
 echo
 echo "Latency at a fixed $RATE samples/s (open loop, from the time each request was due), $LAT_DURATION per run:"
 echo

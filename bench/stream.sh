@@ -30,16 +30,9 @@ METRICS_PORT=${METRICS_PORT:-23202}
 KAFKA_VERSION=${KAFKA_VERSION:-4.1.2}
 
 cd "$(dirname "$0")/.."
-WORK=$(mktemp -d /tmp/augur-stream-bench.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/stop.sh 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "work dir: $WORK" >&2; fi
-}
-trap cleanup EXIT
-log() { echo "# $*" >&2; }
+source bench/lib.sh
+bench_init stream
+on_exit() { KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/stop.sh 2>/dev/null || true; }
 
 log "building into $WORK"
 go build -o "$WORK/augur" ./cmd/augur
