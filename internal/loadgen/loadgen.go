@@ -143,18 +143,23 @@ func (c *Config) Validate() error {
 // Result is what a run measured. Only requests started within the measured
 // window count.
 type Result struct {
-	Protocol         string
-	Elapsed          time.Duration // measured window, until the last counted answer
-	Requests         int
-	SamplesSent      int
-	SamplesAcked     int            // samples of requests answered 2xx
-	Status           map[string]int // HTTP status code (or "error") -> requests
-	Late             int            // fixed rate: requests started after waiting for a free worker
-	P50, P90, P99    time.Duration
-	Max              time.Duration
-	AckedPerSecond   float64
-	TargetRate       float64
-	BodyBytesMean    int
+	Protocol       string
+	Elapsed        time.Duration // measured window, until the last counted answer
+	Requests       int
+	SamplesSent    int
+	SamplesAcked   int            // samples of requests answered 2xx
+	Status         map[string]int // HTTP status code (or "error") -> requests
+	Late           int            // fixed rate: requests started after waiting for a free worker
+	P50, P90, P99  time.Duration
+	Max            time.Duration
+	AckedPerSecond float64
+	TargetRate     float64
+	BodyBytesMean  int
+	// SamplesRepeated counts samples sent again, warm-up included: once
+	// the pool's Pool requests are all sent, the same requests (same
+	// timestamps) go again. A receiver that drops duplicates (augur run's
+	// stream does) does less for them; raise Pool to avoid them.
+	SamplesRepeated  int
 	CPU              []ProcCPU // per Config.CPUPids, over the measured window
 	GeneratorCPUSecs float64   // this process, over the measured window
 }
@@ -246,6 +251,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		res.Max = lat[len(lat)-1]
 	}
 	res.AckedPerSecond = float64(res.SamplesAcked) / elapsed.Seconds()
+	s.mu.Lock()
+	res.SamplesRepeated = max(0, s.taken-len(pool)) * cfg.SeriesPerRequest
+	s.mu.Unlock()
+	if res.SamplesRepeated > 0 {
+		log.Warn("the request pool repeated: samples were sent again with timestamps already sent (raise -pool)",
+			"samples_repeated", res.SamplesRepeated, "pool_samples", len(pool)*cfg.SeriesPerRequest)
+	}
 	for i, pid := range cfg.CPUPids {
 		c := ProcCPU{Pid: pid, Seconds: cpu1[i] - cpu0[i]}
 		if c.Seconds > 0 {
@@ -272,6 +284,7 @@ type sender struct {
 	client         *http.Client
 	ctype, version string
 	next           int // pool index; advanced under mu
+	taken          int // requests taken from the pool, warm-up included; under mu
 	mu             sync.Mutex
 	warm           int
 }
@@ -293,6 +306,7 @@ func (s *sender) take() *body {
 	s.mu.Lock()
 	b := &s.pool[s.next]
 	s.next = (s.next + 1) % len(s.pool)
+	s.taken++
 	s.mu.Unlock()
 	return b
 }

@@ -165,6 +165,11 @@ func TestRunCountsWhatTheReceiverAcknowledged(t *testing.T) {
 			if res.Status["204"]*100 != received || res.Status["503"]*100 != failed {
 				t.Errorf("status counts %v, receiver took %d refused %d samples", res.Status, received, failed)
 			}
+			// No warm-up: every request the server saw was taken from the
+			// pool of 10 in the measured window; past 10 they repeat.
+			if sent := (received + failed) / 100; res.SamplesRepeated != max(0, sent-10)*100 || sent <= 10 {
+				t.Errorf("samples repeated %d after %d requests from a pool of 10, want %d", res.SamplesRepeated, sent, max(0, sent-10)*100)
+			}
 			if res.Requests == 0 || res.P50 <= 0 || res.P99 < res.P50 {
 				t.Errorf("requests %d p50 %s p99 %s", res.Requests, res.P50, res.P99)
 			}

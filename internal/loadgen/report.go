@@ -28,6 +28,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "protocol %s, target %s, %s measured\n", r.Protocol, rate, r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(&b, "requests %d (mean body %d bytes), status %s, late %d\n", r.Requests, r.BodyBytesMean, strings.Join(st, " "), r.Late)
 	fmt.Fprintf(&b, "samples sent %d, acknowledged %d, achieved %.0f samples/s\n", r.SamplesSent, r.SamplesAcked, r.AckedPerSecond)
+	if r.SamplesRepeated > 0 {
+		fmt.Fprintf(&b, "samples repeated %d (the request pool wrapped: same timestamps sent again; raise -pool)\n", r.SamplesRepeated)
+	}
 	fmt.Fprintf(&b, "latency p50 %s p90 %s p99 %s max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
 	for _, c := range r.CPU {
 		fmt.Fprintf(&b, "pid %d: %.2f CPU-s, %.0f samples per CPU-second\n", c.Pid, c.Seconds, c.SamplesPerCPUSecond)
@@ -55,6 +58,7 @@ type jsonResult struct {
 	AckedPerSecond   float64        `json:"acked_per_second"`
 	TargetRate       float64        `json:"target_rate"`
 	BodyBytesMean    int            `json:"body_bytes_mean"`
+	SamplesRepeated  int            `json:"samples_repeated"`
 	CPU              []ProcCPU      `json:"cpu"`
 	GeneratorCPUSecs float64        `json:"generator_cpu_seconds"`
 }
@@ -67,6 +71,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		SamplesSent: r.SamplesSent, SamplesAcked: r.SamplesAcked, Status: r.Status, Late: r.Late,
 		P50ms: f(r.P50), P90ms: f(r.P90), P99ms: f(r.P99), MaxMs: f(r.Max),
 		AckedPerSecond: r.AckedPerSecond, TargetRate: r.TargetRate, BodyBytesMean: r.BodyBytesMean,
-		CPU: r.CPU, GeneratorCPUSecs: r.GeneratorCPUSecs,
+		SamplesRepeated: r.SamplesRepeated,
+		CPU:             r.CPU, GeneratorCPUSecs: r.GeneratorCPUSecs,
 	})
 }
