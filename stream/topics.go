@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -14,20 +15,42 @@ import (
 // target; up to twelve consumers of a group share them.
 const DecisionPartitions = 12
 
+// samplesTopicWait is how long EnsureTopics waits for the samples topic to
+// appear in the metadata: Apache Kafka answers CreateTopics before every
+// broker knows the topic (TestEOSAbortRollsBack met it).
+const samplesTopicWait = 10 * time.Second
+
 // EnsureTopics creates the decisions, state and forecasts topics when they
 // do not exist: augur.state compacted with as many partitions as the
 // samples topic (which must exist), augur.decisions and augur.forecasts
 // with decisionPartitions partitions.
 // It fails when an existing state topic's partition count differs from the
 // samples topic's: checkpoints would land on the wrong partitions.
+//
+// A samples topic created a moment before (by the receiver, or a script)
+// may not be in every broker's metadata yet: it is looked up again for up
+// to samplesTopicWait before EnsureTopics gives up.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, cfg *Config, replication int16, decisionPartitions int32) error {
-	td, err := adm.ListTopics(ctx, cfg.SamplesTopic, cfg.StateTopic, cfg.DecisionsTopic)
-	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
-	}
-	samples, ok := td[cfg.SamplesTopic]
-	if !ok || samples.Err != nil {
-		return fmt.Errorf("samples topic %s does not exist", cfg.SamplesTopic)
+	var td kadm.TopicDetails
+	var samples kadm.TopicDetail
+	for deadline := time.Now().Add(samplesTopicWait); ; {
+		var err error
+		td, err = adm.ListTopics(ctx, cfg.SamplesTopic, cfg.StateTopic, cfg.DecisionsTopic)
+		if err != nil {
+			return fmt.Errorf("list topics: %w", err)
+		}
+		var ok bool
+		if samples, ok = td[cfg.SamplesTopic]; ok && samples.Err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("samples topic %s does not exist", cfg.SamplesTopic)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("samples topic %s does not exist: %w", cfg.SamplesTopic, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	n := int32(len(samples.Partitions))
 	if st, ok := td[cfg.StateTopic]; ok && st.Err == nil {
