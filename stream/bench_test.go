@@ -156,26 +156,24 @@ func BenchmarkProcessCompressed(b *testing.B) {
 	defer zdec.Close()
 	codecs := []struct {
 		name       string
-		compress   func([]byte) []byte
+		compress   func([]byte) ([]byte, error)
 		decompress func(dst, src []byte) ([]byte, error)
 	}{
-		{"none", func(v []byte) []byte { return v }, func(_, src []byte) ([]byte, error) { return src, nil }},
-		{"lz4", func(v []byte) []byte {
+		{"none", func(v []byte) ([]byte, error) { return v, nil }, func(_, src []byte) ([]byte, error) { return src, nil }},
+		{"lz4", func(v []byte) ([]byte, error) {
 			var buf bytes.Buffer
 			w := lz4.NewWriter(&buf)
 			if _, err := w.Write(v); err != nil {
-				b.Fatal(err)
+				return nil, err
 			}
-			if err := w.Close(); err != nil {
-				b.Fatal(err)
-			}
-			return buf.Bytes()
+			err := w.Close()
+			return buf.Bytes(), err
 		}, func(dst, src []byte) ([]byte, error) {
 			buf := bytes.NewBuffer(dst[:0])
 			_, err := buf.ReadFrom(lz4.NewReader(bytes.NewReader(src)))
 			return buf.Bytes(), err
 		}},
-		{"zstd", func(v []byte) []byte { return zenc.EncodeAll(v, nil) }, func(dst, src []byte) ([]byte, error) { return zdec.DecodeAll(src, dst[:0]) }},
+		{"zstd", func(v []byte) ([]byte, error) { return zenc.EncodeAll(v, nil), nil }, func(dst, src []byte) ([]byte, error) { return zdec.DecodeAll(src, dst[:0]) }},
 	}
 	const series = 250
 	for _, c := range codecs {
@@ -185,7 +183,9 @@ func BenchmarkProcessCompressed(b *testing.B) {
 			blocks := loadgenBlocks(b, 64, series)
 			size := 0
 			for i := range blocks {
-				blocks[i] = c.compress(blocks[i])
+				if blocks[i], err = c.compress(blocks[i]); err != nil {
+					b.Fatal(err)
+				}
 				size += len(blocks[i])
 			}
 			var rd proto.BlockReader

@@ -283,7 +283,6 @@ type sender struct {
 	pool           []body
 	client         *http.Client
 	ctype, version string
-	next           int // pool index; advanced under mu
 	taken          int // requests taken from the pool, warm-up included; under mu
 	mu             sync.Mutex
 	warm           int
@@ -304,8 +303,7 @@ type job struct {
 
 func (s *sender) take() *body {
 	s.mu.Lock()
-	b := &s.pool[s.next]
-	s.next = (s.next + 1) % len(s.pool)
+	b := &s.pool[s.taken%len(s.pool)]
 	s.taken++
 	s.mu.Unlock()
 	return b
