@@ -5,9 +5,12 @@ confluent-kafka) fetches the records, pyarrow decodes the Arrow IPC blocks.
 usage: read_block.py BROKER [TOPIC] [MAX_RECORDS]
 
 Prints one JSON line per series: partition, tenant, block version, labels
-(from the series column of version 2 or the labels map of version 1), timestamps,
-values (as hex bits, so stale-marker NaNs are exact), metric type. Exits
-non-zero when no record arrives within 20 seconds.
+(from the series column of versions 2 and 3, or the labels map of version 1),
+its series_ref (version 3), timestamps, values (as hex bits, so stale-marker
+NaNs are exact), metric type. A version 3 row that refers to a series by
+number gets the labels of the row that defined it (same partition and
+augur.series.dict), or null when this read began after the definition.
+Exits non-zero when no record arrives within 20 seconds.
 """
 import json
 import struct
@@ -29,6 +32,7 @@ def main():
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     seen = 0
     idle = 0
+    defined = {}  # (partition, dictionary, series_ref) -> labels
     while seen < limit and idle < 20:
         msg = c.poll(1.0)
         if msg is None:
@@ -40,9 +44,15 @@ def main():
         table = reader.read_all()
         meta = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
         for row in table.to_pylist():
-            if "series" in row:  # version 2: 0xff name 0xfe value per label
+            ref = row.get("series_ref") or 0
+            key = (msg.partition(), meta.get("augur.series.dict"), ref)
+            if "series" in row:  # versions 2 and 3: 0xff name 0xfe value per label
                 pairs = (p.split(b"\xfe") for p in row["series"].split(b"\xff")[1:])
                 labels = {n.decode(): v.decode() for n, v in pairs}
+                if ref and labels:
+                    defined[key] = labels
+                elif ref:
+                    labels = defined.get(key)
             else:  # version 1: a map column
                 labels = dict(row["labels"])
             print(json.dumps({
@@ -50,6 +60,7 @@ def main():
                 "tenant": meta.get("tenant", ""),
                 "version": meta.get("augur.block.version"),
                 "labels": labels,
+                "series_ref": ref,
                 "timestamps": row["timestamps"],
                 "values": [struct.pack(">d", v).hex() for v in row["values"]],
                 "metric_type": row["metric_type"],

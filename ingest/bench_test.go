@@ -124,13 +124,20 @@ func BenchmarkReceiver(b *testing.B) {
 }
 
 // BenchmarkReceiverCompression is BenchmarkReceiver (v1, one request at a
-// time) for each `ingest.compression`: the receiver's CPU per sample for
-// each option (the broker, blackholing, decompresses nothing).
+// time) for each `ingest.compression`, with series references (the
+// default) and without (`ingest.series_refs: -1`): the receiver's CPU per
+// sample for each option (the broker, blackholing, decompresses nothing).
 func BenchmarkReceiverCompression(b *testing.B) {
 	for _, codec := range []string{"none", "lz4", "zstd"} {
-		b.Run("compression="+codec, func(b *testing.B) {
-			benchReceiverCodec(b, "v1", 1, codec)
-		})
+		for _, refs := range []int{0, -1} {
+			name := "refs=on"
+			if refs < 0 {
+				name = "refs=off"
+			}
+			b.Run("compression="+codec+"/"+name, func(b *testing.B) {
+				benchReceiverCodec(b, "v1", 1, codec, refs)
+			})
+		}
 	}
 }
 
@@ -150,16 +157,16 @@ type benchBody struct{ bytes.Reader }
 func (*benchBody) Close() error { return nil }
 
 func benchReceiver(b *testing.B, protocol string, inflight int) {
-	benchReceiverCodec(b, protocol, inflight, "")
+	benchReceiverCodec(b, protocol, inflight, "", 0)
 }
 
-func benchReceiverCodec(b *testing.B, protocol string, inflight int, codec string) {
+func benchReceiverCodec(b *testing.B, protocol string, inflight int, codec string, seriesRefs int) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.BlackholeProduce())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(cluster.Close)
-	cfg := Config{Topic: "augur.samples.bench", Partitions: 8, Compression: codec}
+	cfg := Config{Topic: "augur.samples.bench", Partitions: 8, Compression: codec, SeriesRefs: seriesRefs}
 	client, err := kgo.NewClient(append(ClientOptions(cfg), kgo.SeedBrokers(cluster.ListenAddrs()...))...)
 	if err != nil {
 		b.Fatal(err)

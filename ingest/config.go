@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/augur-ops/augur/proto"
 )
 
 // Config configures a Receiver. The zero value of every field means its
@@ -56,6 +58,14 @@ type Config struct {
 	// says, so it can change on a running topic. bench/RESULTS-ingest.md
 	// measures bytes per sample and CPU for each.
 	Compression string `yaml:"compression"`
+
+	// SeriesRefs is how many series each partition's series dictionary
+	// numbers before it begins again. A block refers to a series it wrote
+	// in the last minute by number instead of its labels (proto/block.go,
+	// "Series references"; DESIGN.md). Default 1,048,576, at most 16,777,215;
+	// -1 writes every series' labels in every block (block version 2,
+	// which streams older than version 3 blocks read).
+	SeriesRefs int `yaml:"series_refs"`
 
 	// Limits are the per-series validation rules.
 	Limits Limits `yaml:"limits"`
@@ -120,6 +130,7 @@ func (c *Config) defaults() {
 	def64(&c.MaxCompressedBytes, 16<<20)
 	def64(&c.MaxDecodedBytes, 64<<20)
 	def(&c.MaxRecordBytes, 4<<20)
+	def(&c.SeriesRefs, 1<<20)
 	def(&c.MaxInflightRequests, 256)
 	def64(&c.MaxInflightBytes, 256<<20)
 	defD(&c.InflightWait, 250*time.Millisecond)
@@ -185,6 +196,9 @@ func (c *Config) Validate() error {
 		if f.v < 0 {
 			bad(f.name, "must not be negative, got %d", f.v)
 		}
+	}
+	if c.SeriesRefs < -1 || c.SeriesRefs >= proto.MaxSeriesRef {
+		bad("series_refs", "must be -1 (off) or 1 to %d, got %d", proto.MaxSeriesRef-1, c.SeriesRefs)
 	}
 	if c.MaxInflightBytes > 0 && c.MaxInflightBytes < c.MaxCompressedBytes {
 		bad("max_inflight_bytes", "%d is below max_compressed_bytes %d: a largest request could never run", c.MaxInflightBytes, c.MaxCompressedBytes)

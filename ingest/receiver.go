@@ -53,6 +53,10 @@ type Receiver struct {
 	draining bool
 
 	pool sync.Pool // *request
+
+	// refs is the series dictionary of each partition; nil when
+	// Config.SeriesRefs is off.
+	refs []*seriesRefs
 }
 
 // New returns a Receiver writing to client, which must be created with
@@ -85,6 +89,12 @@ func New(cfg Config, client *kgo.Client, rs *rules.Set, reg prometheus.Registere
 		r.basicUser = cfg.Auth.BasicUsername
 		if r.basicPass, err = readSecret("basic_password_file", cfg.Auth.BasicPasswordFile); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.SeriesRefs > 0 {
+		r.refs = make([]*seriesRefs, cfg.Partitions)
+		for p := range r.refs {
+			r.refs[p] = newSeriesRefs(cfg.SeriesRefs)
 		}
 	}
 	r.pool.New = func() any {
@@ -140,6 +150,15 @@ type request struct {
 	values    [][]byte
 	key       []byte
 	sortBuf   []proto.Label
+	defs      []seriesDef // series numbers the request's records define
+	refKey    []byte
+}
+
+// seriesDef is a series number a row of a request defines.
+type seriesDef struct {
+	part int32
+	dict uint64
+	ref  uint32
 }
 
 // ServeHTTP implements http.Handler for POST /api/v1/write.
@@ -347,6 +366,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	}
 	req.used = req.used[:0]
 	req.records = req.records[:0]
+	req.defs = req.defs[:0]
 	req.err = nil
 	var inv *invalidSeriesError
 	reject := func(lbls []proto.Label, discarded int, reason, detail string) {
@@ -358,6 +378,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	}
 	rw := &req.rw
 	maxTs := r.now().Add(r.cfg.Limits.MaxFutureSkew).UnixMilli()
+	refNow := time.Now().UnixMilli() // series numbers' clock, as in produce
 	for i := range rw.Series {
 		s := &rw.Series[i]
 		lbls := rw.SeriesLabels(s)
@@ -389,6 +410,15 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		}
 		b := r.builderFor(req, tenant, lbls)
 		b.StartSeries(lbls, s.Metadata)
+		if r.refs != nil {
+			p := req.lastPart
+			// Numbered by tenant and labels: a number names one series.
+			req.refKey = append(append(req.refKey[:0], tenant...), b.LastSeries()...)
+			dict, ref, define := r.refs[p].number(req.refKey, refNow)
+			if b.Refer(dict, ref, define) && define {
+				req.defs = append(req.defs, seriesDef{p, dict, ref})
+			}
+		}
 		for _, smp := range samples {
 			if smp.Timestamp > maxTs {
 				reject(lbls, 1, reasonTooFarInFuture, fmt.Sprintf("sample at %s", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339)))
@@ -496,6 +526,9 @@ func (r *Receiver) produce(ctx context.Context, req *request, tenant string) err
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ProduceTimeout)
 	defer cancel()
 	start := time.Now()
+	// The series numbers the records define count from now: franz-go
+	// stamps each record when it takes it, after this (seriesRefs).
+	at := time.Now()
 	var (
 		mu        sync.Mutex
 		firstErr  error
@@ -533,6 +566,9 @@ func (r *Receiver) produce(ctx context.Context, req *request, tenant string) err
 	if firstErr != nil {
 		r.m.produceErrors.Inc()
 		return fmt.Errorf("%w: %w", errKafka, firstErr)
+	}
+	for _, d := range req.defs {
+		r.refs[d.part].defined(d.dict, d.ref, at.UnixMilli())
 	}
 	return nil
 }

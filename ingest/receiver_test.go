@@ -163,6 +163,8 @@ type gotSeries struct {
 	md        proto.Metadata
 	hists     int
 	exemplars int
+	ref       uint32 // number in the partition's series dictionary, 0 none
+	reference bool   // the row referred to its series by number
 }
 
 // readAll consumes the test topic from the start until it has read want
@@ -179,6 +181,7 @@ func (e *testEnv) readAll(t *testing.T, wantRecords int) []gotSeries {
 	defer cancel()
 	var out []gotSeries
 	var r proto.BlockReader
+	var names proto.SeriesNames
 	records := 0
 	for records < wantRecords {
 		fs := c.PollFetches(ctx)
@@ -192,11 +195,16 @@ func (e *testEnv) readAll(t *testing.T, wantRecords int) []gotSeries {
 			}
 			for i := range r.Len() {
 				ts, vs := r.Samples(i)
+				lbls, ok := names.AppendLabels(nil, rec.Partition, &r, i)
+				if !ok {
+					t.Fatalf("record %d/%d: series %d refers to number %d, not defined before", rec.Partition, rec.Offset, i, r.Ref(i))
+				}
 				out = append(out, gotSeries{
 					partition: rec.Partition, tenant: r.Tenant(),
-					labels: cloneLabels(r.AppendLabels(nil, i)),
+					labels: cloneLabels(lbls),
 					ts:     slices.Clone(ts), vs: slices.Clone(vs), md: cloneMD(r.Metadata(i)),
 					hists: r.NumHistograms(i), exemplars: r.NumExemplars(i),
+					ref: r.Ref(i), reference: r.IsReference(i),
 				})
 			}
 		})
@@ -339,6 +347,72 @@ func (e *testEnv) readAllSeries(t *testing.T, n int) []gotSeries {
 	}
 	t.Fatalf("fewer than %d series in the topic", n)
 	return nil
+}
+
+// TestSeriesReferences: the first request defines each series' number, the
+// next ones refer to it by number only, and a reader resolves them to the
+// same labels (proto/block.go, "Series references").
+func TestSeriesReferences(t *testing.T) {
+	e := newEnv(t, nil)
+	const n = 100
+	for k := range 3 {
+		resp := e.post(t, post{body: encodeV1(t, manySeries(n, e.now.UnixMilli()+int64(k)*15000))})
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("request %d: status %d: %s", k, resp.StatusCode, body(t, resp))
+		}
+	}
+	got := e.readAll(t, 3*testPartitions)
+	if len(got) != 3*n {
+		t.Fatalf("%d rows, want %d", len(got), 3*n)
+	}
+	numbers := map[string]uint32{}
+	for _, g := range got {
+		key := fmt.Sprint(g.labels)
+		if g.ref == 0 {
+			t.Fatalf("%s: no series number", key)
+		}
+		first := g.ts[0] == e.now.UnixMilli()
+		if g.reference == first {
+			t.Fatalf("%s at %d: reference %v, want a definition first and references after", key, g.ts[0], g.reference)
+		}
+		if want, ok := numbers[key]; ok && want != g.ref {
+			t.Fatalf("%s: number %d, then %d", key, want, g.ref)
+		}
+		numbers[key] = g.ref
+		if len(g.labels) != 3 || g.labels[0].Value != "http_requests_total" {
+			t.Fatalf("labels %v, want those of manySeries", g.labels)
+		}
+	}
+	if len(numbers) != n {
+		t.Fatalf("%d series, want %d", len(numbers), n)
+	}
+}
+
+func TestSeriesRefsRefreshAndBound(t *testing.T) {
+	d := newSeriesRefs(2)
+	id, a, define := d.number([]byte("a"), 1000)
+	if !define || a == 0 {
+		t.Fatalf("a new series: number %d, define %v", a, define)
+	}
+	if _, _, define := d.number([]byte("a"), 1000); !define {
+		t.Fatal("a number whose definition is not acknowledged is referred to")
+	}
+	d.defined(id, a, 1000)
+	if _, ref, define := d.number([]byte("a"), 1000+refreshAge.Milliseconds()-1); define || ref != a {
+		t.Fatalf("within refreshAge: number %d define %v, want %d and a reference", ref, define, a)
+	}
+	if _, _, define := d.number([]byte("a"), 1000+refreshAge.Milliseconds()); !define {
+		t.Fatal("a definition older than refreshAge is referred to")
+	}
+	d.number([]byte("b"), 1000)
+	id2, _, define := d.number([]byte("c"), 1000)
+	if id2 == id || !define || len(d.index) != 1 {
+		t.Fatalf("past max series: dictionary %x (was %x), %d numbered; want a new one holding c", id2, id, len(d.index))
+	}
+	d.defined(id, a, 5000) // of the old dictionary: ignored
+	if _, _, define := d.number([]byte("a"), 5000); !define {
+		t.Fatal("a definition of the old dictionary counted in the new one")
+	}
 }
 
 func TestPartlyInvalidRequestWritesTheValidSeries(t *testing.T) {

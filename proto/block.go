@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"time"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -37,22 +39,53 @@ import (
 //	exemplars       list<binary>      exemplars, each the protobuf encoding of the remote-write
 //	                                  1.0 Exemplar message (labels, value, timestamp)
 //
-// Schema metadata: "augur.block.version" = "2", "tenant" = the request's
-// X-Scope-OrgID (also in the Kafka record header "tenant").
+//	series_ref      uint32            (version 3) the series' number in the writer's series
+//	                                  dictionary, 0 when the row is not in one
+//
+// Schema metadata: "augur.block.version" = "2" or "3", "tenant" = the
+// request's X-Scope-OrgID (also in the Kafka record header "tenant"), and in
+// version 3 "augur.series.dict" = the id of the writer's series dictionary
+// (16 hex digits).
+//
+// Series references (version 3). A receiver numbers the series it writes to
+// a partition. The first row of a series in a partition, and again at least
+// every SeriesRefMaxAge, defines its number: series_ref set and the labels
+// and metadata given. Later rows refer to it: series_ref set, series, help,
+// unit and metric_type empty. A reference is written only once the record
+// defining it was acknowledged, so it always follows its definition in the
+// partition, by at most SeriesRefMaxAge of the writer's clock (record
+// timestamps). A reader resolves it from the definitions it has read; one
+// that starts at an offset reads the partition from SeriesRefMaxAge before it
+// first (the stream does on a restore). The labels of a series are then
+// written about once a minute instead of once a sample: the bytes per sample
+// are the samples' (bench/RESULTS-ingest.md). A block whose rows have no
+// numbers is written as version 2.
 //
 // Version 1 had the labels as a map<utf8, utf8> column named "labels"; the
-// rest is the same. BlockReader reads both, so a topic written by an older
-// receiver is read through an upgrade. Version 2 exists for bytes: a map
-// column carries two int32 offsets per label, which no compression of the
-// Kafka batch shrinks (bench/RESULTS-ingest.md); one binary value per series
-// carries one.
+// rest is the same as version 2. BlockReader reads all three, so a topic
+// written by an older receiver is read through an upgrade. Version 2 exists
+// for bytes: a map column carries two int32 offsets per label, which no
+// compression of the Kafka batch shrinks (bench/RESULTS-ingest.md); one
+// binary value per series carries one.
 
 // BlockVersion is the value of the schema metadata key "augur.block.version"
-// in the blocks BlockBuilder writes.
-const BlockVersion = "2"
+// in the blocks BlockBuilder writes with series references.
+const BlockVersion = "3"
+
+// BlockVersionPlain is the version BlockBuilder writes for a block without
+// series references: version 3 without its series_ref column.
+const BlockVersionPlain = "2"
 
 // blockVersion1 is the version whose labels are a map column.
 const blockVersion1 = "1"
+
+// SeriesRefMaxAge bounds, by the writer's clock, how long after the record
+// defining a series number a reference to it is written (see above).
+const SeriesRefMaxAge = time.Minute
+
+// MaxSeriesRef bounds the series numbers a reader accepts, and so the table
+// it keeps per dictionary.
+const MaxSeriesRef = 1 << 24
 
 // Label is one label of a series. In a BlockReader the strings point into the
 // block and are valid until the next Reset.
@@ -86,10 +119,14 @@ var blockFields = []arrow.Field{
 	{Name: "unit", Type: arrow.BinaryTypes.String},
 	{Name: "histograms", Type: arrow.ListOfNonNullable(arrow.BinaryTypes.Binary)},
 	{Name: "exemplars", Type: arrow.ListOfNonNullable(arrow.BinaryTypes.Binary)},
+	{Name: "series_ref", Type: arrow.PrimitiveTypes.Uint32},
 }
 
+// blockFieldsPlain are version 2's columns: no series_ref.
+var blockFieldsPlain = blockFields[:9]
+
 // blockFieldsV1 are version 1's columns: labels as a map.
-var blockFieldsV1 = append([]arrow.Field{{Name: "labels", Type: labelsType}}, blockFields[1:]...)
+var blockFieldsV1 = append([]arrow.Field{{Name: "labels", Type: labelsType}}, blockFieldsPlain[1:]...)
 
 var labelsType = func() *arrow.MapType {
 	t := arrow.MapOfFields(
@@ -142,6 +179,8 @@ type BlockBuilder struct {
 	hists       varlen
 	exOffsets   []int32
 	exemplars   varlen
+	refs        []uint32 // per series, its number in dict; 0 none
+	dict        uint64   // the series dictionary of refs, 0 before the first
 
 	samples int
 
@@ -150,6 +189,7 @@ type BlockBuilder struct {
 	schema       *arrow.Schema
 	schemaMsg    []byte
 	schemaTenant string
+	schemaDict   uint64
 }
 
 // Reset empties the builder for a new block of the given tenant.
@@ -169,6 +209,8 @@ func (b *BlockBuilder) Reset(tenant string) {
 	b.hists.reset()
 	b.exOffsets = append(b.exOffsets[:0], 0)
 	b.exemplars.reset()
+	b.refs = b.refs[:0]
+	b.dict = 0
 }
 
 // Series returns the number of series added since Reset.
@@ -194,6 +236,35 @@ func (b *BlockBuilder) StartSeries(lbls []Label, md Metadata) {
 	b.typ.appendString(md.Type)
 	b.help.appendString(md.Help)
 	b.unit.appendString(md.Unit)
+	b.refs = append(b.refs, 0)
+}
+
+// LastSeries returns the series column of the row StartSeries began last:
+// its labels as 0xff name 0xfe value. Valid until the builder changes.
+func (b *BlockBuilder) LastSeries() []byte {
+	return b.series.data[b.series.offsets[b.n-1]:]
+}
+
+// Refer numbers the row StartSeries began last: series ref of dictionary
+// dict. With define it keeps its labels and metadata (the row defines the
+// number); without, it drops them (the row refers to a definition written
+// before). A block holds the numbers of one dictionary: when dict differs
+// from the block's, the row stays as it was and Refer returns false.
+func (b *BlockBuilder) Refer(dict uint64, ref uint32, define bool) bool {
+	if dict == 0 || ref == 0 || (b.dict != 0 && b.dict != dict) {
+		return false
+	}
+	b.dict = dict
+	b.refs[b.n-1] = ref
+	if !define {
+		b.series.data = b.series.data[:b.series.offsets[b.n-1]]
+		b.series.offsets[b.n] = int32(len(b.series.data))
+		for _, v := range []*varlen{&b.typ, &b.help, &b.unit} {
+			v.data = v.data[:v.offsets[b.n-1]]
+			v.offsets[b.n] = int32(len(v.data))
+		}
+	}
+	return true
 }
 
 // AppendSample adds a float sample to the current series.
@@ -286,14 +357,24 @@ func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 
 	datas := []arrow.ArrayData{series, tsList, vsList, start,
 		stringData(b.typ, n), stringData(b.help, n), stringData(b.unit, n), histList, exList}
+	if b.dict != 0 {
+		datas = append(datas, array.NewData(arrow.PrimitiveTypes.Uint32, n, []*memory.Buffer{nil, uint32Buf(b.refs)}, nil, 0, 0))
+	}
 	cols := make([]arrow.Array, len(datas))
 	for i, d := range datas {
 		cols[i] = array.MakeFromData(d)
 	}
-	// The schema message depends on the tenant only: encode it once.
-	if b.schemaMsg == nil || b.schemaTenant != b.tenant {
-		md := arrow.NewMetadata([]string{"augur.block.version", "tenant"}, []string{BlockVersion, b.tenant})
-		b.schema = arrow.NewSchema(blockFields, &md)
+	// The schema message depends on the tenant and the dictionary only:
+	// encode it once.
+	if b.schemaMsg == nil || b.schemaTenant != b.tenant || b.schemaDict != b.dict {
+		md := arrow.NewMetadata([]string{"augur.block.version", "tenant"}, []string{BlockVersionPlain, b.tenant})
+		fields := blockFieldsPlain
+		if b.dict != 0 {
+			md = arrow.NewMetadata([]string{"augur.block.version", "tenant", "augur.series.dict"},
+				[]string{BlockVersion, b.tenant, fmt.Sprintf("%016x", b.dict)})
+			fields = blockFields
+		}
+		b.schema = arrow.NewSchema(fields, &md)
 		p := ipc.GetSchemaPayload(b.schema, memory.DefaultAllocator)
 		w := appendWriter{b: b.schemaMsg[:0]}
 		_, err := p.WritePayload(&w)
@@ -301,7 +382,7 @@ func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 		if err != nil {
 			return dst, fmt.Errorf("encode samples block schema: %w", err)
 		}
-		b.schemaMsg, b.schemaTenant = w.b, b.tenant
+		b.schemaMsg, b.schemaTenant, b.schemaDict = w.b, b.tenant, b.dict
 	}
 	rec := array.NewRecordBatch(b.schema, cols, int64(n))
 	p, err := ipc.GetRecordBatchPayload(rec)
@@ -332,6 +413,10 @@ func int32Buf(s []int32) *memory.Buffer {
 	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*4))
 }
 
+func uint32Buf(s []uint32) *memory.Buffer {
+	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*4))
+}
+
 func int64Buf(s []int64) *memory.Buffer {
 	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*8))
 }
@@ -351,7 +436,9 @@ type BlockReader struct {
 	tenant string
 	n      int
 
-	v1 bool // a version 1 block: labels from the map, not the series column
+	v1   bool     // a version 1 block: labels from the map, not the series column
+	refs []uint32 // version 3: per series, its number; nil before
+	dict uint64   // version 3: the series dictionary of refs
 
 	seriesOffsets []int32
 	seriesData    []byte
@@ -422,10 +509,18 @@ func (r *BlockReader) decode(value []byte) error {
 	v, _ := metaValue(schema, "augur.block.version")
 	switch v {
 	case BlockVersion:
+		d, _ := metaValue(schema, "augur.series.dict")
+		id, err := strconv.ParseUint(d, 16, 64)
+		if err != nil || id == 0 {
+			return fmt.Errorf("augur.series.dict %q is not a non-zero hex number", d)
+		}
+		r.dict = id
+	case BlockVersionPlain:
+		fields = blockFieldsPlain
 	case blockVersion1:
 		fields = blockFieldsV1
 	default:
-		return fmt.Errorf("block version %q, want %q or %q", v, BlockVersion, blockVersion1)
+		return fmt.Errorf("block version %q, want %q, %q or %q", v, BlockVersion, BlockVersionPlain, blockVersion1)
 	}
 	if len(schema.Fields()) != len(fields) {
 		return fmt.Errorf("%d columns, want %d", len(schema.Fields()), len(fields))
@@ -525,6 +620,22 @@ func (r *BlockReader) decode(value []byte) error {
 	if err := checkOffsets(r.ex.ValueOffsets(), r.ex.Len(), len(r.ex.ValueBytes())); err != nil {
 		return fmt.Errorf("exemplars: %w", err)
 	}
+	if r.dict != 0 {
+		refs := rec.Column(9).(*array.Uint32)
+		if refs.Len() != r.n || refs.NullN() > 0 {
+			return errors.New("series_ref: wrong length or nulls")
+		}
+		r.refs = refs.Uint32Values()
+		for i, ref := range r.refs {
+			empty := r.seriesOffsets[i] == r.seriesOffsets[i+1]
+			switch {
+			case ref >= MaxSeriesRef:
+				return fmt.Errorf("series %d: series_ref %d, limit %d", i, ref, MaxSeriesRef)
+			case ref == 0 && empty:
+				return fmt.Errorf("series %d: no labels and no series_ref", i)
+			}
+		}
+	}
 	return nil
 }
 
@@ -618,6 +729,25 @@ func (r *BlockReader) Tenant() string { return r.tenant }
 
 // Len returns the number of series in the block.
 func (r *BlockReader) Len() int { return r.n }
+
+// Dict returns the id of the series dictionary the block's numbers belong
+// to, 0 when the block has none (versions 1 and 2).
+func (r *BlockReader) Dict() uint64 { return r.dict }
+
+// Ref returns the number of series i in the block's dictionary, 0 when it
+// has none.
+func (r *BlockReader) Ref(i int) uint32 {
+	if r.refs == nil {
+		return 0
+	}
+	return r.refs[i]
+}
+
+// IsReference reports whether row i refers to a series by its number only:
+// no labels and no metadata, which a row before defined (Ref, Dict).
+func (r *BlockReader) IsReference(i int) bool {
+	return r.refs != nil && r.refs[i] != 0 && r.seriesOffsets[i] == r.seriesOffsets[i+1]
+}
 
 // AppendSeries appends the labels of series i as a series key without its
 // tenant (AppendSeriesKey's form: 0xff name 0xfe value per label) to dst.
@@ -757,7 +887,45 @@ func (b *BlockBuilder) AddSeries(lbls []Label, ts []int64, vs []float64) {
 // Size estimates the bytes of the block's Arrow buffers so far, within a few
 // percent of what AppendIPC writes; callers use it to cut large blocks.
 func (b *BlockBuilder) Size() int {
-	return len(b.series.data) + 4*b.n +
+	return len(b.series.data) + 8*b.n +
 		24*len(b.ts) + 16*b.n + len(b.typ.data) + len(b.help.data) + len(b.unit.data) + 12*b.n +
 		len(b.hists.data) + 4*len(b.hists.offsets) + len(b.exemplars.data) + 4*len(b.exemplars.offsets) + 1024
+}
+
+// SeriesNames resolves the series references of blocks for a reader that
+// keeps no series state of its own (tools, tests): it remembers every
+// definition it was shown. Show it every row, in partition order.
+type SeriesNames struct {
+	defs map[seriesName]string
+}
+
+type seriesName struct {
+	part int32
+	dict uint64
+	ref  uint32
+}
+
+// AppendLabels is r.AppendLabels(dst, i) for a block of partition part,
+// with a reference resolved from the definitions shown before; false for
+// a reference defined before this reader began. The labels are valid until
+// the next Reset of r.
+func (n *SeriesNames) AppendLabels(dst []Label, part int32, r *BlockReader, i int) ([]Label, bool) {
+	ref := r.Ref(i)
+	if ref == 0 {
+		return r.AppendLabels(dst, i), true
+	}
+	k := seriesName{part, r.Dict(), ref}
+	if r.IsReference(i) {
+		s, ok := n.defs[k]
+		if !ok {
+			return dst, false
+		}
+		_, dst, _ = ParseSeriesKey(s, dst) // checkSeries checked it
+		return dst, true
+	}
+	if n.defs == nil {
+		n.defs = map[seriesName]string{}
+	}
+	n.defs[k] = string(r.AppendSeries(nil, i))
+	return r.AppendLabels(dst, i), true
 }

@@ -7,6 +7,11 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // staleNaN is Prometheus' stale marker; its bits must survive a block.
@@ -163,10 +168,129 @@ func TestBlockRejectsGarbage(t *testing.T) {
 
 // version is the block version r holds.
 func version(r *BlockReader) string {
-	if r.v1 {
+	switch {
+	case r.v1:
 		return blockVersion1
+	case r.dict != 0:
+		return BlockVersion
 	}
-	return BlockVersion
+	return BlockVersionPlain
+}
+
+// refBlock builds a block of two series of dictionary dict: the first
+// defines number 1, the second refers to number 2.
+func refBlock(t testing.TB, dict uint64) []byte {
+	t.Helper()
+	var b BlockBuilder
+	b.Reset("t")
+	b.StartSeries([]Label{{"__name__", "x"}, {"a", "b"}}, Metadata{Type: "gauge", Help: "h"})
+	if !b.Refer(dict, 1, true) {
+		t.Fatal("Refer refused a first number")
+	}
+	b.AppendSample(1, 2)
+	b.StartSeries([]Label{{"__name__", "y"}}, Metadata{Type: "counter", Help: "h"})
+	if !b.Refer(dict, 2, false) {
+		t.Fatal("Refer refused a second number")
+	}
+	b.AppendSample(3, 4)
+	v, err := b.AppendIPC(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestBlockSeriesRefs reads a version 3 block: a row that defines its
+// number keeps labels and metadata, a row that refers to one has neither.
+func TestBlockSeriesRefs(t *testing.T) {
+	var r BlockReader
+	if err := r.Reset(refBlock(t, 0xabc)); err != nil {
+		t.Fatal(err)
+	}
+	if version(&r) != BlockVersion || r.Dict() != 0xabc || r.Len() != 2 {
+		t.Fatalf("version %s dict %x len %d", version(&r), r.Dict(), r.Len())
+	}
+	if r.IsReference(0) || r.Ref(0) != 1 || string(r.AppendSeries(nil, 0)) != "\xff__name__\xfex\xffa\xfeb" || r.Metadata(0).Type != "gauge" {
+		t.Fatalf("row 0: ref %d %q %v", r.Ref(0), r.AppendSeries(nil, 0), r.Metadata(0))
+	}
+	if !r.IsReference(1) || r.Ref(1) != 2 || len(r.AppendSeries(nil, 1)) != 0 || r.Metadata(1) != (Metadata{}) {
+		t.Fatalf("row 1: ref %d %q %v", r.Ref(1), r.AppendSeries(nil, 1), r.Metadata(1))
+	}
+	if ts, vs := r.Samples(1); len(ts) != 1 || ts[0] != 3 || vs[0] != 4 {
+		t.Fatalf("row 1 samples %v %v", ts, vs)
+	}
+
+	// One dictionary per block; numbers of another stay plain rows.
+	var b BlockBuilder
+	b.Reset("")
+	b.StartSeries([]Label{{"__name__", "x"}}, Metadata{})
+	b.Refer(1, 1, true)
+	b.StartSeries([]Label{{"__name__", "y"}}, Metadata{})
+	if b.Refer(2, 1, false) {
+		t.Fatal("Refer accepted a second dictionary in one block")
+	}
+	// Without numbers a block is version 2, which older readers read.
+	b.Reset("")
+	b.AddSeries([]Label{{"__name__", "x"}}, []int64{1}, []float64{1})
+	v, err := b.AppendIPC(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reset(v); err != nil || version(&r) != BlockVersionPlain || r.Dict() != 0 || r.Ref(0) != 0 || r.IsReference(0) {
+		t.Fatalf("plain block: %v version %s", err, version(&r))
+	}
+}
+
+// TestBlockRejectsBadRefs: a row with neither labels nor a number, a number
+// past MaxSeriesRef, and a version 3 block without its dictionary id are bad
+// blocks.
+func TestBlockRejectsBadRefs(t *testing.T) {
+	build := func(dict string, refs []uint32, series []string) []byte {
+		sb := array.NewBinaryBuilder(memory.DefaultAllocator, arrow.BinaryTypes.Binary)
+		for _, s := range series {
+			sb.Append([]byte(s))
+		}
+		n := len(series)
+		cols := []arrow.Array{sb.NewArray()}
+		for _, f := range blockFields[1:] {
+			bld := array.NewBuilder(memory.DefaultAllocator, f.Type)
+			switch bb := bld.(type) {
+			case *array.ListBuilder:
+				for range n {
+					bb.Append(true)
+				}
+			case *array.StringBuilder:
+				for range n {
+					bb.Append("")
+				}
+			case *array.Uint32Builder:
+				bb.AppendValues(refs, nil)
+			}
+			cols = append(cols, bld.NewArray())
+		}
+		md := arrow.NewMetadata([]string{"augur.block.version", "augur.series.dict"}, []string{BlockVersion, dict})
+		rec := array.NewRecordBatch(arrow.NewSchema(blockFields, &md), cols, int64(n))
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Close()
+		return buf.Bytes()
+	}
+	if err := new(BlockReader).Reset(build("00000000000000ab", []uint32{1}, []string{""})); err != nil {
+		t.Fatalf("a reference row: %v", err)
+	}
+	for name, in := range map[string][]byte{
+		"no labels, no number": build("00000000000000ab", []uint32{0}, []string{""}),
+		"number too large":     build("00000000000000ab", []uint32{MaxSeriesRef}, []string{"\xffa\xfeb"}),
+		"no dictionary":        build("", []uint32{1}, []string{""}),
+		"dictionary 0":         build("0000000000000000", []uint32{1}, []string{""}),
+	} {
+		if err := new(BlockReader).Reset(in); !errors.Is(err, ErrBadBlock) {
+			t.Errorf("%s: err %v, want ErrBadBlock", name, err)
+		}
+	}
 }
 
 func TestCheckSeries(t *testing.T) {
@@ -193,6 +317,7 @@ func FuzzBlockReader(f *testing.F) {
 	}
 	f.Add(buildBlock(f, "t", []testSeries{{labels: []Label{{"__name__", "x"}, {"a", "b"}}, ts: []int64{1, 2}, vs: []float64{2, 3}, hists: [][]byte{{1}}}}))
 	f.Add(buildBlock(f, "", nil))
+	f.Add(refBlock(f, 0x1234))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var r BlockReader
 		if err := r.Reset(in); err != nil {
@@ -201,7 +326,7 @@ func FuzzBlockReader(f *testing.F) {
 		// Every accessor must stay in bounds on anything Reset accepted.
 		for i := range r.Len() {
 			lbls := r.AppendLabels(nil, i)
-			if key := r.AppendSeries(nil, i); version(&r) == BlockVersion && !bytes.Equal(key, AppendSeriesKey(nil, "", lbls)) {
+			if key := r.AppendSeries(nil, i); version(&r) != blockVersion1 && !bytes.Equal(key, AppendSeriesKey(nil, "", lbls)) {
 				t.Fatalf("series %d: key %q is not its labels %v", i, key, lbls)
 			}
 			ts, vs := r.Samples(i)
@@ -209,6 +334,9 @@ func FuzzBlockReader(f *testing.F) {
 				t.Fatalf("series %d: %d timestamps, %d values", i, len(ts), len(vs))
 			}
 			_ = r.Metadata(i)
+			if r.IsReference(i) && (len(lbls) != 0 || r.Ref(i) == 0 || r.Dict() == 0) {
+				t.Fatalf("series %d: a reference with labels %v, number %d, dictionary %x", i, lbls, r.Ref(i), r.Dict())
+			}
 			if len(r.StartTimestamps(i)) != len(ts) {
 				t.Fatalf("series %d: start timestamps differ in length", i)
 			}

@@ -40,24 +40,37 @@ func TestBlockReadByPyarrow(t *testing.T) {
 	}
 	defer cl.Close()
 
+	// Three records, as a receiver writes them: a block without series
+	// numbers (version 2), one defining series number 7 (version 3) and one
+	// referring to it.
 	stale := math.Float64frombits(0x7ff0000000000002)
-	var b proto.BlockBuilder
-	b.Reset("team-a")
-	b.StartSeries([]proto.Label{{Name: "__name__", Value: "http_requests_total"}, {Name: "job", Value: "api"}}, proto.Metadata{Type: "counter"})
-	b.AppendSample(1_700_000_000_000, 42.5)
-	b.AppendSample(1_700_000_015_000, stale)
-	b.AppendExemplar([]proto.Label{{Name: "trace_id", Value: "abc"}}, 1, 1_700_000_000_000)
-	value, err := b.AppendIPC(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: "augur.samples", Value: value}).FirstErr(); err != nil {
-		t.Fatal(err)
+	lbls := []proto.Label{{Name: "__name__", Value: "http_requests_total"}, {Name: "job", Value: "api"}}
+	const dict = 0xa5a5
+	for _, ref := range []struct {
+		n      uint32
+		define bool
+	}{{0, true}, {7, true}, {7, false}} {
+		var b proto.BlockBuilder
+		b.Reset("team-a")
+		b.StartSeries(lbls, proto.Metadata{Type: "counter"})
+		if ref.n != 0 && !b.Refer(dict, ref.n, ref.define) {
+			t.Fatal("Refer refused")
+		}
+		b.AppendSample(1_700_000_000_000, 42.5)
+		b.AppendSample(1_700_000_015_000, stale)
+		b.AppendExemplar([]proto.Label{{Name: "trace_id", Value: "abc"}}, 1, 1_700_000_000_000)
+		value, err := b.AppendIPC(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: "augur.samples", Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "python3", "../bench/read_block.py", c.ListenAddrs()[0]).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "python3", "../bench/read_block.py", c.ListenAddrs()[0], "augur.samples", "3").CombinedOutput()
 	if err != nil {
 		t.Fatalf("read_block.py: %v\n%s", err, out)
 	}
@@ -73,13 +86,19 @@ func TestBlockReadByPyarrow(t *testing.T) {
 		}
 		rows = append(rows, row)
 	}
-	if len(rows) != 1 {
-		t.Fatalf("pyarrow read %d rows, want 1:\n%s", len(rows), out)
+	if len(rows) != 3 {
+		t.Fatalf("pyarrow read %d rows, want 3:\n%s", len(rows), out)
 	}
-	got := fmt.Sprint(rows[0]["version"], rows[0]["labels"], rows[0]["timestamps"], rows[0]["values"], rows[0]["tenant"], rows[0]["metric_type"], rows[0]["exemplars"])
-	want := fmt.Sprint(proto.BlockVersion, map[string]any{"__name__": "http_requests_total", "job": "api"},
-		[]any{1.7e12, 1.700000015e12}, []any{"4045400000000000", "7ff0000000000002"}, "team-a", "counter", 1.0)
-	if got != want {
-		t.Fatalf("pyarrow read\n%s\nwant\n%s", got, want)
+	for i, want := range []struct {
+		version, typ string
+		ref          float64
+	}{{proto.BlockVersionPlain, "counter", 0}, {proto.BlockVersion, "counter", 7}, {proto.BlockVersion, "", 7}} {
+		r := rows[i]
+		got := fmt.Sprint(r["version"], r["labels"], r["series_ref"], r["timestamps"], r["values"], r["tenant"], r["metric_type"], r["exemplars"])
+		w := fmt.Sprint(want.version, map[string]any{"__name__": "http_requests_total", "job": "api"}, want.ref,
+			[]any{1.7e12, 1.700000015e12}, []any{"4045400000000000", "7ff0000000000002"}, "team-a", want.typ, 1.0)
+		if got != w {
+			t.Fatalf("pyarrow read row %d\n%s\nwant\n%s", i, got, w)
+		}
 	}
 }

@@ -177,53 +177,62 @@ func BenchmarkProcessCompressed(b *testing.B) {
 	}
 	const series = 250
 	for _, c := range codecs {
-		b.Run("codec="+c.name, func(b *testing.B) {
-			cfg := testConfig(b)
-			e := mustEnv(b, &cfg)
-			blocks := loadgenBlocks(b, 64, series)
-			size := 0
-			for i := range blocks {
-				if blocks[i], err = c.compress(blocks[i]); err != nil {
-					b.Fatal(err)
-				}
-				size += len(blocks[i])
+		for _, refs := range []bool{true, false} {
+			name := "codec=" + c.name + "/refs=off"
+			if refs {
+				name = "codec=" + c.name + "/refs=on"
 			}
-			var rd proto.BlockReader
-			var buf []byte
-			sh := newShard(0, e)
-			var n, i int
-			cpu0 := cpuTime()
-			for b.Loop() {
-				if i == len(blocks) {
-					b.StopTimer()
-					sh, i = newShard(0, e), 0
-					b.StartTimer()
+			b.Run(name, func(b *testing.B) {
+				cfg := testConfig(b)
+				e := mustEnv(b, &cfg)
+				blocks := loadgenBlocks(b, 64, series, refs)
+				size := 0
+				for i := range blocks {
+					if blocks[i], err = c.compress(blocks[i]); err != nil {
+						b.Fatal(err)
+					}
+					size += len(blocks[i])
 				}
-				v, err := c.decompress(buf, blocks[i])
-				if err != nil {
-					b.Fatal(err)
+				var rd proto.BlockReader
+				var buf []byte
+				sh := newShard(0, e)
+				var n, i int
+				cpu0 := cpuTime()
+				for b.Loop() {
+					if i == len(blocks) {
+						b.StopTimer()
+						sh, i = newShard(0, e), 0
+						b.StartTimer()
+					}
+					v, err := c.decompress(buf, blocks[i])
+					if err != nil {
+						b.Fatal(err)
+					}
+					buf = v
+					if err := rd.Reset(v); err != nil {
+						b.Fatal(err)
+					}
+					sh.processBlock(&rd)
+					sh.out = sh.out[:0]
+					i++
+					n += series
 				}
-				buf = v
-				if err := rd.Reset(v); err != nil {
-					b.Fatal(err)
+				if cpu := cpuTime() - cpu0; cpu > 0 {
+					b.ReportMetric(float64(n)/cpu.Seconds(), "samples/cpu-s")
 				}
-				sh.processBlock(&rd)
-				sh.out = sh.out[:0]
-				i++
-				n += series
-			}
-			if cpu := cpuTime() - cpu0; cpu > 0 {
-				b.ReportMetric(float64(n)/cpu.Seconds(), "samples/cpu-s")
-			}
-			b.ReportMetric(float64(size)/float64(len(blocks)*series), "B/sample")
-		})
+				b.ReportMetric(float64(size)/float64(len(blocks)*series), "B/sample")
+			})
+		}
 	}
 }
 
 // loadgenBlocks builds nBlocks consecutive blocks of `series` series of
 // augur loadgen's fleet (every eighth series, as one of 8 partitions
-// receives them), one sample each, as the receiver writes them.
-func loadgenBlocks(b *testing.B, nBlocks, series int) [][]byte {
+// receives them), one sample each, as the receiver writes them: with refs,
+// each series' first row defines its number and the later ones refer to
+// it (the fleet's 2,500 series of a partition cycle every 10 blocks of
+// 250).
+func loadgenBlocks(b *testing.B, nBlocks, series int, refs bool) [][]byte {
 	b.Helper()
 	const fleet = 20000
 	lbls := loadgen.Fleet(fleet)
@@ -242,6 +251,10 @@ func loadgenBlocks(b *testing.B, nBlocks, series int) [][]byte {
 				pl = append(pl, proto.Label{Name: l.Name, Value: l.Value})
 			}
 			bb.AddSeries(pl, []int64{ts}, []float64{v})
+			if refs {
+				n := uint32(j%(fleet/8)) + 1
+				bb.Refer(1, n, j < fleet/8)
+			}
 			j++
 		}
 		v, err := bb.AppendIPC(nil)

@@ -360,11 +360,12 @@ func TestEOSUninterrupted(t *testing.T) {
 		records += len(r)
 	}
 	wantMetrics := map[string]float64{
-		"augur_stream_records_processed_total":                   float64(records),
-		"augur_stream_samples_processed_total":                   float64(want.stats.samples),
-		`augur_stream_samples_dropped_total{reason="duplicate"}`: float64(want.stats.duplicates),
-		`augur_stream_samples_dropped_total{reason="late"}`:      float64(want.stats.late),
-		"augur_stream_decisions_total":                           float64(len(want.decisions)),
+		"augur_stream_records_processed_total":                    float64(records),
+		"augur_stream_samples_processed_total":                    float64(want.stats.samples),
+		`augur_stream_samples_dropped_total{reason="duplicate"}`:  float64(want.stats.duplicates),
+		`augur_stream_samples_dropped_total{reason="late"}`:       float64(want.stats.late),
+		`augur_stream_samples_dropped_total{reason="unresolved"}`: 0,
+		"augur_stream_decisions_total":                            float64(len(want.decisions)),
 	}
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -154,13 +154,17 @@ func testSeries() []series {
 // genInput builds the samples records of steps scrapes (1s apart), one block
 // per partition per scrape as ingest writes them, with a remote-write retry
 // (a resent block) every 37 steps, a stale marker that ends one series for
-// a while, and a late sample. It returns the record values per partition.
+// a while, and a late sample. Like a receiver, it numbers the series of each
+// partition (proto/block.go, "Series references"): a row defines its
+// series' number the first time and every 50 steps, and refers to it by
+// number otherwise. It returns the record values per partition.
 func genInput(t testing.TB, set *rules.Set, parts int32, steps int) map[int32][][]byte {
 	t.Helper()
 	ss := testSeries()
 	const t0 = int64(1_700_000_000_000)
 	out := map[int32][][]byte{}
 	var key []byte
+	refs := map[int32]map[string]uint32{} // per partition: tenant and series → number
 	for step := range steps {
 		ts := t0 + int64(step)*1000
 		blocks := map[int32]map[string]*proto.BlockBuilder{}
@@ -186,9 +190,19 @@ func genInput(t testing.TB, set *rules.Set, parts int32, steps int) map[int32][]
 			if si == 5 && step == 90 {
 				// a late sample, older than the watermark
 				b.AddSeries(s.lbls, []int64{ts - 20_000, ts}, []float64{v, v})
-				continue
+			} else {
+				b.AddSeries(s.lbls, []int64{ts}, []float64{v})
 			}
-			b.AddSeries(s.lbls, []int64{ts}, []float64{v})
+			if refs[p] == nil {
+				refs[p] = map[string]uint32{}
+			}
+			k := s.tenant + string(b.LastSeries())
+			ref, ok := refs[p][k]
+			if !ok {
+				ref = uint32(len(refs[p]) + 1)
+				refs[p][k] = ref
+			}
+			b.Refer(uint64(p)+100, ref, !ok || step%50 == 0)
 		}
 		for p := range parts {
 			tenants := make([]string, 0, len(blocks[p]))

@@ -21,6 +21,7 @@ func TestReplayerIsTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rd proto.BlockReader
+	var names proto.SeriesNames
 	var lbls []proto.Label
 	var got []string
 	for _, v := range in[0] {
@@ -28,7 +29,10 @@ func TestReplayerIsTheStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range rd.Len() {
-			lbls = rd.AppendLabels(lbls[:0], i)
+			var ok bool
+			if lbls, ok = names.AppendLabels(lbls[:0], 0, &rd, i); !ok {
+				t.Fatalf("series %d refers to number %d, not defined before", i, rd.Ref(i))
+			}
 			ts, vs := rd.Samples(i)
 			if err := rp.Add(rd.Tenant(), lbls, rd.Metadata(i).Type, ts, vs); err != nil {
 				t.Fatal(err)

@@ -52,6 +52,10 @@ type shard struct {
 	groups     []*group
 	groupIndex map[string]int32
 
+	// refTables are the receivers' series dictionaries this partition's
+	// blocks number series in, by dictionary id (refs.go).
+	refTables map[uint64]*refTable
+
 	lblBytes int // bytes of all keys (the label sets)
 
 	restoredEnd int64 // end offset of augur.state the shard was restored from
@@ -81,7 +85,7 @@ type shard struct {
 
 // shardStats counts what a shard did since the counters were last read.
 type shardStats struct {
-	records, samples, duplicates, late, stale, badRecords, created, evicted uint64
+	records, samples, duplicates, late, stale, badRecords, created, evicted, unresolved uint64
 }
 
 // group is the state of one workload group: a scaling, gray-failure or GPU
@@ -127,7 +131,18 @@ func (sh *shard) watermark() int64 {
 func (sh *shard) processBlock(r *proto.BlockReader) {
 	tenant := r.Tenant()
 	wm := sh.watermark()
+	refs := sh.refs(r.Dict())
 	for i := range r.Len() {
+		ts, vs := r.Samples(i)
+		if r.IsReference(i) {
+			row, ok := sh.resolve(refs, r.Ref(i))
+			if !ok {
+				sh.stats.unresolved += uint64(len(ts))
+				continue
+			}
+			sh.samples(row, wm, ts, vs)
+			continue
+		}
 		// The block's series column is the series key without its
 		// tenant: labels are parsed only for a series not seen before.
 		sh.kbuf = r.AppendSeries(append(sh.kbuf[:0], tenant...), i)
@@ -136,8 +151,13 @@ func (sh *shard) processBlock(r *proto.BlockReader) {
 			sh.lbls = r.AppendLabels(sh.lbls[:0], i)
 			row = sh.create(string(sh.kbuf), tenant, sh.lbls, r.Metadata(i).Type)
 		}
-		ts, vs := r.Samples(i)
+		if ref := r.Ref(i); ref != 0 {
+			refs.define(ref, sh.keys[row], row, r.Metadata(i).Type)
+		}
 		sh.samples(row, wm, ts, vs)
+	}
+	if refs != nil {
+		refs.used = max(refs.used, sh.maxTs)
 	}
 	sh.stats.records++
 	sh.advance()
@@ -410,6 +430,7 @@ func (sh *shard) advance() {
 	}
 	if wm >= sh.nextSweep {
 		sh.sweep(wm)
+		sh.sweepRefs()
 		sh.nextSweep = wm + sh.env.sweepEvery
 	}
 }

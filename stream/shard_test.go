@@ -208,6 +208,14 @@ func TestCheckpointRestore(t *testing.T) {
 						}
 					}
 					sh.finishRestore()
+					// As the stream does: the series numbers defined
+					// before the restored offset (learnRefsBefore).
+					for _, v := range recs[:i+1] {
+						if err := rd.Reset(v); err != nil {
+							t.Fatal(err)
+						}
+						sh.learnRefs(&rd)
+					}
 				}
 			}
 		}

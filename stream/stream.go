@@ -467,6 +467,12 @@ func (s *Stream) runJob(ctx context.Context, adm *kadm.Client, w *worker, j *job
 			j.err = err
 			return
 		}
+		if w.next > 0 {
+			if err := s.learnRefsBefore(ctx, adm, sh, w.part, w.next); err != nil {
+				j.err = err
+				return
+			}
+		}
 	}
 	sh := w.sh
 	if first := j.records[0].Offset; w.next >= 0 && first > w.next {
@@ -587,6 +593,85 @@ func (s *Stream) restore(ctx context.Context, adm *kadm.Client, part int32) (*sh
 	sh.finishRestore()
 	sh.restoredEnd = end
 	return sh, nil
+}
+
+// learnRefsBefore reads the series numbers that the records of a samples
+// partition from offset next on may refer to and that were defined before
+// it: the records from proto.SeriesRefMaxAge (and refMargin) before the one
+// at next-1, by record timestamp, up to next (proto/block.go, "Series
+// references"). Their samples were applied before the restored checkpoint.
+func (s *Stream) learnRefsBefore(ctx context.Context, adm *kadm.Client, sh *shard, part int32, next int64) error {
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RestoreTimeout)
+	defer cancel()
+	var last *kgo.Record
+	if err := s.readSamples(ctx, part, next-1, next, func(r *kgo.Record) { last = r }); err != nil {
+		return err
+	}
+	if last == nil {
+		return nil // retention deleted it: the stream reads from the log start
+	}
+	t := last.Timestamp.Add(-(proto.SeriesRefMaxAge + refMargin)).UnixMilli()
+	offs, err := adm.ListOffsetsAfterMilli(ctx, t, s.cfg.SamplesTopic)
+	if err != nil {
+		return fmt.Errorf("series definitions of partition %d: %w", part, err)
+	}
+	o, ok := offs.Lookup(s.cfg.SamplesTopic, part)
+	if !ok {
+		return fmt.Errorf("series definitions of partition %d: no offset for %s", part, time.UnixMilli(t).UTC())
+	}
+	if o.Err != nil {
+		return fmt.Errorf("series definitions of partition %d: offset for %s: %w", part, time.UnixMilli(t).UTC(), o.Err)
+	}
+	var rd proto.BlockReader
+	records := 0
+	err = s.readSamples(ctx, part, min(o.Offset, next-1), next, func(r *kgo.Record) {
+		records++
+		if rd.Reset(r.Value) == nil {
+			sh.learnRefs(&rd)
+		}
+	})
+	s.log.Info("series definitions read", "partition", part, "records", records, "before", next, "duration", time.Since(began))
+	return err
+}
+
+// refMargin is how much earlier than proto.SeriesRefMaxAge before the
+// committed offset's record learnRefsBefore begins: records of different
+// receivers reach a partition in an order their timestamps need not follow.
+const refMargin = 15 * time.Second
+
+// readSamples calls fn for each record of a samples partition in [from,
+// until), in order. Records retention deleted are not there.
+func (s *Stream) readSamples(ctx context.Context, part int32, from, until int64, fn func(*kgo.Record)) error {
+	c := &s.cfg
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.SamplesTopic: {part: kgo.NewOffset().At(from)}}),
+	}, c.ClientOpts...)...)
+	if err != nil {
+		return fmt.Errorf("read samples partition %d: %w", part, err)
+	}
+	defer cl.Close()
+	for done := false; !done; {
+		pctx, cancel := context.WithTimeout(ctx, restoreQuiet)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read samples partition %d from %d to %d: %w", part, from, until, err)
+		}
+		if fs.NumRecords() == 0 && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+			return nil // nothing below until: retention or a log end below it
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if done || r.Offset >= until {
+				done = true
+				return
+			}
+			fn(r)
+			done = r.Offset >= until-1
+		})
+	}
+	return nil
 }
 
 // restoreQuiet is how long a restore waits for more records below the end

@@ -44,6 +44,10 @@ kafka:
   embedded_addr: %s
   embedded_retention_bytes: %d
   partitions: 2
+ingest:
+  # Labels in every block (about 45 B/sample instead of 16): the load
+  # below then writes several times the bound.
+  series_refs: -1
 `, listen, filepath.Join(dir, "data"), broker, bound))
 	ctx, _ := startRun(t, filepath.Join(dir, "augur.yaml"), listen)
 
@@ -172,6 +176,8 @@ kafka:
   embedded_addr: %s
   embedded_retention_bytes: 1073741824
   partitions: 2
+ingest:
+  series_refs: -1 # labels in every block: about 45 B/sample, see below
 `, listen, filepath.Join(mnt, "data"), broker))
 	ctx, logs := startRun(t, filepath.Join(dir, "augur.yaml"), listen)
 

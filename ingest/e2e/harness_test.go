@@ -333,6 +333,7 @@ type topicReader struct {
 	client *kgo.Client
 	adm    *kadm.Client
 	br     proto.BlockReader
+	names  proto.SeriesNames
 	lbls   []proto.Label
 
 	next     map[int32]int64 // per partition: offset after the last record read
@@ -425,7 +426,10 @@ func (r *topicReader) add(rec *kgo.Record) error {
 		return fmt.Errorf("record %d/%d: %w", rec.Partition, rec.Offset, err)
 	}
 	for i := range r.br.Len() {
-		r.lbls = r.br.AppendLabels(r.lbls[:0], i)
+		var ok bool
+		if r.lbls, ok = r.names.AppendLabels(r.lbls[:0], rec.Partition, &r.br, i); !ok {
+			return fmt.Errorf("record %d/%d: series %d refers to number %d, not defined before", rec.Partition, rec.Offset, i, r.br.Ref(i))
+		}
 		ts, vs := r.br.Samples(i)
 		if len(ts) == 0 {
 			if md := r.br.Metadata(i); md != (proto.Metadata{}) && len(r.lbls) == 1 {

@@ -1,0 +1,74 @@
+package ingest
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/augur-ops/augur/proto"
+)
+
+// seriesRefs is the series dictionary of one partition: the number the
+// receiver gave each series it wrote there, and when a record defining it
+// was last acknowledged. A row refers to a series by number only while that
+// definition is younger than refreshAge; otherwise it defines it again
+// (proto/block.go, "Series references"). Safe for concurrent use.
+type seriesRefs struct {
+	mu sync.Mutex
+	// id names the dictionary in the blocks; a new one begins when max
+	// series are numbered, so the memory stays bounded.
+	id    uint64
+	max   int
+	index map[string]uint32 // tenant and series column → number
+	// definedAt is, per number, when the request whose records define it
+	// began to produce them (unix ms), 0 while no such record is
+	// acknowledged. Index 0 is unused: numbers start at 1.
+	definedAt []int64
+}
+
+// refreshAge is how old a definition may be for a row to refer to it: short
+// of proto.SeriesRefMaxAge by the time a request may take to be produced
+// after it was built, so that the reference's record stays within it.
+const refreshAge = proto.SeriesRefMaxAge - 10*time.Second
+
+func newSeriesRefs(max int) *seriesRefs {
+	d := &seriesRefs{max: max}
+	d.reset()
+	return d
+}
+
+func (d *seriesRefs) reset() {
+	d.id = rand.Uint64() | 1 // never 0, which means no dictionary
+	d.index = map[string]uint32{}
+	d.definedAt = append(d.definedAt[:0], 0)
+}
+
+// number returns the dictionary, the number of the series whose tenant and
+// series column are key, and whether the row must define it (a new number, or none
+// acknowledged within refreshAge of nowMs).
+func (d *seriesRefs) number(key []byte, nowMs int64) (dict uint64, ref uint32, define bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ref, ok := d.index[string(key)]
+	if !ok {
+		if len(d.index) >= d.max {
+			d.reset()
+		}
+		ref = uint32(len(d.definedAt))
+		d.index[string(key)] = ref
+		d.definedAt = append(d.definedAt, 0)
+		return d.id, ref, true
+	}
+	at := d.definedAt[ref]
+	return d.id, ref, at == 0 || nowMs-at >= refreshAge.Milliseconds()
+}
+
+// defined records that a record defining number ref of dictionary dict,
+// with timestamp atMs, was acknowledged.
+func (d *seriesRefs) defined(dict uint64, ref uint32, atMs int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dict == d.id && d.definedAt[ref] < atMs {
+		d.definedAt[ref] = atMs
+	}
+}
