@@ -122,6 +122,15 @@ func checkSamples(ctx context.Context, brokers []string, acked map[string]map[in
 		v.samples += int64(len(m))
 	}
 	var decodeErrs int
+	// Series references (block version 3): a row with a series_ref and no
+	// labels names the series of the row of its partition that defined
+	// the number, within the writer's dictionary (augur.series.dict).
+	type seriesRef struct {
+		part int32
+		dict string
+		ref  uint32
+	}
+	defined := map[seriesRef][]byte{}
 	err := readTopic(ctx, brokers, "augur.samples", func(r *kgo.Record) {
 		rd, err := ipc.NewReader(bytes.NewReader(r.Value))
 		if err != nil {
@@ -129,9 +138,29 @@ func checkSamples(ctx context.Context, brokers []string, acked map[string]map[in
 			return
 		}
 		defer rd.Release()
+		dict := ""
+		if md := rd.Schema().Metadata(); md.FindKey("augur.series.dict") >= 0 {
+			dict = md.Values()[md.FindKey("augur.series.dict")]
+		}
 		for rd.Next() {
 			rec := rd.RecordBatch()
-			labels := blockLabels(rec)
+			var resolve func(row int, series []byte) []byte
+			if dict != "" {
+				refs := rec.Column(9).(*array.Uint32)
+				resolve = func(row int, series []byte) []byte {
+					ref := refs.Value(row)
+					if ref == 0 {
+						return series
+					}
+					k := seriesRef{r.Partition, dict, ref}
+					if len(series) > 0 {
+						defined[k] = bytes.Clone(series)
+						return series
+					}
+					return defined[k] // nil: defined before the topic's start
+				}
+			}
+			labels := blockLabels(rec, resolve)
 			tsList := rec.Column(1).(*array.List)
 			tsVals := tsList.ListValues().(*array.Int64)
 			vList := rec.Column(2).(*array.List)
@@ -181,7 +210,7 @@ func checkSamples(ctx context.Context, brokers []string, acked map[string]map[in
 // blockLabels returns a function giving the label names and values of a
 // row of a samples block: from the series column (0xff name 0xfe value per
 // label) or, in a version 1 block, the labels map.
-func blockLabels(rec arrow.RecordBatch) func(row int) (names, values []string) {
+func blockLabels(rec arrow.RecordBatch, resolve func(row int, series []byte) []byte) func(row int) (names, values []string) {
 	if m, ok := rec.Column(0).(*array.Map); ok {
 		keys := m.Keys().(*array.String)
 		vals := m.Items().(*array.String)
@@ -196,7 +225,14 @@ func blockLabels(rec arrow.RecordBatch) func(row int) (names, values []string) {
 	}
 	series := rec.Column(0).(*array.Binary)
 	return func(row int) (names, values []string) {
-		for _, pair := range bytes.Split(series.Value(row), []byte{0xff})[1:] {
+		b := series.Value(row)
+		if resolve != nil {
+			b = resolve(row, b)
+		}
+		if len(b) == 0 {
+			return nil, nil
+		}
+		for _, pair := range bytes.Split(b, []byte{0xff})[1:] {
 			n, v, _ := bytes.Cut(pair, []byte{0xfe})
 			names, values = append(names, string(n)), append(values, string(v))
 		}
