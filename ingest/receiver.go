@@ -413,8 +413,13 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		if r.refs != nil {
 			p := req.lastPart
 			// Numbered by tenant and labels: a number names one series.
-			req.refKey = append(append(req.refKey[:0], tenant...), b.LastSeries()...)
-			dict, ref, define := r.refs[p].number(req.refKey, refNow)
+			// The series column starts with 0xff, which no tenant has.
+			key := b.LastSeries()
+			if tenant != "" {
+				req.refKey = append(append(req.refKey[:0], tenant...), key...)
+				key = req.refKey
+			}
+			dict, ref, define := r.refs[p].number(key, refNow)
 			if b.Refer(dict, ref, define) && define {
 				req.defs = append(req.defs, seriesDef{p, dict, ref})
 			}
@@ -525,10 +530,9 @@ func (r *Receiver) produce(ctx context.Context, req *request, tenant string) err
 	// which may still deliver them (a duplicate the stream drops).
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ProduceTimeout)
 	defer cancel()
-	start := time.Now()
-	// The series numbers the records define count from now: franz-go
+	// The series numbers the records define count from start: franz-go
 	// stamps each record when it takes it, after this (seriesRefs).
-	at := time.Now()
+	start := time.Now()
 	var (
 		mu        sync.Mutex
 		firstErr  error
@@ -568,7 +572,7 @@ func (r *Receiver) produce(ctx context.Context, req *request, tenant string) err
 		return fmt.Errorf("%w: %w", errKafka, firstErr)
 	}
 	for _, d := range req.defs {
-		r.refs[d.part].defined(d.dict, d.ref, at.UnixMilli())
+		r.refs[d.part].defined(d.dict, d.ref, start.UnixMilli())
 	}
 	return nil
 }

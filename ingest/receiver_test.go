@@ -388,6 +388,55 @@ func TestSeriesReferences(t *testing.T) {
 	}
 }
 
+// TestSeriesRefsPerTenant: the same labels under two tenants are two
+// series, with two numbers, each resolved to its own tenant's rows.
+func TestSeriesRefsPerTenant(t *testing.T) {
+	e := newEnv(t, nil)
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels: lbl("__name__", "up", "job", "api"), Samples: []prompb.Sample{{Value: 1, Timestamp: e.now.UnixMilli()}},
+	}}}
+	// More tenants than partitions: some share a partition and its
+	// dictionary. The first tenant writes again last.
+	var tenants []string
+	for i := range testPartitions + 1 {
+		tenants = append(tenants, fmt.Sprintf("team-%d", i))
+	}
+	tenants = append(tenants, tenants[0])
+	for _, tenant := range tenants {
+		resp := e.post(t, post{body: encodeV1(t, req), headers: map[string]string{"X-Scope-OrgID": tenant}})
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("tenant %q: status %d: %s", tenant, resp.StatusCode, body(t, resp))
+		}
+	}
+	got := e.readAll(t, len(tenants))
+	// A number is one partition's: two tenants' series are apart when
+	// their partitions or their numbers differ.
+	numbers := map[string]string{}
+	owner := map[string]string{}
+	for _, g := range got {
+		n := fmt.Sprint(g.partition, "/", g.ref)
+		if was, ok := numbers[g.tenant]; ok && was != n {
+			t.Fatalf("tenant %q: numbers %s and %s", g.tenant, was, n)
+		}
+		if o, ok := owner[n]; ok && o != g.tenant {
+			t.Fatalf("number %s names tenant %q's series and tenant %q's", n, o, g.tenant)
+		}
+		numbers[g.tenant], owner[n] = n, g.tenant
+	}
+	if len(numbers) != len(tenants)-1 {
+		t.Fatalf("numbers by tenant %v: want %d", numbers, len(tenants)-1)
+	}
+	var first []bool // tenants[0]'s rows, in their partition's order: reference or not
+	for _, g := range got {
+		if g.tenant == tenants[0] {
+			first = append(first, g.reference)
+		}
+	}
+	if fmt.Sprint(first) != "[false true]" {
+		t.Fatalf("%s's rows are references %v, want a definition then a reference", tenants[0], first)
+	}
+}
+
 func TestSeriesRefsRefreshAndBound(t *testing.T) {
 	d := newSeriesRefs(2)
 	id, a, define := d.number([]byte("a"), 1000)

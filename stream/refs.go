@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/augur-ops/augur/proto"
@@ -17,21 +18,7 @@ type refTable struct {
 type refRow struct {
 	key string // series key (tenant included), "" when not defined
 	row int32  // row of key when last resolved; checked before use
-	typ string // the definition's metric type, one of metricTypes or ""
-}
-
-// metricTypes are the metric types a definition can give.
-var metricTypes = []string{"counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset"}
-
-// internType returns typ as one of metricTypes, "" when it is none: the
-// table outlives the block typ points into.
-func internType(typ string) string {
-	for _, t := range metricTypes {
-		if t == typ {
-			return t
-		}
-	}
-	return ""
+	typ string // the definition's metric type, "" when none
 }
 
 // refTableIdle is how long, in event time, a dictionary no block uses is
@@ -47,21 +34,23 @@ func (sh *shard) refs(dict uint64) *refTable {
 	}
 	t := sh.refTables[dict]
 	if t == nil {
-		if sh.refTables == nil {
-			sh.refTables = map[uint64]*refTable{}
-		}
 		t = &refTable{}
 		sh.refTables[dict] = t
 	}
 	return t
 }
 
-// define records that number ref of t is the series in row.
+// define records that number ref of t is the series in row, of metric
+// type typ (which may point into a block: copied when it changes).
 func (t *refTable) define(ref uint32, key string, row int32, typ string) {
 	if int(ref) >= len(t.rows) {
 		t.rows = append(t.rows, make([]refRow, int(ref)+1-len(t.rows))...)
 	}
-	t.rows[ref] = refRow{key: key, row: row, typ: internType(typ)}
+	e := &t.rows[ref]
+	e.key, e.row = key, row
+	if e.typ != typ {
+		e.typ = strings.Clone(typ)
+	}
 }
 
 // resolve returns the row of number ref of t. A series swept since is

@@ -114,7 +114,7 @@ type window struct {
 }
 
 func newShard(part int32, e *env) *shard {
-	return &shard{part: part, env: e, index: map[string]int32{}, groupIndex: map[string]int32{}}
+	return &shard{part: part, env: e, index: map[string]int32{}, groupIndex: map[string]int32{}, refTables: map[uint64]*refTable{}}
 }
 
 // watermark returns the partition watermark: max event time minus the

@@ -544,47 +544,29 @@ func (s *Stream) restore(ctx context.Context, adm *kadm.Client, part int32) (*sh
 		return nil, err
 	}
 	if end > 0 {
-		cl, err := kgo.NewClient(append([]kgo.Opt{
-			kgo.SeedBrokers(c.Brokers...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.StateTopic: {part: kgo.NewOffset().AtStart()}}),
+		// The record at end-1 ends the read. Compaction can remove it (an
+		// old tombstone or transaction marker of an idle partition): a
+		// fetch below the end that brings nothing for a while means there
+		// is nothing left to read.
+		var applyErr error
+		quiet, err := s.readPartition(ctx, c.StateTopic, part, kgo.NewOffset().AtStart(), end, []kgo.Opt{
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			// Control records mark the end of every transaction, so the
 			// last offset before the end is always seen.
 			kgo.KeepControlRecords(),
-		}, c.ClientOpts...)...)
+		}, func(r *kgo.Record) {
+			if !r.Attrs.IsControl() && applyErr == nil {
+				if err := sh.apply(r.Key, r.Value); err != nil {
+					applyErr = fmt.Errorf("offset %d: %w", r.Offset, err)
+				}
+			}
+		})
 		if err != nil {
 			return nil, fmt.Errorf("restore partition %d: %w", part, err)
 		}
-		defer cl.Close()
-		var applyErr error
-		for done := false; !done; {
-			// The record at end-1 ends the read. Compaction can remove it
-			// (an old tombstone or transaction marker of an idle
-			// partition): a fetch below the end that brings nothing for a
-			// while means there is nothing left to read.
-			pctx, cancel := context.WithTimeout(ctx, restoreQuiet)
-			fs := cl.PollFetches(pctx)
-			cancel()
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("restore partition %d: %w", part, err)
-			}
-			if fs.NumRecords() == 0 && errors.Is(pctx.Err(), context.DeadlineExceeded) {
-				s.log.Warn("state restore found nothing more below the end offset, assuming a compacted tail",
-					"partition", part, "end", end, "waited", restoreQuiet)
-				break
-			}
-			fs.EachRecord(func(r *kgo.Record) {
-				if done || r.Offset >= end {
-					done = true
-					return
-				}
-				if !r.Attrs.IsControl() && applyErr == nil {
-					if err := sh.apply(r.Key, r.Value); err != nil {
-						applyErr = fmt.Errorf("offset %d: %w", r.Offset, err)
-					}
-				}
-				done = r.Offset >= end-1
-			})
+		if quiet {
+			s.log.Warn("state restore found nothing more below the end offset, assuming a compacted tail",
+				"partition", part, "end", end, "waited", restoreQuiet)
 		}
 		if applyErr != nil {
 			return nil, fmt.Errorf("restore partition %d: %w", part, applyErr)
@@ -605,7 +587,7 @@ func (s *Stream) learnRefsBefore(ctx context.Context, adm *kadm.Client, sh *shar
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RestoreTimeout)
 	defer cancel()
 	var last *kgo.Record
-	if err := s.readSamples(ctx, part, next-1, next, func(r *kgo.Record) { last = r }); err != nil {
+	if _, err := s.readPartition(ctx, s.cfg.SamplesTopic, part, kgo.NewOffset().At(next-1), next, nil, func(r *kgo.Record) { last = r }); err != nil {
 		return err
 	}
 	if last == nil {
@@ -625,7 +607,7 @@ func (s *Stream) learnRefsBefore(ctx context.Context, adm *kadm.Client, sh *shar
 	}
 	var rd proto.BlockReader
 	records := 0
-	err = s.readSamples(ctx, part, min(o.Offset, next-1), next, func(r *kgo.Record) {
+	_, err = s.readPartition(ctx, s.cfg.SamplesTopic, part, kgo.NewOffset().At(min(o.Offset, next-1)), next, nil, func(r *kgo.Record) {
 		records++
 		if rd.Reset(r.Value) == nil {
 			sh.learnRefs(&rd)
@@ -640,16 +622,19 @@ func (s *Stream) learnRefsBefore(ctx context.Context, adm *kadm.Client, sh *shar
 // receivers reach a partition in an order their timestamps need not follow.
 const refMargin = 15 * time.Second
 
-// readSamples calls fn for each record of a samples partition in [from,
-// until), in order. Records retention deleted are not there.
-func (s *Stream) readSamples(ctx context.Context, part int32, from, until int64, fn func(*kgo.Record)) error {
+// readPartition calls fn for each record of a topic partition from `from`
+// up to offset until (exclusive), in order, with opts added to the stream's
+// client options. A fetch that brings nothing for restoreQuiet ends the
+// read early (compaction or retention removed what is left below until):
+// it then returns quiet.
+func (s *Stream) readPartition(ctx context.Context, topic string, part int32, from kgo.Offset, until int64, opts []kgo.Opt, fn func(*kgo.Record)) (quiet bool, err error) {
 	c := &s.cfg
-	cl, err := kgo.NewClient(append([]kgo.Opt{
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.SamplesTopic: {part: kgo.NewOffset().At(from)}}),
-	}, c.ClientOpts...)...)
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: from}}),
+	}, opts...), c.ClientOpts...)...)
 	if err != nil {
-		return fmt.Errorf("read samples partition %d: %w", part, err)
+		return false, fmt.Errorf("read %s partition %d: %w", topic, part, err)
 	}
 	defer cl.Close()
 	for done := false; !done; {
@@ -657,10 +642,10 @@ func (s *Stream) readSamples(ctx context.Context, part int32, from, until int64,
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read samples partition %d from %d to %d: %w", part, from, until, err)
+			return false, fmt.Errorf("read %s partition %d up to offset %d: %w", topic, part, until, err)
 		}
 		if fs.NumRecords() == 0 && errors.Is(pctx.Err(), context.DeadlineExceeded) {
-			return nil // nothing below until: retention or a log end below it
+			return true, nil
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if done || r.Offset >= until {
@@ -671,7 +656,7 @@ func (s *Stream) readSamples(ctx context.Context, part int32, from, until int64,
 			done = r.Offset >= until-1
 		})
 	}
-	return nil
+	return false, nil
 }
 
 // restoreQuiet is how long a restore waits for more records below the end
