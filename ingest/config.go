@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/augur-ops/augur/proto"
@@ -152,7 +153,10 @@ func (c *Config) defaults() {
 func (c *Config) codec() (kgo.CompressionCodec, bool) {
 	switch c.Compression {
 	case "zstd":
-		return kgo.ZstdCompression(), true
+		// The fastest level: on the receiver's blocks it writes the same
+		// bytes as franz-go's default level for 11% less receiver CPU
+		// (bench/RESULTS-ingest.md, "zstd level").
+		return kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest)), true
 	case "lz4":
 		return kgo.Lz4Compression(), true
 	case "snappy":

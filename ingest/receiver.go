@@ -408,15 +408,18 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		if badHist {
 			continue
 		}
-		b := r.builderFor(req, tenant, lbls)
-		b.StartSeries(lbls, s.Metadata)
+		b, key := r.builderFor(req, tenant, lbls)
+		if key != nil {
+			b.StartSeriesColumn(key[len(tenant):], s.Metadata)
+		} else {
+			b.StartSeries(lbls, s.Metadata)
+		}
 		if r.refs != nil {
 			p := req.lastPart
 			// Numbered by tenant and labels: a number names one series.
 			// The series column starts with 0xff, which no tenant has.
-			key := b.LastSeries()
-			if tenant != "" {
-				req.refKey = append(append(req.refKey[:0], tenant...), key...)
+			if key == nil {
+				req.refKey = append(append(req.refKey[:0], tenant...), b.LastSeries()...)
 				key = req.refKey
 			}
 			dict, ref, define := r.refs[p].number(key, refNow)
@@ -454,14 +457,19 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			reject(lbls, 0, reason, detail)
 			continue
 		}
-		r.builderFor(req, tenant, lbls).StartSeries(lbls, m.Metadata)
+		b, _ := r.builderFor(req, tenant, lbls)
+		b.StartSeries(lbls, m.Metadata)
 	}
 	return inv
 }
 
-// builderFor returns the block builder of the partition lbls route to.
-func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) *proto.BlockBuilder {
-	req.key, _ = r.rules.RoutingKey(req.key[:0], tenant, lbls)
+// builderFor returns the block builder of the partition lbls route to and,
+// when the series is routed by its own labels, its tenant and series column
+// (rules.RoutingKey's key after its prefix byte; valid until the next call),
+// else nil.
+func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (*proto.BlockBuilder, []byte) {
+	var rule int
+	req.key, rule = r.rules.RoutingKey(req.key[:0], tenant, lbls)
 	p := rules.Partition(req.key, r.cfg.Partitions)
 	req.lastPart = p
 	b := &req.builders[p]
@@ -470,7 +478,10 @@ func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) *
 		req.used = append(req.used, p)
 		b.Reset(tenant)
 	}
-	return b
+	if rule >= 0 {
+		return b, nil
+	}
+	return b, req.key[1:]
 }
 
 // maybeCut turns the last partition's block into a record once it is large.

@@ -222,12 +222,20 @@ func (b *BlockBuilder) Samples() int { return b.samples }
 // StartSeries begins a new row. lbls must be sorted by name; the builder
 // copies them.
 func (b *BlockBuilder) StartSeries(lbls []Label, md Metadata) {
-	for _, l := range lbls {
-		b.series.data = append(b.series.data, KeySep)
-		b.series.data = append(b.series.data, l.Name...)
-		b.series.data = append(b.series.data, KeyPairSep)
-		b.series.data = append(b.series.data, l.Value...)
-	}
+	b.series.data = AppendSeriesKey(b.series.data, "", lbls)
+	b.startRow(md)
+}
+
+// StartSeriesColumn is StartSeries with the row's series column given as
+// AppendSeriesKey(nil, "", lbls) made it (a caller that already built it
+// for routing): it is copied, not checked.
+func (b *BlockBuilder) StartSeriesColumn(series []byte, md Metadata) {
+	b.series.data = append(b.series.data, series...)
+	b.startRow(md)
+}
+
+// startRow ends the series column of a new row and starts its other columns.
+func (b *BlockBuilder) startRow(md Metadata) {
 	b.series.offsets = append(b.series.offsets, int32(len(b.series.data)))
 	b.n++
 	b.tsOffsets = append(b.tsOffsets, int32(len(b.ts)))

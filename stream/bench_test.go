@@ -140,12 +140,14 @@ func BenchmarkCheckpoint(b *testing.B) {
 // BenchmarkProcessCompressed decodes and applies blocks of `augur
 // loadgen`'s series (one partition's share of its 2,000-series requests:
 // 250 series, one sample each, about 12 labels) with each block compressed as the receiver's batches are
-// (`ingest.compression`: klauspost/compress zstd at franz-go's default
+// (`ingest.compression`: klauspost/compress zstd at its fastest
 // level, pierrec/lz4, or none) and decompressed before decoding, as the
 // stream's client does: the stream's CPU per sample for each option, and
 // the bytes per sample of the compressed blocks.
 func BenchmarkProcessCompressed(b *testing.B) {
-	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	// As franz-go's zstd codec at the level ingest.compression uses.
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithWindowSize(64<<10), zstd.WithZeroFrames(true))
 	if err != nil {
 		b.Fatal(err)
 	}
