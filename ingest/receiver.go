@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -408,7 +409,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		if badHist {
 			continue
 		}
-		b, key := r.builderFor(req, tenant, lbls)
+		b, key, xxh := r.builderFor(req, tenant, lbls)
 		if key != nil {
 			b.StartSeriesColumn(key[len(tenant):], s.Metadata)
 		} else {
@@ -420,9 +421,9 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			// The series column starts with 0xff, which no tenant has.
 			if key == nil {
 				req.refKey = append(append(req.refKey[:0], tenant...), b.LastSeries()...)
-				key = req.refKey
+				key, xxh = req.refKey, xxhash.Sum64(req.refKey)
 			}
-			dict, ref, define := r.refs[p].number(key, refNow)
+			dict, ref, define := r.refs[p].number(key, xxh, refNow)
 			if b.Refer(dict, ref, define) && define {
 				req.defs = append(req.defs, seriesDef{p, dict, ref})
 			}
@@ -457,7 +458,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			reject(lbls, 0, reason, detail)
 			continue
 		}
-		b, _ := r.builderFor(req, tenant, lbls)
+		b, _, _ := r.builderFor(req, tenant, lbls)
 		b.StartSeries(lbls, m.Metadata)
 	}
 	return inv
@@ -465,12 +466,13 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 
 // builderFor returns the block builder of the partition lbls route to and,
 // when the series is routed by its own labels, its tenant and series column
-// (rules.RoutingKey's key after its prefix byte; valid until the next call),
-// else nil.
-func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (*proto.BlockBuilder, []byte) {
+// (rules.RoutingKey's key after its prefix byte; valid until the next call)
+// and the routing key's xxhash64, else nil.
+func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (*proto.BlockBuilder, []byte, uint64) {
 	var rule int
 	req.key, rule = r.rules.RoutingKey(req.key[:0], tenant, lbls)
-	p := rules.Partition(req.key, r.cfg.Partitions)
+	h := xxhash.Sum64(req.key)
+	p := rules.PartitionOfHash(h, r.cfg.Partitions)
 	req.lastPart = p
 	b := &req.builders[p]
 	if !req.inUse[p] {
@@ -479,9 +481,9 @@ func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (
 		b.Reset(tenant)
 	}
 	if rule >= 0 {
-		return b, nil
+		return b, nil, 0
 	}
-	return b, req.key[1:]
+	return b, req.key[1:], h
 }
 
 // maybeCut turns the last partition's block into a record once it is large.

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -439,27 +440,27 @@ func TestSeriesRefsPerTenant(t *testing.T) {
 
 func TestSeriesRefsRefreshAndBound(t *testing.T) {
 	d := newSeriesRefs(2)
-	id, a, define := d.number([]byte("a"), 1000)
+	id, a, define := d.number([]byte("a"), xxhash.Sum64String("a"), 1000)
 	if !define || a == 0 {
 		t.Fatalf("a new series: number %d, define %v", a, define)
 	}
-	if _, _, define := d.number([]byte("a"), 1000); !define {
+	if _, _, define := d.number([]byte("a"), xxhash.Sum64String("a"), 1000); !define {
 		t.Fatal("a number whose definition is not acknowledged is referred to")
 	}
 	d.defined(id, a, 1000)
-	if _, ref, define := d.number([]byte("a"), 1000+refreshAge.Milliseconds()-1); define || ref != a {
+	if _, ref, define := d.number([]byte("a"), xxhash.Sum64String("a"), 1000+refreshAge.Milliseconds()-1); define || ref != a {
 		t.Fatalf("within refreshAge: number %d define %v, want %d and a reference", ref, define, a)
 	}
-	if _, _, define := d.number([]byte("a"), 1000+refreshAge.Milliseconds()); !define {
+	if _, _, define := d.number([]byte("a"), xxhash.Sum64String("a"), 1000+refreshAge.Milliseconds()); !define {
 		t.Fatal("a definition older than refreshAge is referred to")
 	}
-	d.number([]byte("b"), 1000)
-	id2, _, define := d.number([]byte("c"), 1000)
+	d.number([]byte("b"), xxhash.Sum64String("b"), 1000)
+	id2, _, define := d.number([]byte("c"), xxhash.Sum64String("c"), 1000)
 	if id2 == id || !define || len(d.index) != 1 {
 		t.Fatalf("past max series: dictionary %x (was %x), %d numbered; want a new one holding c", id2, id, len(d.index))
 	}
 	d.defined(id, a, 5000) // of the old dictionary: ignored
-	if _, _, define := d.number([]byte("a"), 5000); !define {
+	if _, _, define := d.number([]byte("a"), xxhash.Sum64String("a"), 5000); !define {
 		t.Fatal("a definition of the old dictionary counted in the new one")
 	}
 }

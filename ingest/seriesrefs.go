@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"hash/maphash"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -19,7 +20,7 @@ type seriesRefs struct {
 	// series are numbered, so the memory stays bounded.
 	id    uint64
 	max   int
-	index map[string]uint32 // tenant and series column → number
+	index map[seriesHash]uint32 // tenant and series column → number
 	// definedAt is, per number, when the request whose records define it
 	// began to produce them (unix ms), 0 while no such record is
 	// acknowledged. Index 0 is unused: numbers start at 1.
@@ -39,23 +40,26 @@ func newSeriesRefs(max int) *seriesRefs {
 
 func (d *seriesRefs) reset() {
 	d.id = rand.Uint64() | 1 // never 0, which means no dictionary
-	d.index = map[string]uint32{}
+	d.index = map[seriesHash]uint32{}
 	d.definedAt = append(d.definedAt[:0], 0)
 }
 
 // number returns the dictionary, the number of the series whose tenant and
 // series column are key, and whether the row must define it (a new number, or none
-// acknowledged within refreshAge of nowMs).
-func (d *seriesRefs) number(key []byte, nowMs int64) (dict uint64, ref uint32, define bool) {
+// acknowledged within refreshAge of nowMs). xxh is xxhash64 of key, or of
+// key after a fixed prefix (the routing key's, which the caller has hashed
+// already): the same for every call with the same key.
+func (d *seriesRefs) number(key []byte, xxh uint64, nowMs int64) (dict uint64, ref uint32, define bool) {
+	h := seriesHash{xxh, maphash.Bytes(seriesSeed, key)}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ref, ok := d.index[string(key)]
+	ref, ok := d.index[h]
 	if !ok {
 		if len(d.index) >= d.max {
 			d.reset()
 		}
 		ref = uint32(len(d.definedAt))
-		d.index[string(key)] = ref
+		d.index[h] = ref
 		d.definedAt = append(d.definedAt, 0)
 		return d.id, ref, true
 	}
@@ -72,3 +76,12 @@ func (d *seriesRefs) defined(dict uint64, ref uint32, atMs int64) {
 		d.definedAt[ref] = atMs
 	}
 }
+
+// seriesHash names a series key in a dictionary by two 64-bit hashes of
+// different functions (xxhash64 and the runtime's, randomly seeded): a
+// lookup reads 16 bytes instead of the key, a few hundred bytes a cache
+// miss away. Two of a million series share both with probability about
+// 10^-27 (n²/2^129).
+type seriesHash [2]uint64
+
+var seriesSeed = maphash.MakeSeed()

@@ -758,5 +758,11 @@ func ParseGroupKey(key []byte, vals []string) (tenant, rule string, groupVals []
 // Partition returns the partition of key among n partitions:
 // xxhash64(key) mod n. n must be > 0.
 func Partition(key []byte, n int32) int32 {
-	return int32(xxhash.Sum64(key) % uint64(n))
+	return PartitionOfHash(xxhash.Sum64(key), n)
+}
+
+// PartitionOfHash is Partition given xxhash64(key), for a caller that
+// keeps the hash.
+func PartitionOfHash(h uint64, n int32) int32 {
+	return int32(h % uint64(n))
 }
