@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,9 @@ type Receiver struct {
 	// refs is the series dictionary of each partition; nil when
 	// Config.SeriesRefs is off.
 	refs []*seriesRefs
+	// known maps series the dictionaries numbered to their place by wire
+	// identity; nil when Config.SeriesRefs is off.
+	known *knownSeries
 }
 
 // New returns a Receiver writing to client, which must be created with
@@ -97,6 +101,7 @@ func New(cfg Config, client *kgo.Client, rs *rules.Set, reg prometheus.Registere
 		for p := range r.refs {
 			r.refs[p] = newSeriesRefs(cfg.SeriesRefs)
 		}
+		r.known = newKnownSeries(cfg.SeriesRefs * int(cfg.Partitions))
 	}
 	r.pool.New = func() any {
 		return &request{builders: make([]proto.BlockBuilder, cfg.Partitions), inUse: make([]bool, cfg.Partitions)}
@@ -153,6 +158,12 @@ type request struct {
 	sortBuf   []proto.Label
 	defs      []seriesDef // series numbers the request's records define
 	refKey    []byte
+	// Per series of rw, its wire identity and known place (placeKnown).
+	idBuf      []byte
+	ids        []seriesHash
+	places     []knownSlot
+	order      []int32
+	partStarts []int32
 }
 
 // seriesDef is a series number a row of a request defines.
@@ -380,6 +391,9 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	rw := &req.rw
 	maxTs := r.now().Add(r.cfg.Limits.MaxFutureSkew).UnixMilli()
 	refNow := time.Now().UnixMilli() // series numbers' clock, as in produce
+	if r.known != nil {
+		r.placeKnown(req, tenant, refNow)
+	}
 	for i := range rw.Series {
 		s := &rw.Series[i]
 		lbls := rw.SeriesLabels(s)
@@ -390,13 +404,22 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			reject(lbls, discarded, reasonSymbolOutOfRange, fmt.Sprintf("symbol reference %d out of range", s.BadSymbol))
 			continue
 		}
-		if rw.Version == 2 && !sortedLabels(lbls) {
-			// 2.0 senders should sort; sort rather than reject.
-			slices.SortFunc(lbls, func(a, b proto.Label) int { return strings.Compare(a.Name, b.Name) })
+		// A series seen before as the same bytes, whose number is current,
+		// is valid and routed already: its row refers to the number.
+		var place knownSlot
+		if r.known != nil {
+			place = req.places[i]
 		}
-		if reason, detail := checkLabels(&r.cfg.Limits, lbls, true, s.LabelsUTF8); reason != "" {
-			reject(lbls, discarded, reason, detail)
-			continue
+		known := place.ref != 0
+		if !known {
+			if rw.Version == 2 && !sortedLabels(lbls) {
+				// 2.0 senders should sort; sort rather than reject.
+				slices.SortFunc(lbls, func(a, b proto.Label) int { return strings.Compare(a.Name, b.Name) })
+			}
+			if reason, detail := checkLabels(&r.cfg.Limits, lbls, true, s.LabelsUTF8); reason != "" {
+				reject(lbls, discarded, reason, detail)
+				continue
+			}
 		}
 		badHist := false
 		for _, h := range hists {
@@ -409,24 +432,17 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		if badHist {
 			continue
 		}
-		b, key, xxh := r.builderFor(req, tenant, lbls)
-		if key != nil {
-			b.StartSeriesColumn(key[len(tenant):], s.Metadata)
-		} else {
-			b.StartSeries(lbls, s.Metadata)
+		var b *proto.BlockBuilder
+		if known {
+			b = req.builder(place.part, tenant)
+			known = b.StartReference(place.dict, place.ref)
 		}
-		if r.refs != nil {
-			p := req.lastPart
-			// Numbered by tenant and labels: a number names one series.
-			// The series column starts with 0xff, which no tenant has.
-			if key == nil {
-				req.refKey = append(append(req.refKey[:0], tenant...), b.LastSeries()...)
-				key, xxh = req.refKey, xxhash.Sum64(req.refKey)
+		if !known {
+			var id seriesHash
+			if r.known != nil {
+				id = req.ids[i]
 			}
-			dict, ref, define := r.refs[p].number(key, xxh, refNow)
-			if b.Refer(dict, ref, define) && define {
-				req.defs = append(req.defs, seriesDef{p, dict, ref})
-			}
+			b = r.startRow(req, tenant, s, lbls, refNow, id)
 		}
 		for _, smp := range samples {
 			if smp.Timestamp > maxTs {
@@ -464,6 +480,86 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	return inv
 }
 
+// startRow starts the row of series s, with labels lbls, in the block of
+// its partition and returns that block: the full path, which routes the
+// series by its labels and numbers it in the partition's dictionary (by
+// its tenant and series column). id is its wire identity, under which
+// r.known then remembers the number.
+func (r *Receiver) startRow(req *request, tenant string, s *remotewrite.Series, lbls []proto.Label, refNow int64, id seriesHash) *proto.BlockBuilder {
+	b, key, xxh := r.builderFor(req, tenant, lbls)
+	if key != nil {
+		b.StartSeriesColumn(key[len(tenant):], s.Metadata)
+	} else {
+		b.StartSeries(lbls, s.Metadata)
+	}
+	if r.refs == nil {
+		return b
+	}
+	p := req.lastPart
+	// Numbered by tenant and labels: a number names one series.
+	// The series column starts with 0xff, which no tenant has.
+	if key == nil {
+		req.refKey = append(append(req.refKey[:0], tenant...), b.LastSeries()...)
+		key, xxh = req.refKey, xxhash.Sum64(req.refKey)
+	}
+	dict, ref, define := r.refs[p].number(key, xxh, refNow)
+	if b.Refer(dict, ref, define) {
+		if define {
+			req.defs = append(req.defs, seriesDef{p, dict, ref})
+		}
+		r.known.put(id, p, dict, ref)
+	}
+	return b
+}
+
+// placeKnown sets req.ids to the wire identity of each series of req and
+// req.places to where each was put before when a row may refer to it
+// (r.known, seriesRefs.keepCurrent), else to zero.
+func (r *Receiver) placeKnown(req *request, tenant string, refNow int64) {
+	rw := &req.rw
+	n := len(rw.Series)
+	req.ids = slices.Grow(req.ids[:0], n)[:n]
+	req.places = slices.Grow(req.places[:0], n)[:n]
+	tid := tenantID(tenant, rw.Version)
+	for i := range rw.Series {
+		s := &rw.Series[i]
+		req.ids[i] = req.wireID(tid, s, rw.SeriesLabels(s))
+	}
+	req.order = r.known.getAll(req.ids, req.places, req.order)
+	starts := slices.Grow(req.partStarts[:0], len(r.refs)+1)[:len(r.refs)+1]
+	req.order = groupBy(req.order, starts, n, func(i int) int {
+		if req.places[i].ref == 0 {
+			return len(r.refs) - 1 // unknown: any group will do
+		}
+		return int(req.places[i].part)
+	})
+	for p, d := range r.refs {
+		if idx := req.order[starts[p]:starts[p+1]]; len(idx) > 0 {
+			d.keepCurrent(req.places, idx, refNow)
+		}
+	}
+	req.partStarts = starts
+}
+
+// wireID returns the wire identity of series s of a request of tenant tid
+// (tenantID): its 1.0 label bytes as they arrived, else its labels, each
+// name and value after its length (not yet validated, so they may hold
+// any byte: the lengths keep two label sets from encoding alike).
+func (req *request) wireID(tid seriesHash, s *remotewrite.Series, lbls []proto.Label) seriesHash {
+	if s.LabelsWire != nil {
+		return wireID(tid, s.LabelsWire)
+	}
+	buf := req.idBuf[:0]
+	for _, l := range lbls {
+		buf = binary.AppendUvarint(buf, uint64(len(l.Name)))
+		buf = append(buf, l.Name...)
+		buf = binary.AppendUvarint(buf, uint64(len(l.Value)))
+		buf = append(buf, l.Value...)
+	}
+	req.idBuf = buf
+	return wireID(tid, buf)
+}
+
 // builderFor returns the block builder of the partition lbls route to and,
 // when the series is routed by its own labels, its tenant and series column
 // (rules.RoutingKey's key after its prefix byte; valid until the next call)
@@ -472,7 +568,16 @@ func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (
 	var rule int
 	req.key, rule = r.rules.RoutingKey(req.key[:0], tenant, lbls)
 	h := xxhash.Sum64(req.key)
-	p := rules.PartitionOfHash(h, r.cfg.Partitions)
+	b := req.builder(rules.PartitionOfHash(h, r.cfg.Partitions), tenant)
+	if rule >= 0 {
+		return b, nil, 0
+	}
+	return b, req.key[1:], h
+}
+
+// builder returns the block builder of partition p, which becomes the
+// partition of the series being built.
+func (req *request) builder(p int32, tenant string) *proto.BlockBuilder {
 	req.lastPart = p
 	b := &req.builders[p]
 	if !req.inUse[p] {
@@ -480,10 +585,7 @@ func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (
 		req.used = append(req.used, p)
 		b.Reset(tenant)
 	}
-	if rule >= 0 {
-		return b, nil, 0
-	}
-	return b, req.key[1:], h
+	return b
 }
 
 // maybeCut turns the last partition's block into a record once it is large.

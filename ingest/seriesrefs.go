@@ -67,6 +67,26 @@ func (d *seriesRefs) number(key []byte, xxh uint64, nowMs int64) (dict uint64, r
 	return d.id, ref, at == 0 || nowMs-at >= refreshAge.Milliseconds()
 }
 
+// keepCurrent keeps, of places[i] for each i of idx (places in this
+// dictionary's partition), those whose number still names its series and
+// was defined within refreshAge of nowMs: a row may refer to it without
+// defining it. It zeroes the others.
+func (d *seriesRefs) keepCurrent(places []knownSlot, idx []int32, nowMs int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, i := range idx {
+		pl := &places[i]
+		if pl.dict != d.id {
+			*pl = knownSlot{}
+			continue
+		}
+		at := d.definedAt[pl.ref]
+		if at == 0 || nowMs-at >= refreshAge.Milliseconds() {
+			*pl = knownSlot{}
+		}
+	}
+}
+
 // defined records that a record defining number ref of dictionary dict,
 // with timestamp atMs, was acknowledged.
 func (d *seriesRefs) defined(dict uint64, ref uint32, atMs int64) {

@@ -275,6 +275,19 @@ func (b *BlockBuilder) Refer(dict uint64, ref uint32, define bool) bool {
 	return true
 }
 
+// StartReference starts a row that refers to series ref of dictionary dict,
+// defined in an earlier block: no labels, no metadata. It reports false
+// and starts nothing when the block holds numbers of another dictionary.
+func (b *BlockBuilder) StartReference(dict uint64, ref uint32) bool {
+	if dict == 0 || ref == 0 || (b.dict != 0 && b.dict != dict) {
+		return false
+	}
+	b.startRow(Metadata{})
+	b.dict = dict
+	b.refs[b.n-1] = ref
+	return true
+}
+
 // AppendSample adds a float sample to the current series.
 func (b *BlockBuilder) AppendSample(ts int64, v float64) {
 	b.AppendSampleStart(ts, 0, v)

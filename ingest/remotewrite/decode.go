@@ -57,6 +57,10 @@ type Series struct {
 	// range; its labels then hold only the references that resolved.
 	BadSymbol    uint32
 	HasBadSymbol bool
+	// LabelsWire (1.0) is the series' label fields as they arrived, when
+	// they are contiguous, canonically encoded Label messages; else nil.
+	// Equal bytes decode to equal labels.
+	LabelsWire []byte
 	// LabelsUTF8 is set when the decoder has already checked that every
 	// label name and value of the series is valid UTF-8; when false the
 	// caller must check.
@@ -361,7 +365,10 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 	s.SamplesEnd = int32(len(r.Samples))
 	s.HistogramsEnd = int32(len(r.Histograms))
 	s.ExemplarsEnd = int32(len(r.Exemplars))
-	s.LabelsUTF8 = canonical && regionStart >= 0 && utf8.Valid(b[regionStart:regionEnd])
+	if canonical && regionStart >= 0 {
+		s.LabelsWire = b[regionStart:regionEnd:regionEnd]
+		s.LabelsUTF8 = utf8.Valid(s.LabelsWire)
+	}
 	r.Series = append(r.Series, s)
 	return nil
 }
