@@ -396,12 +396,11 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	}
 	for i := range rw.Series {
 		s := &rw.Series[i]
-		lbls := rw.SeriesLabels(s)
 		samples := rw.SeriesSamples(s)
 		hists := rw.Histograms[s.HistogramsStart:s.HistogramsEnd]
 		discarded := len(samples) + len(hists)
 		if s.HasBadSymbol {
-			reject(lbls, discarded, reasonSymbolOutOfRange, fmt.Sprintf("symbol reference %d out of range", s.BadSymbol))
+			reject(rw.SeriesLabels(s), discarded, reasonSymbolOutOfRange, fmt.Sprintf("symbol reference %d out of range", s.BadSymbol))
 			continue
 		}
 		// A series seen before as the same bytes, whose number is current,
@@ -411,11 +410,9 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			place = req.places[i]
 		}
 		known := place.ref != 0
+		var lbls []proto.Label // decoded only when needed (SeriesLabels)
 		if !known {
-			if rw.Version == 2 && !sortedLabels(lbls) {
-				// 2.0 senders should sort; sort rather than reject.
-				slices.SortFunc(lbls, func(a, b proto.Label) int { return strings.Compare(a.Name, b.Name) })
-			}
+			lbls = seriesLabels(rw, s)
 			if reason, detail := checkLabels(&r.cfg.Limits, lbls, true, s.LabelsUTF8); reason != "" {
 				reject(lbls, discarded, reason, detail)
 				continue
@@ -424,7 +421,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		badHist := false
 		for _, h := range hists {
 			if err := req.hc.Check(h.Raw); err != nil {
-				reject(lbls, discarded, reasonMalformedHistogram, err.Error())
+				reject(rw.SeriesLabels(s), discarded, reasonMalformedHistogram, err.Error())
 				badHist = true
 				break
 			}
@@ -442,11 +439,11 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			if r.known != nil {
 				id = req.ids[i]
 			}
-			b = r.startRow(req, tenant, s, lbls, refNow, id)
+			b = r.startRow(req, tenant, s, seriesLabels(rw, s), refNow, id)
 		}
 		for _, smp := range samples {
 			if smp.Timestamp > maxTs {
-				reject(lbls, 1, reasonTooFarInFuture, fmt.Sprintf("sample at %s", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339)))
+				reject(rw.SeriesLabels(s), 1, reasonTooFarInFuture, fmt.Sprintf("sample at %s", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339)))
 				continue
 			}
 			b.AppendSampleStart(smp.Timestamp, smp.Start, smp.Value)
@@ -454,7 +451,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		}
 		for _, h := range hists {
 			if h.Timestamp > maxTs {
-				reject(lbls, 1, reasonTooFarInFuture, fmt.Sprintf("histogram at %s", time.UnixMilli(h.Timestamp).UTC().Format(time.RFC3339)))
+				reject(rw.SeriesLabels(s), 1, reasonTooFarInFuture, fmt.Sprintf("histogram at %s", time.UnixMilli(h.Timestamp).UTC().Format(time.RFC3339)))
 				continue
 			}
 			b.AppendHistogram(h.Raw)
@@ -478,6 +475,16 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		b.StartSeries(lbls, m.Metadata)
 	}
 	return inv
+}
+
+// seriesLabels returns the labels of series s of rw, sorted: 2.0 senders
+// should sort them; they are sorted rather than rejected.
+func seriesLabels(rw *remotewrite.Request, s *remotewrite.Series) []proto.Label {
+	lbls := rw.SeriesLabels(s)
+	if rw.Version == 2 && !sortedLabels(lbls) {
+		slices.SortFunc(lbls, func(a, b proto.Label) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return lbls
 }
 
 // startRow starts the row of series s, with labels lbls, in the block of
@@ -523,7 +530,7 @@ func (r *Receiver) placeKnown(req *request, tenant string, refNow int64) {
 	tid := tenantID(tenant, rw.Version)
 	for i := range rw.Series {
 		s := &rw.Series[i]
-		req.ids[i] = req.wireID(tid, s, rw.SeriesLabels(s))
+		req.ids[i] = req.wireID(tid, rw, s)
 	}
 	req.order = r.known.getAll(req.ids, req.places, req.order)
 	starts := slices.Grow(req.partStarts[:0], len(r.refs)+1)[:len(r.refs)+1]
@@ -545,12 +552,12 @@ func (r *Receiver) placeKnown(req *request, tenant string, refNow int64) {
 // (tenantID): its 1.0 label bytes as they arrived, else its labels, each
 // name and value after its length (not yet validated, so they may hold
 // any byte: the lengths keep two label sets from encoding alike).
-func (req *request) wireID(tid seriesHash, s *remotewrite.Series, lbls []proto.Label) seriesHash {
+func (req *request) wireID(tid seriesHash, rw *remotewrite.Request, s *remotewrite.Series) seriesHash {
 	if s.LabelsWire != nil {
 		return wireID(tid, s.LabelsWire)
 	}
 	buf := req.idBuf[:0]
-	for _, l := range lbls {
+	for _, l := range rw.SeriesLabels(s) {
 		buf = binary.AppendUvarint(buf, uint64(len(l.Name)))
 		buf = append(buf, l.Name...)
 		buf = binary.AppendUvarint(buf, uint64(len(l.Value)))

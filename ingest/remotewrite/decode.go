@@ -46,7 +46,7 @@ type Histogram struct {
 }
 
 // Series is one time series of a request. The ranges index the flat slices
-// of the Request.
+// of the Request; read its labels with Request.SeriesLabels.
 type Series struct {
 	LabelsStart, LabelsEnd         int32
 	SamplesStart, SamplesEnd       int32
@@ -93,8 +93,17 @@ type FamilyMetadata struct {
 	Metadata proto.Metadata
 }
 
-// SeriesLabels returns the labels of series s.
+// SeriesLabels returns the labels of series s. The decoder may leave them
+// in their wire bytes (s.LabelsStart < 0); they are decoded on first use.
 func (r *Request) SeriesLabels(s *Series) []proto.Label {
+	if s.LabelsStart < 0 {
+		s.LabelsStart = int32(len(r.Labels))
+		for w := s.LabelsWire; len(w) > 0; w = w[2+int(w[1]):] {
+			l, _, _ := decodeLabelFast(w[2 : 2+int(w[1])]) // canonical: checked
+			r.Labels = append(r.Labels, l)
+		}
+		s.LabelsEnd = int32(len(r.Labels))
+	}
 	return r.Labels[s.LabelsStart:s.LabelsEnd]
 }
 
@@ -293,6 +302,9 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 		HistogramsStart: int32(len(r.Histograms)),
 		ExemplarsStart:  int32(len(r.Exemplars)),
 	}
+	if ok, err := r.decodeSeriesV1Canonical(b, s); ok || err != nil {
+		return err
+	}
 	p := buf{b: b}
 	// The labels are checked for UTF-8 in one pass over their wire bytes
 	// when they are contiguous, canonically encoded Label messages: then
@@ -305,72 +317,136 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 		if err != nil {
 			return err
 		}
-		switch field {
-		case v1SeriesLabels:
-			if err := expect(field, wire, wireLen); err != nil {
+		if field != v1SeriesLabels {
+			if err := r.decodeSeriesFieldV1(&p, field, wire); err != nil {
 				return err
 			}
-			if p.i != at+1 || (regionStart >= 0 && regionEnd != at) {
-				canonical = false
-			}
-			if regionStart < 0 {
-				regionStart = at
-			}
-			lb, err := p.bytes()
-			if err != nil {
-				return err
-			}
-			regionEnd = p.i
-			l, fast, err := decodeLabelFast(lb)
-			if err != nil {
-				return err
-			}
-			canonical = canonical && fast
-			r.Labels = append(r.Labels, l)
-		case v1SeriesSamples:
-			sb, err := p.bytesOf(field, wire)
-			if err != nil {
-				return err
-			}
-			smp, err := decodeSample(sb, false)
-			if err != nil {
-				return err
-			}
-			r.Samples = append(r.Samples, smp)
-		case v1SeriesExemplars:
-			eb, err := p.bytesOf(field, wire)
-			if err != nil {
-				return err
-			}
-			if err := r.decodeExemplarV1(eb); err != nil {
-				return err
-			}
-		case v1SeriesHistograms:
-			hb, err := p.bytesOf(field, wire)
-			if err != nil {
-				return err
-			}
-			h, err := histogramTimestamp(hb)
-			if err != nil {
-				return err
-			}
-			r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
-		default:
-			if err := p.skip(wire); err != nil {
-				return err
-			}
+			continue
 		}
+		if err := expect(field, wire, wireLen); err != nil {
+			return err
+		}
+		if p.i != at+1 || (regionStart >= 0 && regionEnd != at) {
+			canonical = false
+		}
+		if regionStart < 0 {
+			regionStart = at
+		}
+		lb, err := p.bytes()
+		if err != nil {
+			return err
+		}
+		regionEnd = p.i
+		l, fast, err := decodeLabelFast(lb)
+		if err != nil {
+			return err
+		}
+		canonical = canonical && fast
+		r.Labels = append(r.Labels, l)
 	}
 	s.LabelsEnd = int32(len(r.Labels))
-	s.SamplesEnd = int32(len(r.Samples))
-	s.HistogramsEnd = int32(len(r.Histograms))
-	s.ExemplarsEnd = int32(len(r.Exemplars))
 	if canonical && regionStart >= 0 {
 		s.LabelsWire = b[regionStart:regionEnd:regionEnd]
 		s.LabelsUTF8 = utf8.Valid(s.LabelsWire)
 	}
-	r.Series = append(r.Series, s)
+	r.endSeries(s)
 	return nil
+}
+
+// decodeSeriesV1Canonical decodes a series whose labels come first as
+// contiguous, canonically encoded Label messages (as Prometheus writes
+// them) and appear nowhere else. It leaves the labels in their wire bytes,
+// which SeriesLabels decodes when first asked: a receiver that knows the
+// series by those bytes never needs them. For any other series it reports
+// false and adds nothing.
+func (r *Request) decodeSeriesV1Canonical(b []byte, s Series) (bool, error) {
+	end := canonicalLabels(b)
+	if end == 0 {
+		return false, nil
+	}
+	p := buf{b: b, i: end}
+	for !p.done() {
+		field, wire, err := p.tag()
+		if err != nil {
+			return false, err
+		}
+		if field == v1SeriesLabels { // labels elsewhere: decode them all as they come
+			r.Samples = r.Samples[:s.SamplesStart]
+			clear(r.Histograms[s.HistogramsStart:])
+			r.Histograms = r.Histograms[:s.HistogramsStart]
+			r.Exemplars = r.Exemplars[:s.ExemplarsStart]
+			return false, nil
+		}
+		if err := r.decodeSeriesFieldV1(&p, field, wire); err != nil {
+			return false, err
+		}
+	}
+	s.LabelsWire = b[:end:end]
+	s.LabelsUTF8 = utf8.Valid(s.LabelsWire)
+	s.LabelsStart, s.LabelsEnd = -1, -1
+	r.endSeries(s)
+	return true, nil
+}
+
+// canonicalLabels returns the length of the run of canonically encoded
+// Label fields (one-byte tags and lengths) that b begins with.
+func canonicalLabels(b []byte) int {
+	i := 0
+	for i+2 <= len(b) && b[i] == 0x0a && b[i+1] < 0x80 {
+		n := int(b[i+1])
+		if i+2+n > len(b) {
+			break
+		}
+		if _, fast, _ := decodeLabelFast(b[i+2 : i+2+n]); !fast {
+			break
+		}
+		i += 2 + n
+	}
+	return i
+}
+
+// decodeSeriesFieldV1 decodes field (not a label) of a 1.0 TimeSeries.
+func (r *Request) decodeSeriesFieldV1(p *buf, field uint64, wire int) error {
+	switch field {
+	case v1SeriesSamples:
+		sb, err := p.bytesOf(field, wire)
+		if err != nil {
+			return err
+		}
+		smp, err := decodeSample(sb, false)
+		if err != nil {
+			return err
+		}
+		r.Samples = append(r.Samples, smp)
+	case v1SeriesExemplars:
+		eb, err := p.bytesOf(field, wire)
+		if err != nil {
+			return err
+		}
+		return r.decodeExemplarV1(eb)
+	case v1SeriesHistograms:
+		hb, err := p.bytesOf(field, wire)
+		if err != nil {
+			return err
+		}
+		h, err := histogramTimestamp(hb)
+		if err != nil {
+			return err
+		}
+		r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
+	default:
+		return p.skip(wire)
+	}
+	return nil
+}
+
+// endSeries appends s, whose samples, histograms and exemplars end with
+// r's.
+func (r *Request) endSeries(s Series) {
+	s.SamplesEnd = int32(len(r.Samples))
+	s.HistogramsEnd = int32(len(r.Histograms))
+	s.ExemplarsEnd = int32(len(r.Exemplars))
+	r.Series = append(r.Series, s)
 }
 
 func decodeLabel(b []byte) (proto.Label, error) {

@@ -1,12 +1,14 @@
 package remotewrite
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -247,6 +249,7 @@ func seedsV1(t testing.TB) [][]byte {
 		}
 		out = append(out, b)
 	}
+	out = append(out, labelOrderSeeds(t)...)
 	// Requests a real Prometheus sent (testdata/README.md).
 	files, err := filepath.Glob("testdata/prometheus-*.pb")
 	if err != nil || len(files) == 0 {
@@ -260,6 +263,35 @@ func seedsV1(t testing.TB) [][]byte {
 		out = append(out, b)
 	}
 	return out
+}
+
+// labelOrderSeeds are 1.0 requests whose series' labels are not one
+// leading run of canonically encoded Label fields: after a sample,
+// between samples, or with a length of two bytes.
+func labelOrderSeeds(t testing.TB) [][]byte {
+	t.Helper()
+	field := func(num int, b []byte) []byte { // a length-delimited field
+		return append(binary.AppendUvarint([]byte{byte(num<<3 | 2)}, uint64(len(b))), b...)
+	}
+	label := func(name, value string) []byte {
+		return field(1, append(field(1, []byte(name)), field(2, []byte(value))...))
+	}
+	sample, err := (&prompb.Sample{Value: 3, Timestamp: 1_700_000_000_000}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	smp := field(2, sample)
+	series := [][]byte{
+		slices.Concat(smp, label("__name__", "up"), label("job", "a")),
+		slices.Concat(label("__name__", "up"), smp, label("job", "b"), smp),
+		slices.Concat(label("__name__", "up"), label("job", strings.Repeat("c", 200)), smp),
+		slices.Concat(label("__name__", "up"), label("job", "d"), smp, smp),
+	}
+	var out [][]byte
+	for _, ts := range series {
+		out = append(out, field(1, ts))
+	}
+	return append(out, slices.Concat(out...))
 }
 
 func seedsV2(t testing.TB) [][]byte {
