@@ -409,15 +409,7 @@ func canonicalLabels(b []byte) int {
 func (r *Request) decodeSeriesFieldV1(p *buf, field uint64, wire int) error {
 	switch field {
 	case v1SeriesSamples:
-		sb, err := p.bytesOf(field, wire)
-		if err != nil {
-			return err
-		}
-		smp, err := decodeSample(sb, false)
-		if err != nil {
-			return err
-		}
-		r.Samples = append(r.Samples, smp)
+		return r.appendSample(p, field, wire, false)
 	case v1SeriesExemplars:
 		eb, err := p.bytesOf(field, wire)
 		if err != nil {
@@ -425,18 +417,37 @@ func (r *Request) decodeSeriesFieldV1(p *buf, field uint64, wire int) error {
 		}
 		return r.decodeExemplarV1(eb)
 	case v1SeriesHistograms:
-		hb, err := p.bytesOf(field, wire)
-		if err != nil {
-			return err
-		}
-		h, err := histogramTimestamp(hb)
-		if err != nil {
-			return err
-		}
-		r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
+		return r.appendHistogram(p, field, wire)
 	default:
 		return p.skip(wire)
 	}
+}
+
+// appendSample decodes a Sample field (2.0's when v2) onto r.Samples.
+func (r *Request) appendSample(p *buf, field uint64, wire int, v2 bool) error {
+	sb, err := p.bytesOf(field, wire)
+	if err != nil {
+		return err
+	}
+	smp, err := decodeSample(sb, v2)
+	if err != nil {
+		return err
+	}
+	r.Samples = append(r.Samples, smp)
+	return nil
+}
+
+// appendHistogram decodes a Histogram field onto r.Histograms.
+func (r *Request) appendHistogram(p *buf, field uint64, wire int) error {
+	hb, err := p.bytesOf(field, wire)
+	if err != nil {
+		return err
+	}
+	h, err := histogramTimestamp(hb)
+	if err != nil {
+		return err
+	}
+	r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
 	return nil
 }
 
@@ -814,25 +825,13 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 				return err
 			}
 		case v2SeriesSamples:
-			sb, err := p.bytesOf(field, wire)
-			if err != nil {
+			if err := r.appendSample(&p, field, wire, true); err != nil {
 				return err
 			}
-			smp, err := decodeSample(sb, true)
-			if err != nil {
-				return err
-			}
-			r.Samples = append(r.Samples, smp)
 		case v2SeriesHistograms:
-			hb, err := p.bytesOf(field, wire)
-			if err != nil {
+			if err := r.appendHistogram(&p, field, wire); err != nil {
 				return err
 			}
-			h, err := histogramTimestamp(hb)
-			if err != nil {
-				return err
-			}
-			r.Histograms = append(r.Histograms, Histogram{Raw: hb, Timestamp: h})
 		case v2SeriesExemplars:
 			eb, err := p.bytesOf(field, wire)
 			if err != nil {
