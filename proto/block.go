@@ -190,6 +190,7 @@ type BlockBuilder struct {
 	schemaMsg    []byte
 	schemaTenant string
 	schemaDict   uint64
+	batch        recordBatchEncoder
 }
 
 // Reset empties the builder for a new block of the given tenant.
@@ -362,29 +363,6 @@ var eos = [8]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
 // The builder stays valid; Reset it before the next block.
 func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 	n := b.n
-	series := binaryData(b.series, n)
-
-	tsChild := array.NewData(arrow.PrimitiveTypes.Int64, len(b.ts), []*memory.Buffer{nil, int64Buf(b.ts)}, nil, 0, 0)
-	tsList := array.NewData(blockFields[1].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{tsChild}, 0, 0)
-	vsChild := array.NewData(arrow.PrimitiveTypes.Float64, len(b.vs), []*memory.Buffer{nil, float64Buf(b.vs)}, nil, 0, 0)
-	vsList := array.NewData(blockFields[2].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{vsChild}, 0, 0)
-	stChild := array.NewData(arrow.PrimitiveTypes.Int64, len(b.startTs), []*memory.Buffer{nil, int64Buf(b.startTs)}, nil, 0, 0)
-	start := array.NewData(blockFields[3].Type, n, []*memory.Buffer{nil, int32Buf(b.tsOffsets)}, []arrow.ArrayData{stChild}, 0, 0)
-
-	histChild := binaryData(b.hists, len(b.hists.offsets)-1)
-	histList := array.NewData(blockFields[7].Type, n, []*memory.Buffer{nil, int32Buf(b.histOffsets)}, []arrow.ArrayData{histChild}, 0, 0)
-	exChild := binaryData(b.exemplars, len(b.exemplars.offsets)-1)
-	exList := array.NewData(blockFields[8].Type, n, []*memory.Buffer{nil, int32Buf(b.exOffsets)}, []arrow.ArrayData{exChild}, 0, 0)
-
-	datas := []arrow.ArrayData{series, tsList, vsList, start,
-		stringData(b.typ, n), stringData(b.help, n), stringData(b.unit, n), histList, exList}
-	if b.dict != 0 {
-		datas = append(datas, array.NewData(arrow.PrimitiveTypes.Uint32, n, []*memory.Buffer{nil, uint32Buf(b.refs)}, nil, 0, 0))
-	}
-	cols := make([]arrow.Array, len(datas))
-	for i, d := range datas {
-		cols[i] = array.MakeFromData(d)
-	}
 	// The schema message depends on the tenant and the dictionary only:
 	// encode it once.
 	if b.schemaMsg == nil || b.schemaTenant != b.tenant || b.schemaDict != b.dict {
@@ -405,45 +383,24 @@ func (b *BlockBuilder) AppendIPC(dst []byte) ([]byte, error) {
 		}
 		b.schemaMsg, b.schemaTenant, b.schemaDict = w.b, b.tenant, b.dict
 	}
-	rec := array.NewRecordBatch(b.schema, cols, int64(n))
-	p, err := ipc.GetRecordBatchPayload(rec)
-	w := appendWriter{b: append(dst, b.schemaMsg...)}
-	if err == nil {
-		_, err = p.WritePayload(&w)
-		p.Release()
+	e := &b.batch
+	e.varlenColumn(&b.series, n)
+	for _, child := range [][]byte{bytesOf(b.ts), bytesOf(b.vs), bytesOf(b.startTs)} {
+		e.listColumn(b.tsOffsets, n)
+		e.column(len(b.ts), child)
 	}
-	rec.Release()
-	for _, c := range cols {
-		c.Release()
+	e.varlenColumn(&b.typ, n)
+	e.varlenColumn(&b.help, n)
+	e.varlenColumn(&b.unit, n)
+	e.listColumn(b.histOffsets, n)
+	e.varlenColumn(&b.hists, int(b.histOffsets[n]))
+	e.listColumn(b.exOffsets, n)
+	e.varlenColumn(&b.exemplars, int(b.exOffsets[n]))
+	if b.dict != 0 {
+		e.column(n, bytesOf(b.refs[:n]))
 	}
-	if err != nil {
-		return dst, fmt.Errorf("encode samples block: %w", err)
-	}
-	return append(w.b, eos[:]...), nil
-}
-
-func stringData(v varlen, n int) arrow.ArrayData {
-	return array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{nil, int32Buf(v.offsets), memory.NewBufferBytes(v.data)}, nil, 0, 0)
-}
-
-func binaryData(v varlen, n int) arrow.ArrayData {
-	return array.NewData(arrow.BinaryTypes.Binary, n, []*memory.Buffer{nil, int32Buf(v.offsets), memory.NewBufferBytes(v.data)}, nil, 0, 0)
-}
-
-func int32Buf(s []int32) *memory.Buffer {
-	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*4))
-}
-
-func uint32Buf(s []uint32) *memory.Buffer {
-	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*4))
-}
-
-func int64Buf(s []int64) *memory.Buffer {
-	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*8))
-}
-
-func float64Buf(s []float64) *memory.Buffer {
-	return memory.NewBufferBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*8))
+	dst = e.appendRecordBatch(append(dst, b.schemaMsg...), n)
+	return append(dst, eos[:]...), nil
 }
 
 // ErrBadBlock wraps every error of BlockReader.Reset: the record is not a
