@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unicode/utf8"
 	"unsafe"
 
@@ -770,14 +771,27 @@ func (r *Request) appendRefs(p *buf, wire int) error {
 	if err != nil {
 		return err
 	}
-	q := buf{b: b}
-	for !q.done() {
-		v, err := q.varint()
-		if err != nil {
-			return err
+	refs := slices.Grow(r.refs, len(b)) // at least a byte per reference
+	for i := 0; i < len(b); {
+		// References take one or two bytes below 16,384 symbols.
+		if c := b[i]; c < 0x80 {
+			refs = append(refs, uint32(c))
+			i++
+			continue
 		}
-		r.refs = append(r.refs, uint32(v))
+		if i+1 < len(b) && b[i+1] < 0x80 {
+			refs = append(refs, uint32(b[i]&0x7f)|uint32(b[i+1])<<7)
+			i += 2
+			continue
+		}
+		v, n := binary.Uvarint(b[i:])
+		if n <= 0 {
+			return malformed("bad varint in labels_refs at byte %d", p.i-len(b)+i)
+		}
+		refs = append(refs, uint32(v)) // a uint32 field: truncated, as protobuf reads it
+		i += n
 	}
+	r.refs = refs
 	return nil
 }
 
