@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -260,18 +261,31 @@ kafka:
 	}
 }
 
-// freePortNumber returns a loopback port free a moment ago.
-func freePortNumber(t *testing.T) int {
+// freePortRun returns the first of n consecutive loopback ports, each free
+// a moment ago and not handed out before, below Linux's ephemeral range
+// (32768 up), where no outgoing connection takes one in the meantime.
+func freePortRun(t *testing.T, n int) int {
 	t.Helper()
-	_, p, err := net.SplitHostPort(freePort(t))
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		first := 20000 + rand.IntN(12000-n)
+		free := true
+		for p := first; p < first+n && free; p++ {
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+			l, err := net.Listen("tcp", addr)
+			if err == nil {
+				l.Close()
+				_, dup := handedOut.LoadOrStore(addr, true)
+				free = !dup
+			} else {
+				free = false
+			}
+		}
+		if free {
+			return first
+		}
 	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	t.Fatalf("no %d consecutive free loopback ports in 200 tries", n)
+	return 0
 }
 
 // failsAtStartup runs augur with args until it exits (60s at most) while

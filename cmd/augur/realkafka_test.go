@@ -63,7 +63,9 @@ func startSecureKafka(t *testing.T, ca testca.CA) string {
 		t.Fatal(err)
 	}
 	writeFile(t, keystore, string(key)+string(cert))
-	port, sslPort := freePortNumber(t), freePortNumber(t)
+	// PLAINTEXT, CONTROLLER (start.sh's KAFKA_PORT+1) and SASL_SSL.
+	port := freePortRun(t, 3)
+	sslPort := port + 2
 	props := filepath.Join(dir, "sasl_ssl.properties")
 	writeFile(t, props, fmt.Sprintf(`listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d,SASL_SSL://127.0.0.1:%[3]d
 advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d,SASL_SSL://127.0.0.1:%[3]d
