@@ -72,8 +72,8 @@ func TestRecordBatchMatchesArrow(t *testing.T) {
 
 // appendRecordBatchArrow appends the RecordBatch message arrow-go's ipc
 // writer makes of b's columns (the builder's encoding before
-// recordBatchEncoder).
-func appendRecordBatchArrow(t *testing.T, b *BlockBuilder, dst []byte) []byte {
+// recordBatchEncoder), with opts (body compression).
+func appendRecordBatchArrow(t testing.TB, b *BlockBuilder, dst []byte, opts ...ipc.Option) []byte {
 	t.Helper()
 	n := b.n
 	list := func(typ arrow.DataType, offsets []int32, child arrow.ArrayData) arrow.ArrayData {
@@ -98,7 +98,7 @@ func appendRecordBatchArrow(t *testing.T, b *BlockBuilder, dst []byte) []byte {
 		cols[i] = array.MakeFromData(d)
 	}
 	rec := array.NewRecordBatch(b.schema, cols, int64(n))
-	p, err := ipc.GetRecordBatchPayload(rec)
+	p, err := ipc.GetRecordBatchPayload(rec, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
