@@ -410,9 +410,8 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			place = req.places[i]
 		}
 		known := place.ref != 0
-		var lbls []proto.Label // decoded only when needed (SeriesLabels)
 		if !known {
-			lbls = seriesLabels(rw, s)
+			lbls := seriesLabels(rw, s)
 			if reason, detail := checkLabels(&r.cfg.Limits, lbls, true, s.LabelsUTF8); reason != "" {
 				reject(lbls, discarded, reason, detail)
 				continue
