@@ -532,10 +532,11 @@ func (r *Receiver) placeKnown(req *request, tenant string, refNow int64) {
 		req.ids[i] = req.wireID(tid, rw, s)
 	}
 	req.order = r.known.getAll(req.ids, req.places, req.order)
-	starts := slices.Grow(req.partStarts[:0], len(r.refs)+1)[:len(r.refs)+1]
+	// Grouped by partition, the unknown series last (key len(r.refs)).
+	starts := slices.Grow(req.partStarts[:0], len(r.refs)+2)[:len(r.refs)+2]
 	req.order = groupBy(req.order, starts, n, func(i int) int {
 		if req.places[i].ref == 0 {
-			return len(r.refs) - 1 // unknown: any group will do
+			return len(r.refs)
 		}
 		return int(req.places[i].part)
 	})

@@ -63,8 +63,7 @@ func (d *seriesRefs) number(key []byte, xxh uint64, nowMs int64) (dict uint64, r
 		d.definedAt = append(d.definedAt, 0)
 		return d.id, ref, true
 	}
-	at := d.definedAt[ref]
-	return d.id, ref, at == 0 || nowMs-at >= refreshAge.Milliseconds()
+	return d.id, ref, !current(d.definedAt[ref], nowMs)
 }
 
 // keepCurrent keeps, of places[i] for each i of idx (places in this
@@ -80,11 +79,16 @@ func (d *seriesRefs) keepCurrent(places []knownSlot, idx []int32, nowMs int64) {
 			*pl = knownSlot{}
 			continue
 		}
-		at := d.definedAt[pl.ref]
-		if at == 0 || nowMs-at >= refreshAge.Milliseconds() {
+		if !current(d.definedAt[pl.ref], nowMs) {
 			*pl = knownSlot{}
 		}
 	}
+}
+
+// current reports whether a definition acknowledged at atMs (0: none) may
+// still be referred to at nowMs.
+func current(atMs, nowMs int64) bool {
+	return atMs != 0 && nowMs-atMs < refreshAge.Milliseconds()
 }
 
 // defined records that a record defining number ref of dictionary dict,
