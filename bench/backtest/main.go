@@ -3,7 +3,7 @@
 // realAWSCloudwatch set, backtested at a 30-minute horizon, each forecaster
 // against the baselines.
 //
-//	go run ./bench/backtest [-data /work/shared/data] [-horizon 30m]
+//	go run ./bench/backtest [-data ../shared/data] [-horizon 30m]
 package main
 
 import (
@@ -16,11 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/augur-ops/augur/internal/devdata"
 	"github.com/augur-ops/augur/models/backtest"
 )
 
 func main() {
-	data := flag.String("data", "/work/shared/data", "folder holding traces/crane and nab/data")
+	data := flag.String("data", devdata.Dir(), "folder holding traces/crane and nab/data")
 	horizon := flag.Duration("horizon", 30*time.Minute, "forecast horizon")
 	verbose := flag.Bool("v", false, "print every series' metrics")
 	flag.Parse()

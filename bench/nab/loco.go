@@ -12,14 +12,16 @@ import (
 // the recent-score and history spans, the quiet period after a detection,
 // and the novelty and range scores on or off. Zero fields keep the
 // detector's defaults.
-func locoGrid() []anomaly.Config {
+func locoGrid(base anomaly.Config) []anomaly.Config {
 	var out []anomaly.Config
 	for _, short := range []int{8, 16, 32} {
 		for _, hist := range []int{512, 1024, 2048} {
 			for _, quiet := range []int{64, 128, 256} {
 				for _, novelty := range []float64{1, -1} {
 					for _, rng := range []float64{0.01, -1} {
-						out = append(out, anomaly.Config{ShortWindow: short, HistoryWindow: hist, Quiet: quiet, NoveltyScore: novelty, RangeTolerance: rng})
+						c := base
+						c.ShortWindow, c.HistoryWindow, c.Quiet, c.NoveltyScore, c.RangeTolerance = short, hist, quiet, novelty, rng
+						out = append(out, c)
 					}
 				}
 			}
@@ -37,8 +39,8 @@ func describe(c anomaly.Config) string {
 // there under profile p), and compares with the setting and threshold
 // chosen on the whole corpus. Held-out raw scores of the categories are
 // summed and normalised like the corpus' (same null and perfect scores).
-func leaveOneCategoryOut(out io.Writer, files []dataFile, labels map[string][]int64, p profile) error {
-	grid := locoGrid()
+func leaveOneCategoryOut(out io.Writer, files []dataFile, labels map[string][]int64, p profile, base anomaly.Config) error {
+	grid := locoGrid(base)
 	scores := make([][][]float64, len(grid))
 	for i, c := range grid {
 		s, _, err := runAugur(files, c)

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/augur-ops/augur/internal/devdata"
 )
 
 func main() {
@@ -24,7 +26,7 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("nab", flag.ContinueOnError)
-	dir := fs.String("data", filepath.Join("..", "shared", "data", "nab"), "NAB folder with data/, labels/ and reference/")
+	dir := fs.String("data", filepath.Join(devdata.Dir(), "nab"), "NAB folder with data/, labels/ and reference/")
 	det := fs.String("detector", "augur", "augur, or the name of a detector in <data>/reference (numenta, windowedGaussian)")
 	verbose := fs.Bool("v", false, "print the per-file table of every profile")
 	loco := fs.Bool("loco", false, "leave one category out: choose augur's settings among a grid on the other categories, score each category with them, for the standard and reward_low_FP_rate profiles")
@@ -47,7 +49,7 @@ func run(args []string, out io.Writer) error {
 	if *loco {
 		for _, p := range profiles {
 			if p.Name == "standard" || p.Name == "reward_low_FP_rate" {
-				if err := leaveOneCategoryOut(out, files, labels, p); err != nil {
+				if err := leaveOneCategoryOut(out, files, labels, p, *cfg); err != nil {
 					return err
 				}
 			}

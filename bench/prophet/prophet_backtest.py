@@ -13,7 +13,7 @@ is the share of rows inside [yhat_lower, yhat_upper].
 
 CPU time includes the Stan child processes (os.times children).
 
-    python3 bench/prophet/prophet_backtest.py [--data /work/shared/data] \
+    python3 bench/prophet/prophet_backtest.py [--data ../shared/data] \
         [--horizon-min 30] [--refit-min 360] [--out bench/prophet/results.csv]
 """
 import argparse
@@ -95,7 +95,8 @@ def backtest(df, horizon, refit, warmup):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data")
+    # ../shared/data next to the repository (bench/prophet is two levels down).
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data"))
     ap.add_argument("--horizon-min", type=float, default=30)
     ap.add_argument("--refit-min", type=float, default=360)
     ap.add_argument("--warmup-h", type=float, default=24)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/augur-ops/augur/detectors/scaling"
+	"github.com/augur-ops/augur/internal/devdata"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/internal/whatif"
 	"github.com/augur-ops/augur/models/backtest"
@@ -38,7 +39,7 @@ import (
 const Scrape = 15 * time.Second
 
 func main() {
-	data := flag.String("data", defaultData(), "folder holding traces/crane and nab/data")
+	data := flag.String("data", devdata.Dir(), "folder holding traces/crane and nab/data")
 	start := flag.Duration("pod-start", 90*time.Second, "pod start time (created to ready)")
 	horizon := flag.Duration("horizon", 0, "the rule's horizon (default: one trace step plus pod start, rounded up to the step)")
 	stab := flag.Duration("stab", 5*time.Minute, "the rule's scale_down_delay (the HPA's stabilization too)")
@@ -326,18 +327,6 @@ func traceRule(step, horizon, stab time.Duration, capacityPerPod float64, hpaMin
 		return nil, err
 	}
 	return set.Rule(0), nil
-}
-
-// defaultData is ../shared/data next to the repository.
-func defaultData() string {
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				return filepath.Join(d, "..", "shared", "data")
-			}
-		}
-	}
-	return filepath.Join("..", "shared", "data")
 }
 
 func fail(err error) {
