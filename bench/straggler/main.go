@@ -150,7 +150,16 @@ func median(v []float64) float64 {
 
 func main() {
 	input := flag.String("input", "bench/straggler/testdata/job_1_norm.csv.gz", "per-worker step times (PAI mini-batch-time CSV)")
+	synthetic := flag.Bool("shapes", false, "also play the synthetic job shapes (groups, slow from the start, stragglers, with noise)")
 	flag.Parse()
+	if *synthetic {
+		c, err := shapes()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "straggler:", err)
+			os.Exit(1)
+		}
+		printShapes(os.Stdout, c)
+	}
 	if err := run(*input, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "straggler:", err)
 		os.Exit(1)

@@ -51,7 +51,17 @@ type Config struct {
 	// hardware, a bimodal job), not of its nodes: one job-level alert
 	// names the slow and the other members, and no node is tainted or
 	// cordoned. A straggler is a minority. Default 0.3, in (0, 1].
+	// Members counted are those at least half-way to StragglerRatio, so
+	// a group whose members cross the ratio a few windows apart is still
+	// one group.
 	JobShare float64
+	// StragglerSettle is how many windows a member is compared before
+	// its smoothed ratio then is its own history. A straggler falls
+	// behind its peers and its own history: a member slow before it
+	// settled, or that settled at least half-way to StragglerRatio, is
+	// slow since the start, the job's placement or hardware; it gets the
+	// job-level alert, never a node action. Default 6.
+	StragglerSettle int
 	// BottleneckUtil (percent) and BottleneckRxBytes (bytes/s): a GPU less
 	// busy than BottleneckUtil while its pod receives more than
 	// BottleneckRxBytes for BottleneckWindows windows is input-bound.
@@ -104,6 +114,9 @@ func (c *Config) defaults() {
 	if c.JobShare == 0 {
 		c.JobShare = 0.3
 	}
+	if c.StragglerSettle == 0 {
+		c.StragglerSettle = 6
+	}
 	if c.StragglerMinMembers == 0 {
 		c.StragglerMinMembers = 4
 	}
@@ -144,7 +157,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gpu config: straggler ratio %v must be above 1", c.StragglerRatio)
 	case c.StragglerSmoothing <= 0 || c.StragglerSmoothing > 1:
 		return fmt.Errorf("gpu config: straggler smoothing %v not in (0,1]", c.StragglerSmoothing)
-	case c.StragglerWindows < 1 || c.BottleneckWindows < 1 || c.ThrottleWindows < 1:
+	case c.StragglerWindows < 1 || c.BottleneckWindows < 1 || c.ThrottleWindows < 1 || c.StragglerSettle < 1:
 		return errors.New("gpu config: window counts must be at least 1")
 	case !(c.JobShare > 0 && c.JobShare <= 1):
 		return fmt.Errorf("gpu config: job share %v not in (0,1]", c.JobShare)
@@ -205,12 +218,23 @@ func NewSample(name string, label func(string) string, job string, ts int64, v f
 
 // member is the straggler state of one GPU (activity) or worker (step
 // time): the window's sum, and the smoothed deviation from the job median.
+// offRatio is how far a member's smoothed ratio to its job's median is
+// off it in either direction, as a ratio of at least 1 (0 for none).
+func offRatio(smooth float64) float64 {
+	if smooth > 0 && smooth < 1 {
+		return 1 / smooth
+	}
+	return smooth
+}
+
 type member struct {
 	sum     float64
 	n       uint32
 	smooth  float64 // smoothed ratio; 0 before the first comparison
-	over    uint32  // consecutive windows at or above the ratio
+	over    uint32  // consecutive windows off the median by the ratio or more (offRatio)
 	flagged bool
+	windows uint32  // windows compared, up to StragglerSettle
+	settled float64 // smooth when windows reached StragglerSettle
 }
 
 type gpuKey struct{ node, gpu string }
@@ -548,10 +572,16 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			} else {
 				m.smooth += c.StragglerSmoothing * (r - m.smooth)
 			}
-			switch {
-			case m.smooth >= c.StragglerRatio:
+			if m.windows < uint32(c.StragglerSettle) {
+				m.windows++
+				if m.windows == uint32(c.StragglerSettle) {
+					m.settled = m.smooth
+				}
+			}
+			switch off := offRatio(m.smooth); {
+			case off >= c.StragglerRatio:
 				m.over++
-			case m.smooth < 1+(c.StragglerRatio-1)/2:
+			case off < 1+(c.StragglerRatio-1)/2:
 				m.over, m.flagged = 0, false
 			default:
 				m.over = 0
@@ -566,60 +596,125 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 	return out
 }
 
-// judgeSlow decides on the members slow for StragglerWindows windows: a
-// minority are stragglers, each alerted (and cordoned when configured); a
-// share of JobShare or more is the job's own shape, one job-level alert
-// naming both groups and no node action. Each member is judged once until
-// it recovers (member.flagged).
+// judgeSlow decides on the members off the job's median by StragglerRatio
+// for StragglerWindows windows. A straggler falls behind its peers and its
+// own history: it is slower than the median (step time) or off it (GPU
+// activity), had settled below half-way to StragglerRatio, and fewer than
+// JobShare of the members that settled so are half-way off the median
+// now; each is alerted (and cordoned when configured). Other slow members are the
+// job's own shape (a share of slow members, two kinds of placement or
+// hardware, a member slow since the start), and so is a share of JobShare
+// or more of members faster than the median (the fast group of a job most
+// of whose workers are slow): one job-level alert naming them and the
+// others, and no node action. Each member is judged once until it
+// recovers (member.flagged).
 func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, idx []int32, act bool, med float64) []*proto.Decision {
 	if med <= 0 {
 		return out // nothing was compared in this window
 	}
-	slow, fresh := 0, false
+	c := &d.cfg
+	half := 1 + (c.StragglerRatio-1)/2
+	off := func(m *member) bool { return m.n > 0 && m.over >= uint32(c.StragglerWindows) && !m.flagged }
+	// settledNear: the member settled with its peers (its history).
+	settledNear := func(m *member) bool {
+		return m.windows >= uint32(c.StragglerSettle) && offRatio(m.settled) < half
+	}
+	// nearOff: half-way slower than the median (or off it, activity), or
+	// faster by the whole ratio: with a few slow members the median sits
+	// high among the others, which then read a little fast.
+	nearOff := func(m *member) bool {
+		return m.n > 0 && (m.smooth >= half || m.smooth > 0 && 1/m.smooth >= c.StragglerRatio)
+	}
+	// near counts the members near off the median; nearSince those of
+	// them that settled near it (a group slowing down together now).
+	near, nearSince, slowOff := 0, 0, false
 	for _, i := range idx {
-		if m := d.member(i, act); m.n > 0 && m.over >= uint32(d.cfg.StragglerWindows) {
-			slow++
-			fresh = fresh || !m.flagged
-		}
-	}
-	if !fresh {
-		return out
-	}
-	if float64(slow) < d.cfg.JobShare*float64(len(d.scratch)) {
-		for _, i := range idx {
-			if m := d.member(i, act); m.n > 0 && m.over >= uint32(d.cfg.StragglerWindows) && !m.flagged {
-				m.flagged = true
-				out = d.stragglerDecisions(out, ts, jobName, idx, i, act, med, m.sum/float64(m.n))
+		m := d.member(i, act)
+		if nearOff(m) {
+			near++
+			if settledNear(m) {
+				nearSince++
 			}
 		}
+		slowOff = slowOff || m.n > 0 && m.smooth >= 1 && m.over >= uint32(c.StragglerWindows)
+	}
+	share := c.JobShare * float64(len(d.scratch))
+	group := float64(near) >= share
+	together := float64(nearSince) >= share
+	shape := false
+	for _, i := range idx {
+		m := d.member(i, act)
+		switch {
+		case !off(m):
+		case m.smooth < 1:
+			// Faster members are judged with the slow ones; alone, only
+			// as a group (the fast part of a job most of whose members
+			// are slow). A minority faster than the median is nobody's
+			// problem, and never a straggler.
+			shape = shape || group && !slowOff
+		case together || !settledNear(m):
+			shape = true
+		default:
+			m.flagged = true
+			out = d.stragglerDecisions(out, ts, jobName, idx, i, act, med, m.sum/float64(m.n))
+		}
+	}
+	if !shape {
 		return out
 	}
-	var slowNames, others []string
+	// Step times are named slower or faster than the median; GPU activity
+	// is off it either way (its ratio is folded).
+	var slowNames, fastNames, others []string
 	signal := "step_time"
 	if act {
 		signal = "gpu_activity"
 	}
 	ev := &proto.Evidence{Signal: signal, Peers: make(map[string]float64, len(idx)),
-		Values: map[string]float64{"job_median": med, "slow_members": float64(slow), "members": float64(len(d.scratch))}}
+		Values: map[string]float64{"job_median": med, "members": float64(len(d.scratch))}}
 	for _, i := range idx {
 		m := d.member(i, act)
 		name := d.memberName(i, act)
 		ev.Peers[name] = m.smooth
-		if m.n > 0 && m.over >= uint32(d.cfg.StragglerWindows) {
+		switch {
+		case off(m) || nearOff(m) && !m.flagged && (group || m.smooth >= 1):
+			// Half-way members are named with the group and judged with
+			// it, so they do not raise the alert again as they cross.
 			m.flagged = true
-			slowNames = append(slowNames, name)
-		} else if m.n > 0 {
+			if m.smooth >= 1 {
+				slowNames = append(slowNames, name)
+			} else {
+				fastNames = append(fastNames, name)
+			}
+		case m.n > 0:
 			others = append(others, name)
 		}
 	}
+	ev.Values["slow_members"] = float64(len(slowNames))
+	ev.Values["fast_members"] = float64(len(fastNames))
 	slices.Sort(slowNames)
+	slices.Sort(fastNames)
 	slices.Sort(others)
-	rest := "the others: " + strings.Join(others, ", ")
-	if len(others) == 0 {
-		rest = "every member is that far from the median: the job runs in groups"
+	how := "slower than"
+	if act {
+		how = "off"
 	}
-	summary := fmt.Sprintf("job %s: %d of %d members %.2fx or more off the median %s (%s), %s; the job's placement or hardware, not a sick node: nothing is cordoned",
-		jobName, slow, len(d.scratch), d.cfg.StragglerRatio, signal, strings.Join(slowNames, ", "), rest)
+	var groups []string
+	if len(slowNames) > 0 {
+		groups = append(groups, fmt.Sprintf("%d of %d members %.2fx or more %s the median %s (%s)",
+			len(slowNames), len(d.scratch), half, how, signal, strings.Join(slowNames, ", ")))
+	}
+	if len(fastNames) > 0 {
+		groups = append(groups, fmt.Sprintf("%d of %d members %.2fx or more faster than the median %s (%s)",
+			len(fastNames), len(d.scratch), c.StragglerRatio, signal, strings.Join(fastNames, ", ")))
+	}
+	if len(others) > 0 {
+		groups = append(groups, "the others: "+strings.Join(others, ", "))
+	}
+	what := "the job runs in groups: its placement or hardware, not a sick node"
+	if !group {
+		what = "slow since they started: their placement or hardware, not a node that went bad during the job"
+	}
+	summary := fmt.Sprintf("job %s: %s; %s: nothing is cordoned", jobName, strings.Join(groups, ", "), what)
 	return append(out, d.alertTo(ts, "job/"+jobName, "warning", "slow_group", 1, summary, ev))
 }
 

@@ -7,9 +7,14 @@ import (
 	"github.com/augur-ops/augur/internal/wire"
 )
 
-// stateVersion is the first byte of a checkpoint. Version 1 had the same
-// layout with big-endian fixed-size numbers; UnmarshalBinary still reads it.
-const stateVersion = 2
+// stateVersion is the first byte of a checkpoint. Version 2 had no
+// settling fields in a member, version 1 the layout of version 2 with
+// big-endian fixed-size numbers; UnmarshalBinary still reads both.
+const stateVersion = 3
+
+// stateVersionUnsettled is the last version without a member's settling
+// fields: its members restore as settled at the job's median.
+const stateVersionUnsettled = 2
 
 // stateVersionBigEndian is the version of the big-endian layout.
 const stateVersionBigEndian = 1
@@ -25,7 +30,8 @@ const maxStr = 1 << 16
 // counts and string lengths in their shortest form, flags one byte, bit i
 // the i-th flag, unused bits zero):
 //
-//	version       byte (2; 1 is the same layout big-endian)
+//	version       byte (3; 2 has no windows and settled in a member,
+//	              1 is version 2's layout big-endian)
 //	lastTick      u64 (unix ms)
 //	reserved      u64, zero (formerly the count of samples dropped at
 //	              MaxMembers; any value in version 1)
@@ -44,7 +50,8 @@ const maxStr = 1 << 16
 //	pods          uvarint n, then n times, sorted by name:
 //	  name string, rate f64, ts u64
 //
-// member is sum f64, n u32, smooth f64, over u32, flags flagged. A node's
+// member is sum f64, n u32, smooth f64, over u32, flags flagged, windows
+// u32, settled f64 (the last two from version 3 on). A node's
 // count of faulty GPUs is derived on restore, never stored.
 
 // AppendBinary appends the detector's state (not its Config) to b. The
@@ -107,7 +114,11 @@ func (d *Detector) MarshalBinary() ([]byte, error) { return d.AppendBinary(nil) 
 // UnmarshalBinary replaces the state by the checkpoint b (not retained), of
 // this version or an earlier one. On error the state is unchanged.
 func (d *Detector) UnmarshalBinary(b []byte) error {
-	r, err := wire.Open(b, stateVersion, stateVersionBigEndian)
+	current := byte(stateVersion)
+	if len(b) > 0 && b[0] == stateVersionUnsettled {
+		current = stateVersionUnsettled
+	}
+	r, err := wire.Open(b, current, stateVersionBigEndian)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadState, err)
 	}
@@ -117,14 +128,14 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	// Formerly a count of samples dropped at MaxMembers: written as zero
 	// since, and required to be zero from version 2 on (so that a state
 	// that decodes re-encodes to the same bytes).
-	if dropped := r.Uint64(); b[0] == stateVersion && dropped != 0 {
+	if dropped := r.Uint64(); b[0] != stateVersionBigEndian && dropped != 0 {
 		r.Fail(fmt.Errorf("reserved field %d", dropped))
 	}
 	ng := r.Count(d.cfg.MaxMembers)
 	for i := 0; i < ng && r.Err() == nil; i++ {
 		var g gpuState
 		g.node, g.gpu, g.job, g.pod = readStr(r), readStr(r), readStr(r), readStr(r)
-		readMember(r, &g.act)
+		d.readMember(r, &g.act, b[0])
 		g.xid = r.Float64()
 		f := readFlags(r, 5)
 		g.xidSeen, g.xidBad, g.remapBad, g.throttleAlerted, g.bottleAlerted = f[0], f[1], f[2], f[3], f[4]
@@ -149,7 +160,7 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	for i := 0; i < nw && r.Err() == nil; i++ {
 		var w workerState
 		w.job, w.name, w.node = readStr(r), readStr(r), readStr(r)
-		readMember(r, &w.st)
+		d.readMember(r, &w.st, b[0])
 		k := workerKey{w.job, w.name}
 		if _, dup := nd.wIdx[k]; r.Err() == nil && (dup || w.job == "") {
 			r.Fail(fmt.Errorf("worker %q/%q repeated or without job", w.job, w.name))
@@ -224,15 +235,27 @@ func appendMember(b []byte, m *member) []byte {
 	b = wire.AppendUint32(b, m.n)
 	b = wire.AppendFloat64(b, m.smooth)
 	b = wire.AppendUint32(b, m.over)
-	return append(b, flags(m.flagged))
+	b = append(b, flags(m.flagged))
+	b = wire.AppendUint32(b, m.windows)
+	return wire.AppendFloat64(b, m.settled)
 }
 
-func readMember(r *wire.Reader, m *member) {
+// readMember reads a member of a checkpoint of version v. A member of a
+// version without settling fields that was compared before restores as
+// settled at the job's median: judged as before, against its peers.
+func (d *Detector) readMember(r *wire.Reader, m *member, v byte) {
 	m.sum = r.Float64()
 	m.n = r.Uint32()
 	m.smooth = r.Float64()
 	m.over = r.Uint32()
 	m.flagged = readFlags(r, 1)[0]
+	switch {
+	case v == stateVersion:
+		m.windows = r.Uint32()
+		m.settled = r.Float64()
+	case m.smooth != 0:
+		m.windows, m.settled = uint32(d.cfg.StragglerSettle), 1
+	}
 }
 
 // readStr reads a string of at most maxStr bytes.

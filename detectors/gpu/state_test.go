@@ -75,7 +75,7 @@ func checkGoldenState(t *testing.T, d *Detector) {
 		t.Errorf("gpu n0/0 %+v, want XID 79 bad, pod ns/p0, smoothed ratio 1", g0)
 	}
 	want := gpuState{node: "n1", gpu: "1", job: "j", pod: "ns/p3",
-		act: member{sum: 42.5, n: 1, smooth: 1.48, over: 2}, xidSeen: true,
+		act: member{sum: 42.5, n: 1, smooth: 1.48, over: 2, windows: 6, settled: 1}, xidSeen: true,
 		utilSum: 42.5, utilN: 1, reasons: ThrottleHWThermal | ThrottleSWPowerCap,
 		thermal: 0.25, power: 0.125, pcie: 3e9, bottleRun: 2}
 	if g3 := d.gpus[d.gpuIdx[gpuKey{"n1", "1"}]]; g3 != want {

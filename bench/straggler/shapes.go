@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/augur-ops/augur/detectors/gpu"
+	"github.com/augur-ops/augur/proto"
+)
+
+// shapeCounts is what the synthetic job shapes gave (see shapes).
+type shapeCounts struct {
+	Groups, GroupsTainted             int // jobs with 3 or more of 10 slow; those with a node tainted
+	StartMinority, StartStragglers    int // 1 or 2 slow from the first window; those called stragglers
+	LateMinority, LateEachAndNothing  int // 1 or 2 slowing down at window 20; those with a straggler each and nothing else
+	BimodalLow, BimodalLowWithActions int // half slower by 1.25x or 1.35x; those with a node action
+}
+
+// shapes plays 192 synthetic 10-worker jobs through the detector
+// (StragglerCordon on): 1, 2, 3, 4, 5 or 7 workers slower by 1.25x, 1.35x,
+// 1.5x or 2x, from the first one-minute window or from the 20th, uniform
+// step-time noise of 0, ±5, ±10 or ±20% (a fixed seed), 60 windows.
+func shapes() (shapeCounts, error) {
+	var c shapeCounts
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, slow := range []int{1, 2, 3, 4, 5, 7} {
+		for _, f := range []float64{1.25, 1.35, 1.5, 2} {
+			for _, noise := range []float64{0, 0.05, 0.1, 0.2} {
+				for _, onset := range []int{1, 20} {
+					d, err := gpu.New(gpu.Config{StragglerCordon: true})
+					if err != nil {
+						return c, err
+					}
+					rng := rand.New(rand.NewPCG(1, 2))
+					var stragglers, jobAlerts, taints int
+					for m := 1; m <= 60; m++ {
+						at := t0.Add(time.Duration(m) * time.Minute)
+						for w := range 10 {
+							v := 1.0
+							if w < slow && m >= onset {
+								v = f
+							}
+							v *= 1 + noise*(2*rng.Float64()-1)
+							d.ObserveStep("train", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), at.UnixMilli()-1000, v)
+						}
+						for _, dec := range d.Tick(at) {
+							switch {
+							case dec.GetKind() == proto.KindTaintNode:
+								taints++
+							case dec.GetDesired().GetAlert().GetReason() == "straggler":
+								stragglers++
+							case dec.GetTarget() == "job/train":
+								jobAlerts++
+							}
+						}
+					}
+					switch {
+					case slow >= 3:
+						c.Groups++
+						if taints > 0 {
+							c.GroupsTainted++
+						}
+						if slow == 5 && f < 1.4 {
+							c.BimodalLow++
+							if taints > 0 {
+								c.BimodalLowWithActions++
+							}
+						}
+					case onset == 1:
+						c.StartMinority++
+						if stragglers > 0 {
+							c.StartStragglers++
+						}
+					default:
+						c.LateMinority++
+						if stragglers == slow && jobAlerts == 0 {
+							c.LateEachAndNothing++
+						}
+					}
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+func printShapes(w io.Writer, c shapeCounts) {
+	fmt.Fprintf(w, "synthetic jobs, 10 workers, 192 shapes (see bench/straggler/shapes.go):\n")
+	fmt.Fprintf(w, "  3 or more slow: %d jobs, a node tainted in %d\n", c.Groups, c.GroupsTainted)
+	fmt.Fprintf(w, "  half slower by 1.25x or 1.35x: %d jobs, a node tainted in %d\n", c.BimodalLow, c.BimodalLowWithActions)
+	fmt.Fprintf(w, "  1 or 2 slow from the first window: %d jobs, called stragglers in %d\n", c.StartMinority, c.StartStragglers)
+	fmt.Fprintf(w, "  1 or 2 slowing down at window 20: %d jobs, a straggler each and nothing else in %d\n", c.LateMinority, c.LateEachAndNothing)
+}
