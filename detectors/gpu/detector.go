@@ -642,6 +642,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 	group := float64(near) >= share
 	together := float64(nearSince) >= share
 	shape := false
+	var stragglers []int32
 	for _, i := range idx {
 		m := d.member(i, act)
 		switch {
@@ -656,8 +657,23 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 			shape = true
 		default:
 			m.flagged = true
-			out = d.stragglerDecisions(out, ts, jobName, idx, i, act, med, m.sum/float64(m.n))
+			stragglers = append(stragglers, i)
 		}
+	}
+	// Stragglers on one node are one finding about it: one alert naming
+	// them, one taint.
+	for len(stragglers) > 0 {
+		node := d.memberNode(stragglers[0], act)
+		var same, rest []int32
+		for _, i := range stragglers {
+			if i == stragglers[0] || node != "" && d.memberNode(i, act) == node {
+				same = append(same, i)
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		out = d.stragglerDecisions(out, ts, jobName, idx, same, act, med)
+		stragglers = rest
 	}
 	if !shape {
 		return out
@@ -726,32 +742,52 @@ func (d *Detector) memberName(i int32, act bool) string {
 	return d.workers[i].name
 }
 
-func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName string, idx []int32, i int32, act bool, med, v float64) []*proto.Decision {
-	var name, node, signal string
+// memberNode is the node of a GPU or a worker ("" when not known).
+func (d *Detector) memberNode(i int32, act bool) string {
 	if act {
-		g := &d.gpus[i]
-		name, node, signal = g.node+"/gpu"+g.gpu, g.node, "gpu_activity"
-	} else {
-		w := &d.workers[i]
-		name, node, signal = w.name, w.node, "step_time"
+		return d.gpus[i].node
 	}
-	m := d.member(i, act)
-	ev := &proto.Evidence{Signal: signal, Observed: v, Peers: make(map[string]float64, len(idx)),
-		Values: map[string]float64{"ratio": m.smooth, "job_median": med, "windows_over": float64(m.over)}}
-	for _, j := range idx {
-		pm := d.member(j, act)
-		if act {
-			ev.Peers[d.gpus[j].node+"/gpu"+d.gpus[j].gpu] = pm.smooth
-		} else {
-			ev.Peers[d.workers[j].name] = pm.smooth
+	return d.workers[i].node
+}
+
+// stragglerDecisions alerts on the stragglers ms of one job, all on one node
+// (or one member whose node is not known), and taints and cordons the node
+// when configured.
+func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName string, idx []int32, ms []int32, act bool, med float64) []*proto.Decision {
+	signal := "step_time"
+	if act {
+		signal = "gpu_activity"
+	}
+	node := d.memberNode(ms[0], act)
+	worst := d.member(ms[0], act)
+	names := make([]string, len(ms))
+	ratios := make([]string, len(ms))
+	for k, i := range ms {
+		m := d.member(i, act)
+		names[k] = d.memberName(i, act)
+		ratios[k] = fmt.Sprintf("%.2fx", m.smooth)
+		if m.smooth > worst.smooth {
+			worst = m
 		}
+	}
+	ev := &proto.Evidence{Signal: signal, Observed: worst.sum / float64(worst.n), Peers: make(map[string]float64, len(idx)),
+		Values: map[string]float64{"ratio": worst.smooth, "job_median": med, "windows_over": float64(worst.over)}}
+	if len(ms) > 1 {
+		ev.Values["stragglers"] = float64(len(ms))
+	}
+	for _, j := range idx {
+		ev.Peers[d.memberName(j, act)] = d.member(j, act).smooth
 	}
 	target := "k8s/node/" + node
 	if node == "" {
-		target = "job/" + jobName + "/" + name
+		target = "job/" + jobName + "/" + names[0]
 	}
-	summary := fmt.Sprintf("%s in job %s is a straggler: %s %.2fx the job's median for %d windows", name, jobName, signal, m.smooth, m.over)
-	out = append(out, d.alertTo(ts, target, "warning", "straggler", math.Min(1, (m.smooth-1)/(d.cfg.StragglerRatio-1)/2), summary, ev))
+	summary := fmt.Sprintf("%s in job %s is a straggler: %s %.2fx the job's median for %d windows", names[0], jobName, signal, worst.smooth, worst.over)
+	if len(ms) > 1 {
+		summary = fmt.Sprintf("%s in job %s are stragglers on node %s: %s %s the job's median for %d windows or more",
+			strings.Join(names, ", "), jobName, node, signal, strings.Join(ratios, ", "), d.cfg.StragglerWindows)
+	}
+	out = append(out, d.alertTo(ts, target, "warning", "straggler", math.Min(1, (worst.smooth-1)/(d.cfg.StragglerRatio-1)/2), summary, ev))
 	if d.cfg.StragglerCordon && node != "" {
 		ch := &proto.Change{Node: node, Taint: &proto.Taint{Key: d.cfg.TaintKey, Value: "straggler", Effect: "PreferNoSchedule"}, Cordon: true}
 		out = append(out, d.decision(ts, proto.KindTaintNode, target, ch, ev, 0.5, summary+": cordon the node"))

@@ -592,3 +592,34 @@ func TestJobShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestStragglersOnOneNode: three of a node's four GPUs fall behind the job
+// together after it settled (a quarter of the job's twelve GPUs, under
+// JobShare): one finding about the node, one alert naming the three and
+// one taint, not three of each.
+func TestStragglersOnOneNode(t *testing.T) {
+	d := newDet(t, Config{StragglerCordon: true})
+	rng := rand.New(rand.NewPCG(1, 2))
+	var decs []*proto.Decision
+	for m := 1; m <= 40; m++ {
+		for g := range 12 {
+			v := 90.0
+			if g < 3 && m >= 20 {
+				v = 45
+			}
+			v *= 1 + 0.05*(2*rng.Float64()-1)
+			d.Observe(Sample{Metric: MetricUtil, Node: "n" + strconv.Itoa(g/4), GPU: strconv.Itoa(g % 4), Job: "ns/llm", Ts: ms(m) - 1000, Value: v})
+		}
+		decs = append(decs, d.Tick(t0.Add(time.Duration(m)*time.Minute))...)
+	}
+	want := []string{"alert k8s/node/n0 warning:straggler", "taint_node k8s/node/n0 augur.io/gpu-unhealthy=straggler:PreferNoSchedule"}
+	if got := summary(decs); !slices.Equal(got, want) {
+		t.Fatalf("decisions %v, want %v", got, want)
+	}
+	if s := decs[0].GetSummary(); !strings.Contains(s, "n0/gpu0, n0/gpu1, n0/gpu2 in job ns/llm are stragglers on node n0") {
+		t.Errorf("summary %q", s)
+	}
+	if n := decs[0].GetEvidence().GetValues()["stragglers"]; n != 3 {
+		t.Errorf("evidence stragglers %v, want 3", n)
+	}
+}
