@@ -5,9 +5,10 @@
 // (which holds what the observed load needed for Stabilization and whole
 // recommendations, the forecast's headroom included, for the shorter
 // ForecastHold) and by a bounded step, and, for ReversalGuard after a scale
-// down, up only for what the observed load needs. The stream turns a scale
-// decision into the rule's mode (set_hpa_min, reserve_capacity: the
-// placeholder Deployment sized so the node autoscaler provisions ahead).
+// down, up only for what the observed load needs beyond the HPA's
+// tolerance. The stream turns a scale decision into the rule's mode
+// (set_hpa_min, reserve_capacity: the placeholder Deployment sized so the
+// node autoscaler provisions ahead).
 //
 // It is pure: the caller passes the forecast, the observed state and the
 // event time, and gets unsigned *proto.Decision values back (the stream
@@ -87,12 +88,19 @@ type Config struct {
 	// the point forecast.
 	IntervalCap float64
 	// ReversalGuard is how long after a scale down the scaler scales up
-	// only for what the observed load needs (Hold), not for the forecast's
-	// headroom: successive forecasts move by a pod or so, and following
-	// them straight back up removes pods and starts them again (a
-	// reversal). 0: no guard.
+	// only when the observed load needs more than the current replicas by
+	// more than the HPA's tolerance (HPATolerance), not for the forecast's
+	// headroom nor for a pod or so more: successive forecasts and samples
+	// move by a pod or so, and following them straight back up removes
+	// pods and starts them again (a reversal). 0: no guard.
 	ReversalGuard time.Duration
 }
+
+// HPATolerance is the Kubernetes HPA's default tolerance
+// (--horizontal-pod-autoscaler-tolerance): it leaves the replicas alone
+// while the load needs them within 10%. The scaler applies it during
+// ReversalGuard; internal/whatif's HPA baseline applies it always.
+const HPATolerance = 0.1
 
 // defaults fills the zero fields of c. It is the one place the defaults
 // are written; Validate calls it.
@@ -370,7 +378,8 @@ func (s *Scaler) Decide(in Input) []*proto.Decision {
 	want := s.Stabilize(in.Now, recommend, hold, cur)
 	t := in.Now.UnixMilli()
 	if want > cur && s.lastDown != 0 && t-s.lastDown <= s.cfg.ReversalGuard.Milliseconds() {
-		want = max(cur, min(want, hold))
+		need := Replicas(in.Observed/(1+HPATolerance), s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
+		want = max(cur, min(want, need))
 	}
 	ttl := s.cfg.DecisionTTL.Milliseconds()
 	var out []*proto.Decision

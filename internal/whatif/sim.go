@@ -184,7 +184,7 @@ func (h *HPA) Want(now int64, cur int32) int32 {
 	util := h.last / (float64(cur) * h.capacity)
 	ratio := util / h.target
 	rec := cur
-	if math.Abs(ratio-1) > 0.1 {
+	if math.Abs(ratio-1) > scaling.HPATolerance {
 		rec = int32(math.Ceil(float64(cur) * ratio))
 	}
 	rec = min(max(rec, h.min), h.max)
