@@ -25,66 +25,84 @@ type shapeCounts struct {
 // step-time noise of 0, ±5, ±10 or ±20% (a fixed seed), 60 windows.
 func shapes() (shapeCounts, error) {
 	var c shapeCounts
-	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, slow := range []int{1, 2, 3, 4, 5, 7} {
 		for _, f := range []float64{1.25, 1.35, 1.5, 2} {
 			for _, noise := range []float64{0, 0.05, 0.1, 0.2} {
 				for _, onset := range []int{1, 20} {
-					d, err := gpu.New(gpu.Config{StragglerCordon: true})
+					o, err := playShape(slow, f, noise, onset)
 					if err != nil {
 						return c, err
 					}
-					rng := rand.New(rand.NewPCG(1, 2))
-					var stragglers, jobAlerts, taints int
-					for m := 1; m <= 60; m++ {
-						at := t0.Add(time.Duration(m) * time.Minute)
-						for w := range 10 {
-							v := 1.0
-							if w < slow && m >= onset {
-								v = f
-							}
-							v *= 1 + noise*(2*rng.Float64()-1)
-							d.ObserveStep("train", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), at.UnixMilli()-1000, v)
-						}
-						for _, dec := range d.Tick(at) {
-							switch {
-							case dec.GetKind() == proto.KindTaintNode:
-								taints++
-							case dec.GetDesired().GetAlert().GetReason() == "straggler":
-								stragglers++
-							case dec.GetTarget() == "job/train":
-								jobAlerts++
-							}
-						}
-					}
-					switch {
-					case slow >= 3:
-						c.Groups++
-						if taints > 0 {
-							c.GroupsTainted++
-						}
-						if slow == 5 && f < 1.4 {
-							c.BimodalLow++
-							if taints > 0 {
-								c.BimodalLowWithActions++
-							}
-						}
-					case onset == 1:
-						c.StartMinority++
-						if stragglers > 0 {
-							c.StartStragglers++
-						}
-					default:
-						c.LateMinority++
-						if stragglers == slow && jobAlerts == 0 {
-							c.LateEachAndNothing++
-						}
-					}
+					c.add(slow, f, onset, o)
 				}
 			}
 		}
 	}
 	return c, nil
+}
+
+// shapeOutcome counts one job's decisions by kind.
+type shapeOutcome struct{ stragglers, jobAlerts, taints int }
+
+// playShape plays one job: workers 0..slow-1 slower by f from window
+// onset on.
+func playShape(slow int, f, noise float64, onset int) (shapeOutcome, error) {
+	var o shapeOutcome
+	d, err := gpu.New(gpu.Config{StragglerCordon: true})
+	if err != nil {
+		return o, err
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for m := 1; m <= 60; m++ {
+		at := t0.Add(time.Duration(m) * time.Minute)
+		for w := range 10 {
+			v := 1.0
+			if w < slow && m >= onset {
+				v = f
+			}
+			v *= 1 + noise*(2*rng.Float64()-1)
+			d.ObserveStep("train", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), at.UnixMilli()-1000, v)
+		}
+		for _, dec := range d.Tick(at) {
+			switch {
+			case dec.GetKind() == proto.KindTaintNode:
+				o.taints++
+			case dec.GetDesired().GetAlert().GetReason() == "straggler":
+				o.stragglers++
+			case dec.GetTarget() == "job/train":
+				o.jobAlerts++
+			}
+		}
+	}
+	return o, nil
+}
+
+// add counts one job's outcome in its class.
+func (c *shapeCounts) add(slow int, f float64, onset int, o shapeOutcome) {
+	switch {
+	case slow >= 3:
+		c.Groups++
+		if o.taints > 0 {
+			c.GroupsTainted++
+		}
+		if slow == 5 && f < 1.4 {
+			c.BimodalLow++
+			if o.taints > 0 {
+				c.BimodalLowWithActions++
+			}
+		}
+	case onset == 1:
+		c.StartMinority++
+		if o.stragglers > 0 {
+			c.StartStragglers++
+		}
+	default:
+		c.LateMinority++
+		if o.stragglers == slow && o.jobAlerts == 0 {
+			c.LateEachAndNothing++
+		}
+	}
 }
 
 func printShapes(w io.Writer, c shapeCounts) {

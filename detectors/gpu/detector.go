@@ -51,9 +51,9 @@ type Config struct {
 	// hardware, a bimodal job), not of its nodes: one job-level alert
 	// names the slow and the other members, and no node is tainted or
 	// cordoned. A straggler is a minority. Default 0.3, in (0, 1].
-	// Members counted are those at least half-way to StragglerRatio, so
-	// a group whose members cross the ratio a few windows apart is still
-	// one group.
+	// Members counted are those at least half-way slower than the
+	// median by StragglerRatio (or faster by all of it), so a group whose
+	// members cross the ratio a few windows apart is still one group.
 	JobShare float64
 	// StragglerSettle is how many windows a member is compared before
 	// its smoothed ratio then is its own history. A straggler falls
@@ -216,8 +216,6 @@ func NewSample(name string, label func(string) string, job string, ts int64, v f
 	return s, true
 }
 
-// member is the straggler state of one GPU (activity) or worker (step
-// time): the window's sum, and the smoothed deviation from the job median.
 // offRatio is how far a member's smoothed ratio to its job's median is
 // off it in either direction, as a ratio of at least 1 (0 for none).
 func offRatio(smooth float64) float64 {
@@ -227,6 +225,9 @@ func offRatio(smooth float64) float64 {
 	return smooth
 }
 
+// member is the straggler state of one GPU (activity) or worker (step
+// time): the window's sum, the smoothed deviation from the job median, and
+// that deviation when the member settled (its own history).
 type member struct {
 	sum     float64
 	n       uint32
@@ -600,14 +601,14 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 // for StragglerWindows windows. A straggler falls behind its peers and its
 // own history: it is slower than the median (step time) or off it (GPU
 // activity), had settled below half-way to StragglerRatio, and fewer than
-// JobShare of the members that settled so are half-way off the median
-// now; each is alerted (and cordoned when configured). Other slow members are the
-// job's own shape (a share of slow members, two kinds of placement or
-// hardware, a member slow since the start), and so is a share of JobShare
-// or more of members faster than the median (the fast group of a job most
-// of whose workers are slow): one job-level alert naming them and the
-// others, and no node action. Each member is judged once until it
-// recovers (member.flagged).
+// JobShare of the members that settled so are half-way off the median now;
+// stragglers are alerted (and their node cordoned when configured), those
+// of one node together. Other slow members are the job's own shape (a
+// share of slow members, two kinds of placement or hardware, a member slow
+// since the start), and so is a share of JobShare or more of members
+// faster than the median (the fast group of a job most of whose workers
+// are slow): one job-level alert naming them and the others, and no node
+// action. Each member is judged once until it recovers (member.flagged).
 func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, idx []int32, act bool, med float64) []*proto.Decision {
 	if med <= 0 {
 		return out // nothing was compared in this window
