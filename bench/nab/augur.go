@@ -27,6 +27,7 @@ func configFlags(fs *flag.FlagSet) *anomaly.Config {
 	fs.Float64Var(&c.ZHigh, "zhigh", 0, "z-score where the raw residual score reaches 1")
 	fs.Float64Var(&c.NoveltyScore, "novelty", 0, "raw score of an unseen 3-gram of levels (0: default, <0: off)")
 	fs.Float64Var(&c.RangeTolerance, "range", 0, "share of the range beyond which a sample scores 1 (0: default, <0: off)")
+	fs.Float64Var(&c.LevelShift, "levelshift", 0, "slow deviations between the fast and slow forecasts at the end of a quiet period beyond which the slow one takes the new level (0: default, <0: off)")
 	fs.IntVar(&c.SeasonalDays, "seasdays", 0, "memory of the time-of-day profile in days (0: default)")
 	fs.Float64Var(&c.SeasonalGate, "seasgate", 0, "profile trusted while its residual is below this share of the slow EWMA's (0: default, <0: off)")
 	return c

@@ -35,11 +35,11 @@ func describe(c anomaly.Config) string {
 }
 
 // leaveOneCategoryOut scores each category of the corpus with the setting
-// and threshold chosen on the other categories (the best normalised score
-// there under profile p), and compares with the setting and threshold
+// and threshold chosen on the other categories (the setting with the best
+// normalised score there under profile sel, p's threshold for it), and compares with the setting and threshold
 // chosen on the whole corpus. Held-out raw scores of the categories are
 // summed and normalised like the corpus' (same null and perfect scores).
-func leaveOneCategoryOut(out io.Writer, files []dataFile, labels map[string][]int64, p profile, base anomaly.Config) error {
+func leaveOneCategoryOut(out io.Writer, files []dataFile, labels map[string][]int64, p, sel profile, base anomaly.Config) error {
 	grid := locoGrid(base)
 	scores := make([][][]float64, len(grid))
 	for i, c := range grid {
@@ -64,21 +64,23 @@ func leaveOneCategoryOut(out io.Writer, files []dataFile, labels map[string][]in
 		}
 		return fs, ss
 	}
-	// choose returns the grid setting best on the files kept, and its
-	// threshold there.
+	// choose returns the grid setting best on the files kept under the
+	// profile sel, and p's threshold for it there.
 	choose := func(keep func(string) bool) (int, float64, error) {
-		best, bestScore, th := -1, 0.0, 0.0
+		best, bestScore := -1, 0.0
 		for i := range grid {
 			fs, ss := subset(i, keep)
-			r, err := evaluate(fs, ss, p)
+			r, err := evaluate(fs, ss, sel)
 			if err != nil {
 				return 0, 0, err
 			}
 			if best < 0 || r.Normalized > bestScore {
-				best, bestScore, th = i, r.Normalized, r.Threshold
+				best, bestScore = i, r.Normalized
 			}
 		}
-		return best, th, nil
+		fs, ss := subset(best, keep)
+		r, err := evaluate(fs, ss, p)
+		return best, r.Threshold, err
 	}
 	all := func(string) bool { return true }
 	in, inTh, err := choose(all)

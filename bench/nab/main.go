@@ -29,7 +29,8 @@ func run(args []string, out io.Writer) error {
 	dir := fs.String("data", filepath.Join(devdata.Dir(), "nab"), "NAB folder with data/, labels/ and reference/")
 	det := fs.String("detector", "augur", "augur, or the name of a detector in <data>/reference (numenta, windowedGaussian)")
 	verbose := fs.Bool("v", false, "print the per-file table of every profile")
-	loco := fs.Bool("loco", false, "leave one category out: choose augur's settings among a grid on the other categories, score each category with them, for the standard and reward_low_FP_rate profiles")
+	loco := fs.Bool("loco", false, "leave one category out: choose augur's setting among a grid on the other categories (by the standard profile) and each profile's threshold, score each category with them, for the standard and reward_low_FP_rate profiles")
+	perProfile := fs.Bool("loco-per-profile", false, "with -loco: choose the detector setting for each profile on its own score (default: one setting for both, chosen by the standard profile, as the detector ships one; each profile chooses its threshold)")
 	cfg := configFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,9 +48,19 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	if *loco {
+		var std profile
+		for _, p := range profiles {
+			if p.Name == "standard" {
+				std = p
+			}
+		}
 		for _, p := range profiles {
 			if p.Name == "standard" || p.Name == "reward_low_FP_rate" {
-				if err := leaveOneCategoryOut(out, files, labels, p, *cfg); err != nil {
+				sel := std
+				if *perProfile {
+					sel = p
+				}
+				if err := leaveOneCategoryOut(out, files, labels, p, sel, *cfg); err != nil {
 					return err
 				}
 			}

@@ -37,9 +37,16 @@ type Config struct {
 	HistoryWindow int
 	// Quiet is the number of samples after a score at or above DetectLevel
 	// during which the score is held at zero, so one incident gives one
-	// detection. Default 128. Zero after defaults means use the default; set a
+	// detection. Default 64. Zero after defaults means use the default; set a
 	// negative value to disable.
 	Quiet int
+	// LevelShift: at the end of a quiet period, when the fast forecast sits
+	// more than LevelShift slow deviations from the slow forecast, the
+	// slow forecast takes the fast one's level (and at least its
+	// deviation): a new level is learnt once, after the detection, instead
+	// of scoring every point of it for the slow forecast's whole span.
+	// Default 0.5; a negative value disables it.
+	LevelShift float64
 	// ZLow and ZHigh shape the raw residual score: 0 up to a z-score of ZLow,
 	// rising linearly to 1 at ZHigh. Defaults 2 and 4; 0 <= ZLow < ZHigh.
 	ZLow, ZHigh float64
@@ -110,7 +117,8 @@ func (c *Config) defaults() {
 	set(&c.SlowWindow, 256)
 	set(&c.ShortWindow, 16)
 	set(&c.HistoryWindow, 1024)
-	set(&c.Quiet, 128)
+	set(&c.Quiet, 64)
+	setF(&c.LevelShift, 0.5)
 	setF(&c.DetectLevel, 0.5)
 	if c.ZLow == 0 && c.ZHigh == 0 { // a ramp from 0 is a setting
 		c.ZLow, c.ZHigh = 2, 4
@@ -159,6 +167,8 @@ func (c *Config) Validate() error {
 		return bad("NoveltyScore", c.NoveltyScore, "must be at most 1")
 	case math.IsNaN(c.RangeTolerance) || math.IsInf(c.RangeTolerance, 0):
 		return bad("RangeTolerance", c.RangeTolerance, "must be finite")
+	case math.IsNaN(c.LevelShift) || math.IsInf(c.LevelShift, 0):
+		return bad("LevelShift", c.LevelShift, "must be finite")
 	case !(c.DetectLevel > 0 && c.DetectLevel <= 1):
 		return bad("DetectLevel", c.DetectLevel, "must be in (0, 1]")
 	case c.SeasonalDays < 1:
@@ -429,6 +439,11 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	if s.quiet > 0 {
 		s.quiet--
 		score = 0
+		if s.quiet == 0 && d.cfg.LevelShift >= 0 && math.Abs(s.fastMean-s.slowMean) > d.cfg.LevelShift*sdSlow {
+			// The level moved and stayed: learn it once.
+			s.slowMean = s.fastMean
+			s.slowMAD = max(s.slowMAD, s.fastMAD)
+		}
 	} else if score >= d.detectAt {
 		s.quiet = d.quiet
 	}

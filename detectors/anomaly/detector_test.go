@@ -419,3 +419,33 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 	_ = ts
 }
+
+// TestLevelShiftLearntOnce: a series that steps from 10 to 20 and stays
+// there is detected at the step; at the end of the quiet period the slow
+// forecast takes the new level, so its residuals (and scale) are the new
+// level's noise again, not the step. Without LevelShift it is still
+// crawling toward 20 two hundred samples later.
+func TestLevelShiftLearntOnce(t *testing.T) {
+	slowAfter := func(cfg Config) (first int, slow float64) {
+		d := mustNew(t, cfg)
+		var s State
+		rng := rand.New(rand.NewPCG(3, 4))
+		first = -1
+		for i := range 1200 {
+			v := 10 + rng.NormFloat64()
+			if i >= 1000 {
+				v += 10
+			}
+			if r := d.Update(&s, int64(i)*300_000, v); r.Score >= 0.5 && i >= 1000 && first < 0 {
+				first = i
+			}
+		}
+		return first, s.slowMean
+	}
+	if first, slow := slowAfter(Config{}); first != 1000 || math.Abs(slow-20) > 0.5 {
+		t.Errorf("with LevelShift: detected at %d, slow forecast %.2f 200 samples after the step; want 1000 and about 20", first, slow)
+	}
+	if first, slow := slowAfter(Config{LevelShift: -1}); first != 1000 || slow > 18.5 {
+		t.Errorf("without LevelShift: detected at %d, slow forecast %.2f; want 1000 and still below 18.5", first, slow)
+	}
+}
