@@ -615,7 +615,13 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 	}
 	c := &d.cfg
 	half := 1 + (c.StragglerRatio-1)/2
-	off := func(m *member) bool { return m.n > 0 && m.over >= uint32(c.StragglerWindows) && !m.flagged }
+	// offLong: off the median for StragglerWindows windows; off: and not
+	// judged yet. Nothing is decided in a window where no member is off.
+	offLong := func(m *member) bool { return m.n > 0 && m.over >= uint32(c.StragglerWindows) }
+	off := func(m *member) bool { return offLong(m) && !m.flagged }
+	if !slices.ContainsFunc(idx, func(i int32) bool { return off(d.member(i, act)) }) {
+		return out
+	}
 	// settledNear: the member settled with its peers (its history).
 	settledNear := func(m *member) bool {
 		return m.windows >= uint32(c.StragglerSettle) && offRatio(m.settled) < half
@@ -624,7 +630,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 	// faster by the whole ratio: with a few slow members the median sits
 	// high among the others, which then read a little fast.
 	nearOff := func(m *member) bool {
-		return m.n > 0 && (m.smooth >= half || m.smooth > 0 && 1/m.smooth >= c.StragglerRatio)
+		return m.n > 0 && (m.smooth >= half || offRatio(m.smooth) >= c.StragglerRatio)
 	}
 	// near counts the members near off the median; nearSince those of
 	// them that settled near it (a group slowing down together now).
@@ -637,7 +643,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 				nearSince++
 			}
 		}
-		slowOff = slowOff || m.n > 0 && m.smooth >= 1 && m.over >= uint32(c.StragglerWindows)
+		slowOff = slowOff || m.smooth >= 1 && offLong(m)
 	}
 	share := c.JobShare * float64(len(d.scratch))
 	group := float64(near) >= share
