@@ -14,6 +14,7 @@ import (
 // shapeCounts is what the synthetic job shapes gave (see shapes).
 type shapeCounts struct {
 	Groups, GroupsTainted             int // jobs with 3 or more of 10 slow; those with a node tainted
+	StartGroups, StartGroupsOneAlert  int // 3 or more slow from the first window; those with one job-level alert and nothing else
 	StartMinority, StartStragglers    int // 1 or 2 slow from the first window; those called stragglers
 	LateMinority, LateEachAndNothing  int // 1 or 2 slowing down at window 20; those with a straggler each and nothing else
 	BimodalLow, BimodalLowWithActions int // half slower by 1.25x or 1.35x; those with a node action
@@ -86,6 +87,12 @@ func (c *shapeCounts) add(slow int, f float64, onset int, o shapeOutcome) {
 		if o.taints > 0 {
 			c.GroupsTainted++
 		}
+		if onset == 1 {
+			c.StartGroups++
+			if o.jobAlerts == 1 && o.stragglers == 0 && o.taints == 0 {
+				c.StartGroupsOneAlert++
+			}
+		}
 		if slow == 5 && f < 1.4 {
 			c.BimodalLow++
 			if o.taints > 0 {
@@ -108,6 +115,7 @@ func (c *shapeCounts) add(slow int, f float64, onset int, o shapeOutcome) {
 func printShapes(w io.Writer, c shapeCounts) {
 	fmt.Fprintf(w, "synthetic jobs, 10 workers, 192 shapes (see bench/straggler/shapes.go):\n")
 	fmt.Fprintf(w, "  3 or more slow: %d jobs, a node tainted in %d\n", c.Groups, c.GroupsTainted)
+	fmt.Fprintf(w, "  3 or more slow from the first window: %d jobs, one job-level alert and nothing else in %d\n", c.StartGroups, c.StartGroupsOneAlert)
 	fmt.Fprintf(w, "  half slower by 1.25x or 1.35x: %d jobs, a node tainted in %d\n", c.BimodalLow, c.BimodalLowWithActions)
 	fmt.Fprintf(w, "  1 or 2 slow from the first window: %d jobs, called stragglers in %d\n", c.StartMinority, c.StartStragglers)
 	fmt.Fprintf(w, "  1 or 2 slowing down at window 20: %d jobs, a straggler each and nothing else in %d\n", c.LateMinority, c.LateEachAndNothing)

@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -60,7 +61,10 @@ type Config struct {
 	// behind its peers and its own history: a member slow before it
 	// settled, or that settled at least half-way to StragglerRatio, is
 	// slow since the start, the job's placement or hardware; it gets the
-	// job-level alert, never a node action. Default 6.
+	// job-level alert, never a node action. Members are judged once they
+	// settled, and a job's step times once all its workers did: two
+	// groups since the start, however close, are one job-level alert
+	// (see judgeGroups). Default 6.
 	StragglerSettle int
 	// BottleneckUtil (percent) and BottleneckRxBytes (bytes/s): a GPU less
 	// busy than BottleneckUtil while its pod receives more than
@@ -551,6 +555,8 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 		slices.Sort(d.scratch)
 		k := len(d.scratch)
 		med := d.scratch[k/2]
+		settling := false // a member settled in this window
+		settle, half := uint32(c.StragglerSettle), 1+(c.StragglerRatio-1)/2
 		if k%2 == 0 {
 			med = (d.scratch[k/2-1] + d.scratch[k/2]) / 2
 		}
@@ -573,20 +579,30 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			} else {
 				m.smooth += c.StragglerSmoothing * (r - m.smooth)
 			}
-			if m.windows < uint32(c.StragglerSettle) {
+			if m.windows < settle {
 				m.windows++
-				if m.windows == uint32(c.StragglerSettle) {
+				if m.windows == settle {
 					m.settled = m.smooth
+					settling = true
 				}
 			}
-			switch off := offRatio(m.smooth); {
-			case off >= c.StragglerRatio:
-				m.over++
-			case off < 1+(c.StragglerRatio-1)/2:
-				m.over, m.flagged = 0, false
-			default:
+			m.over++
+			if offRatio(m.smooth) < c.StragglerRatio {
 				m.over = 0
 			}
+			// A member judged is judged again once it is back where
+			// it was: near the median, or, when it settled off the
+			// median (the job's shape, reported once: noise around
+			// that level is not news), when it left that level by
+			// StragglerRatio.
+			if m.windows >= settle && offRatio(m.settled) >= half {
+				m.flagged = m.flagged && offRatio(m.smooth/m.settled) < c.StragglerRatio
+			} else {
+				m.flagged = m.flagged && offRatio(m.smooth) >= half
+			}
+		}
+		if settling && !act {
+			out = d.judgeGroups(out, ts, jobName, idx, med)
 		}
 		out = d.judgeSlow(out, ts, jobName, idx, act, med)
 	}
@@ -597,8 +613,8 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 	return out
 }
 
-// judgeSlow decides on the members off the job's median by StragglerRatio
-// for StragglerWindows windows. A straggler falls behind its peers and its
+// judgeSlow decides on the settled members off the job's median by
+// StragglerRatio for StragglerWindows windows. A straggler falls behind its peers and its
 // own history: it is slower than the median (step time) or off it (GPU
 // activity), had settled below half-way to StragglerRatio, and fewer than
 // JobShare of the members that settled so are half-way off the median now;
@@ -618,7 +634,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 	// offLong: off the median for StragglerWindows windows; off: and not
 	// judged yet. Nothing is decided in a window where no member is off.
 	offLong := func(m *member) bool { return m.n > 0 && m.over >= uint32(c.StragglerWindows) }
-	off := func(m *member) bool { return offLong(m) && !m.flagged }
+	off := func(m *member) bool { return offLong(m) && !m.flagged && m.windows >= uint32(c.StragglerSettle) }
 	if !slices.ContainsFunc(idx, func(i int32) bool { return off(d.member(i, act)) }) {
 		return out
 	}
@@ -738,6 +754,82 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 		what = "slow since they started: their placement or hardware, not a node that went bad during the job"
 	}
 	summary := fmt.Sprintf("job %s: %s; %s: nothing is cordoned", jobName, strings.Join(groups, ", "), what)
+	return append(out, d.alertTo(ts, "job/"+jobName, "warning", "slow_group", 1, summary, ev))
+}
+
+// judgeGroups looks, in the window the job's last worker settled, for
+// two groups of step times since the start (a bimodal job: two kinds of
+// placement or hardware): the settled ratios, sorted, split at their
+// largest gap into two parts of at least JobShare of the workers each,
+// whose means differ by StragglerRatio or more, with no worker within a
+// quarter of StragglerRatio between them. The median of such a job falls
+// between the groups, so with groups closer than StragglerRatio squared
+// no worker is ever StragglerRatio off it and judgeSlow sees nothing. It
+// alerts once on the job, naming both groups, and flags its workers
+// (judged: each group's level is the job's shape); when judgeSlow
+// already named some of them, they are flagged without a second alert. GPU activity is folded around the
+// median (off either way), so it has no groups to see.
+func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, idx []int32, med float64) []*proto.Decision {
+	c := &d.cfg
+	var ws []int32
+	for _, i := range idx {
+		m := &d.workers[i].st
+		if m.n == 0 {
+			continue
+		}
+		if m.windows < uint32(c.StragglerSettle) {
+			return out // judged when the last one settles
+		}
+		ws = append(ws, i)
+	}
+	settled := func(i int32) float64 { return d.workers[i].st.settled }
+	slices.SortFunc(ws, func(a, b int32) int { return cmp.Compare(settled(a), settled(b)) })
+	minPart := int(math.Ceil(c.JobShare * float64(len(ws))))
+	cut, gap := 0, 0.0
+	for k := max(minPart, 1); k <= len(ws)-minPart; k++ {
+		if g := settled(ws[k]) / settled(ws[k-1]); g > gap {
+			cut, gap = k, g
+		}
+	}
+	if cut == 0 || gap < 1+(c.StragglerRatio-1)/4 {
+		return out
+	}
+	mean := func(part []int32) float64 {
+		s := 0.0
+		for _, i := range part {
+			s += settled(i)
+		}
+		return s / float64(len(part))
+	}
+	fast, slow := ws[:cut], ws[cut:]
+	ratio := mean(slow) / mean(fast)
+	if ratio < c.StragglerRatio {
+		return out
+	}
+	reported := slices.ContainsFunc(ws, func(i int32) bool { return d.workers[i].st.flagged })
+	for _, i := range ws {
+		d.workers[i].st.flagged = true
+	}
+	if reported {
+		return out
+	}
+	names := func(part []int32) string {
+		ns := make([]string, len(part))
+		for k, i := range part {
+			ns[k] = d.workers[i].name
+		}
+		slices.Sort(ns)
+		return strings.Join(ns, ", ")
+	}
+	ev := &proto.Evidence{Signal: "step_time", Peers: make(map[string]float64, len(ws)),
+		Values: map[string]float64{"job_median": med, "members": float64(len(ws)),
+			"slow_members": float64(len(slow)), "group_ratio": ratio}}
+	for _, i := range ws {
+		ev.Peers[d.workers[i].name] = settled(i)
+	}
+	summary := fmt.Sprintf("job %s: step times in two groups since the start: %d of %d members %.2fx slower than the others (%s), the others: %s; "+
+		"the job runs in groups: its placement or hardware, not a sick node: nothing is cordoned",
+		jobName, len(slow), len(ws), ratio, names(slow), names(fast))
 	return append(out, d.alertTo(ts, "job/"+jobName, "warning", "slow_group", 1, summary, ev))
 }
 
