@@ -614,9 +614,10 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 }
 
 // judgeSlow decides on the settled members off the job's median by
-// StragglerRatio for StragglerWindows windows. A straggler falls behind its peers and its
-// own history: it is slower than the median (step time) or off it (GPU
-// activity), had settled below half-way to StragglerRatio, and fewer than
+// StragglerRatio for StragglerWindows windows. A straggler falls behind
+// its peers and its own history: it is slower than the median (step time)
+// or off it (GPU activity), had settled below half-way to StragglerRatio
+// and is StragglerRatio off that settled ratio now, and fewer than
 // JobShare of the members that settled so are half-way off the median now;
 // stragglers are alerted (and their node cordoned when configured), those
 // of one node together. Other slow members are the job's own shape (a
@@ -678,6 +679,9 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 			shape = shape || group && !slowOff
 		case together || !settledNear(m):
 			shape = true
+		case m.smooth < c.StragglerRatio*m.settled:
+			// Off the median, but not by the ratio off its own
+			// history: a median moving between two close groups.
 		default:
 			m.flagged = true
 			stragglers = append(stragglers, i)
