@@ -172,3 +172,41 @@ func threshold(scores [][]float64, t float64) [][]bool {
 	}
 	return out
 }
+
+// splitReport scores augur on the files cut into k shorter ones (split),
+// from a fresh detector on each part and from the whole file's run cut
+// the same way, with Numenta's reference scores cut the same way for
+// comparison: the difference between fresh and whole-file is what a new
+// series costs the detector before it has learnt the series.
+func splitReport(out io.Writer, files []dataFile, k int, cfg anomaly.Config, profiles []profile, refDir string) error {
+	parts := split(files, k)
+	fresh, _, err := runAugur(parts, cfg)
+	if err != nil {
+		return err
+	}
+	whole, _, err := runAugur(files, cfg)
+	if err != nil {
+		return err
+	}
+	runs := []struct {
+		name   string
+		scores [][]float64
+	}{{"augur, a fresh detector per part", fresh}, {"augur, the whole file's run", cut(files, whole, k)}}
+	if ref, err := referenceScores(refDir, "numenta", files); err == nil {
+		runs = append(runs, struct {
+			name   string
+			scores [][]float64
+		}{"numenta, the whole file's run", cut(files, ref, k)})
+	}
+	fmt.Fprintf(out, "%d files cut into %d parts each: %d files, %d windows (windows starting in a part's probation dropped)\n", len(files), k, len(parts), countWindows(parts))
+	for _, p := range profiles {
+		for _, r := range runs {
+			res, err := evaluate(parts, r.scores, p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%-20s %-34s threshold %.6f normalised %6.2f\n", res.Profile, r.name, res.Threshold, res.Normalized)
+		}
+	}
+	return nil
+}

@@ -157,3 +157,67 @@ func readCSV(path, column string, row func(ts int64, v float64)) error {
 		row(ts, v)
 	}
 }
+
+// subsample averages each file over blocks of n rows (n > 1), stamped
+// with a block's first time: the same series and windows at a coarser
+// sampling interval, as a metrics system that averages over longer
+// periods would give them, to see how the detector carries over to
+// slower series. A window keeps the blocks that start inside it.
+func subsample(files []dataFile, n int) []dataFile {
+	out := make([]dataFile, len(files))
+	for i, f := range files {
+		g := dataFile{Name: f.Name}
+		for r := 0; r+n <= len(f.Values); r += n {
+			sum := 0.0
+			for _, v := range f.Values[r : r+n] {
+				sum += v
+			}
+			g.Times = append(g.Times, f.Times[r])
+			g.Values = append(g.Values, sum/float64(n))
+		}
+		for _, w := range f.Windows {
+			a, b := (w[0]+n-1)/n, min(w[1]/n, len(g.Values)-1)
+			if a <= b {
+				g.Windows = append(g.Windows, [2]int{a, b})
+			}
+		}
+		out[i] = g
+	}
+	return out
+}
+
+// split cuts each file into k consecutive parts of equal length, each a
+// file of its own (name suffixed #1..#k) with the windows inside it: the
+// same series as shorter files. A window that starts in a part's
+// probationary period is dropped (nothing there is scored).
+func split(files []dataFile, k int) []dataFile {
+	var out []dataFile
+	for _, f := range files {
+		n := len(f.Values) / k
+		prob := probationLength(n)
+		for p := range k {
+			lo, hi := p*n, (p+1)*n
+			g := dataFile{Name: fmt.Sprintf("%s#%d", f.Name, p+1), Times: f.Times[lo:hi], Values: f.Values[lo:hi]}
+			for _, w := range f.Windows {
+				a, b := max(w[0], lo), min(w[1], hi-1)
+				if a <= b && a-lo >= prob {
+					g.Windows = append(g.Windows, [2]int{a - lo, b - lo})
+				}
+			}
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// cut cuts per-row scores of whole files the way split cuts the files.
+func cut(files []dataFile, scores [][]float64, k int) [][]float64 {
+	var out [][]float64
+	for i, f := range files {
+		n := len(f.Values) / k
+		for p := range k {
+			out = append(out, scores[i][p*n:(p+1)*n])
+		}
+	}
+	return out
+}

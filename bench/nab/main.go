@@ -31,6 +31,8 @@ func run(args []string, out io.Writer) error {
 	verbose := fs.Bool("v", false, "print the per-file table of every profile")
 	loco := fs.Bool("loco", false, "leave one category out: choose augur's setting among a grid on the other categories (by the standard profile) and each profile's threshold, score each category with them, for the standard and reward_low_FP_rate profiles")
 	perProfile := fs.Bool("loco-per-profile", false, "with -loco: choose the detector setting for each profile on its own score (default: one setting for both, chosen by the standard profile, as the detector ships one; each profile chooses its threshold)")
+	every := fs.Int("every", 1, "average each file over blocks of n rows (a coarser sampling interval; windows keep the blocks starting inside them)")
+	parts := fs.Int("split", 1, "cut each file into this many consecutive shorter files and score augur on them from a fresh detector and from the whole file's run (how quickly a new series becomes useful)")
 	cfg := configFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -39,9 +41,15 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *every > 1 {
+		files = subsample(files, *every)
+	}
 	profiles, err := loadProfiles(filepath.Join(*dir, "reference", "profiles.json"))
 	if err != nil {
 		return err
+	}
+	if *parts > 1 {
+		return splitReport(out, files, *parts, *cfg, profiles, filepath.Join(*dir, "reference"))
 	}
 	labels, err := loadLabels(*dir)
 	if err != nil {

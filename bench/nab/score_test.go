@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -50,5 +51,39 @@ func TestProbationLength(t *testing.T) {
 		if got := probationLength(tt.n); got != tt.want {
 			t.Errorf("probationLength(%d) = %d, want %d", tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestSplitAndSubsample: the transforms keep each window on the rows that
+// carry it.
+func TestSplitAndSubsample(t *testing.T) {
+	f := dataFile{Name: "c/f.csv"}
+	for i := range 1000 {
+		f.Times = append(f.Times, int64(i)*300)
+		f.Values = append(f.Values, float64(i))
+	}
+	// In the first half's probation (75 rows), across the cut, inside the second half.
+	f.Windows = [][2]int{{10, 20}, {450, 560}, {800, 850}}
+	parts := split([]dataFile{f}, 2)
+	if len(parts) != 2 || parts[0].Name != "c/f.csv#1" || len(parts[1].Values) != 500 || parts[1].Times[0] != 500*300 {
+		t.Fatalf("parts %d, %q, %d rows", len(parts), parts[0].Name, len(parts[1].Values))
+	}
+	if got, want := parts[0].Windows, [][2]int{{450, 499}}; !slices.Equal(got, want) {
+		t.Errorf("first half's windows %v, want %v", got, want)
+	}
+	// The window across the cut starts in the second half's probation.
+	if got, want := parts[1].Windows, [][2]int{{300, 350}}; !slices.Equal(got, want) {
+		t.Errorf("second half's windows %v, want %v", got, want)
+	}
+	scores := [][]float64{f.Values}
+	if c := cut([]dataFile{f}, scores, 2); len(c) != 2 || c[1][0] != 500 {
+		t.Errorf("cut scores %d parts, second starts at %v", len(c), c[1][0])
+	}
+	g := subsample([]dataFile{f}, 3)[0]
+	if len(g.Values) != 333 || g.Values[1] != 4 || g.Times[1] != 900 {
+		t.Errorf("subsample: %d rows, second %v at %d", len(g.Values), g.Values[1], g.Times[1])
+	}
+	if got, want := g.Windows, [][2]int{{4, 6}, {150, 186}, {267, 283}}; !slices.Equal(got, want) {
+		t.Errorf("subsampled windows %v, want %v", got, want)
 	}
 }
