@@ -555,11 +555,11 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 		slices.Sort(d.scratch)
 		k := len(d.scratch)
 		med := d.scratch[k/2]
-		settling := false // a member settled in this window
-		settle, half := uint32(c.StragglerSettle), 1+(c.StragglerRatio-1)/2
 		if k%2 == 0 {
 			med = (d.scratch[k/2-1] + d.scratch[k/2]) / 2
 		}
+		settle, half := uint32(c.StragglerSettle), 1+(c.StragglerRatio-1)/2
+		settling := false // a member settled in this window
 		for _, i := range idx {
 			m := get(i)
 			if m.n == 0 || med <= 0 {
@@ -771,8 +771,9 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 // no worker is ever StragglerRatio off it and judgeSlow sees nothing. It
 // alerts once on the job, naming both groups, and flags its workers
 // (judged: each group's level is the job's shape); when judgeSlow
-// already named some of them, they are flagged without a second alert. GPU activity is folded around the
-// median (off either way), so it has no groups to see.
+// already named some of them, they are flagged without a second alert.
+// GPU activity is folded around the median (off either way), so it has
+// no groups to see.
 func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, idx []int32, med float64) []*proto.Decision {
 	c := &d.cfg
 	var ws []int32
