@@ -15,6 +15,7 @@ import (
 type shapeCounts struct {
 	Groups, GroupsTainted             int // jobs with 3 or more of 10 slow; those with a node tainted
 	StartGroups, StartGroupsOneAlert  int // 3 or more slow from the first window; those with one job-level alert and nothing else
+	LateGroups, LateGroupsOneAlert    int // 3 or more slowing down at window 20; the same
 	StartMinority, StartStragglers    int // 1 or 2 slow from the first window; those called stragglers
 	LateMinority, LateEachAndNothing  int // 1 or 2 slowing down at window 20; those with a straggler each and nothing else
 	BimodalLow, BimodalLowWithActions int // half slower by 1.25x or 1.35x; those with a node action
@@ -87,10 +88,16 @@ func (c *shapeCounts) add(slow int, f float64, onset int, o shapeOutcome) {
 		if o.taints > 0 {
 			c.GroupsTainted++
 		}
+		one := o.jobAlerts == 1 && o.stragglers == 0 && o.taints == 0
 		if onset == 1 {
 			c.StartGroups++
-			if o.jobAlerts == 1 && o.stragglers == 0 && o.taints == 0 {
+			if one {
 				c.StartGroupsOneAlert++
+			}
+		} else {
+			c.LateGroups++
+			if one {
+				c.LateGroupsOneAlert++
 			}
 		}
 		if slow == 5 && f < 1.4 {
@@ -116,6 +123,7 @@ func printShapes(w io.Writer, c shapeCounts) {
 	fmt.Fprintf(w, "synthetic jobs, 10 workers, 192 shapes (see bench/straggler/shapes.go):\n")
 	fmt.Fprintf(w, "  3 or more slow: %d jobs, a node tainted in %d\n", c.Groups, c.GroupsTainted)
 	fmt.Fprintf(w, "  3 or more slow from the first window: %d jobs, one job-level alert and nothing else in %d\n", c.StartGroups, c.StartGroupsOneAlert)
+	fmt.Fprintf(w, "  3 or more slowing down at window 20: %d jobs, one job-level alert and nothing else in %d\n", c.LateGroups, c.LateGroupsOneAlert)
 	fmt.Fprintf(w, "  half slower by 1.25x or 1.35x: %d jobs, a node tainted in %d\n", c.BimodalLow, c.BimodalLowWithActions)
 	fmt.Fprintf(w, "  1 or 2 slow from the first window: %d jobs, called stragglers in %d\n", c.StartMinority, c.StartStragglers)
 	fmt.Fprintf(w, "  1 or 2 slowing down at window 20: %d jobs, a straggler each and nothing else in %d\n", c.LateMinority, c.LateEachAndNothing)
