@@ -53,6 +53,7 @@ rules:
 - name: latency
   anomaly:
     selector: '{__name__=~"request_latency_seconds|queue_depth"}'
+    alert_on: band
     warmup: 20
     m: 2
     n: 3

@@ -26,6 +26,7 @@ type env struct {
 	newGroup   NewGroupDetector
 	variant    func(*scaling.Config) // Config.ScalingVariant
 	anomaly    []*anomaly.Detector   // per anomaly rule (nil for other rules)
+	onBand     []bool                // per anomaly rule: alert on the band alarm, not the score
 	fm         *forecastMetrics      // nil: not exported
 	reports    *reports              // the actuators' reports; nil: none read
 }
@@ -40,6 +41,7 @@ func newEnv(cfg *Config) (*env, error) {
 		newGroup:   cfg.NewGroupDetector,
 		variant:    cfg.ScalingVariant,
 		anomaly:    make([]*anomaly.Detector, cfg.Rules.Len()),
+		onBand:     make([]bool, cfg.Rules.Len()),
 	}
 	if cfg.ActionsTopic != "-" {
 		e.reports = newReports()
@@ -51,6 +53,7 @@ func newEnv(cfg *Config) (*env, error) {
 				return nil, fmt.Errorf("rule %s: %w", cfg.Rules.Rule(i).Name, err)
 			}
 			e.anomaly[i] = d
+			e.onBand[i] = a.AlertOn == "band"
 		}
 	}
 	return e, nil
@@ -214,13 +217,22 @@ func (e *env) restoreScaler(g *group, window []scaling.WindowEntry, lastDown int
 	g.sc.SetLastDown(lastDown)
 }
 
-// alertDecision makes the alert for a series whose band went into alarm.
+// alertDecision makes the alert for a series whose anomaly score made a
+// detection, or whose band went into alarm (alert_on: band).
 func (e *env) alertDecision(key string, watch int, t int64, v float64, res anomaly.Result) *proto.Decision {
 	r := e.rules.Rule(watch)
 	tenant, lbls, _ := proto.ParseSeriesKey(key, nil)
 	series := labels.Format(lbls, 0)
 	target := "alert/" + r.Name + "/" + series
-	change := &proto.Change{Alert: &proto.Alert{Severity: r.Anomaly.Severity, Reason: "anomaly_band"}}
+	model := "anomaly_score"
+	summary := fmt.Sprintf("%s = %.4g is anomalous: anomaly score %.2f (%.2f or more alerts), forecast %.4g, band [%.4g, %.4g]",
+		series, v, res.Score, r.Anomaly.Score, res.Forecast, res.Lower, res.Upper)
+	if e.onBand[watch] {
+		model = "anomaly_band"
+		summary = fmt.Sprintf("%s = %.4g is outside its band [%.4g, %.4g] around the forecast %.4g in %d of the last %d samples (anomaly score %.2f)",
+			series, v, res.Lower, res.Upper, res.Forecast, r.Anomaly.M, r.Anomaly.N, res.Score)
+	}
+	change := &proto.Change{Alert: &proto.Alert{Severity: r.Anomaly.Severity, Reason: model}}
 	d := &proto.Decision{
 		Id:      proto.DecisionID(r.Name, proto.KindAlert, target, change, t),
 		Kind:    proto.KindAlert,
@@ -228,7 +240,7 @@ func (e *env) alertDecision(key string, watch int, t int64, v float64, res anoma
 		Rule:    r.Name,
 		Desired: change,
 		Evidence: &proto.Evidence{
-			Model:     "anomaly_band",
+			Model:     model,
 			Forecast:  proto.Finite(res.Forecast),
 			Observed:  proto.Finite(v),
 			BandLower: proto.Finite(res.Lower),
@@ -240,8 +252,7 @@ func (e *env) alertDecision(key string, watch int, t int64, v float64, res anoma
 		CreatedAt:  timestamppb.New(time.UnixMilli(t)),
 		ExpiresAt:  timestamppb.New(time.UnixMilli(t).Add(15 * time.Minute)),
 		Tenant:     tenant,
-		Summary: fmt.Sprintf("%s = %.4g is outside its band [%.4g, %.4g] around the forecast %.4g in %d of the last %d samples (anomaly score %.2f)",
-			series, v, res.Lower, res.Upper, res.Forecast, r.Anomaly.M, r.Anomaly.N, res.Score),
+		Summary:    summary,
 	}
 	e.sign(d)
 	return d

@@ -181,21 +181,16 @@ rules:
 			}
 		},
 	}, {
-		name: "anomaly watch on a level shift",
+		name: "anomaly band watch on a level shift",
 		rules: `
 rules:
 - name: queue
   anomaly:
     selector: 'queue_depth'
+    alert_on: band
     warmup: 30`,
-		steps: 120,
-		scrape: func(step int) []point {
-			v := 100 + 5*math.Sin(float64(step)/4) + float64(step%3)
-			if step >= 90 {
-				v += 400
-			}
-			return []point{{lbl("__name__", "queue_depth", "instance", "q-1"), v}}
-		},
+		steps:  120,
+		scrape: queueShift(90),
 		check: func(t *testing.T, ds []*proto.Decision) {
 			d := find(ds, proto.KindAlert, `alert/queue/queue_depth{instance="q-1"}`)
 			if d == nil {
@@ -207,6 +202,36 @@ rules:
 			}
 			if at := d.CreatedAt.AsTime().UnixMilli() - 1_700_000_000_000; at < 90_000 {
 				t.Errorf("alert at %dms, before the shift at 90s", at)
+			}
+		},
+	}, {
+		name: "anomaly score watch on a level shift",
+		rules: `
+rules:
+- name: queue
+  anomaly:
+    selector: 'queue_depth'
+    warmup: 60`,
+		steps:  200,
+		scrape: queueShift(150),
+		check: func(t *testing.T, ds []*proto.Decision) {
+			var alerts []*proto.Decision
+			for _, d := range ds {
+				if d.Kind == proto.KindAlert {
+					alerts = append(alerts, d)
+				}
+			}
+			if len(alerts) != 1 {
+				t.Fatalf("%d alerts, want one for the level shift: %v", len(alerts), summaries(ds))
+			}
+			d := alerts[0]
+			ev := d.Evidence
+			if d.Target != `alert/queue/queue_depth{instance="q-1"}` || ev.Observed < 400 || ev.Model != "anomaly_score" ||
+				ev.Score < 0.5 || d.Desired.GetAlert().GetReason() != "anomaly_score" {
+				t.Errorf("alert %s, evidence %v, want the shifted value's detection", d.Target, ev)
+			}
+			if at := d.CreatedAt.AsTime().UnixMilli() - 1_700_000_000_000; at < 150_000 {
+				t.Errorf("alert at %dms, before the shift at 150s", at)
 			}
 		},
 	}, {
@@ -342,4 +367,15 @@ func summaries(ds []*proto.Decision) []string {
 		out = append(out, d.Kind+": "+d.Summary)
 	}
 	return out
+}
+
+// queueShift is a queue depth around 100 that jumps by 400 at step at.
+func queueShift(at int) func(step int) []point {
+	return func(step int) []point {
+		v := 100 + 5*math.Sin(float64(step)/4) + float64(step%3)
+		if step >= at {
+			v += 400
+		}
+		return []point{{lbl("__name__", "queue_depth", "instance", "q-1"), v}}
+	}
 }

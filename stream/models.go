@@ -51,13 +51,14 @@ func DefaultGroupDetector(rule *rules.Rule, tenant string, groupVals []string) G
 }
 
 // anomalyConfig maps an anomaly rule to the detector's configuration: the
-// rule sets the band and alarm, everything else is the detector's
-// NAB-scored default.
+// rule sets the band, the alarm and the detection level, everything else
+// is the detector's NAB-scored default.
 func anomalyConfig(a *rules.Anomaly) anomaly.Config {
 	c := anomaly.DefaultConfig()
 	c.BandWidth = a.Sensitivity
 	c.Warmup = a.Warmup
 	c.AlarmM, c.AlarmN = a.M, a.N
+	c.DetectLevel = a.Score
 	return c
 }
 

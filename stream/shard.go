@@ -23,7 +23,7 @@ const (
 	fHasPrev uint8 = 1 << iota // lastV is a real previous sample (rates can be computed)
 	fCounter                   // the series is a counter: watched and aggregated as a rate
 	fEnded                     // a stale marker ended the series; evicted at the next sweep
-	fAlarmed                   // the anomaly band is in alarm (decisions fire on the rising edge)
+	fAlarmed                   // the anomaly score detected or the band is in alarm (decisions fire on the rising edge)
 	fDirty                     // changed since the last checkpoint
 	fGPU                       // selected by a gpu rule: DCGM blank values are dropped
 )
@@ -369,11 +369,16 @@ func (sh *shard) feed(row int32, t int64, v, rate, inc float64) {
 	}
 	if d := sh.det[row]; d != nil && ok {
 		res := d.Update(t, sig)
+		w := int(sh.watch[row])
+		alarm := res.Detected
+		if sh.env.onBand[w] {
+			alarm = res.Alarm
+		}
 		switch {
-		case res.Alarm && f&fAlarmed == 0:
+		case alarm && f&fAlarmed == 0:
 			f |= fAlarmed
-			sh.out = append(sh.out, sh.env.alertDecision(sh.keys[row], int(sh.watch[row]), t, sig, res))
-		case !res.Alarm:
+			sh.out = append(sh.out, sh.env.alertDecision(sh.keys[row], w, t, sig, res))
+		case !alarm:
 			f &^= fAlarmed
 		}
 	}

@@ -62,6 +62,11 @@ type operational struct {
 	Delays             []float64 // minutes from the labelled anomaly to the first detection in its window
 	FalseAlarms        int       // detection onsets outside windows, after probation
 	DaysOutsideWindows float64
+	// Onsets in the probation outside windows: the first 15% of each file,
+	// which NAB does not score, is a new series (after the detector's
+	// warm-up, it may alert there).
+	YoungAlarms int
+	YoungDays   float64
 }
 
 // measure applies fired (one bool per row) to the corpus. A detection is the
@@ -82,9 +87,12 @@ func measure(files []dataFile, labels map[string][]int64, fired [][]bool) operat
 			}
 		}
 		found := make([]bool, len(f.Windows))
-		outside := 0
-		for j := prob; j < len(f.Values); j++ {
-			if inWindow[j] < 0 {
+		outside, young := 0, 0
+		for j := range f.Values {
+			if inWindow[j] < 0 && j < prob {
+				young++
+			}
+			if inWindow[j] < 0 && j >= prob {
 				outside++
 			}
 			if !fired[i][j] || (j > 0 && fired[i][j-1]) {
@@ -92,6 +100,9 @@ func measure(files []dataFile, labels map[string][]int64, fired [][]bool) operat
 			}
 			w := inWindow[j]
 			switch {
+			case w < 0 && j < prob:
+				op.YoungAlarms++
+			case j < prob:
 			case w < 0:
 				op.FalseAlarms++
 			case !found[w]:
@@ -109,6 +120,7 @@ func measure(files []dataFile, labels map[string][]int64, fired [][]bool) operat
 		if len(f.Times) > 1 {
 			step := float64(f.Times[len(f.Times)-1]-f.Times[0]) / float64(len(f.Times)-1)
 			op.DaysOutsideWindows += float64(outside) * step / 86400
+			op.YoungDays += float64(young) * step / 86400
 		}
 	}
 	slices.Sort(op.Delays)
@@ -150,8 +162,9 @@ func loadLabels(dir string) (map[string][]int64, error) {
 
 func printOperational(out io.Writer, name string, op operational) {
 	med, p90 := quantile(op.Delays, 0.5), quantile(op.Delays, 0.9)
-	fmt.Fprintf(out, "%-28s windows detected %d/%d, delay from label median %.0f min (p90 %.0f), false alarms %d in %.0f days = %.2f/day\n",
-		name, op.Detected, op.Windows, med, p90, op.FalseAlarms, op.DaysOutsideWindows, float64(op.FalseAlarms)/op.DaysOutsideWindows)
+	fmt.Fprintf(out, "%-28s windows detected %d/%d, delay from label median %.0f min (p90 %.0f), false alarms %d in %.0f days = %.2f/day; in the probation (a new series): %d in %.0f days = %.2f/day\n",
+		name, op.Detected, op.Windows, med, p90, op.FalseAlarms, op.DaysOutsideWindows, float64(op.FalseAlarms)/op.DaysOutsideWindows,
+		op.YoungAlarms, op.YoungDays, float64(op.YoungAlarms)/op.YoungDays)
 }
 
 func quantile(sorted []float64, q float64) float64 {

@@ -102,11 +102,12 @@ kafka:
 	listen := freePort(t)
 	cfgFile := config(listen, good)
 	ctx, _ := startRun(t, cfgFile, listen)
-	start := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
+	// 300 quiet samples (the rule's default warm-up is 256), then a jump.
+	start := time.Now().Add(-80 * time.Minute).Truncate(time.Second).UnixMilli()
 	var samples []prompb.Sample
-	for i := range 260 {
+	for i := range 320 {
 		v := 0.1 + 0.002*float64(i%7)
-		if i >= 240 {
+		if i >= 300 {
 			v = 3
 		}
 		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: v})

@@ -74,13 +74,14 @@ rules_file: %s
 
 	_, logs := startRun(t, cfgFile, listen)
 
-	// 240 quiet samples at 15s, then a sustained jump.
-	start := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
+	// 300 quiet samples at 15s (the rule's default warm-up is 256), then a
+	// sustained jump.
+	start := time.Now().Add(-80 * time.Minute).Truncate(time.Second).UnixMilli()
 	var samples []prompb.Sample
-	for i := range 240 {
+	for i := range 300 {
 		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: 0.1 + 0.002*math.Sin(float64(i))})
 	}
-	for i := 240; i < 260; i++ {
+	for i := 300; i < 320; i++ {
 		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: 3})
 	}
 	for i := 0; i < len(samples); i += 20 {
@@ -113,6 +114,11 @@ rules_file: %s
 		}
 		return false
 	})
+	// The first alert is the jump's: the quiet samples before it, past the
+	// warm-up, raised none.
+	if ev := alert.GetEvidence(); ev.GetObserved() != 3 || ev.GetModel() != "anomaly_score" {
+		t.Errorf("first alert %q, want the jump to 3 detected by the anomaly score", alert.GetSummary())
+	}
 	readTopic(t, broker, "augur.actions", func(r *kgo.Record) bool {
 		a, err := proto.UnmarshalAction(r.Value)
 		if err != nil {

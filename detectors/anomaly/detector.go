@@ -18,7 +18,10 @@ type Config struct {
 	// AlarmN <= 16.
 	AlarmM, AlarmN int
 	// Warmup is the number of samples a series needs before it can score above
-	// zero or raise Alarm. Default 64.
+	// zero or raise Alarm. Default 256: a young series keeps showing new
+	// highs and lows, each a spatial anomaly, and new patterns; 256 was
+	// chosen among 64, 128, 256 and 512 by the NAB score held out
+	// (bench/RESULTS-anomaly.md, section 2d).
 	Warmup int
 	// BandWindow is the span, in samples, of the EWMA forecast and residual
 	// variance behind the band (alpha = 2/(span+1)). Residuals are clipped at
@@ -37,7 +40,7 @@ type Config struct {
 	HistoryWindow int
 	// Quiet is the number of samples after a score at or above DetectLevel
 	// during which the score is held at zero, so one incident gives one
-	// detection. Default 64. Zero after defaults means use the default; set a
+	// detection. Default 128. Zero after defaults means use the default; set a
 	// negative value to disable.
 	Quiet int
 	// LevelShift: at the end of a quiet period, when the fast forecast sits
@@ -111,13 +114,13 @@ func (c *Config) defaults() {
 	setF(&c.BandWidth, 2)
 	set(&c.AlarmM, 2)
 	set(&c.AlarmN, 3)
-	set(&c.Warmup, 64)
+	set(&c.Warmup, 256)
 	set(&c.BandWindow, 16)
 	set(&c.FastWindow, 4)
 	set(&c.SlowWindow, 256)
 	set(&c.ShortWindow, 16)
 	set(&c.HistoryWindow, 1024)
-	set(&c.Quiet, 64)
+	set(&c.Quiet, 128)
 	setF(&c.LevelShift, 0.5)
 	setF(&c.DetectLevel, 0.5)
 	if c.ZLow == 0 && c.ZHigh == 0 { // a ramp from 0 is a setting
@@ -236,6 +239,10 @@ type Result struct {
 	// Alarm reports whether AlarmM of the last AlarmN samples were outside
 	// their band (after warm-up).
 	Alarm bool
+	// Detected reports a detection: Score reached DetectLevel, and the
+	// score is held at zero for the next Quiet samples (one incident, one
+	// detection).
+	Detected bool
 }
 
 // levels is the number of quantisation levels of the novelty context.
@@ -446,6 +453,7 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 		}
 	} else if score >= d.detectAt {
 		s.quiet = d.quiet
+		res.Detected = true
 	}
 	res.Score = score
 	return res

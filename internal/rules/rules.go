@@ -239,10 +239,20 @@ type Anomaly struct {
 	// ANOMALY_DETECTION_BAND(m, 2)), > 0.
 	Sensitivity float64 `yaml:"sensitivity,omitempty"`
 	// Warmup is how many samples a series needs before it can alarm.
-	// Default 64 (detectors/anomaly's default, the one scored on NAB).
+	// Default 256 (detectors/anomaly's default, the one scored on NAB).
 	Warmup int `yaml:"warmup,omitempty"`
-	// M of N: an alarm needs M of the last N samples outside the band.
-	// Default 2 of 3; 1 <= M <= N <= 16.
+	// AlertOn is what raises the alert: "score" (default), a detection of
+	// the anomaly score (Score reached, then quiet for the detector's
+	// quiet period: one alert per incident; the score measured on NAB),
+	// or "band", M of the last N samples outside the band (CloudWatch's
+	// anomaly-detection alarm; many more false alarms, see
+	// bench/RESULTS-anomaly.md). The band is in the evidence either way.
+	AlertOn string `yaml:"alert_on,omitempty"`
+	// Score is the anomaly score that is a detection, in (0, 1]. Default
+	// 0.5: the recent raw scores' tail probability of 1e-5.
+	Score float64 `yaml:"score,omitempty"`
+	// M of N: with alert_on band, an alarm needs M of the last N samples
+	// outside the band. Default 2 of 3; 1 <= M <= N <= 16.
 	M int `yaml:"m,omitempty"`
 	N int `yaml:"n,omitempty"`
 	// Severity of the alert decision: info, warning (default) or critical.
@@ -611,16 +621,34 @@ func (a *Anomaly) validate(at string) []error {
 	var errs []error
 	// The defaults and bounds are the detector's (detectors/anomaly), so
 	// a rule without options runs the detector scored on NAB.
-	c := anomaly.Config{BandWidth: a.Sensitivity, Warmup: a.Warmup, AlarmM: a.M, AlarmN: a.N}
+	if a.AlertOn == "" {
+		a.AlertOn = "score"
+	}
+	switch {
+	case a.AlertOn != "score" && a.AlertOn != "band":
+		errs = append(errs, ferr(at+".alert_on", "must be score or band, got %q", a.AlertOn))
+	case a.AlertOn == "score" && (a.M != 0 || a.N != 0):
+		errs = append(errs, ferr(at+".m", "m and n set the band alarm: only with alert_on: band (the default alerts on the anomaly score)"))
+	case a.AlertOn == "band" && a.Score != 0:
+		errs = append(errs, ferr(at+".score", "sets the score that alerts: only with alert_on: score"))
+	}
+	c := anomaly.Config{BandWidth: a.Sensitivity, Warmup: a.Warmup, AlarmM: a.M, AlarmN: a.N, DetectLevel: a.Score}
 	var ce *anomaly.ConfigError
 	switch err := c.Validate(); {
 	case errors.As(err, &ce):
-		option := map[string]string{"BandWidth": "sensitivity", "Warmup": "warmup", "AlarmM": "m", "AlarmN": "n"}[ce.Field]
+		option := map[string]string{"BandWidth": "sensitivity", "Warmup": "warmup", "AlarmM": "m", "AlarmN": "n", "DetectLevel": "score"}[ce.Field]
 		errs = append(errs, ferr(at+"."+option, "%s", ce.Msg))
 	case err != nil:
 		errs = append(errs, ferr(at, "%v", err))
 	}
-	a.Sensitivity, a.Warmup, a.M, a.N = c.BandWidth, c.Warmup, c.AlarmM, c.AlarmN
+	// Only the options of the alert in use are filled in, so a validated
+	// rule validates again.
+	a.Sensitivity, a.Warmup = c.BandWidth, c.Warmup
+	if a.AlertOn == "band" {
+		a.M, a.N = c.AlarmM, c.AlarmN
+	} else {
+		a.Score = c.DetectLevel
+	}
 	if a.Severity == "" {
 		a.Severity = "warning"
 	}

@@ -28,8 +28,8 @@ func TestLoadExample(t *testing.T) {
 	if r.Target.Kind != "HorizontalPodAutoscaler" || r.Window.Seconds() != 30 || r.Horizon.Minutes() != 5 || r.Aggregation != AggregationSumRate {
 		t.Errorf("defaults not filled: %+v", r)
 	}
-	if a := s.Rule(5).Anomaly; a.M != 2 || a.N != 3 {
-		t.Errorf("anomaly m/n = %d/%d", a.M, a.N)
+	if a := s.Rule(5).Anomaly; a.AlertOn != "score" || a.Score != 0.5 || a.M != 0 || a.N != 0 {
+		t.Errorf("anomaly: %+v", a)
 	}
 	g := s.Rule(3).GrayFailure
 	if g.ShiftExpiry != DefaultShiftExpiry && g.ShiftExpiry != 30*time.Minute {
@@ -63,8 +63,22 @@ rules:
 	if gp := s.Rule(1).GPU; gp.WorkerLabel != "pod" || gp.StepTimeMetric != "" || gp.TaintKey != "augur.io/gpu-unhealthy" {
 		t.Errorf("gpu defaults: %+v", gp)
 	}
-	if a := s.Rule(2).Anomaly; a.Sensitivity != 2 || a.M != 2 || a.N != 3 || a.Warmup != 64 || a.Severity != "warning" {
+	if a := s.Rule(2).Anomaly; a.AlertOn != "score" || a.Score != 0.5 || a.Sensitivity != 2 || a.M != 0 || a.N != 0 || a.Warmup != 256 || a.Severity != "warning" {
 		t.Errorf("anomaly defaults: %+v", a)
+	}
+}
+
+// TestAnomalyValidatesTwice: a validated anomaly rule (whatif and the
+// stream validate a rule again) is still valid, with either alert.
+func TestAnomalyValidatesTwice(t *testing.T) {
+	for _, a := range []Anomaly{{Selector: "x"}, {Selector: "x", AlertOn: "band"}, {Selector: "x", AlertOn: "band", M: 3, N: 5}, {Selector: "x", Score: 0.7}} {
+		if errs := a.validate("a"); len(errs) > 0 {
+			t.Fatalf("%+v: %v", a, errs)
+		}
+		b := a
+		if errs := b.validate("a"); len(errs) > 0 || b != a {
+			t.Errorf("validated again: %+v, %v; want %+v and no error", b, errs, a)
+		}
 	}
 }
 
@@ -152,7 +166,23 @@ rules:
 		{"n above 16", `
 rules:
 - name: a
-  anomaly: {selector: 'x', m: 2, n: 20}`, "rules[0].anomaly.n: must be in [1,16]"},
+  anomaly: {selector: 'x', alert_on: band, m: 2, n: 20}`, "rules[0].anomaly.n: must be in [1,16]"},
+		{"m without the band", `
+rules:
+- name: a
+  anomaly: {selector: 'x', m: 2, n: 3}`, "rules[0].anomaly.m: m and n set the band alarm: only with alert_on: band"},
+		{"score with the band", `
+rules:
+- name: a
+  anomaly: {selector: 'x', alert_on: band, score: 0.6}`, "rules[0].anomaly.score: sets the score that alerts: only with alert_on: score"},
+		{"score above 1", `
+rules:
+- name: a
+  anomaly: {selector: 'x', score: 1.5}`, "rules[0].anomaly.score: must be in (0, 1]"},
+		{"alert on", `
+rules:
+- name: a
+  anomaly: {selector: 'x', alert_on: alarm}`, `rules[0].anomaly.alert_on: must be score or band, got "alarm"`},
 		{"group by", `
 rules:
 - name: a
@@ -160,7 +190,7 @@ rules:
 		{"m of n", `
 rules:
 - name: a
-  anomaly: {selector: 'x', m: 6, n: 5}`, "rules[0].anomaly.m: must be in [1,n]"},
+  anomaly: {selector: 'x', alert_on: band, m: 6, n: 5}`, "rules[0].anomaly.m: must be in [1,n]"},
 		{"unknown field", `
 rules:
 - name: a
