@@ -59,7 +59,6 @@ const demoRules = `rules:
   - name: queue-anomalies
     anomaly:
       selector: 'demo_queue_depth{job="shop"}'
-      warmup: 30
 `
 
 // runDemo starts `augur run` (embedded broker, dry-run actuators) with
