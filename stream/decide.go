@@ -225,7 +225,7 @@ func (e *env) alertDecision(key string, watch int, t int64, v float64, res anoma
 	series := labels.Format(lbls, 0)
 	target := "alert/" + r.Name + "/" + series
 	model := "anomaly_score"
-	summary := fmt.Sprintf("%s = %.4g is anomalous: anomaly score %.2f (%.2f or more alerts), forecast %.4g, band [%.4g, %.4g]",
+	summary := fmt.Sprintf("%s = %.4g is anomalous: anomaly score %.2f (the rule alerts at %.2f), forecast %.4g, band [%.4g, %.4g]",
 		series, v, res.Score, r.Anomaly.Score, res.Forecast, res.Lower, res.Upper)
 	if e.onBand[watch] {
 		model = "anomaly_band"

@@ -87,12 +87,13 @@ func measure(files []dataFile, labels map[string][]int64, fired [][]bool) operat
 			}
 		}
 		found := make([]bool, len(f.Windows))
-		outside, young := 0, 0
+		outside, young := 0, 0 // rows outside windows, after and in the probation
 		for j := range f.Values {
-			if inWindow[j] < 0 && j < prob {
+			switch {
+			case inWindow[j] >= 0:
+			case j < prob:
 				young++
-			}
-			if inWindow[j] < 0 && j >= prob {
+			default:
 				outside++
 			}
 			if !fired[i][j] || (j > 0 && fired[i][j-1]) {
@@ -100,9 +101,9 @@ func measure(files []dataFile, labels map[string][]int64, fired [][]bool) operat
 			}
 			w := inWindow[j]
 			switch {
-			case w < 0 && j < prob:
+			case w < 0 && j < prob: // a new series' alert
 				op.YoungAlarms++
-			case j < prob:
+			case j < prob: // NAB scores nothing in the probation
 			case w < 0:
 				op.FalseAlarms++
 			case !found[w]:

@@ -619,8 +619,6 @@ func (g *GPU) validate(at string) []error {
 
 func (a *Anomaly) validate(at string) []error {
 	var errs []error
-	// The defaults and bounds are the detector's (detectors/anomaly), so
-	// a rule without options runs the detector scored on NAB.
 	if a.AlertOn == "" {
 		a.AlertOn = "score"
 	}
@@ -632,6 +630,8 @@ func (a *Anomaly) validate(at string) []error {
 	case a.AlertOn == "band" && a.Score != 0:
 		errs = append(errs, ferr(at+".score", "sets the score that alerts: only with alert_on: score"))
 	}
+	// The defaults and bounds are the detector's (detectors/anomaly), so
+	// a rule without options runs the detector scored on NAB.
 	c := anomaly.Config{BandWidth: a.Sensitivity, Warmup: a.Warmup, AlarmM: a.M, AlarmN: a.N, DetectLevel: a.Score}
 	var ce *anomaly.ConfigError
 	switch err := c.Validate(); {
