@@ -202,15 +202,13 @@ func splitReport(out io.Writer, files []dataFile, k int, cfg anomaly.Config, pro
 	if err != nil {
 		return err
 	}
-	runs := []struct {
+	type run struct {
 		name   string
 		scores [][]float64
-	}{{"augur, a fresh detector per part", fresh}, {"augur, the whole file's run", cut(files, whole, k)}}
+	}
+	runs := []run{{"augur, a fresh detector per part", fresh}, {"augur, the whole file's run", cut(files, whole, k)}}
 	if ref, err := referenceScores(refDir, "numenta", files); err == nil {
-		runs = append(runs, struct {
-			name   string
-			scores [][]float64
-		}{"numenta, the whole file's run", cut(files, ref, k)})
+		runs = append(runs, run{"numenta, the whole file's run", cut(files, ref, k)})
 	}
 	fmt.Fprintf(out, "%d files cut into %d parts each: %d files, %d windows (windows starting in a part's probation dropped)\n", len(files), k, len(parts), countWindows(parts))
 	for _, p := range profiles {

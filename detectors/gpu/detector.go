@@ -242,6 +242,28 @@ type member struct {
 	settled float64 // smooth when windows reached StragglerSettle
 }
 
+// halfRatio is half-way to StragglerRatio: below it a member is back near
+// the median; a member that settled at or beyond it is the job's shape.
+func (c *Config) halfRatio() float64 { return 1 + (c.StragglerRatio-1)/2 }
+
+// isSettled reports whether m was compared for StragglerSettle windows, so
+// that m.settled is its own history.
+func (m *member) isSettled(c *Config) bool { return m.windows >= uint32(c.StragglerSettle) }
+
+// settledOff reports whether m settled half-way off the job's median or
+// more: its level is the job's shape, not a member falling behind.
+func (m *member) settledOff(c *Config) bool {
+	return m.isSettled(c) && offRatio(m.settled) >= c.halfRatio()
+}
+
+// signalName names the compared signal in decisions.
+func signalName(act bool) string {
+	if act {
+		return "gpu_activity"
+	}
+	return "step_time"
+}
+
 type gpuKey struct{ node, gpu string }
 
 type gpuState struct {
@@ -539,15 +561,9 @@ func sortedKeys[V any](m map[string]V) []string {
 // activity when act, else worker step time) with the job's median.
 func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, idx []int32, act bool) []*proto.Decision {
 	c := &d.cfg
-	get := func(i int32) *member {
-		if act {
-			return &d.gpus[i].act
-		}
-		return &d.workers[i].st
-	}
 	d.scratch = d.scratch[:0]
 	for _, i := range idx {
-		if m := get(i); m.n > 0 {
+		if m := d.member(i, act); m.n > 0 {
 			d.scratch = append(d.scratch, m.sum/float64(m.n))
 		}
 	}
@@ -558,10 +574,10 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 		if k%2 == 0 {
 			med = (d.scratch[k/2-1] + d.scratch[k/2]) / 2
 		}
-		settle, half := uint32(c.StragglerSettle), 1+(c.StragglerRatio-1)/2
+		settle := uint32(c.StragglerSettle)
 		settling := false // a member settled in this window
 		for _, i := range idx {
-			m := get(i)
+			m := d.member(i, act)
 			if m.n == 0 || med <= 0 {
 				continue
 			}
@@ -595,10 +611,10 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			// median (the job's shape, reported once: noise around
 			// that level is not news), when it left that level by
 			// StragglerRatio.
-			if m.windows >= settle && offRatio(m.settled) >= half {
+			if m.settledOff(c) {
 				m.flagged = m.flagged && offRatio(m.smooth/m.settled) < c.StragglerRatio
 			} else {
-				m.flagged = m.flagged && offRatio(m.smooth) >= half
+				m.flagged = m.flagged && offRatio(m.smooth) >= c.halfRatio()
 			}
 		}
 		if settling && !act {
@@ -607,7 +623,7 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 		out = d.judgeSlow(out, ts, jobName, idx, act, med)
 	}
 	for _, i := range idx {
-		m := get(i)
+		m := d.member(i, act)
 		m.sum, m.n = 0, 0
 	}
 	return out
@@ -631,18 +647,16 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 		return out // nothing was compared in this window
 	}
 	c := &d.cfg
-	half := 1 + (c.StragglerRatio-1)/2
+	half := c.halfRatio()
 	// offLong: off the median for StragglerWindows windows; off: and not
 	// judged yet. Nothing is decided in a window where no member is off.
 	offLong := func(m *member) bool { return m.n > 0 && m.over >= uint32(c.StragglerWindows) }
-	off := func(m *member) bool { return offLong(m) && !m.flagged && m.windows >= uint32(c.StragglerSettle) }
+	off := func(m *member) bool { return offLong(m) && !m.flagged && m.isSettled(c) }
 	if !slices.ContainsFunc(idx, func(i int32) bool { return off(d.member(i, act)) }) {
 		return out
 	}
 	// settledNear: the member settled with its peers (its history).
-	settledNear := func(m *member) bool {
-		return m.windows >= uint32(c.StragglerSettle) && offRatio(m.settled) < half
-	}
+	settledNear := func(m *member) bool { return m.isSettled(c) && !m.settledOff(c) }
 	// nearOff: half-way slower than the median (or off it, activity), or
 	// faster by the whole ratio: with a few slow members the median sits
 	// high among the others, which then read a little fast.
@@ -708,10 +722,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 	// Step times are named slower or faster than the median; GPU activity
 	// is off it either way (its ratio is folded).
 	var slowNames, fastNames, others []string
-	signal := "step_time"
-	if act {
-		signal = "gpu_activity"
-	}
+	signal := signalName(act)
 	ev := &proto.Evidence{Signal: signal, Peers: make(map[string]float64, len(idx)),
 		Values: map[string]float64{"job_median": med, "members": float64(len(d.scratch))}}
 	for _, i := range idx {
@@ -782,7 +793,7 @@ func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, 
 		if m.n == 0 {
 			continue
 		}
-		if m.windows < uint32(c.StragglerSettle) {
+		if !m.isSettled(c) {
 			return out // judged when the last one settles
 		}
 		ws = append(ws, i)
@@ -826,7 +837,7 @@ func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, 
 		slices.Sort(ns)
 		return strings.Join(ns, ", ")
 	}
-	ev := &proto.Evidence{Signal: "step_time", Peers: make(map[string]float64, len(ws)),
+	ev := &proto.Evidence{Signal: signalName(false), Peers: make(map[string]float64, len(ws)),
 		Values: map[string]float64{"job_median": med, "members": float64(len(ws)),
 			"slow_members": float64(len(slow)), "group_ratio": ratio}}
 	for _, i := range ws {
@@ -858,10 +869,7 @@ func (d *Detector) memberNode(i int32, act bool) string {
 // (or one member whose node is not known), and taints and cordons the node
 // when configured.
 func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName string, idx []int32, ms []int32, act bool, med float64) []*proto.Decision {
-	signal := "step_time"
-	if act {
-		signal = "gpu_activity"
-	}
+	signal := signalName(act)
 	node := d.memberNode(ms[0], act)
 	worst := d.member(ms[0], act)
 	names := make([]string, len(ms))
