@@ -150,7 +150,7 @@ func median(v []float64) float64 {
 
 func main() {
 	input := flag.String("input", "bench/straggler/testdata/job_1_norm.csv.gz", "per-worker step times (PAI mini-batch-time CSV)")
-	synthetic := flag.Bool("shapes", false, "also play the synthetic job shapes (groups, slow from the start, stragglers, with noise)")
+	synthetic := flag.Bool("shapes", false, "also play the synthetic job shapes (groups, slow from the start, stragglers, with noise) and jobs with no slow worker")
 	flag.Parse()
 	if *synthetic {
 		c, err := shapes()
@@ -159,6 +159,12 @@ func main() {
 			os.Exit(1)
 		}
 		printShapes(os.Stdout, c)
+		q, err := quietJobs()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "straggler:", err)
+			os.Exit(1)
+		}
+		printQuiet(os.Stdout, q)
 	}
 	if err := run(*input, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "straggler:", err)

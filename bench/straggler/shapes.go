@@ -49,21 +49,30 @@ type shapeOutcome struct{ stragglers, jobAlerts, taints int }
 // playShape plays one job: workers 0..slow-1 slower by f from window
 // onset on.
 func playShape(slow int, f, noise float64, onset int) (shapeOutcome, error) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	return play(10, 60, func(w, m int) float64 {
+		v := 1.0
+		if w < slow && m >= onset {
+			v = f
+		}
+		return v * (1 + noise*(2*rng.Float64()-1))
+	})
+}
+
+// play plays a job of n workers for windows one-minute windows through
+// the detector (StragglerCordon on); step(w, m) is worker w's step time
+// in window m.
+func play(n, windows int, step func(w, m int) float64) (shapeOutcome, error) {
 	var o shapeOutcome
 	d, err := gpu.New(gpu.Config{StragglerCordon: true})
 	if err != nil {
 		return o, err
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	for m := 1; m <= 60; m++ {
+	for m := 1; m <= windows; m++ {
 		at := t0.Add(time.Duration(m) * time.Minute)
-		for w := range 10 {
-			v := 1.0
-			if w < slow && m >= onset {
-				v = f
-			}
-			v *= 1 + noise*(2*rng.Float64()-1)
+		for w := range n {
+			v := step(w, m)
 			d.ObserveStep("train", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), at.UnixMilli()-1000, v)
 		}
 		for _, dec := range d.Tick(at) {
@@ -127,4 +136,68 @@ func printShapes(w io.Writer, c shapeCounts) {
 	fmt.Fprintf(w, "  half slower by 1.25x or 1.35x: %d jobs, a node tainted in %d\n", c.BimodalLow, c.BimodalLowWithActions)
 	fmt.Fprintf(w, "  1 or 2 slow from the first window: %d jobs, called stragglers in %d\n", c.StartMinority, c.StartStragglers)
 	fmt.Fprintf(w, "  1 or 2 slowing down at window 20: %d jobs, a straggler each and nothing else in %d\n", c.LateMinority, c.LateEachAndNothing)
+}
+
+// quietCounts is what jobs with no slow worker gave (see quietJobs): for
+// each noise level, with and without slow windows, and job size, the
+// decisions of 20 jobs.
+type quietCounts map[quietClass]shapeOutcome
+
+type quietClass struct {
+	noise   float64
+	spikes  bool
+	workers int
+}
+
+// quietJobs plays jobs with no slow worker through the detector, 20 per
+// class (seeds 0-19), 600 one-minute windows (10 hours) each: 4, 6, 10 or
+// 32 workers, uniform step-time noise of ±5, ±10, ±20 or ±30%, and with
+// spikes one window in a thousand per worker three times slower (a
+// checkpoint written). Any decision is a false one.
+func quietJobs() (quietCounts, error) {
+	c := quietCounts{}
+	for _, spikes := range []bool{false, true} {
+		for _, noise := range []float64{0.05, 0.1, 0.2, 0.3} {
+			for _, n := range []int{4, 6, 10, 32} {
+				var sum shapeOutcome
+				for seed := range uint64(20) {
+					rng := rand.New(rand.NewPCG(seed, 7))
+					o, err := play(n, 600, func(w, m int) float64 {
+						v := 1 + noise*(2*rng.Float64()-1)
+						if spikes && rng.Float64() < 0.001 {
+							v *= 3
+						}
+						return v
+					})
+					if err != nil {
+						return nil, err
+					}
+					sum.stragglers += o.stragglers
+					sum.jobAlerts += o.jobAlerts
+					sum.taints += o.taints
+				}
+				c[quietClass{noise, spikes, n}] = sum
+			}
+		}
+	}
+	return c, nil
+}
+
+func printQuiet(w io.Writer, c quietCounts) {
+	fmt.Fprintf(w, "jobs with no slow worker, 20 per row and size, 10 hours each: stragglers / taints / job-level alerts\n")
+	fmt.Fprintf(w, "  %-34s %-12s %-12s %-12s %-12s\n", "noise", "4 workers", "6", "10", "32")
+	for _, spikes := range []bool{false, true} {
+		for _, noise := range []float64{0.05, 0.1, 0.2, 0.3} {
+			name := fmt.Sprintf("±%.0f%%", noise*100)
+			if spikes {
+				name += ", a 3x window per 1000"
+			}
+			fmt.Fprintf(w, "  %-34s", name)
+			for _, n := range []int{4, 6, 10, 32} {
+				o := c[quietClass{noise, spikes, n}]
+				fmt.Fprintf(w, " %-12s", fmt.Sprintf("%d/%d/%d", o.stragglers, o.taints, o.jobAlerts))
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }

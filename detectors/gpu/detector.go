@@ -64,7 +64,9 @@ type Config struct {
 	// job-level alert, never a node action. Members are judged once they
 	// settled, and a job's step times once all its workers did: two
 	// groups since the start, however close, are one job-level alert
-	// (see judgeGroups). Default 6.
+	// (see judgeGroups), and so are two groups of workers moving off their
+	// own history for StragglerSettle windows during the job (see
+	// judgeDrift), after which their history starts again. Default 6.
 	StragglerSettle int
 	// BottleneckUtil (percent) and BottleneckRxBytes (bytes/s): a GPU less
 	// busy than BottleneckUtil while its pod receives more than
@@ -238,6 +240,7 @@ type member struct {
 	smooth  float64 // smoothed ratio; 0 before the first comparison
 	over    uint32  // consecutive windows off the median by the ratio or more (offRatio)
 	flagged bool
+	grouped bool    // named in a job-level alert: its level is the job's shape
 	windows uint32  // windows compared, up to StragglerSettle
 	settled float64 // smooth when windows reached StragglerSettle
 }
@@ -307,20 +310,25 @@ type podRx struct {
 type job struct {
 	gpus    []int32
 	workers []int32
+	// drift counts the consecutive windows judgeDrift found two groups.
+	// Not in a checkpoint: a restore delays such an alert by
+	// StragglerSettle windows at most.
+	drift uint32
 }
 
 // Detector watches the GPUs of one rule. It is not safe for concurrent use.
 type Detector struct {
-	cfg      Config
-	gpus     []gpuState
-	gpuIdx   map[gpuKey]int32
-	workers  []workerState
-	wIdx     map[workerKey]int32
-	nodes    map[string]*nodeState
-	pods     map[string]podRx
-	jobs     map[string]*job
-	lastTick int64
-	scratch  []float64
+	cfg           Config
+	gpus          []gpuState
+	gpuIdx        map[gpuKey]int32
+	workers       []workerState
+	wIdx          map[workerKey]int32
+	nodes         map[string]*nodeState
+	pods          map[string]podRx
+	jobs          map[string]*job
+	lastTick      int64
+	scratch       []float64
+	workerScratch []int32 // judgeDrift's workers, reused every window
 }
 
 // New returns a Detector for cfg.
@@ -602,8 +610,11 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 					settling = true
 				}
 			}
+			// Off for a window: smoothed by the ratio and the window
+			// itself half-way (one slow window, a checkpoint written,
+			// lifts the smoothed ratio for a few windows on its own).
 			m.over++
-			if offRatio(m.smooth) < c.StragglerRatio {
+			if offRatio(m.smooth) < c.StragglerRatio || offRatio(r) < c.halfRatio() {
 				m.over = 0
 			}
 			// A member judged is judged again once it is back where
@@ -611,14 +622,20 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			// median (the job's shape, reported once: noise around
 			// that level is not news), when it left that level by
 			// StragglerRatio.
-			if m.settledOff(c) {
+			switch {
+			case !m.isSettled(c):
+				// Keeps its flag until it settles (again).
+			case m.settledOff(c):
 				m.flagged = m.flagged && offRatio(m.smooth/m.settled) < c.StragglerRatio
-			} else {
+			default:
 				m.flagged = m.flagged && offRatio(m.smooth) >= c.halfRatio()
 			}
 		}
 		if settling && !act {
 			out = d.judgeGroups(out, ts, jobName, idx, med)
+		}
+		if !act {
+			out = d.judgeDrift(out, ts, jobName, idx, med)
 		}
 		out = d.judgeSlow(out, ts, jobName, idx, act, med)
 	}
@@ -651,7 +668,11 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 	// offLong: off the median for StragglerWindows windows; off: and not
 	// judged yet. Nothing is decided in a window where no member is off.
 	offLong := func(m *member) bool { return m.n > 0 && m.over >= uint32(c.StragglerWindows) }
-	off := func(m *member) bool { return offLong(m) && !m.flagged && m.isSettled(c) }
+	// A member named in a job-level alert is judged again only once it
+	// is StragglerRatio off its own history: around its group's level,
+	// close to the median, noise is not news.
+	news := func(m *member) bool { return !m.grouped || m.smooth >= c.StragglerRatio*m.settled }
+	off := func(m *member) bool { return offLong(m) && !m.flagged && m.isSettled(c) && news(m) }
 	if !slices.ContainsFunc(idx, func(i int32) bool { return off(d.member(i, act)) }) {
 		return out
 	}
@@ -670,7 +691,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 		m := d.member(i, act)
 		if nearOff(m) {
 			near++
-			if settledNear(m) {
+			if settledNear(m) && news(m) {
 				nearSince++
 			}
 		}
@@ -733,7 +754,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 		case off(m) || nearOff(m) && !m.flagged && (group || m.smooth >= 1):
 			// Half-way members are named with the group and judged with
 			// it, so they do not raise the alert again as they cross.
-			m.flagged = true
+			m.flagged, m.grouped = true, true
 			if m.smooth >= 1 {
 				slowNames = append(slowNames, name)
 			} else {
@@ -774,17 +795,14 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 
 // judgeGroups looks, in the window the job's last worker settled, for
 // two groups of step times since the start (a bimodal job: two kinds of
-// placement or hardware): the settled ratios, sorted, split at their
-// largest gap into two parts of at least JobShare of the workers each,
-// whose means differ by StragglerRatio or more, with no worker within a
-// quarter of StragglerRatio between them. The median of such a job falls
-// between the groups, so with groups closer than StragglerRatio squared
-// no worker is ever StragglerRatio off it and judgeSlow sees nothing. It
-// alerts once on the job, naming both groups, and flags its workers
-// (judged: each group's level is the job's shape); when judgeSlow
-// already named some of them, they are flagged without a second alert.
-// GPU activity is folded around the median (off either way), so it has
-// no groups to see.
+// placement or hardware) among the settled ratios (see twoGroups). The
+// median of such a job falls between the groups, so with groups closer
+// than StragglerRatio squared no worker is ever StragglerRatio off it and
+// judgeSlow sees nothing. It alerts once on the job, naming both groups,
+// and flags its workers (judged: each group's level is the job's shape);
+// when judgeSlow already named some of them, they are flagged without a
+// second alert. GPU activity is folded around the median (off either
+// way), so it has no groups to see.
 func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, idx []int32, med float64) []*proto.Decision {
 	c := &d.cfg
 	var ws []int32
@@ -799,36 +817,113 @@ func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, 
 		ws = append(ws, i)
 	}
 	settled := func(i int32) float64 { return d.workers[i].st.settled }
-	slices.SortFunc(ws, func(a, b int32) int { return cmp.Compare(settled(a), settled(b)) })
-	minPart := int(math.Ceil(c.JobShare * float64(len(ws))))
-	cut, gap := 0, 0.0
-	for k := max(minPart, 1); k <= len(ws)-minPart; k++ {
-		if g := settled(ws[k]) / settled(ws[k-1]); g > gap {
-			cut, gap = k, g
-		}
-	}
-	if cut == 0 || gap < 1+(c.StragglerRatio-1)/4 {
-		return out
-	}
-	mean := func(part []int32) float64 {
-		s := 0.0
-		for _, i := range part {
-			s += settled(i)
-		}
-		return s / float64(len(part))
-	}
-	fast, slow := ws[:cut], ws[cut:]
-	ratio := mean(slow) / mean(fast)
-	if ratio < c.StragglerRatio {
+	fast, slow, ratio := d.twoGroups(ws, settled, false)
+	if slow == nil {
 		return out
 	}
 	reported := slices.ContainsFunc(ws, func(i int32) bool { return d.workers[i].st.flagged })
 	for _, i := range ws {
-		d.workers[i].st.flagged = true
+		m := &d.workers[i].st
+		m.flagged, m.grouped = true, true
 	}
 	if reported {
 		return out
 	}
+	return append(out, d.groupAlert(ts, jobName, med, ws, fast, slow, ratio, settled, "since the start"))
+}
+
+// judgeDrift looks, in every window, for two groups among the settled
+// workers' moves off their own history (smoothed ratio over settled
+// ratio; see twoGroups, here with the largest gap of all between the
+// parts, so that one or two stragglers are never a group): a share of
+// the workers slowing down together against the others during the job
+// (a rack, a switch, shared storage), too little for any of them to be
+// StragglerRatio off a median that moves between the groups. When they
+// were there StragglerSettle windows in a row, it alerts once on the job,
+// naming both groups, flags the workers and starts their history again
+// (the smoothed ratio too, so that it does not settle on its way to the
+// new level): they settle at the job's new shape after StragglerSettle
+// windows (judgeGroups then finds them flagged) and are judged against it
+// from then on. When a job-level alert already named some of them and
+// they are still flagged (judgeSlow's, for a group far enough off the
+// median), they are flagged without a second alert.
+func (d *Detector) judgeDrift(out []*proto.Decision, ts int64, jobName string, idx []int32, med float64) []*proto.Decision {
+	c := &d.cfg
+	ws := d.workerScratch[:0]
+	defer func() { d.workerScratch = ws[:0] }()
+	for _, i := range idx {
+		if m := &d.workers[i].st; m.n > 0 && m.isSettled(c) && m.settled > 0 {
+			ws = append(ws, i)
+		}
+	}
+	if len(ws) < c.StragglerMinMembers {
+		return out
+	}
+	drift := func(i int32) float64 { m := &d.workers[i].st; return m.smooth / m.settled }
+	j := d.jobs[jobName]
+	fast, slow, ratio := d.twoGroups(ws, drift, true)
+	if slow == nil {
+		j.drift = 0
+		return out
+	}
+	if j.drift++; j.drift < uint32(c.StragglerSettle) {
+		return out
+	}
+	j.drift = 0
+	reported := slices.ContainsFunc(ws, func(i int32) bool { m := &d.workers[i].st; return m.flagged && m.grouped })
+	if !reported {
+		out = append(out, d.groupAlert(ts, jobName, med, ws, fast, slow, ratio, drift, "during the job"))
+	}
+	for _, i := range ws {
+		m := &d.workers[i].st
+		m.flagged, m.grouped, m.smooth, m.windows = true, true, 0, 0
+	}
+	return out
+}
+
+// twoGroups sorts ws by val and splits them at their largest gap into two
+// parts of at least JobShare of them each (with all, the largest gap of
+// all must be such a split), whose means differ by StragglerRatio or
+// more, with no member within a quarter of StragglerRatio between them.
+// It returns the parts and the ratio of their means; slow is nil when
+// there are no such groups.
+func (d *Detector) twoGroups(ws []int32, val func(int32) float64, all bool) (fast, slow []int32, ratio float64) {
+	c := &d.cfg
+	slices.SortFunc(ws, func(a, b int32) int { return cmp.Compare(val(a), val(b)) })
+	minPart := max(int(math.Ceil(c.JobShare*float64(len(ws)))), 1)
+	cut, gap := 0, 0.0
+	for k := 1; k < len(ws); k++ {
+		g := val(ws[k]) / val(ws[k-1])
+		if g <= gap {
+			continue
+		}
+		if k >= minPart && k <= len(ws)-minPart {
+			cut, gap = k, g
+		} else if all {
+			cut, gap = 0, g
+		}
+	}
+	if cut == 0 || gap < 1+(c.StragglerRatio-1)/4 {
+		return nil, nil, 0
+	}
+	mean := func(part []int32) float64 {
+		s := 0.0
+		for _, i := range part {
+			s += val(i)
+		}
+		return s / float64(len(part))
+	}
+	fast, slow = ws[:cut], ws[cut:]
+	if ratio = mean(slow) / mean(fast); ratio < c.StragglerRatio {
+		return nil, nil, 0
+	}
+	return fast, slow, ratio
+}
+
+// groupAlert is the job-level alert on two groups of workers, slow
+// StragglerRatio or more slower than fast by val (ratio, their means'),
+// formed when (since the start, during the job).
+func (d *Detector) groupAlert(ts int64, jobName string, med float64, ws, fast, slow []int32, ratio float64, val func(int32) float64, when string) *proto.Decision {
 	names := func(part []int32) string {
 		ns := make([]string, len(part))
 		for k, i := range part {
@@ -841,12 +936,12 @@ func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, 
 		Values: map[string]float64{"job_median": med, "members": float64(len(ws)),
 			"slow_members": float64(len(slow)), "group_ratio": ratio}}
 	for _, i := range ws {
-		ev.Peers[d.workers[i].name] = settled(i)
+		ev.Peers[d.workers[i].name] = val(i)
 	}
-	summary := fmt.Sprintf("job %s: step times in two groups since the start: %d of %d members %.2fx slower than the others (%s), the others: %s; "+
-		"the job runs in groups: its placement or hardware, not a sick node: nothing is cordoned",
-		jobName, len(slow), len(ws), ratio, names(slow), names(fast))
-	return append(out, d.alertTo(ts, "job/"+jobName, "warning", "slow_group", 1, summary, ev))
+	summary := fmt.Sprintf("job %s: step times in two groups %s: %d of %d members %.2fx slower than the others (%s), the others: %s; "+
+		"the job runs in groups: its placement, hardware or a shared part, not a sick node: nothing is cordoned",
+		jobName, when, len(slow), len(ws), ratio, names(slow), names(fast))
+	return d.alertTo(ts, "job/"+jobName, "warning", "slow_group", 1, summary, ev)
 }
 
 // memberName names a GPU (node/gpuN) or a worker.

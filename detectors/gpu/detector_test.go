@@ -467,6 +467,23 @@ func BenchmarkTick(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/gpus, "ns/gpu")
 }
 
+// BenchmarkTickWorkers: a window of 1024 training workers' step times in
+// 16 jobs (the straggler, group and drift checks), per worker.
+func BenchmarkTickWorkers(b *testing.B) {
+	d, _ := New(Config{})
+	const workers = 1024
+	m := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		m++
+		for w := range workers {
+			d.ObserveStep("job-"+strconv.Itoa(w/64), "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w/8), ms(m), 1+float64(w%5)/50)
+		}
+		d.Tick(t0.Add(time.Duration(m) * time.Minute))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/workers, "ns/worker")
+}
+
 // TestBimodalJobIsOneJobAlert: when half of a job's workers run twice as
 // slow as the other half from the first iteration (two kinds of placement
 // or hardware), that is one job-level alert naming both groups, and no
@@ -568,35 +585,25 @@ func TestJobShapes(t *testing.T) {
 		// The median falls between the groups, neither is 1.2x off it:
 		// two groups since the start all the same (judgeGroups).
 		"half 1.25x from the start": {shape{[]int{0, 1, 2, 3, 4}, 1.25, 1, -1}, []string{job}},
-		// Groups forming later, this close, are not seen (nil: job-level
-		// alerts only, if any).
-		"half 1.25x from minute 20": {shape{[]int{0, 1, 2, 3, 4}, 1.25, 20, -1}, nil},
+		// Groups forming later, this close: every worker moves off its
+		// own history, the slow ones by 1.12x, the others by 0.89x
+		// (judgeDrift).
+		"half 1.25x from minute 20":    {shape{[]int{0, 1, 2, 3, 4}, 1.25, 20, -1}, []string{job}},
+		"4 of 10 1.35x from minute 20": {shape{[]int{0, 1, 2, 3}, 1.35, 20, -1}, []string{job}},
+		// The whole job slower: no worker moves against the others.
+		"all 1.5x from minute 20": {shape{[]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 1.5, 20, -1}, nil},
 	}
 	for name, c := range cases {
 		for _, noise := range []float64{0, 0.1, 0.2} {
 			t.Run(fmt.Sprintf("%s noise %.1f", name, noise), func(t *testing.T) {
 				d := newDet(t, Config{StragglerCordon: true})
-				rng := rand.New(rand.NewPCG(1, 2))
-				var got []string
-				for m := 1; m <= 60; m++ {
-					for w := range 10 {
-						v := 1.0
-						if slices.Contains(c.s.slow, w) && m >= c.s.onset {
-							v = c.s.factor
-						}
-						if w == c.s.lateStraggler && m >= 30 {
-							v = 2
-						}
-						v *= 1 + noise*(2*rng.Float64()-1)
-						d.ObserveStep("train", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), ms(m), v)
+				got := playJob(d, rand.New(rand.NewPCG(1, 2)), 1, 60, noise, func(w, m int) float64 {
+					if w == c.s.lateStraggler && m >= 30 {
+						return 2
 					}
-					got = append(got, summary(d.Tick(t0.Add(time.Duration(m)*time.Minute)))...)
-				}
-				if c.want == nil {
-					if slices.ContainsFunc(got, func(s string) bool { return s != job }) {
-						t.Errorf("decisions %v, want job-level alerts only", got)
-					}
-				} else if !slices.Equal(got, c.want) {
+					return slower(c.s.slow, c.s.factor, c.s.onset)(w, m)
+				})
+				if !slices.Equal(got, c.want) {
 					t.Errorf("decisions %v, want %v", got, c.want)
 				}
 			})
@@ -632,5 +639,88 @@ func TestStragglersOnOneNode(t *testing.T) {
 	}
 	if n := decs[0].GetEvidence().GetValues()["stragglers"]; n != 3 {
 		t.Errorf("evidence stragglers %v, want 3", n)
+	}
+}
+
+// playJob plays a 10-worker job from minute from to minute to (inclusive):
+// worker w's step time at minute m is step(w, m) with uniform noise of
+// ±noise from rng. It returns the decisions' summaries.
+func playJob(d *Detector, rng *rand.Rand, from, to int, noise float64, step func(w, m int) float64) []string {
+	var got []string
+	for m := from; m <= to; m++ {
+		for w := range 10 {
+			v := step(w, m) * (1 + noise*(2*rng.Float64()-1))
+			d.ObserveStep("train", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), ms(m), v)
+		}
+		got = append(got, summary(d.Tick(t0.Add(time.Duration(m)*time.Minute)))...)
+	}
+	return got
+}
+
+// slower is the step time of a job whose workers in slow are slower by
+// factor from minute onset.
+func slower(slow []int, factor float64, onset int) func(w, m int) float64 {
+	return func(w, m int) float64 {
+		if slices.Contains(slow, w) && m >= onset {
+			return factor
+		}
+		return 1
+	}
+}
+
+// TestLateGroupsSurviveRestore: a job whose half slows down by 1.25x at
+// minute 20 gets its one job-level alert; restored from a checkpoint after
+// it, the workers are still named (grouped) and nothing more is said.
+func TestLateGroupsSurviveRestore(t *testing.T) {
+	step := slower([]int{0, 1, 2, 3, 4}, 1.25, 20)
+	ref := newDet(t, Config{StragglerCordon: true})
+	want := playJob(ref, rand.New(rand.NewPCG(3, 4)), 1, 90, 0.1, step)
+	if !slices.Equal(want, []string{"alert job/train warning:slow_group"}) {
+		t.Fatalf("decisions %v, want one job-level alert", want)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	a := newDet(t, Config{StragglerCordon: true})
+	got := playJob(a, rng, 1, 45, 0.1, step)
+	st, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newDet(t, Config{StragglerCordon: true})
+	if err := b.UnmarshalBinary(st); err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.workers {
+		if !a.workers[i].st.grouped || b.workers[i].st != a.workers[i].st {
+			t.Fatalf("worker %s: restored %+v, was %+v", a.workers[i].name, b.workers[i].st, a.workers[i].st)
+		}
+	}
+	got = append(got, playJob(b, rng, 46, 90, 0.1, step)...)
+	if !slices.Equal(got, want) {
+		t.Errorf("restored %v, want %v", got, want)
+	}
+}
+
+// TestSteadyJobIsQuiet: jobs with no slow worker, step times ±10% from
+// window to window (the shared PAI job's workers are ±6% one standard
+// deviation), 10 hours each, 4 and 10 workers: nothing is said. One window
+// three times slower (a checkpoint written) is not a straggler either.
+func TestSteadyJobIsQuiet(t *testing.T) {
+	for seed := range uint64(10) {
+		for _, n := range []int{4, 10} {
+			d := newDet(t, Config{StragglerCordon: true})
+			rng := rand.New(rand.NewPCG(seed, 7))
+			for m := 1; m <= 600; m++ {
+				for w := range n {
+					v := 1 + 0.1*(2*rng.Float64()-1)
+					if w == 1 && m%100 == 50 {
+						v *= 3
+					}
+					d.ObserveStep("train", "w"+strconv.Itoa(w), "node-"+strconv.Itoa(w), ms(m), v)
+				}
+				if got := summary(d.Tick(t0.Add(time.Duration(m) * time.Minute))); got != nil {
+					t.Fatalf("seed %d, %d workers, minute %d: %v", seed, n, m, got)
+				}
+			}
+		}
 	}
 }

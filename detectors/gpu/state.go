@@ -50,8 +50,9 @@ const maxStr = 1 << 16
 //	pods          uvarint n, then n times, sorted by name:
 //	  name string, rate f64, ts u64
 //
-// member is sum f64, n u32, smooth f64, over u32, flags flagged, windows
-// u32, settled f64 (the last two from version 3 on). A node's
+// member is sum f64, n u32, smooth f64, over u32, flags flagged grouped
+// (grouped is zero in checkpoints written before it was), windows u32,
+// settled f64 (the last two from version 3 on). A node's
 // count of faulty GPUs is derived on restore, never stored.
 
 // AppendBinary appends the detector's state (not its Config) to b. The
@@ -235,7 +236,7 @@ func appendMember(b []byte, m *member) []byte {
 	b = wire.AppendUint32(b, m.n)
 	b = wire.AppendFloat64(b, m.smooth)
 	b = wire.AppendUint32(b, m.over)
-	b = append(b, flags(m.flagged))
+	b = append(b, flags(m.flagged, m.grouped))
 	b = wire.AppendUint32(b, m.windows)
 	return wire.AppendFloat64(b, m.settled)
 }
@@ -248,7 +249,8 @@ func (d *Detector) readMember(r *wire.Reader, m *member, v byte) {
 	m.n = r.Uint32()
 	m.smooth = r.Float64()
 	m.over = r.Uint32()
-	m.flagged = readFlags(r, 1)[0]
+	f := readFlags(r, 2)
+	m.flagged, m.grouped = f[0], f[1]
 	switch {
 	case v == stateVersion:
 		m.windows = r.Uint32()
