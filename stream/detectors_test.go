@@ -319,6 +319,43 @@ rules:
 				t.Errorf("taint %v, want augur.io/gpu-unhealthy NoSchedule", tk)
 			}
 		},
+	}, {
+		// Half the workers slow down by 1.25x at step 150: the median
+		// moves between the groups and no worker is 1.2x off it; the
+		// workers' moves off their own history split in two.
+		name: "GPU training job in two groups from mid-job",
+		rules: `
+rules:
+- name: train
+  gpu:
+    selector: 'training_step_seconds'
+    node_label: node
+    group_by: [job]
+    window: 5s
+    cordon: true
+    step_time_metric: training_step_seconds`,
+		steps: 400,
+		scrape: func(step int) []point {
+			var ps []point
+			for w := range 10 {
+				v := 0.5 * (1 + 0.05*math.Sin(float64(step*(w+3))))
+				if w < 5 && step >= 150 {
+					v *= 1.25
+				}
+				ps = append(ps, point{lbl("__name__", "training_step_seconds", "job", "llm", "pod", fmt.Sprint("worker-", w),
+					"node", fmt.Sprint("gpu-node-", w)), v})
+			}
+			return ps
+		},
+		check: func(t *testing.T, ds []*proto.Decision) {
+			if len(ds) != 1 || ds[0].Kind != proto.KindAlert || ds[0].Target != "job/llm" ||
+				!strings.Contains(ds[0].Summary, "two groups during the job: 5 of 10 members") {
+				t.Fatalf("decisions %v, want one job-level alert on two groups", summaries(ds))
+			}
+			if at := ds[0].CreatedAt.AsTime().UnixMilli() - 1_700_000_000_000; at < 150_000 {
+				t.Errorf("alert at %dms, before the slow-down at 150s", at)
+			}
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
