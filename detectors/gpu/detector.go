@@ -310,10 +310,12 @@ type podRx struct {
 type job struct {
 	gpus    []int32
 	workers []int32
-	// drift counts the consecutive windows judgeDrift found two groups.
+	// drift counts the consecutive windows judgeDrift found two groups,
+	// the slower one with the same members.
 	// Not in a checkpoint: a restore delays such an alert by
 	// StragglerSettle windows at most.
-	drift uint32
+	drift    uint32
+	driftKey uint64 // the slower group's members in those windows
 }
 
 // Detector watches the GPUs of one rule. It is not safe for concurrent use.
@@ -839,7 +841,8 @@ func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, 
 // the workers slowing down together against the others during the job
 // (a rack, a switch, shared storage), too little for any of them to be
 // StragglerRatio off a median that moves between the groups. When they
-// were there StragglerSettle windows in a row, it alerts once on the job,
+// were there, the same slower group, StragglerSettle windows in a row, it
+// alerts once on the job,
 // naming both groups, flags the workers and starts their history again
 // (the smoothed ratio too, so that it does not settle on its way to the
 // new level): they settle at the job's new shape after StragglerSettle
@@ -865,6 +868,13 @@ func (d *Detector) judgeDrift(out []*proto.Decision, ts int64, jobName string, i
 	if slow == nil {
 		j.drift = 0
 		return out
+	}
+	var key uint64
+	for _, i := range slow {
+		key += uint64(i)*0x9e3779b97f4a7c15 + 1
+	}
+	if key != j.driftKey {
+		j.drift, j.driftKey = 0, key
 	}
 	if j.drift++; j.drift < uint32(c.StragglerSettle) {
 		return out
