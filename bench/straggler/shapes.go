@@ -149,6 +149,12 @@ type quietClass struct {
 	workers int
 }
 
+// The noise levels and job sizes of quietJobs.
+var (
+	quietNoise = []float64{0.05, 0.1, 0.2, 0.3}
+	quietSizes = []int{4, 6, 10, 32}
+)
+
 // quietJobs plays jobs with no slow worker through the detector, 20 per
 // class (seeds 0-19), 600 one-minute windows (10 hours) each: 4, 6, 10 or
 // 32 workers, uniform step-time noise of ±5, ±10, ±20 or ±30%, and with
@@ -157,8 +163,8 @@ type quietClass struct {
 func quietJobs() (quietCounts, error) {
 	c := quietCounts{}
 	for _, spikes := range []bool{false, true} {
-		for _, noise := range []float64{0.05, 0.1, 0.2, 0.3} {
-			for _, n := range []int{4, 6, 10, 32} {
+		for _, noise := range quietNoise {
+			for _, n := range quietSizes {
 				var sum shapeOutcome
 				for seed := range uint64(20) {
 					rng := rand.New(rand.NewPCG(seed, 7))
@@ -185,15 +191,19 @@ func quietJobs() (quietCounts, error) {
 
 func printQuiet(w io.Writer, c quietCounts) {
 	fmt.Fprintf(w, "jobs with no slow worker, 20 per row and size, 10 hours each: stragglers / taints / job-level alerts\n")
-	fmt.Fprintf(w, "  %-34s %-12s %-12s %-12s %-12s\n", "noise", "4 workers", "6", "10", "32")
+	fmt.Fprintf(w, "  %-34s", "noise \\ workers")
+	for _, n := range quietSizes {
+		fmt.Fprintf(w, " %-12d", n)
+	}
+	fmt.Fprintln(w)
 	for _, spikes := range []bool{false, true} {
-		for _, noise := range []float64{0.05, 0.1, 0.2, 0.3} {
+		for _, noise := range quietNoise {
 			name := fmt.Sprintf("±%.0f%%", noise*100)
 			if spikes {
 				name += ", a 3x window per 1000"
 			}
 			fmt.Fprintf(w, "  %-34s", name)
-			for _, n := range []int{4, 6, 10, 32} {
+			for _, n := range quietSizes {
 				o := c[quietClass{noise, spikes, n}]
 				fmt.Fprintf(w, " %-12s", fmt.Sprintf("%d/%d/%d", o.stragglers, o.taints, o.jobAlerts))
 			}
