@@ -332,7 +332,6 @@ rules:
     node_label: node
     group_by: [job]
     window: 5s
-    cordon: true
     step_time_metric: training_step_seconds`,
 		steps: 400,
 		scrape: func(step int) []point {
