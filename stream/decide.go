@@ -48,7 +48,7 @@ func newEnv(cfg *Config) (*env, error) {
 	}
 	for i := range cfg.Rules.Len() {
 		if a := cfg.Rules.Rule(i).Anomaly; a != nil {
-			d, err := anomaly.New(anomalyConfig(a))
+			d, err := anomaly.New(a.DetectorConfig())
 			if err != nil {
 				return nil, fmt.Errorf("rule %s: %w", cfg.Rules.Rule(i).Name, err)
 			}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/augur-ops/augur/detectors"
-	"github.com/augur-ops/augur/detectors/anomaly"
 	"github.com/augur-ops/augur/detectors/gpu"
 	"github.com/augur-ops/augur/detectors/grayfailure"
 	"github.com/augur-ops/augur/detectors/scaling"
@@ -48,18 +47,6 @@ func DefaultGroupDetector(rule *rules.Rule, tenant string, groupVals []string) G
 		panic(fmt.Sprintf("group detector of rule %s: %v", rule.Name, err))
 	}
 	return d
-}
-
-// anomalyConfig maps an anomaly rule to the detector's configuration: the
-// rule sets the band, the alarm and the detection level, everything else
-// is the detector's NAB-scored default.
-func anomalyConfig(a *rules.Anomaly) anomaly.Config {
-	c := anomaly.DefaultConfig()
-	c.BandWidth = a.Sensitivity
-	c.Warmup = a.Warmup
-	c.AlarmM, c.AlarmN = a.M, a.N
-	c.DetectLevel = a.Score
-	return c
 }
 
 // bankConfig is the forecaster bank of a scaling rule: one step per
@@ -117,7 +104,7 @@ func validateModels(set *rules.Set) error {
 		var err error
 		switch {
 		case r.Anomaly != nil:
-			c := anomalyConfig(r.Anomaly)
+			c := r.Anomaly.DetectorConfig()
 			err = c.Validate()
 		case r.Scaling != nil:
 			b, c := bankConfig(r.Scaling), scalerConfig(r, "")

@@ -617,6 +617,13 @@ func (g *GPU) validate(at string) []error {
 	return errs
 }
 
+// DetectorConfig is the anomaly detector's configuration for the rule:
+// its band, alarm, warm-up and detection level; every other field is left
+// to the detector's default (filled in by Validate and anomaly.New).
+func (a *Anomaly) DetectorConfig() anomaly.Config {
+	return anomaly.Config{BandWidth: a.Sensitivity, Warmup: a.Warmup, AlarmM: a.M, AlarmN: a.N, DetectLevel: a.Score}
+}
+
 func (a *Anomaly) validate(at string) []error {
 	var errs []error
 	if a.AlertOn == "" {
@@ -632,7 +639,7 @@ func (a *Anomaly) validate(at string) []error {
 	}
 	// The defaults and bounds are the detector's (detectors/anomaly), so
 	// a rule without options runs the detector scored on NAB.
-	c := anomaly.Config{BandWidth: a.Sensitivity, Warmup: a.Warmup, AlarmM: a.M, AlarmN: a.N, DetectLevel: a.Score}
+	c := a.DetectorConfig()
 	var ce *anomaly.ConfigError
 	switch err := c.Validate(); {
 	case errors.As(err, &ce):
