@@ -76,7 +76,7 @@ func TestShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := shapeCounts{Groups: 128, GroupsTainted: 0, StartGroups: 64, StartGroupsOneAlert: 63, LateGroups: 64, LateGroupsOneAlert: 64, StartMinority: 32, StartStragglers: 0,
+	want := shapeCounts{Groups: 128, GroupsTainted: 0, StartGroups: 64, StartGroupsOneAlert: 64, LateGroups: 64, LateGroupsOneAlert: 64, StartMinority: 32, StartStragglers: 0,
 		LateMinority: 32, LateEachAndNothing: 31, BimodalLow: 16, BimodalLowWithActions: 0}
 	if c != want {
 		t.Errorf("counts %+v, want %+v", c, want)

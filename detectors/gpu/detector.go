@@ -259,6 +259,40 @@ func (m *member) settledOff(c *Config) bool {
 	return m.isSettled(c) && offRatio(m.settled) >= c.halfRatio()
 }
 
+// moved is how far m moved off its own history (the ratio it settled
+// at), over jobMove, how far the job's settled members moved (see
+// Detector.jobMove).
+func (m *member) moved(jobMove float64) float64 { return m.smooth / m.settled / jobMove }
+
+// jobMove is the median of the settled members' moves off their own
+// history (smoothed ratio over settled ratio), 1 for GPU activity (its
+// ratio is folded around the median) or with fewer than
+// StragglerMinMembers settled. When the median moves between two groups
+// of a job, every member's ratio moves by the same factor: a member's
+// move over the job's is its own.
+func (d *Detector) jobMove(idx []int32, act bool) float64 {
+	if act {
+		return 1
+	}
+	c := &d.cfg
+	moves := d.driftScratch[:0]
+	defer func() { d.driftScratch = moves[:0] }()
+	for _, i := range idx {
+		if m := &d.workers[i].st; m.n > 0 && m.isSettled(c) && m.settled > 0 {
+			moves = append(moves, m.smooth/m.settled)
+		}
+	}
+	k := len(moves)
+	if k < c.StragglerMinMembers {
+		return 1
+	}
+	slices.Sort(moves)
+	if k%2 == 0 {
+		return (moves[k/2-1] + moves[k/2]) / 2
+	}
+	return moves[k/2]
+}
+
 // signalName names the compared signal in decisions.
 func signalName(act bool) string {
 	if act {
@@ -330,7 +364,8 @@ type Detector struct {
 	jobs          map[string]*job
 	lastTick      int64
 	scratch       []float64
-	workerScratch []int32 // judgeDrift's workers, reused every window
+	driftScratch  []float64 // the settled members' moves, reused every window
+	workerScratch []int32   // judgeDrift's workers, reused every window
 }
 
 // New returns a Detector for cfg.
@@ -619,16 +654,27 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			if offRatio(m.smooth) < c.StragglerRatio || offRatio(r) < c.halfRatio() {
 				m.over = 0
 			}
+		}
+		jobMove := d.jobMove(idx, act)
+		for _, i := range idx {
+			m := d.member(i, act)
+			if m.n == 0 || med <= 0 {
+				continue
+			}
 			// A member judged is judged again once it is back where
 			// it was: near the median, or, when it settled off the
 			// median (the job's shape, reported once: noise around
 			// that level is not news), when it left that level by
-			// StragglerRatio.
+			// StragglerRatio more than the job did. A straggler off
+			// its group's level is flagged with its group again once
+			// back at that level.
 			switch {
 			case !m.isSettled(c):
 				// Keeps its flag until it settles (again).
+			case m.settledOff(c) && m.flagged && !m.grouped:
+				m.grouped = offRatio(m.moved(jobMove)) < c.halfRatio()
 			case m.settledOff(c):
-				m.flagged = m.flagged && offRatio(m.smooth/m.settled) < c.StragglerRatio
+				m.flagged = m.flagged && offRatio(m.moved(jobMove)) < c.StragglerRatio
 			default:
 				m.flagged = m.flagged && offRatio(m.smooth) >= c.halfRatio()
 			}
@@ -639,7 +685,7 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 		if !act {
 			out = d.judgeDrift(out, ts, jobName, idx, med)
 		}
-		out = d.judgeSlow(out, ts, jobName, idx, act, med)
+		out = d.judgeSlow(out, ts, jobName, idx, act, med, jobMove)
 	}
 	for _, i := range idx {
 		m := d.member(i, act)
@@ -661,7 +707,7 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 // faster than the median (the fast group of a job most of whose workers
 // are slow): one job-level alert naming them and the others, and no node
 // action. Each member is judged once until it recovers (member.flagged).
-func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, idx []int32, act bool, med float64) []*proto.Decision {
+func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, idx []int32, act bool, med, jobMove float64) []*proto.Decision {
 	if med <= 0 {
 		return out // nothing was compared in this window
 	}
@@ -671,9 +717,10 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 	// judged yet. Nothing is decided in a window where no member is off.
 	offLong := func(m *member) bool { return m.n > 0 && m.over >= uint32(c.StragglerWindows) }
 	// A member named in a job-level alert is judged again only once it
-	// is StragglerRatio off its own history: around its group's level,
-	// close to the median, noise is not news.
-	news := func(m *member) bool { return !m.grouped || m.smooth >= c.StragglerRatio*m.settled }
+	// is StragglerRatio off its own history, more than the job moved:
+	// around its group's level, close to the median, noise is not news,
+	// nor is the median moving between two groups.
+	news := func(m *member) bool { return !m.grouped || m.moved(jobMove) >= c.StragglerRatio }
 	off := func(m *member) bool { return offLong(m) && !m.flagged && m.isSettled(c) && news(m) }
 	if !slices.ContainsFunc(idx, func(i int32) bool { return off(d.member(i, act)) }) {
 		return out
@@ -693,7 +740,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 		m := d.member(i, act)
 		if nearOff(m) {
 			near++
-			if settledNear(m) && news(m) {
+			if (settledNear(m) || m.grouped) && news(m) {
 				nearSince++
 			}
 		}
@@ -714,13 +761,16 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 			// are slow). A minority faster than the median is nobody's
 			// problem, and never a straggler.
 			shape = shape || group && !slowOff
-		case together || !settledNear(m):
+		case together || !settledNear(m) && !m.grouped:
 			shape = true
 		case m.smooth < c.StragglerRatio*m.settled:
 			// Off the median, but not by the ratio off its own
 			// history: a median moving between two close groups.
 		default:
-			m.flagged = true
+			// Behind its peers and its own history: near the median
+			// since it settled, or in its group since the job-level
+			// alert named it.
+			m.flagged, m.grouped = true, false
 			stragglers = append(stragglers, i)
 		}
 	}

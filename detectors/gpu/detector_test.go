@@ -562,23 +562,27 @@ func TestJobShapes(t *testing.T) {
 		slow          []int // workers slower by factor from onset
 		factor        float64
 		onset         int
-		lateStraggler int // a worker 2x slower from minute 30 (-1: none)
+		lateStraggler int // a worker 2x slower than its shape from minute 30 (-1: none)
 	}
 	cases := map[string]struct {
 		s    shape
 		want []string
 	}{
-		"3 of 10 from the start":             {shape{[]int{0, 1, 2}, 1.5, 1, -1}, []string{job}},
-		"3 of 10 from minute 20":             {shape{[]int{0, 1, 2}, 1.5, 20, -1}, []string{job}},
-		"4 of 10 2x from the start":          {shape{[]int{0, 1, 2, 3}, 2, 1, -1}, []string{job}},
-		"4 of 10 2x from minute 20":          {shape{[]int{0, 1, 2, 3}, 2, 20, -1}, []string{job}},
-		"half 1.5x from the start":           {shape{[]int{0, 1, 2, 3, 4}, 1.5, 1, -1}, []string{job}},
-		"half 2x from minute 20":             {shape{[]int{0, 1, 2, 3, 4}, 2, 20, -1}, []string{job}},
-		"7 of 10 2x from the start":          {shape{[]int{0, 1, 2, 3, 4, 5, 6}, 2, 1, -1}, []string{job}},
-		"1 of 10 from the start":             {shape{[]int{0}, 2, 1, -1}, []string{job}},
-		"1 of 10 from minute 20":             {shape{[]int{0}, 1.5, 20, -1}, straggler(0)},
-		"2 of 10 from minute 20":             {shape{[]int{0, 1}, 2, 20, -1}, append(straggler(0), straggler(1)...)},
-		"3 from the start, then a straggler": {shape{[]int{0, 1, 2}, 2, 1, 8}, append([]string{job}, straggler(8)...)},
+		"3 of 10 from the start":    {shape{[]int{0, 1, 2}, 1.5, 1, -1}, []string{job}},
+		"3 of 10 from minute 20":    {shape{[]int{0, 1, 2}, 1.5, 20, -1}, []string{job}},
+		"4 of 10 2x from the start": {shape{[]int{0, 1, 2, 3}, 2, 1, -1}, []string{job}},
+		"4 of 10 2x from minute 20": {shape{[]int{0, 1, 2, 3}, 2, 20, -1}, []string{job}},
+		"half 1.5x from the start":  {shape{[]int{0, 1, 2, 3, 4}, 1.5, 1, -1}, []string{job}},
+		"half 2x from minute 20":    {shape{[]int{0, 1, 2, 3, 4}, 2, 20, -1}, []string{job}},
+		"half 2x from the start":    {shape{[]int{0, 1, 2, 3, 4}, 2, 1, -1}, []string{job}},
+		// A worker of the slow group falls behind it: behind its peers
+		// and its own history, a straggler in a job of two groups.
+		"half 2x from the start, then a straggler": {shape{[]int{0, 1, 2, 3, 4}, 2, 1, 0}, append([]string{job}, straggler(0)...)},
+		"7 of 10 2x from the start":                {shape{[]int{0, 1, 2, 3, 4, 5, 6}, 2, 1, -1}, []string{job}},
+		"1 of 10 from the start":                   {shape{[]int{0}, 2, 1, -1}, []string{job}},
+		"1 of 10 from minute 20":                   {shape{[]int{0}, 1.5, 20, -1}, straggler(0)},
+		"2 of 10 from minute 20":                   {shape{[]int{0, 1}, 2, 20, -1}, append(straggler(0), straggler(1)...)},
+		"3 from the start, then a straggler":       {shape{[]int{0, 1, 2}, 2, 1, 8}, append([]string{job}, straggler(8)...)},
 		// The median is the slow group's: the others read fast, a group
 		// of their own; none is ever a straggler.
 		"7 of 10 1.25x from the start": {shape{[]int{0, 1, 2, 3, 4, 5, 6}, 1.25, 1, -1}, []string{job}},
@@ -598,10 +602,11 @@ func TestJobShapes(t *testing.T) {
 			t.Run(fmt.Sprintf("%s noise %.1f", name, noise), func(t *testing.T) {
 				d := newDet(t, Config{StragglerCordon: true})
 				got := playJob(d, rand.New(rand.NewPCG(1, 2)), 1, 60, noise, func(w, m int) float64 {
+					v := slower(c.s.slow, c.s.factor, c.s.onset)(w, m)
 					if w == c.s.lateStraggler && m >= 30 {
-						return 2
+						v *= 2
 					}
-					return slower(c.s.slow, c.s.factor, c.s.onset)(w, m)
+					return v
 				})
 				if !slices.Equal(got, c.want) {
 					t.Errorf("decisions %v, want %v", got, c.want)
