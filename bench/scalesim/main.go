@@ -141,6 +141,9 @@ type traceRun struct {
 	hpa, augur whatif.Outcome
 }
 
+// leftOut names the traces too short to score, said once.
+var leftOut = map[string]bool{}
+
 func runTraces(files []string, st settings, v variant) []traceRun {
 	var runs []traceRun
 	for _, f := range files {
@@ -183,7 +186,18 @@ func runTraces(files []string, st settings, v variant) []traceRun {
 			a = whatif.Simulate(sc, &oracle{pts: res.Demand, capacity: sc.Capacity, lead: (st.podStart + sc.Tick).Milliseconds(), min: sc.MinPods, max: sc.MaxPods})
 		}
 		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".gz"), ".csv")
+		if res.Baseline.PodHours == 0 {
+			if !leftOut[name] {
+				leftOut[name] = true
+				fmt.Fprintf(os.Stderr, "scalesim: %s: nothing scored (%v of samples, the first %v are warm-up); left out\n",
+					name, time.Duration(pts[len(pts)-1].Ts-pts[0].Ts)*time.Millisecond, opts.Warmup)
+			}
+			continue
+		}
 		runs = append(runs, traceRun{name: name, step: step, capacity: capacity, hpa: res.Baseline, augur: a})
+	}
+	if len(runs) == 0 {
+		fail(fmt.Errorf("none of %d traces is longer than the %v warm-up", len(files), 24*time.Hour))
 	}
 	return runs
 }

@@ -22,7 +22,7 @@ func init() {
 
 func runBacktest(_ context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := newFlagSet("backtest", stdout)
-	input := fs.String("input", "", "CSV series (timestamp,value or ts,value; unix seconds or ISO 8601; gzip allowed)")
+	input := fs.String("input", "", "CSV series (header timestamp,value or ts,value, or none; unix seconds or ISO 8601; empty or NaN values are gaps; gzip allowed)")
 	horizon := fs.Duration("horizon", 30*time.Minute, "forecast horizon scored")
 	output := fs.String("output", "", "write per-row forecasts here (timestamp,actual,forecast,lower,upper)")
 	step := fs.Duration("step", 0, "model step (default: the median spacing of the input)")

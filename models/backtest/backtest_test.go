@@ -23,6 +23,12 @@ func TestReadCSV(t *testing.T) {
 		{"bad time", "ts,value\nyesterday,1\n", nil, true},
 		{"bad value", "ts,value\n60,x\n", nil, true},
 		{"empty", "ts,value\n", nil, true},
+		{"gaps", "ts,value\n60,1\n120,\n180,NaN\n240,null\n300,+Inf\n360,2\n", []Point{{60_000, 1}, {360_000, 2}}, false},
+		{"only gaps", "ts,value\n60,\n120,NaN\n", nil, true},
+		{"no header", "60,1\n120,2\n", []Point{{60_000, 1}, {120_000, 2}}, false},
+		{"no header, iso", "2014-02-14 14:30:00,3\n", []Point{{1392388200_000, 3}}, false},
+		{"unknown header", "when,what\n60,1\n", nil, true},
+		{"out of order", "ts,value\n120,2\n60,1\n120,3\n", []Point{{60_000, 1}, {120_000, 2}, {120_000, 3}}, false},
 	}
 	for _, tt := range tests {
 		got, err := ReadCSV(strings.NewReader(tt.in))
@@ -34,6 +40,31 @@ func TestReadCSV(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
 	}
+}
+
+// FuzzReadCSV: any input is a series in time order of finite values, or an
+// error; never a panic.
+func FuzzReadCSV(f *testing.F) {
+	f.Add([]byte("ts,value\n60,1.5\n120,2\n"))
+	f.Add([]byte("timestamp,value\n2014-02-14 14:30:00,3\n2014-02-14 14:25:00,NaN\n"))
+	f.Add([]byte("value,timestamp\n,60\n1e308,1e14\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pts, err := ReadCSV(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if len(pts) == 0 {
+			t.Fatal("no points and no error")
+		}
+		for i, p := range pts {
+			if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+				t.Fatalf("point %d: value %v", i, p.Value)
+			}
+			if i > 0 && p.Ts < pts[i-1].Ts {
+				t.Fatalf("point %d before point %d", i, i-1)
+			}
+		}
+	})
 }
 
 func equalPoints(a, b []Point) bool {

@@ -6,6 +6,7 @@ package backtest
 
 import (
 	"bufio"
+	"cmp"
 	"compress/gzip"
 	"encoding/csv"
 	"errors"
@@ -61,7 +62,11 @@ func FormatTime(ms int64, iso bool) string {
 // ReadCSV reads a series: a header naming the columns (timestamp or ts, and
 // value), then one sample per line. Timestamps are unix seconds (integer or
 // fractional) or ISO 8601 ("2006-01-02 15:04:05", RFC 3339, with or without
-// zone; no zone means UTC). The input may be gzip-compressed.
+// zone; no zone means UTC). A file with no header and two columns is read
+// as timestamp and value. A missing value (empty, NaN, null, NA or
+// infinite, as exports of metrics with gaps write them) is a gap: its line
+// is skipped. Lines out of time order are put in order (equal timestamps
+// keep the file's order). The input may be gzip-compressed.
 func ReadCSV(r io.Reader) ([]Point, error) {
 	pts, _, err := readCSV(r)
 	return pts, err
@@ -79,11 +84,11 @@ func readCSV(r io.Reader) (pts []Point, iso bool, err error) {
 	}
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if err != nil {
 		return nil, false, fmt.Errorf("read header: %w", err)
 	}
+	cr.ReuseRecord = true
 	ti, vi := -1, -1
 	for i, h := range head {
 		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) {
@@ -93,11 +98,19 @@ func readCSV(r io.Reader) (pts []Point, iso bool, err error) {
 			vi = i
 		}
 	}
+	// No header: two columns, a time and a number, are the first sample.
+	first := 2
+	if ti < 0 && vi < 0 && len(head) == 2 && isSample(head) {
+		ti, vi, first = 0, 1, 1
+	}
 	if ti < 0 || vi < 0 {
 		return nil, false, fmt.Errorf("header %q: want columns timestamp (or ts) and value", head)
 	}
-	for line := 2; ; line++ {
-		rec, err := cr.Read()
+	for line := first; ; line++ {
+		rec := head
+		if line > 1 {
+			rec, err = cr.Read()
+		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -107,7 +120,7 @@ func readCSV(r io.Reader) (pts []Point, iso bool, err error) {
 		if len(rec) <= max(ti, vi) {
 			return nil, false, fmt.Errorf("line %d: %d columns, want at least %d", line, len(rec), max(ti, vi)+1)
 		}
-		if line == 2 {
+		if line == first {
 			_, numErr := strconv.ParseFloat(strings.TrimSpace(rec[ti]), 64)
 			iso = numErr != nil
 		}
@@ -115,16 +128,48 @@ func readCSV(r io.Reader) (pts []Point, iso bool, err error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("line %d: %w", line, err)
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rec[vi]), 64)
+		v, err := parseValue(rec[vi])
 		if err != nil {
-			return nil, false, fmt.Errorf("line %d: value %q: %w", line, rec[vi], err)
+			return nil, false, fmt.Errorf("line %d: %w", line, err)
+		}
+		if math.IsNaN(v) {
+			continue // a gap
 		}
 		pts = append(pts, Point{Ts: ts, Value: v})
 	}
 	if len(pts) == 0 {
 		return nil, false, errors.New("no samples")
 	}
+	if !slices.IsSortedFunc(pts, byTime) {
+		slices.SortStableFunc(pts, byTime)
+	}
 	return pts, iso, nil
+}
+
+// isSample reports whether rec is a time and a number.
+func isSample(rec []string) bool {
+	_, terr := ParseTime(rec[0])
+	_, verr := parseValue(rec[1])
+	return terr == nil && verr == nil
+}
+
+func byTime(a, b Point) int { return cmp.Compare(a.Ts, b.Ts) }
+
+// parseValue parses a sample's value; a missing one is NaN.
+func parseValue(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "", "nan", "null", "na", "none":
+		return math.NaN(), nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("value %q: want a number", s)
+	}
+	if math.IsInf(v, 0) {
+		return math.NaN(), nil
+	}
+	return v, nil
 }
 
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"}
