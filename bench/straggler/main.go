@@ -1,7 +1,8 @@
 // Command straggler replays per-worker step (mini-batch) times of a
 // distributed training job through the GPU detector's straggler check and
-// reports which workers it flags and when, against the point where a worker
-// first became slow.
+// reports which workers it flags as stragglers and when, against the point
+// where a worker first became slow, and any job-level alert (the job's
+// shape: a share of slow workers, two groups of step times).
 //
 //	go run ./bench/straggler [-input bench/straggler/testdata/job_1_norm.csv.gz]
 //
@@ -52,6 +53,14 @@ type Result struct {
 	EmergedIter, EmergedWindow int
 	EmergedWorker              string
 	Flags                      []Flag
+	JobAlerts                  []JobAlert
+}
+
+// JobAlert is one job-level alert: the job's shape (a share of slow
+// workers, two groups of step times), no node action.
+type JobAlert struct {
+	Iter, Window int
+	Summary      string
 }
 
 func load(r io.Reader) ([]step, error) {
@@ -127,9 +136,12 @@ func replay(steps []step, cfg gpu.Config) (Result, error) {
 			}
 		}
 		for _, dec := range d.Tick(base.Add(time.Duration(steps[i].iter) * time.Second)) {
-			if dec.GetDesired().GetAlert().GetReason() == "straggler" {
+			switch {
+			case dec.GetDesired().GetAlert().GetReason() == "straggler":
 				w := strings.TrimPrefix(dec.GetTarget(), "job/job_1/")
 				res.Flags = append(res.Flags, Flag{Worker: w, Iter: steps[i].iter, Window: res.Windows})
+			case dec.GetTarget() == "job/job_1":
+				res.JobAlerts = append(res.JobAlerts, JobAlert{Iter: steps[i].iter, Window: res.Windows, Summary: dec.GetSummary()})
 			}
 		}
 		res.Windows++
@@ -194,6 +206,9 @@ func run(path string, w io.Writer) error {
 		cc.StragglerRatio, cc.StragglerSmoothing, cc.StragglerWindows, cc.StragglerMinMembers)
 	if res.EmergedIter >= 0 {
 		fmt.Fprintf(w, "onset: worker %s first >= 1.5x the median at iteration %d (window %d)\n", res.EmergedWorker, res.EmergedIter, res.EmergedWindow)
+	}
+	for _, a := range res.JobAlerts {
+		fmt.Fprintf(w, "job-level alert at iteration %d (window %d): %s\n", a.Iter, a.Window, a.Summary)
 	}
 	if len(res.Flags) == 0 {
 		fmt.Fprintln(w, "flagged: none")

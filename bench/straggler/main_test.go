@@ -3,16 +3,16 @@ package main
 import (
 	"bytes"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/augur-ops/augur/detectors/gpu"
 )
 
-// TestPAIJob1 replays the Alibaba PAI job where worker 6 becomes a straggler
-// mid-training: the detector must flag worker 6 after it emerges, within a
-// few windows, and no other worker.
-func TestPAIJob1(t *testing.T) {
+// loadJob1 loads the shared PAI job's step times.
+func loadJob1(t *testing.T) []step {
+	t.Helper()
 	f, err := os.Open("testdata/job_1_norm.csv.gz")
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +22,14 @@ func TestPAIJob1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := replay(steps, gpu.Config{})
+	return steps
+}
+
+// TestPAIJob1 replays the Alibaba PAI job where worker 6 becomes a straggler
+// mid-training: the detector must flag worker 6 after it emerges, within a
+// few windows, and no other worker.
+func TestPAIJob1(t *testing.T) {
+	res, err := replay(loadJob1(t), gpu.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +48,31 @@ func TestPAIJob1(t *testing.T) {
 	}
 	t.Logf("worker 6 flagged at iteration %d, %d windows (%d iterations) after onset at %d",
 		res.Flags[0].Iter, delay, res.Flags[0].Iter-res.EmergedIter, res.EmergedIter)
+}
+
+// TestPAIJob1InTwoGroups replays the same job with workers 0-4 twice as
+// slow from the first iteration (two kinds of hardware): one job-level
+// alert naming both groups, early, and worker 6 (of the fast group) still
+// the one straggler, though the median now sits between the groups and it
+// never leaves it by 1.2.
+func TestPAIJob1InTwoGroups(t *testing.T) {
+	steps := loadJob1(t)
+	for k := range steps {
+		if w, _ := strconv.Atoi(steps[k].worker); w < 5 {
+			steps[k].v *= 2
+		}
+	}
+	res, err := replay(steps, gpu.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.JobAlerts) != 1 || res.JobAlerts[0].Window > 10 ||
+		!strings.Contains(res.JobAlerts[0].Summary, "5 of 10 members") || !strings.Contains(res.JobAlerts[0].Summary, "(0, 1, 2, 3, 4)") {
+		t.Fatalf("job-level alerts %+v, want one naming workers 0-4 in the first 10 windows", res.JobAlerts)
+	}
+	if len(res.Flags) != 1 || res.Flags[0].Worker != "6" || res.Flags[0].Iter < 1811 || res.Flags[0].Iter > 1911 {
+		t.Fatalf("flags %+v, want worker 6 only, within 10 windows of iteration 1811", res.Flags)
+	}
 }
 
 func TestRunOutput(t *testing.T) {

@@ -259,6 +259,30 @@ func (m *member) settledOff(c *Config) bool {
 	return m.isSettled(c) && offRatio(m.settled) >= c.halfRatio()
 }
 
+// inGroup reports whether m is in one of its job's groups: named in a
+// job-level alert and settled StragglerRatio off the median or more. Its
+// peers are its group, not the median, and it is judged by its moves off
+// its own level. (Settled only half-way off, it may be noise named in a
+// job-level alert; it is judged against the median as before.)
+func (m *member) inGroup(c *Config) bool {
+	return m.grouped && m.isSettled(c) && offRatio(m.settled) >= c.StragglerRatio
+}
+
+// windowRatio is m's mean in the window over the job's median med; for
+// GPU activity (act) folded around it (off in either direction), and a GPU
+// doing nothing is off by the most. It is at most 100.
+func windowRatio(m *member, med float64, act bool) float64 {
+	v := m.sum / float64(m.n)
+	r := v / med
+	if act && r > 0 && r < 1 {
+		r = 1 / r
+	}
+	if act && v <= 0 {
+		r = math.Inf(1)
+	}
+	return math.Min(r, 100)
+}
+
 // moved is how far m moved off its own history (the ratio it settled
 // at), over jobMove, how far the job's settled members moved (see
 // Detector.jobMove).
@@ -626,15 +650,7 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			if m.n == 0 || med <= 0 {
 				continue
 			}
-			v := m.sum / float64(m.n)
-			r := v / med
-			if act && r > 0 && r < 1 {
-				r = 1 / r // activity: off in either direction
-			}
-			if act && v <= 0 {
-				r = math.Inf(1)
-			}
-			r = math.Min(r, 100)
+			r := windowRatio(m, med, act)
 			if m.smooth == 0 {
 				m.smooth = r
 			} else {
@@ -647,19 +663,26 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 					settling = true
 				}
 			}
-			// Off for a window: smoothed by the ratio and the window
-			// itself half-way (one slow window, a checkpoint written,
-			// lifts the smoothed ratio for a few windows on its own).
-			m.over++
-			if offRatio(m.smooth) < c.StragglerRatio || offRatio(r) < c.halfRatio() {
-				m.over = 0
-			}
 		}
 		jobMove := d.jobMove(idx, act)
 		for _, i := range idx {
 			m := d.member(i, act)
 			if m.n == 0 || med <= 0 {
 				continue
+			}
+			// Off for a window: smoothed by the ratio and the window
+			// itself half-way (one slow window, a checkpoint written,
+			// lifts the smoothed ratio for a few windows on its own).
+			// Off the median, or, for a member of a group (see
+			// inGroup), off its own level (its move over the job's): in
+			// a job of two groups the median is nobody's peer.
+			off, offNow := offRatio(m.smooth), offRatio(windowRatio(m, med, act))
+			if m.inGroup(c) {
+				off, offNow = m.moved(jobMove), windowRatio(m, med, act)/m.settled/jobMove
+			}
+			m.over++
+			if off < c.StragglerRatio || offNow < c.halfRatio() {
+				m.over = 0
 			}
 			// A member judged is judged again once it is back where
 			// it was: near the median, or, when it settled off the
@@ -740,9 +763,11 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 		m := d.member(i, act)
 		if nearOff(m) {
 			near++
-			if (settledNear(m) || m.grouped) && news(m) {
-				nearSince++
-			}
+		}
+		// Slowing down now, from near the median or from its group's
+		// level.
+		if nearOff(m) && settledNear(m) && news(m) || m.inGroup(c) && news(m) {
+			nearSince++
 		}
 		slowOff = slowOff || m.smooth >= 1 && offLong(m)
 	}
@@ -755,7 +780,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 		m := d.member(i, act)
 		switch {
 		case !off(m):
-		case m.smooth < 1:
+		case m.smooth < 1 && !m.inGroup(c):
 			// Faster members are judged with the slow ones; alone, only
 			// as a group (the fast part of a job most of whose members
 			// are slow). A minority faster than the median is nobody's

@@ -578,11 +578,15 @@ func TestJobShapes(t *testing.T) {
 		// A worker of the slow group falls behind it: behind its peers
 		// and its own history, a straggler in a job of two groups.
 		"half 2x from the start, then a straggler": {shape{[]int{0, 1, 2, 3, 4}, 2, 1, 0}, append([]string{job}, straggler(0)...)},
-		"7 of 10 2x from the start":                {shape{[]int{0, 1, 2, 3, 4, 5, 6}, 2, 1, -1}, []string{job}},
-		"1 of 10 from the start":                   {shape{[]int{0}, 2, 1, -1}, []string{job}},
-		"1 of 10 from minute 20":                   {shape{[]int{0}, 1.5, 20, -1}, straggler(0)},
-		"2 of 10 from minute 20":                   {shape{[]int{0, 1}, 2, 20, -1}, append(straggler(0), straggler(1)...)},
-		"3 from the start, then a straggler":       {shape{[]int{0, 1, 2}, 2, 1, 8}, append([]string{job}, straggler(8)...)},
+		// A worker of the fast group falls behind it, to the slow
+		// group's level: never off the median (which moves to the slow
+		// group), but off its own level in its group.
+		"half 2x from the start, then a fast one 2x": {shape{[]int{0, 1, 2, 3, 4}, 2, 1, 8}, append([]string{job}, straggler(8)...)},
+		"7 of 10 2x from the start":                  {shape{[]int{0, 1, 2, 3, 4, 5, 6}, 2, 1, -1}, []string{job}},
+		"1 of 10 from the start":                     {shape{[]int{0}, 2, 1, -1}, []string{job}},
+		"1 of 10 from minute 20":                     {shape{[]int{0}, 1.5, 20, -1}, straggler(0)},
+		"2 of 10 from minute 20":                     {shape{[]int{0, 1}, 2, 20, -1}, append(straggler(0), straggler(1)...)},
+		"3 from the start, then a straggler":         {shape{[]int{0, 1, 2}, 2, 1, 8}, append([]string{job}, straggler(8)...)},
 		// The median is the slow group's: the others read fast, a group
 		// of their own; none is ever a straggler.
 		"7 of 10 1.25x from the start": {shape{[]int{0, 1, 2, 3, 4, 5, 6}, 1.25, 1, -1}, []string{job}},
