@@ -122,6 +122,31 @@ const lbArn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/
 
 // TestDetectorsEndToEnd drives each wired detector through a stream member
 // on Kafka: samples records in, signed decisions out.
+// trainRule is a gpu rule on the step times of stepTimes' job.
+const trainRule = `
+rules:
+- name: train
+  gpu:
+    selector: 'training_step_seconds'
+    node_label: node
+    group_by: [job]
+    window: 5s
+    step_time_metric: training_step_seconds`
+
+// stepTimes scrapes the step times of a 10-worker job "llm", worker w on
+// node gpu-node-w: 0.5 s ±5% times slower(w, step).
+func stepTimes(slower func(w, step int) float64) func(step int) []point {
+	return func(step int) []point {
+		ps := make([]point, 0, 10)
+		for w := range 10 {
+			v := 0.5 * (1 + 0.05*math.Sin(float64(step*(w+3)))) * slower(w, step)
+			ps = append(ps, point{lbl("__name__", "training_step_seconds", "job", "llm", "pod", fmt.Sprint("worker-", w),
+				"node", fmt.Sprint("gpu-node-", w)), v})
+		}
+		return ps
+	}
+}
+
 func TestDetectorsEndToEnd(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -323,29 +348,15 @@ rules:
 		// Half the workers slow down by 1.25x at step 150: the median
 		// moves between the groups and no worker is 1.2x off it; the
 		// workers' moves off their own history split in two.
-		name: "GPU training job in two groups from mid-job",
-		rules: `
-rules:
-- name: train
-  gpu:
-    selector: 'training_step_seconds'
-    node_label: node
-    group_by: [job]
-    window: 5s
-    step_time_metric: training_step_seconds`,
+		name:  "GPU training job in two groups from mid-job",
+		rules: trainRule,
 		steps: 400,
-		scrape: func(step int) []point {
-			var ps []point
-			for w := range 10 {
-				v := 0.5 * (1 + 0.05*math.Sin(float64(step*(w+3))))
-				if w < 5 && step >= 150 {
-					v *= 1.25
-				}
-				ps = append(ps, point{lbl("__name__", "training_step_seconds", "job", "llm", "pod", fmt.Sprint("worker-", w),
-					"node", fmt.Sprint("gpu-node-", w)), v})
+		scrape: stepTimes(func(w, step int) float64 {
+			if w < 5 && step >= 150 {
+				return 1.25
 			}
-			return ps
-		},
+			return 1
+		}),
 		check: func(t *testing.T, ds []*proto.Decision) {
 			if len(ds) != 1 || ds[0].Kind != proto.KindAlert || ds[0].Target != "job/llm" ||
 				!strings.Contains(ds[0].Summary, "two groups during the job: 5 of 10 members") {
@@ -353,6 +364,32 @@ rules:
 			}
 			if at := ds[0].CreatedAt.AsTime().UnixMilli() - 1_700_000_000_000; at < 150_000 {
 				t.Errorf("alert at %dms, before the slow-down at 150s", at)
+			}
+		},
+	}, {
+		// Two kinds of hardware from the start, and a worker of the fast
+		// half falling behind it at 200 s: between the groups, never 1.2x
+		// off the median, but 1.5x off its own level.
+		name:  "GPU training job in two groups, then a straggler in the fast one",
+		rules: trainRule,
+		steps: 400,
+		scrape: stepTimes(func(w, step int) float64 {
+			switch {
+			case w < 5:
+				return 2
+			case w == 7 && step >= 200:
+				return 1.5
+			}
+			return 1
+		}),
+		check: func(t *testing.T, ds []*proto.Decision) {
+			if len(ds) != 2 || ds[0].Target != "job/llm" || !strings.Contains(ds[0].Summary, "two groups since the start: 5 of 10 members") ||
+				ds[1].Kind != proto.KindAlert || ds[1].Target != "k8s/node/gpu-node-7" || ds[1].GetDesired().GetAlert().GetReason() != "straggler" ||
+				!strings.Contains(ds[1].Summary, "its own level in its group") {
+				t.Fatalf("decisions %v, want the job-level alert on two groups, then a straggler alert on gpu-node-7", summaries(ds))
+			}
+			if at := ds[1].CreatedAt.AsTime().UnixMilli() - 1_700_000_000_000; at < 200_000 || at > 260_000 {
+				t.Errorf("straggler alert at %dms, want within a minute of the slow-down at 200s", at)
 			}
 		},
 	}}

@@ -795,12 +795,18 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 			// Behind its peers and its own history: near the median
 			// since it settled, or in its group since the job-level
 			// alert named it.
-			m.flagged, m.grouped = true, false
+			m.flagged = true
 			stragglers = append(stragglers, i)
 		}
 	}
 	// Stragglers on one node are one finding about it: one alert naming
-	// them, one taint.
+	// them, one taint. A straggler is out of its group until it is back at
+	// its group's level (see stragglers).
+	defer func(ms []int32) {
+		for _, i := range ms {
+			d.member(i, act).grouped = false
+		}
+	}(stragglers)
 	for len(stragglers) > 0 {
 		node := d.memberNode(stragglers[0], act)
 		var same, rest []int32
@@ -811,7 +817,7 @@ func (d *Detector) judgeSlow(out []*proto.Decision, ts int64, jobName string, id
 				rest = append(rest, i)
 			}
 		}
-		out = d.stragglerDecisions(out, ts, jobName, idx, same, act, med)
+		out = d.stragglerDecisions(out, ts, jobName, idx, same, act, med, jobMove)
 		stragglers = rest
 	}
 	if !shape {
@@ -1048,22 +1054,35 @@ func (d *Detector) memberNode(i int32, act bool) string {
 // stragglerDecisions alerts on the stragglers ms of one job, all on one node
 // (or one member whose node is not known), and taints and cordons the node
 // when configured.
-func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName string, idx []int32, ms []int32, act bool, med float64) []*proto.Decision {
+func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName string, idx []int32, ms []int32, act bool, med, jobMove float64) []*proto.Decision {
+	c := &d.cfg
 	signal := signalName(act)
 	node := d.memberNode(ms[0], act)
+	// off is how far a straggler is off its peers: the median, or, in a
+	// group, its own level (its move over the job's).
+	off := func(m *member) float64 {
+		if m.inGroup(c) {
+			return m.moved(jobMove)
+		}
+		return m.smooth
+	}
 	worst := d.member(ms[0], act)
 	names := make([]string, len(ms))
 	ratios := make([]string, len(ms))
 	for k, i := range ms {
 		m := d.member(i, act)
 		names[k] = d.memberName(i, act)
-		ratios[k] = fmt.Sprintf("%.2fx", m.smooth)
-		if m.smooth > worst.smooth {
+		ratios[k] = fmt.Sprintf("%.2fx", off(m))
+		if off(m) > off(worst) {
 			worst = m
 		}
 	}
+	peers := "the job's median"
+	if worst.inGroup(c) {
+		peers = fmt.Sprintf("its own level in its group of the job (%.2fx the job's median, which sits between the groups)", worst.smooth)
+	}
 	ev := &proto.Evidence{Signal: signal, Observed: worst.sum / float64(worst.n), Peers: make(map[string]float64, len(idx)),
-		Values: map[string]float64{"ratio": worst.smooth, "job_median": med, "windows_over": float64(worst.over)}}
+		Values: map[string]float64{"ratio": off(worst), "job_median": med, "windows_over": float64(worst.over)}}
 	if len(ms) > 1 {
 		ev.Values["stragglers"] = float64(len(ms))
 	}
@@ -1074,12 +1093,12 @@ func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName s
 	if node == "" {
 		target = "job/" + jobName + "/" + names[0]
 	}
-	summary := fmt.Sprintf("%s in job %s is a straggler: %s %.2fx the job's median for %d windows", names[0], jobName, signal, worst.smooth, worst.over)
+	summary := fmt.Sprintf("%s in job %s is a straggler: %s %.2fx %s for %d windows", names[0], jobName, signal, off(worst), peers, worst.over)
 	if len(ms) > 1 {
-		summary = fmt.Sprintf("%s in job %s are stragglers on node %s: %s %s the job's median for %d windows or more",
-			strings.Join(names, ", "), jobName, node, signal, strings.Join(ratios, ", "), d.cfg.StragglerWindows)
+		summary = fmt.Sprintf("%s in job %s are stragglers on node %s: %s %s %s for %d windows or more",
+			strings.Join(names, ", "), jobName, node, signal, strings.Join(ratios, ", "), peers, c.StragglerWindows)
 	}
-	out = append(out, d.alertTo(ts, target, "warning", "straggler", math.Min(1, (worst.smooth-1)/(d.cfg.StragglerRatio-1)/2), summary, ev))
+	out = append(out, d.alertTo(ts, target, "warning", "straggler", math.Min(1, (off(worst)-1)/(c.StragglerRatio-1)/2), summary, ev))
 	if d.cfg.StragglerCordon && node != "" {
 		ch := &proto.Change{Node: node, Taint: &proto.Taint{Key: d.cfg.TaintKey, Value: "straggler", Effect: "PreferNoSchedule"}, Cordon: true}
 		out = append(out, d.decision(ts, proto.KindTaintNode, target, ch, ev, 0.5, summary+": cordon the node"))
