@@ -717,13 +717,16 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 	return out
 }
 
-// judgeSlow decides on the settled members off the job's median by
-// StragglerRatio for StragglerWindows windows. A straggler falls behind
-// its peers and its own history: it is slower than the median (step time)
-// or off it (GPU activity), had settled below half-way to StragglerRatio
-// and is StragglerRatio off that settled ratio now, and fewer than
-// JobShare of the members that settled so are half-way off the median now;
-// stragglers are alerted (and their node cordoned when configured), those
+// judgeSlow decides on the settled members off the job's median (or, in a
+// group, off their own level: see inGroup) by StragglerRatio for
+// StragglerWindows windows. A straggler falls behind its peers and its own
+// history: it is slower than the median (step time) or off it (GPU
+// activity), had settled below half-way to StragglerRatio and is
+// StragglerRatio off that settled ratio now, and fewer than JobShare of
+// the members that settled so are half-way off the median now; or, in a
+// group, it moved StragglerRatio off its level more than the job moved,
+// with fewer than JobShare of the job doing the same; stragglers are
+// alerted (and their node cordoned when configured), those
 // of one node together. Other slow members are the job's own shape (a
 // share of slow members, two kinds of placement or hardware, a member slow
 // since the start), and so is a share of JobShare or more of members
