@@ -306,15 +306,29 @@ func (d *Detector) jobMove(idx []int32, act bool) float64 {
 			moves = append(moves, m.smooth/m.settled)
 		}
 	}
-	k := len(moves)
-	if k < c.StragglerMinMembers {
+	if len(moves) < c.StragglerMinMembers {
 		return 1
 	}
-	slices.Sort(moves)
+	return sortedMedian(moves)
+}
+
+// sortedMedian sorts xs (not empty) and returns its median.
+func sortedMedian(xs []float64) float64 {
+	slices.Sort(xs)
+	k := len(xs)
 	if k%2 == 0 {
-		return (moves[k/2-1] + moves[k/2]) / 2
+		return (xs[k/2-1] + xs[k/2]) / 2
 	}
-	return moves[k/2]
+	return xs[k/2]
+}
+
+// offPeers is how far m is off its peers: the job's median (offRatio), or,
+// in a group (see inGroup), its own level (moved).
+func (m *member) offPeers(c *Config, jobMove float64) float64 {
+	if m.inGroup(c) {
+		return m.moved(jobMove)
+	}
+	return offRatio(m.smooth)
 }
 
 // signalName names the compared signal in decisions.
@@ -637,12 +651,7 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 		}
 	}
 	if len(d.scratch) >= c.StragglerMinMembers {
-		slices.Sort(d.scratch)
-		k := len(d.scratch)
-		med := d.scratch[k/2]
-		if k%2 == 0 {
-			med = (d.scratch[k/2-1] + d.scratch[k/2]) / 2
-		}
+		med := sortedMedian(d.scratch)
 		settle := uint32(c.StragglerSettle)
 		settling := false // a member settled in this window
 		for _, i := range idx {
@@ -676,12 +685,12 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			// Off the median, or, for a member of a group (see
 			// inGroup), off its own level (its move over the job's): in
 			// a job of two groups the median is nobody's peer.
-			off, offNow := offRatio(m.smooth), offRatio(windowRatio(m, med, act))
+			offNow := offRatio(windowRatio(m, med, act))
 			if m.inGroup(c) {
-				off, offNow = m.moved(jobMove), windowRatio(m, med, act)/m.settled/jobMove
+				offNow = windowRatio(m, med, act) / m.settled / jobMove
 			}
 			m.over++
-			if off < c.StragglerRatio || offNow < c.halfRatio() {
+			if m.offPeers(c, jobMove) < c.StragglerRatio || offNow < c.halfRatio() {
 				m.over = 0
 			}
 			// A member judged is judged again once it is back where
@@ -1061,14 +1070,7 @@ func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName s
 	c := &d.cfg
 	signal := signalName(act)
 	node := d.memberNode(ms[0], act)
-	// off is how far a straggler is off its peers: the median, or, in a
-	// group, its own level (its move over the job's).
-	off := func(m *member) float64 {
-		if m.inGroup(c) {
-			return m.moved(jobMove)
-		}
-		return m.smooth
-	}
+	off := func(m *member) float64 { return m.offPeers(c, jobMove) }
 	worst := d.member(ms[0], act)
 	names := make([]string, len(ms))
 	ratios := make([]string, len(ms))
