@@ -63,7 +63,7 @@ func FormatTime(ms int64, iso bool) string {
 // value), then one sample per line. Timestamps are unix seconds (integer or
 // fractional) or ISO 8601 ("2006-01-02 15:04:05", RFC 3339, with or without
 // zone; no zone means UTC). A file with no header and two columns is read
-// as timestamp and value. A missing value (empty, NaN, null, NA or
+// as timestamp and value. A missing value (empty, NaN, null, NA, none or
 // infinite, as exports of metrics with gaps write them) is a gap: its line
 // is skipped. Lines out of time order are put in order (equal timestamps
 // keep the file's order). The input may be gzip-compressed.
