@@ -7,7 +7,8 @@
 //	go run ./bench/straggler [-input bench/straggler/testdata/job_1_norm.csv.gz]
 //
 // The input is the Alibaba PAI mini-batch-time layout (row, worker, gpu,
-// time, batch_time_norm), gzip-compressed or not. Each distinct time (a
+// time, batch_time_norm), gzip-compressed or not; a row with no step time
+// (empty or NaN) is a gap. Each distinct time (a
 // training iteration) is one window.
 package main
 
@@ -19,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -86,20 +88,32 @@ func load(r io.Reader) ([]step, error) {
 		return nil, fmt.Errorf("header %v lacks worker, time or batch_time_norm", head)
 	}
 	var out []step
+	row := 1 // the header
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read row %d: %w", len(out)+2, err)
+			return nil, fmt.Errorf("read row %d: %w", row+1, err)
 		}
-		it, err1 := strconv.Atoi(rec[ct])
-		v, err2 := strconv.ParseFloat(rec[cv], 64)
+		row++
+		it, err1 := strconv.ParseFloat(strings.TrimSpace(rec[ct]), 64)
+		if err1 == nil && (it != math.Trunc(it) || math.Abs(it) > 1e15) {
+			err1 = fmt.Errorf("time %q: want an iteration number", rec[ct])
+		}
+		val := strings.TrimSpace(rec[cv])
+		if val == "" || strings.EqualFold(val, "nan") {
+			continue // no step time from this worker in this iteration: a gap
+		}
+		v, err2 := strconv.ParseFloat(val, 64)
 		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("row %d: %w", len(out)+2, err)
+			return nil, fmt.Errorf("row %d: %w", row, err)
 		}
-		out = append(out, step{iter: it, worker: rec[cw], v: v})
+		out = append(out, step{iter: int(it), worker: rec[cw], v: v})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no step times")
 	}
 	slices.SortStableFunc(out, func(a, b step) int { return a.iter - b.iter })
 	return out, nil
