@@ -54,7 +54,14 @@ func newKafkaEnv(t *testing.T) *kafkaEnv {
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	suffix := strings.ReplaceAll(t.Name(), "/", "-") + "-" + hex.EncodeToString(rnd[:])
+	// Kafka's topic names are letters, digits, '.', '_' and '-' (kfake
+	// takes any).
+	suffix := strings.Map(func(r rune) rune {
+		if r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '-'
+	}, t.Name()) + "-" + hex.EncodeToString(rnd[:])
 	cfg := Config{
 		Brokers:            brokers,
 		Group:              "g-" + suffix,
