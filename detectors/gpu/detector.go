@@ -285,50 +285,57 @@ func windowRatio(m *member, med float64, act bool) float64 {
 
 // moved is how far m moved off its own history (the ratio it settled
 // at), over jobMove, how far the job's settled members moved (see
-// Detector.jobMove).
+// Detector.settledMoves).
 func (m *member) moved(jobMove float64) float64 { return m.smooth / m.settled / jobMove }
 
-// jobMove is the median of the settled members' moves off their own
-// history (smoothed ratio over settled ratio), 1 for GPU activity (its
-// ratio is folded around the median) or with fewer than
-// StragglerMinMembers settled. When the median moves between two groups
-// of a job, every member's ratio moves by the same factor: a member's
-// move over the job's is its own.
-func (d *Detector) jobMove(idx []int32, act bool) float64 {
-	if act {
-		return 1
-	}
+// move is how far a settled worker moved off its own history: smoothed
+// ratio over settled ratio.
+func (d *Detector) move(i int32) float64 { m := &d.workers[i].st; return m.smooth / m.settled }
+
+// settledMoves returns the job's settled workers (of idx) in the order of
+// their moves, and the median of those moves, the job's move (1 with fewer
+// than StragglerMinMembers settled). When the median moves between two
+// groups of a job, every worker's ratio moves by the same factor: a
+// worker's move over the job's is its own. The slice is the detector's
+// scratch, valid until the next call.
+func (d *Detector) settledMoves(idx []int32) (ws []int32, jobMove float64) {
 	c := &d.cfg
-	moves := d.driftScratch[:0]
-	defer func() { d.driftScratch = moves[:0] }()
+	ws = d.workerScratch[:0]
 	for _, i := range idx {
 		if m := &d.workers[i].st; m.n > 0 && m.isSettled(c) && m.settled > 0 {
-			moves = append(moves, m.smooth/m.settled)
+			ws = append(ws, i)
 		}
 	}
-	if len(moves) < c.StragglerMinMembers {
-		return 1
+	d.workerScratch = ws
+	if len(ws) < c.StragglerMinMembers {
+		return ws, 1
 	}
-	return sortedMedian(moves)
+	slices.SortFunc(ws, func(a, b int32) int { return cmp.Compare(d.move(a), d.move(b)) })
+	return ws, sortedMiddle(len(ws), func(k int) float64 { return d.move(ws[k]) })
 }
 
 // sortedMedian sorts xs (not empty) and returns its median.
 func sortedMedian(xs []float64) float64 {
 	slices.Sort(xs)
-	k := len(xs)
-	if k%2 == 0 {
-		return (xs[k/2-1] + xs[k/2]) / 2
-	}
-	return xs[k/2]
+	return sortedMiddle(len(xs), func(k int) float64 { return xs[k] })
 }
 
-// offPeers is how far m is off its peers: the job's median (offRatio), or,
-// in a group (see inGroup), its own level (moved).
-func (m *member) offPeers(c *Config, jobMove float64) float64 {
-	if m.inGroup(c) {
-		return m.moved(jobMove)
+// sortedMiddle is the median of k sorted values (k > 0), the kth at(k).
+func sortedMiddle(k int, at func(int) float64) float64 {
+	if k%2 == 0 {
+		return (at(k/2-1) + at(k/2)) / 2
 	}
-	return offRatio(m.smooth)
+	return at(k / 2)
+}
+
+// offPeers is how far ratio r of m (its smoothed ratio, or its window's)
+// is off its peers: the job's median (offRatio), or, in a group (see
+// inGroup), its own level, over the job's move.
+func (m *member) offPeers(c *Config, r, jobMove float64) float64 {
+	if m.inGroup(c) {
+		return r / m.settled / jobMove
+	}
+	return offRatio(r)
 }
 
 // signalName names the compared signal in decisions.
@@ -402,8 +409,7 @@ type Detector struct {
 	jobs          map[string]*job
 	lastTick      int64
 	scratch       []float64
-	driftScratch  []float64 // the settled members' moves, reused every window
-	workerScratch []int32   // judgeDrift's workers, reused every window
+	workerScratch []int32 // the settled workers of settledMoves, reused every window
 }
 
 // New returns a Detector for cfg.
@@ -673,7 +679,13 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 				}
 			}
 		}
-		jobMove := d.jobMove(idx, act)
+		// GPU activity is folded around the median: no move to take, and
+		// no groups of it (judgeGroups, judgeDrift).
+		var settled []int32
+		jobMove := 1.0
+		if !act {
+			settled, jobMove = d.settledMoves(idx)
+		}
 		for _, i := range idx {
 			m := d.member(i, act)
 			if m.n == 0 || med <= 0 {
@@ -685,12 +697,8 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			// Off the median, or, for a member of a group (see
 			// inGroup), off its own level (its move over the job's): in
 			// a job of two groups the median is nobody's peer.
-			offNow := offRatio(windowRatio(m, med, act))
-			if m.inGroup(c) {
-				offNow = windowRatio(m, med, act) / m.settled / jobMove
-			}
 			m.over++
-			if m.offPeers(c, jobMove) < c.StragglerRatio || offNow < c.halfRatio() {
+			if m.offPeers(c, m.smooth, jobMove) < c.StragglerRatio || m.offPeers(c, windowRatio(m, med, act), jobMove) < c.halfRatio() {
 				m.over = 0
 			}
 			// A member judged is judged again once it is back where
@@ -715,7 +723,7 @@ func (d *Detector) stragglers(out []*proto.Decision, ts int64, jobName string, i
 			out = d.judgeGroups(out, ts, jobName, idx, med)
 		}
 		if !act {
-			out = d.judgeDrift(out, ts, jobName, idx, med)
+			out = d.judgeDrift(out, ts, jobName, settled, med)
 		}
 		out = d.judgeSlow(out, ts, jobName, idx, act, med, jobMove)
 	}
@@ -943,21 +951,13 @@ func (d *Detector) judgeGroups(out []*proto.Decision, ts int64, jobName string, 
 // from then on. When a job-level alert already named some of them and
 // they are still flagged (judgeSlow's, for a group far enough off the
 // median), they are flagged without a second alert.
-func (d *Detector) judgeDrift(out []*proto.Decision, ts int64, jobName string, idx []int32, med float64) []*proto.Decision {
+func (d *Detector) judgeDrift(out []*proto.Decision, ts int64, jobName string, ws []int32, med float64) []*proto.Decision {
 	c := &d.cfg
-	ws := d.workerScratch[:0]
-	defer func() { d.workerScratch = ws[:0] }()
-	for _, i := range idx {
-		if m := &d.workers[i].st; m.n > 0 && m.isSettled(c) && m.settled > 0 {
-			ws = append(ws, i)
-		}
-	}
 	if len(ws) < c.StragglerMinMembers {
 		return out
 	}
-	drift := func(i int32) float64 { m := &d.workers[i].st; return m.smooth / m.settled }
 	j := d.jobs[jobName]
-	fast, slow, ratio := d.twoGroups(ws, drift, true)
+	fast, slow, ratio := d.twoGroups(ws, d.move, true)
 	if slow == nil {
 		j.drift = 0
 		return out
@@ -975,7 +975,7 @@ func (d *Detector) judgeDrift(out []*proto.Decision, ts int64, jobName string, i
 	j.drift = 0
 	reported := slices.ContainsFunc(ws, func(i int32) bool { m := &d.workers[i].st; return m.flagged && m.grouped })
 	if !reported {
-		out = append(out, d.groupAlert(ts, jobName, med, ws, fast, slow, ratio, drift, "during the job"))
+		out = append(out, d.groupAlert(ts, jobName, med, ws, fast, slow, ratio, d.move, "during the job"))
 	}
 	for _, i := range ws {
 		m := &d.workers[i].st
@@ -1070,7 +1070,7 @@ func (d *Detector) stragglerDecisions(out []*proto.Decision, ts int64, jobName s
 	c := &d.cfg
 	signal := signalName(act)
 	node := d.memberNode(ms[0], act)
-	off := func(m *member) float64 { return m.offPeers(c, jobMove) }
+	off := func(m *member) float64 { return m.offPeers(c, m.smooth, jobMove) }
 	worst := d.member(ms[0], act)
 	names := make([]string, len(ms))
 	ratios := make([]string, len(ms))
