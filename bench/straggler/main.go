@@ -8,7 +8,7 @@
 //
 // The input is the Alibaba PAI mini-batch-time layout (row, worker, gpu,
 // time, batch_time_norm), gzip-compressed or not; a row with no step time
-// (empty or NaN) is a gap. Each distinct time (a
+// (empty, NaN, as backtest.ParseValue reads it) is a gap. Each distinct time (a
 // training iteration) is one window.
 package main
 
@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/augur-ops/augur/detectors/gpu"
+	"github.com/augur-ops/augur/models/backtest"
 )
 
 // step is one worker's step time at one iteration.
@@ -102,13 +103,12 @@ func load(r io.Reader) ([]step, error) {
 		if err1 == nil && (it != math.Trunc(it) || math.Abs(it) > 1e15) {
 			err1 = fmt.Errorf("time %q: want an iteration number", rec[ct])
 		}
-		val := strings.TrimSpace(rec[cv])
-		if val == "" || strings.EqualFold(val, "nan") {
-			continue // no step time from this worker in this iteration: a gap
-		}
-		v, err2 := strconv.ParseFloat(val, 64)
+		v, err2 := backtest.ParseValue(rec[cv])
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, fmt.Errorf("row %d: %w", row, err)
+		}
+		if math.IsNaN(v) {
+			continue // no step time from this worker in this iteration: a gap
 		}
 		out = append(out, step{iter: int(it), worker: rec[cw], v: v})
 	}

@@ -128,7 +128,7 @@ func readCSV(r io.Reader) (pts []Point, iso bool, err error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("line %d: %w", line, err)
 		}
-		v, err := parseValue(rec[vi])
+		v, err := ParseValue(rec[vi])
 		if err != nil {
 			return nil, false, fmt.Errorf("line %d: %w", line, err)
 		}
@@ -149,14 +149,15 @@ func readCSV(r io.Reader) (pts []Point, iso bool, err error) {
 // isSample reports whether rec is a time and a number.
 func isSample(rec []string) bool {
 	_, terr := ParseTime(rec[0])
-	_, verr := parseValue(rec[1])
+	_, verr := ParseValue(rec[1])
 	return terr == nil && verr == nil
 }
 
 func byTime(a, b Point) int { return cmp.Compare(a.Ts, b.Ts) }
 
-// parseValue parses a sample's value; a missing one is NaN.
-func parseValue(s string) (float64, error) {
+// ParseValue parses a sample's value; a missing one (empty, NaN, null,
+// NA, none or infinite) is NaN, a gap.
+func ParseValue(s string) (float64, error) {
 	s = strings.TrimSpace(s)
 	switch strings.ToLower(s) {
 	case "", "nan", "null", "na", "none":
