@@ -21,7 +21,10 @@ type Config struct {
 	// zero or raise Alarm. Default 256: a young series keeps showing new
 	// highs and lows, each a spatial anomaly, and new patterns; 256 was
 	// chosen among 64, 128, 256 and 512 by the NAB score held out
-	// (bench/RESULTS-anomaly.md, section 2d).
+	// (bench/RESULTS-anomaly.md, section 2d). It never lasts longer than
+	// a day of samples once there are MinWarmup of them: at 5-minute
+	// samples 256 is 21 hours, but hourly ones would stay silent for ten
+	// days (section 2e).
 	Warmup int
 	// BandWindow is the span, in samples, of the EWMA forecast and residual
 	// variance behind the band (alpha = 2/(span+1)). Residuals are clipped at
@@ -85,6 +88,10 @@ type Config struct {
 	// value disables the profile.
 	SeasonalGate float64
 }
+
+// MinWarmup is the fewest samples a series is scored after, however
+// slowly it is sampled (the warm-up before 256 was chosen).
+const MinWarmup = 64
 
 // MaxAlarmN is the longest alarm window (AlarmN): the last samples'
 // outcomes are kept in a 16-bit mask.
@@ -334,7 +341,9 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	if s.n < math.MaxUint32 {
 		s.n++
 	}
-	warm := s.n > d.warmup
+	// Warm after Warmup samples, or after a day of them (dtMean, the
+	// sampling interval, times the count) once there are MinWarmup.
+	warm := s.n > d.warmup || (s.n > MinWarmup && float64(s.n)*s.dtMean >= dayMs)
 
 	// Band around the fast forecast; a floor on the deviation keeps flat
 	// series from producing infinite z-scores on the first wiggle.

@@ -451,3 +451,36 @@ func TestLevelShiftLearntOnce(t *testing.T) {
 		t.Errorf("without LevelShift: detected at %d, slow forecast %.2f; want 1000 and still below 18.5", first, slow)
 	}
 }
+
+// TestWarmupAtMostADay: the warm-up ends after Warmup samples or a day of
+// them, whichever comes first, but never before MinWarmup samples. A spike
+// at row 100 of an hourly series is scored (four days in); at 5-minute
+// samples row 100 is still in the warm-up (8 hours in), and so is a spike
+// at row 40 of the hourly series.
+func TestWarmupAtMostADay(t *testing.T) {
+	d := mustNew(t, Config{})
+	for _, tc := range []struct {
+		name     string
+		step     int64
+		at       int
+		detected bool
+	}{
+		{"hourly, row 100", 3_600_000, 100, true},
+		{"hourly, row 40 (under MinWarmup)", 3_600_000, 40, false},
+		{"5-minute, row 100", 300_000, 100, false},
+	} {
+		r := rand.New(rand.NewPCG(7, 1))
+		var s State
+		var got Result
+		for i := 0; i <= tc.at; i++ {
+			v := 50 + r.NormFloat64()
+			if i == tc.at {
+				v += 60
+			}
+			got = d.Update(&s, int64(i)*tc.step, v)
+		}
+		if (got.Score >= 0.5) != tc.detected {
+			t.Errorf("%s: spike scored %.3f, want detected %v", tc.name, got.Score, tc.detected)
+		}
+	}
+}

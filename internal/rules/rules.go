@@ -238,8 +238,9 @@ type Anomaly struct {
 	// one-step forecast residual. Default 2 (CloudWatch's
 	// ANOMALY_DETECTION_BAND(m, 2)), > 0.
 	Sensitivity float64 `yaml:"sensitivity,omitempty"`
-	// Warmup is how many samples a series needs before it can alarm.
-	// Default 256 (detectors/anomaly's default, the one scored on NAB).
+	// Warmup is how many samples a series needs before it can alarm, or
+	// a day of samples if that comes first (at least 64). Default 256
+	// (detectors/anomaly's default, the one scored on NAB).
 	Warmup int `yaml:"warmup,omitempty"`
 	// AlertOn is what raises the alert: "score" (default), a detection of
 	// the anomaly score (Score reached, then quiet for the detector's
