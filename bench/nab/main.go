@@ -33,9 +33,13 @@ func run(args []string, out io.Writer) error {
 	perProfile := fs.Bool("loco-per-profile", false, "with -loco: choose the detector setting for each profile on its own score (default: one setting for both, chosen by the standard profile, as the detector ships one; each profile chooses its threshold)")
 	every := fs.Int("every", 1, "average each file over blocks of n rows (a coarser sampling interval; windows keep the blocks starting inside them)")
 	parts := fs.Int("split", 1, "cut each file into this many consecutive shorter files and score augur on them from a fresh detector and from the whole file's run (how quickly a new series becomes useful)")
+	synthetic := fs.Bool("synthetic", false, "score augur on generated series instead (clean daily series, counts with bursts) and print false detections and bursts found")
 	cfg := configFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *synthetic {
+		return syntheticReport(out, *cfg)
 	}
 	files, err := loadCorpus(*dir)
 	if err != nil {

@@ -435,10 +435,15 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	s.slowMean += d.aSlow * e
 	s.slowMAD += d.aSlow * (math.Abs(e) - s.slowMAD)
 
-	// Anomaly likelihood of the recent mean raw score.
+	// Anomaly likelihood of the recent mean raw score. The floor on its
+	// deviation is a quarter of what one sample at the top of the ramp
+	// adds to the recent mean (aShort): on a quiet series such a sample
+	// alone is about 3 deviations out (score 0.25), two in a row a
+	// detection. A fixed floor let one 4-deviation sample of Gaussian
+	// noise fire (bench/RESULTS-anomaly.md, section 2f).
 	s.short += d.aShort * (raw - s.short)
 	mean := max(s.histMean, 0.03)
-	sd := math.Sqrt(max(s.histVar, 0.0003))
+	sd := max(math.Sqrt(s.histVar), d.aShort/4)
 	tail := 0.5 * math.Erfc((s.short-mean)/(sd*math.Sqrt2))
 	e = s.short - s.histMean
 	s.histMean += d.aHist * e

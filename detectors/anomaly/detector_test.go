@@ -484,3 +484,35 @@ func TestWarmupAtMostADay(t *testing.T) {
 		}
 	}
 }
+
+// TestLoneSampleIsNotAnIncident: on a quiet daily series whose
+// time-of-day profile is trusted, 24 days in (the likelihood's history has
+// settled near zero), one sample 6 deviations off its hour's level (inside
+// the range seen, at the daily low) does not reach the detection level;
+// two in a row do, a day later. With a fixed deviation floor of 0.0003
+// (the version before) the lone sample scored 0.755.
+func TestLoneSampleIsNotAnIncident(t *testing.T) {
+	d := mustNew(t, Config{})
+	ts, vs := synth(8000, -1, 0, 5)
+	lone, pair := 0.0, 0.0
+	var s State
+	for i := range ts {
+		v := vs[i]
+		if i == 7128 || i == 7416 || i == 7417 { // 7128 % 288 = 216: the daily low, 40
+			v += 6
+		}
+		r := d.Update(&s, ts[i], v)
+		switch i {
+		case 7128, 7129, 7130:
+			lone = max(lone, r.Score)
+		case 7416, 7417, 7418:
+			pair = max(pair, r.Score)
+		}
+	}
+	if lone >= 0.5 {
+		t.Errorf("a lone sample 6 deviations out scored %.3f, want < 0.5", lone)
+	}
+	if pair < 0.5 {
+		t.Errorf("two samples in a row 6 deviations out scored %.3f, want >= 0.5", pair)
+	}
+}
