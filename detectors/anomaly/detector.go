@@ -61,8 +61,9 @@ type Config struct {
 	// [0, 1] (a negative value means 0).
 	NoveltyScore float64
 	// RangeTolerance: a sample beyond the range seen so far by more than this
-	// share of the range scores 1 outright (Numenta's "spatial anomaly").
-	// Default 0.01; a negative value disables it.
+	// share of the range, and ZLow or more deviations off the forecasts,
+	// scores 1 outright (Numenta's "spatial anomaly"); within ZLow it is a
+	// raw score of 1. Default 0.01; a negative value disables it.
 	RangeTolerance float64
 	// DetectLevel is the score that starts a quiet period. Default 0.5. Must be
 	// in (0, 1].
@@ -235,7 +236,7 @@ type Result struct {
 	// Score is the anomaly score in [0, 1]. It is the anomaly likelihood
 	// mapped so that 0.5 is a tail probability of 1e-5 of the recent raw
 	// scores; 1 when the sample leaves the range seen so far by more than
-	// RangeTolerance; 0 during warm-up and for Quiet samples after a score
+	// RangeTolerance, off the forecasts; 0 during warm-up and for Quiet samples after a score
 	// reached DetectLevel.
 	Score float64
 	// Forecast is the one-step forecast the sample was compared with, and
@@ -375,11 +376,17 @@ func (d *Detector) Update(s *State, ts int64, v float64) Result {
 	seasonal := d.seasGate >= 0 && cnt >= profileMinDays*perBin && s.seasMAD < d.seasGate*s.slowMAD
 
 	// Range and novelty. Leaving the range by more than RangeTolerance of it
-	// is a spatial anomaly on its own.
+	// is a spatial anomaly on its own when the forecasts did not expect
+	// the sample within ZLow deviations; a new high or low they did
+	// expect (noise keeps setting records) is a raw score of 1, for the
+	// likelihood to weigh.
 	spatial := false
 	if span := s.hi - s.lo; span > 0 && d.cfg.RangeTolerance >= 0 {
 		tol := d.cfg.RangeTolerance * span
 		spatial = v > s.hi+tol || v < s.lo-tol
+	}
+	if spatial && max(zFast, zSlow) < d.cfg.ZLow {
+		spatial, raw = false, 1
 	}
 	s.lo, s.hi = min(s.lo, v), max(s.hi, v)
 	lvl := uint8(0)
