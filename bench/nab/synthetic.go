@@ -13,8 +13,8 @@ import (
 const step = 300_000
 
 // syntheticReport scores augur on generated series the shared corpus has
-// few of, with no labels to tune on: clean daily series (where every
-// detection is false) and counts per 5-minute interval with a daily swing
+// few of, with no labels to tune on: clean series, daily or flat (where
+// every detection is false) and counts per 5-minute interval with a daily swing
 // and three 12-sample bursts at 4x the rate. Seeds are fixed, so the
 // numbers repeat.
 func syntheticReport(out io.Writer, cfg anomaly.Config) error {
@@ -22,10 +22,10 @@ func syntheticReport(out io.Writer, cfg anomaly.Config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "clean daily series: 50 + 10 sin(day) + N(0, noise), 20 series of 8000 samples (27 days); detections after sample 600 are all false")
-	for _, noise := range []float64{1, 3} {
-		n := cleanDetections(d, noise)
-		fmt.Fprintf(out, "  noise %.0f: %d false detections (one per %.0f samples)\n", noise, n, 20*7400/math.Max(float64(n), 1))
+	fmt.Fprintln(out, "clean series: 50 + amp sin(day) + N(0, noise), 20 series of 8000 samples (27 days); detections after sample 600 are all false")
+	for _, c := range []struct{ amp, noise float64 }{{10, 1}, {10, 3}, {0, 1}} {
+		n := cleanDetections(d, c.amp, c.noise)
+		fmt.Fprintf(out, "  amp %2.0f noise %.0f: %3d false detections (one per %.0f samples)\n", c.amp, c.noise, n, 20*7400/math.Max(float64(n), 1))
 	}
 	fmt.Fprintln(out, "counts: Poisson(base (1 + swing sin(day))) per 5 minutes, 10 series of 15000 samples each, three bursts of 12 samples at 4x; a burst is found by a detection inside it or within 12 samples after")
 	for _, swing := range []float64{0.8, 0.3} {
@@ -37,15 +37,16 @@ func syntheticReport(out io.Writer, cfg anomaly.Config) error {
 	return nil
 }
 
-// cleanDetections plays 20 clean daily series of 5-minute samples with
-// Gaussian noise and returns the detections after the first 600 samples.
-func cleanDetections(d *anomaly.Detector, noise float64) int {
+// cleanDetections plays 20 clean series of 5-minute samples, a daily sine
+// of amplitude amp (0: flat) with Gaussian noise, and returns the
+// detections after the first 600 samples.
+func cleanDetections(d *anomaly.Detector, amp, noise float64) int {
 	detections := 0
 	for seed := range uint64(20) {
 		r := rand.New(rand.NewPCG(seed+1, 9))
 		var s anomaly.State
 		for i := range 8000 {
-			v := 50 + 10*math.Sin(2*math.Pi*float64(i)/288) + noise*r.NormFloat64()
+			v := 50 + amp*math.Sin(2*math.Pi*float64(i)/288) + noise*r.NormFloat64()
 			if d.Update(&s, int64(i)*step, v).Detected && i > 600 {
 				detections++
 			}

@@ -16,7 +16,7 @@ func TestSyntheticQuality(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := cleanDetections(d, 1); n > 40 {
+	if n := cleanDetections(d, 10, 1); n > 40 {
 		t.Errorf("clean daily series, noise 1: %d false detections in 148,000 samples, want at most 40", n)
 	}
 	if found, falses := countBursts(d, 0.8, 50); found < 28 || falses > 20 {
