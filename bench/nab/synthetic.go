@@ -9,14 +9,18 @@ import (
 	"github.com/augur-ops/augur/detectors/anomaly"
 )
 
-// step is the generated series' sampling interval: 5 minutes, in ms.
-const step = 300_000
+// The generated series are sampled every 5 minutes: step in ms, and
+// day samples a day.
+const (
+	step = 300_000
+	day  = 288
+)
 
 // syntheticReport scores augur on generated series the shared corpus has
 // few of, with no labels to tune on: clean series, daily or flat (where
-// every detection is false) and counts per 5-minute interval with a daily swing
-// and three 12-sample bursts at 4x the rate. Seeds are fixed, so the
-// numbers repeat.
+// every detection is false), and counts per 5-minute interval with a
+// daily swing and three 12-sample bursts at 4x the rate. Seeds are fixed,
+// so the numbers repeat.
 func syntheticReport(out io.Writer, cfg anomaly.Config) error {
 	d, err := anomaly.New(cfg)
 	if err != nil {
@@ -46,7 +50,7 @@ func cleanDetections(d *anomaly.Detector, amp, noise float64) int {
 		r := rand.New(rand.NewPCG(seed+1, 9))
 		var s anomaly.State
 		for i := range 8000 {
-			v := 50 + amp*math.Sin(2*math.Pi*float64(i)/288) + noise*r.NormFloat64()
+			v := 50 + amp*math.Sin(2*math.Pi*float64(i)/day) + noise*r.NormFloat64()
 			if d.Update(&s, int64(i)*step, v).Detected && i > 600 {
 				detections++
 			}
@@ -75,7 +79,7 @@ func countBursts(d *anomaly.Detector, swing, base float64) (found, falses int) {
 		var hit [3]bool
 		var s anomaly.State
 		for i := range n {
-			l := base * (1 + swing*math.Sin(2*math.Pi*float64(i)/288))
+			l := base * (1 + swing*math.Sin(2*math.Pi*float64(i)/day))
 			b, inside := in(i)
 			if inside {
 				l *= 4

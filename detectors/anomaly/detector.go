@@ -236,8 +236,8 @@ type Result struct {
 	// Score is the anomaly score in [0, 1]. It is the anomaly likelihood
 	// mapped so that 0.5 is a tail probability of 1e-5 of the recent raw
 	// scores; 1 when the sample leaves the range seen so far by more than
-	// RangeTolerance, off the forecasts; 0 during warm-up and for Quiet samples after a score
-	// reached DetectLevel.
+	// RangeTolerance, off the forecasts; 0 during warm-up and for Quiet
+	// samples after a score reached DetectLevel.
 	Score float64
 	// Forecast is the one-step forecast the sample was compared with, and
 	// Lower and Upper the band around it (Forecast ± BandWidth deviations).
