@@ -72,16 +72,15 @@ func scalerConfig(r *rules.Rule, tenant string) scaling.Config {
 		Horizon:        s.Horizon,
 		Stabilization:  s.ScaleDownDelay,
 		DecisionTTL:    s.DecisionTTL,
-		// Size on at most twice the point forecast, hold whole
-		// recommendations 4 minutes, and for a minute after a scale
+		// Size on at most three times the point forecast, hold whole
+		// recommendations a minute, and for a minute after a scale
 		// down scale up only for the observed load: chosen in
-		// bench/scalesim leaving one trace out (-heldout), among caps
-		// 0.5-2, holds 1-5m and guards 0-5m; without the guard the
-		// stream reversed itself 9 times as often as the HPA, with a
-		// 3-minute hold it reversed more than the HPA at a 60-s pod
-		// start (bench/RESULTS-forecast.md).
-		IntervalCap:   1,
-		ForecastHold:  min(4*time.Minute, s.ScaleDownDelay),
+		// bench/scalesim leaving one trace out (-heldout, at a 90-s
+		// pod start), among caps 0.5-2, holds 1-5m and guards 0-5m;
+		// without the guard the stream reversed itself 9 times as
+		// often as the HPA (bench/RESULTS-forecast.md).
+		IntervalCap:   2,
+		ForecastHold:  min(time.Minute, s.ScaleDownDelay),
 		ReversalGuard: time.Minute,
 		// Steps as large as the HPA's defaults allow (up to the
 		// recommendation at once, down to it after the stabilization):

@@ -3,7 +3,7 @@
 // realAWSCloudwatch set, backtested at a 30-minute horizon, each forecaster
 // against the baselines.
 //
-//	go run ./bench/backtest [-data ../shared/data] [-horizon 30m]
+//	go run ./bench/backtest [-data ../shared/data] [-horizon 30m] [-heldout]
 package main
 
 import (
@@ -24,6 +24,7 @@ func main() {
 	data := flag.String("data", devdata.Dir(), "folder holding traces/crane and nab/data")
 	horizon := flag.Duration("horizon", 30*time.Minute, "forecast horizon")
 	verbose := flag.Bool("v", false, "print every series' metrics")
+	heldout := flag.Bool("heldout", false, "choose the bank's score memory and refit accuracy among a grid leaving one series out, and print the bank's in-sample and held-out accuracy")
 	flag.Parse()
 	var files []string
 	for _, g := range []string{"traces/crane/*.csv.gz", "nab/data/realAWSCloudwatch/*.csv"} {
@@ -38,6 +39,13 @@ func main() {
 	if len(files) == 0 {
 		fmt.Fprintln(os.Stderr, "no series found under", *data)
 		os.Exit(1)
+	}
+	if *heldout {
+		if err := heldOut(os.Stdout, files, *horizon); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
 	}
 	cols := []int{backtest.ColSeasonalNaive, backtest.ColHoltWinters, backtest.ColFourier, backtest.ColBank,
 		backtest.ColDailyNaive, backtest.ColNaive, backtest.ColHolt}
@@ -76,7 +84,7 @@ func main() {
 			sumCov[c] += m[c].Coverage
 			cells[i] = fmt.Sprintf("%.3f / %.0f%%", m[c].MASE, 100*m[c].Coverage)
 		}
-		fmt.Printf("| %s | %v | %v | %s |\n", strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".gz"), ".csv"),
+		fmt.Printf("| %s | %v | %v | %s |\n", seriesName(f),
 			res.Step, res.Periods, strings.Join(cells, " | "))
 		if *verbose {
 			for _, c := range cols {
@@ -107,6 +115,11 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// seriesName is a file's series name: its base name without .csv or .gz.
+func seriesName(file string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(filepath.Base(file), ".gz"), ".csv")
 }
 
 func names(cols []int) []string {
