@@ -50,6 +50,9 @@ type scored struct {
 func heldOut(out io.Writer, files []string, horizon time.Duration) error {
 	grid := heldOutGrid()
 	res := make([][]scored, len(grid)) // [setting][series]
+	for s := range res {
+		res[s] = make([]scored, len(files))
+	}
 	for i, f := range files {
 		pts, err := backtest.ReadFile(f)
 		if err != nil {
@@ -61,9 +64,6 @@ func heldOut(out io.Writer, files []string, horizon time.Duration) error {
 				return fmt.Errorf("%s: %w", f, err)
 			}
 			m := r.Metrics
-			if i == 0 {
-				res[s] = make([]scored, len(files))
-			}
 			res[s][i] = scored{m[backtest.ColBank].MASE, m[backtest.ColBank].Coverage, m[backtest.ColDailyNaive].MASE}
 		}
 	}
@@ -85,23 +85,8 @@ func heldOut(out io.Writer, files []string, horizon time.Duration) error {
 		return b
 	}
 	inSample := best(-1)
-	fmt.Fprintf(out, "| setting | bank mean MASE, all series | mean 80%% coverage |\n|---|---|---|\n")
-	for s, st := range grid {
-		m, c := 0.0, 0.0
-		for _, r := range res[s] {
-			m += r.mase
-			c += r.cover
-		}
-		n := float64(len(files))
-		fmt.Fprintf(out, "| %v | %.3f | %.1f%% |\n", st, m/n, 100*c/n)
-	}
-	fmt.Fprintln(out)
-	chosen := make([]int, len(files))
-	count := make(map[int]int)
-	for i := range files {
-		chosen[i] = best(i)
-		count[chosen[i]]++
-	}
+	// summary is the bank's mean MASE, mean coverage and wins over the
+	// daily seasonal naive with series i scored under setting pick(i).
 	summary := func(pick func(i int) int) (mase, cover float64, wins int) {
 		for i := range files {
 			r := res[pick(i)][i]
@@ -113,6 +98,18 @@ func heldOut(out io.Writer, files []string, horizon time.Duration) error {
 		}
 		n := float64(len(files))
 		return mase / n, cover / n, wins
+	}
+	fmt.Fprintf(out, "| setting | bank mean MASE, all series | mean 80%% coverage |\n|---|---|---|\n")
+	for s, st := range grid {
+		m, c, _ := summary(func(int) int { return s })
+		fmt.Fprintf(out, "| %v | %.3f | %.1f%% |\n", st, m, 100*c)
+	}
+	fmt.Fprintln(out)
+	chosen := make([]int, len(files))
+	count := make([]int, len(grid))
+	for i := range files {
+		chosen[i] = best(i)
+		count[chosen[i]]++
 	}
 	fmt.Fprintf(out, "| selection (horizon %v, %d series, %d settings) | bank mean MASE | mean 80%% coverage | beats daily seasonal naive |\n|---|---|---|---|\n", horizon, len(files), len(grid))
 	m, c, w := summary(func(int) int { return inSample })
@@ -127,7 +124,7 @@ func heldOut(out io.Writer, files []string, horizon time.Duration) error {
 	var differ []string
 	for i, f := range files {
 		if d := res[chosen[i]][i].mase - res[inSample][i].mase; d != 0 {
-			differ = append(differ, fmt.Sprintf("%s %+.3f", seriesName(f), d))
+			differ = append(differ, fmt.Sprintf("%s %+.3f", backtest.SeriesName(f), d))
 		}
 	}
 	if len(differ) > 0 {

@@ -84,7 +84,7 @@ func main() {
 			sumCov[c] += m[c].Coverage
 			cells[i] = fmt.Sprintf("%.3f / %.0f%%", m[c].MASE, 100*m[c].Coverage)
 		}
-		fmt.Printf("| %s | %v | %v | %s |\n", seriesName(f),
+		fmt.Printf("| %s | %v | %v | %s |\n", backtest.SeriesName(f),
 			res.Step, res.Periods, strings.Join(cells, " | "))
 		if *verbose {
 			for _, c := range cols {
@@ -115,11 +115,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// seriesName is a file's series name: its base name without .csv or .gz.
-func seriesName(file string) string {
-	return strings.TrimSuffix(strings.TrimSuffix(filepath.Base(file), ".gz"), ".csv")
 }
 
 func names(cols []int) []string {

@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/augur-ops/augur/detectors/scaling"
@@ -66,11 +65,12 @@ func main() {
 	}
 	v := variant{cap: *icap, hold: *fcHold, up: *upStep, down: *downStep, guard: *guard}
 	st := settings{podStart: *start, horizon: *horizon, stab: *stab, hpaMin: *hpaMin, oracle: *useOracle, podsAtP90: *podsAtP90}
+	traces := loadTraces(files)
 	if *heldout {
-		heldOut(files, st)
+		heldOut(traces, st)
 		return
 	}
-	runs := runTraces(files, st, v)
+	runs := runTraces(traces, st, v)
 	if !*summary {
 		fmt.Println("| trace | step | capacity/pod | HPA under-prov. min | augur under-prov. min | HPA pod-h | augur pod-h | under-prov. change | pod-h change | reversals HPA / augur |")
 		fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
@@ -141,21 +141,37 @@ type traceRun struct {
 	hpa, augur whatif.Outcome
 }
 
-// leftOut names the traces too short to score, said once.
-var leftOut = map[string]bool{}
+// warmup is each trace's first stretch: fed to both policies, not scored.
+const warmup = 24 * time.Hour
 
-func runTraces(files []string, st settings, v variant) []traceRun {
-	var runs []traceRun
+// trace is one trace file, read once: the counter it becomes, its step and
+// the 90th percentile its pods are sized from.
+type trace struct {
+	name string
+	step time.Duration
+	p90  float64
+	ts   []int64
+	vs   []float64
+}
+
+// loadTraces reads every file once. A trace no longer than the warm-up has
+// nothing to score; it is left out and named.
+func loadTraces(files []string) []trace {
+	var out []trace
 	for _, f := range files {
 		pts, err := backtest.ReadFile(f)
 		if err != nil {
 			fail(err)
 		}
-		step := backtest.InferStep(pts)
-		trace := make([]whatif.Point, len(pts))
+		name := backtest.SeriesName(f)
+		if span := time.Duration(pts[len(pts)-1].Ts-pts[0].Ts) * time.Millisecond; span <= warmup {
+			fmt.Fprintf(os.Stderr, "scalesim: %s: nothing scored (%v of samples, the first %v are warm-up); left out\n", name, span, warmup)
+			continue
+		}
+		points := make([]whatif.Point, len(pts))
 		vals := make([]float64, len(pts))
 		for i, p := range pts {
-			trace[i] = whatif.Point{Ts: p.Ts, Value: p.Value}
+			points[i] = whatif.Point{Ts: p.Ts, Value: p.Value}
 			vals[i] = p.Value
 		}
 		slices.Sort(vals)
@@ -163,7 +179,20 @@ func runTraces(files []string, st settings, v variant) []traceRun {
 		if p90 <= 0 {
 			p90 = vals[len(vals)-1]
 		}
-		capacity := p90 / st.podsAtP90
+		ts, vs := whatif.CounterFromTrace(points, Scrape)
+		out = append(out, trace{name: name, step: backtest.InferStep(pts), p90: p90, ts: ts, vs: vs})
+	}
+	if len(out) == 0 {
+		fail(fmt.Errorf("none of %d traces is longer than the %v warm-up", len(files), warmup))
+	}
+	return out
+}
+
+func runTraces(traces []trace, st settings, v variant) []traceRun {
+	runs := make([]traceRun, 0, len(traces))
+	for _, tr := range traces {
+		step := tr.step
+		capacity := tr.p90 / st.podsAtP90
 		h := st.horizon
 		if h == 0 {
 			h = min((step+st.podStart+step-1)/step*step, rules.MaxHorizon)
@@ -172,32 +201,19 @@ func runTraces(files []string, st settings, v variant) []traceRun {
 		if err != nil {
 			fail(err)
 		}
-		ts, vs := whatif.CounterFromTrace(trace, Scrape)
-		series := []whatif.Series{{Labels: []proto.Label{{Name: "__name__", Value: "requests_total"}}, Type: "counter", Ts: ts, Vs: vs}}
+		series := []whatif.Series{{Labels: []proto.Label{{Name: "__name__", Value: "requests_total"}}, Type: "counter", Ts: tr.ts, Vs: tr.vs}}
 		rep, err := whatif.Replay(rule, series, Scrape, v.apply())
 		if err != nil {
 			fail(err)
 		}
-		opts := whatif.ScalingOptions{PodStart: st.podStart, Warmup: 24 * time.Hour}
+		opts := whatif.ScalingOptions{PodStart: st.podStart, Warmup: warmup}
 		res := whatif.EvaluateScaling(rule, rep, nil, opts)
 		a := res.Augur
 		if st.oracle {
 			sc := whatif.ScalingScenario(rule, res.Demand, opts)
 			a = whatif.Simulate(sc, &oracle{pts: res.Demand, capacity: sc.Capacity, lead: (st.podStart + sc.Tick).Milliseconds(), min: sc.MinPods, max: sc.MaxPods})
 		}
-		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".gz"), ".csv")
-		if res.Baseline.PodHours == 0 {
-			if !leftOut[name] {
-				leftOut[name] = true
-				fmt.Fprintf(os.Stderr, "scalesim: %s: nothing scored (%v of samples, the first %v are warm-up); left out\n",
-					name, time.Duration(pts[len(pts)-1].Ts-pts[0].Ts)*time.Millisecond, opts.Warmup)
-			}
-			continue
-		}
-		runs = append(runs, traceRun{name: name, step: step, capacity: capacity, hpa: res.Baseline, augur: a})
-	}
-	if len(runs) == 0 {
-		fail(fmt.Errorf("none of %d traces is longer than the %v warm-up", len(files), 24*time.Hour))
+		runs = append(runs, traceRun{name: tr.name, step: step, capacity: capacity, hpa: res.Baseline, augur: a})
 	}
 	return runs
 }
@@ -281,11 +297,11 @@ func grid() []variant {
 // setting of grid() best on the other traces (better), scored on the
 // trace left out; the held-out totals sum those. The in-sample row is the
 // setting best on all traces, scored on them.
-func heldOut(files []string, st settings) {
+func heldOut(traces []trace, st settings) {
 	vs := grid()
 	all := make([][]traceRun, len(vs))
 	for i, v := range vs {
-		all[i] = runTraces(files, st, v)
+		all[i] = runTraces(traces, st, v)
 		t := total(all[i])
 		fmt.Fprintf(os.Stderr, "%s: %+.1f%% / %+.1f%%, reversals %d / %d\n", v, 100*t.du(), 100*t.dp(), t.hr, t.ar)
 	}
@@ -307,7 +323,7 @@ func heldOut(files []string, st settings) {
 	in := pick(-1)
 	var held []traceRun
 	chosen := map[int]int{}
-	for j := range files {
+	for j := range traces {
 		i := pick(j)
 		chosen[i]++
 		held = append(held, all[i][j])
@@ -324,7 +340,7 @@ func heldOut(files []string, st settings) {
 	order := slices.Collect(maps.Keys(chosen))
 	slices.SortFunc(order, func(a, b int) int { return cmp.Or(chosen[b]-chosen[a], a-b) })
 	for _, i := range order {
-		fmt.Printf("- `%s` chosen for %d of %d held-out traces\n", vs[i], chosen[i], len(files))
+		fmt.Printf("- `%s` chosen for %d of %d held-out traces\n", vs[i], chosen[i], len(traces))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,6 +172,12 @@ func ParseValue(s string) (float64, error) {
 		return math.NaN(), nil
 	}
 	return v, nil
+}
+
+// SeriesName is a series file's name without its folder, .gz and .csv:
+// what the benchmarks' tables call it.
+func SeriesName(path string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(filepath.Base(path), ".gz"), ".csv")
 }
 
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"}
