@@ -4,7 +4,8 @@
 // accuracy scores.
 //
 // Every forecaster lives in a subpackage (models/seasonal, models/holtwinters,
-// models/fourier) and models/bank combines them per workload series. All of
+// models/fourier, models/drift) and models/bank combines them per workload
+// series. All of
 // them do constant work per sample, allocate nothing after construction and
 // keep their state in flat value types (float64 fields and fixed-length
 // slices, no pointers between objects), so a partition shard can keep many

@@ -47,7 +47,7 @@ func main() {
 		}
 		return
 	}
-	cols := []int{backtest.ColSeasonalNaive, backtest.ColHoltWinters, backtest.ColFourier, backtest.ColBank,
+	cols := []int{backtest.ColSeasonalNaive, backtest.ColHoltWinters, backtest.ColFourier, backtest.ColDrift, backtest.ColBank,
 		backtest.ColDailyNaive, backtest.ColNaive, backtest.ColHolt}
 	var sumMASE, sumSMAPE, sumCov [backtest.NumCols]float64
 	var wins, winsNaive, n int
@@ -103,8 +103,8 @@ func main() {
 	fmt.Println()
 	fmt.Printf("bank beats daily seasonal naive (MASE) on %d of %d series (%.0f%%); beats naive on %d of %d\n",
 		wins, n, 100*float64(wins)/fn, winsNaive, n)
-	fmt.Printf("replay CPU time: %v for %d samples (%.2f µs per sample: bank, three baselines, seven forecasts per row and scoring)\n",
-		cpu.Round(time.Millisecond), rowsTotal, float64(cpu.Microseconds())/float64(rowsTotal))
+	fmt.Printf("replay CPU time: %v for %d samples (%.2f µs per sample: bank, three baselines, %d forecasts per row and scoring)\n",
+		cpu.Round(time.Millisecond), rowsTotal, float64(cpu.Microseconds())/float64(rowsTotal), backtest.NumCols)
 }
 
 // cpuTime returns the process's user+system CPU time (wall time on a shared

@@ -36,15 +36,16 @@ const (
 	ColSeasonalNaive = bank.SeasonalNaive
 	ColHoltWinters   = bank.HoltWinters
 	ColFourier       = bank.Fourier
-	ColBank          = 3
-	ColDailyNaive    = 4 // value one day before the target
-	ColNaive         = 5 // last value (the MASE scale)
-	ColHolt          = 6 // Prometheus double_exponential_smoothing
-	NumCols          = 7
+	ColDrift         = bank.Drift
+	ColBank          = bank.NumMembers
+	ColDailyNaive    = ColBank + 1 // value one day before the target
+	ColNaive         = ColBank + 2 // last value (the MASE scale)
+	ColHolt          = ColBank + 3 // Prometheus double_exponential_smoothing
+	NumCols          = ColBank + 4
 )
 
 // ColNames names the columns.
-var ColNames = [NumCols]string{"seasonal_naive", "holt_winters", "fourier_rls", "bank", "daily_naive", "naive", "prom_holt"}
+var ColNames = [NumCols]string{"seasonal_naive", "holt_winters", "fourier_rls", "drift", "bank", "daily_naive", "naive", "prom_holt"}
 
 // Row is one scored input row.
 type Row struct {
@@ -136,7 +137,7 @@ func Run(pts []Point, opt Options) (*Result, error) {
 			h := time.Duration(pts[k].Ts-lastTs) * time.Millisecond
 			hs := bk.HorizonSteps(h)
 			row := Row{Ts: pts[k].Ts, Actual: pts[k].Value}
-			for i := 0; i < 3; i++ {
+			for i := range bank.NumMembers {
 				row.Forecasts[i] = bk.MemberForecast(i, h)
 			}
 			r := bk.Forecast(h)

@@ -2,8 +2,9 @@
 // series, scores each of them online at the decision horizon, and serves the
 // forecast of the one that has been most accurate recently.
 //
-// Members: seasonal naive, robust Holt-Winters and the online trend +
-// Fourier-seasonality model. Hourly, daily and weekly seasonality are
+// Members: seasonal naive, robust Holt-Winters, the online trend +
+// Fourier-seasonality model and local drift (the last value plus the rise
+// over the last horizon, carried on). Hourly, daily and weekly seasonality are
 // detected from the bank's own coarse history (models/seasonality) when two
 // days are known and again every Config.DetectEvery (the two shortest cycles
 // found are used: seasonal naive and Holt-Winters keep the shortest, the
@@ -16,7 +17,8 @@
 // A new bank serves seasonal naive, which before any season is found is the
 // last value: the other members start from nothing and earn the serving
 // only once they are scored at the horizon and beat it, so a new rule's
-// forecast follows the load from its first samples.
+// forecast follows the load from its first samples; on a load that ramps,
+// drift is exact from its second horizon and takes over.
 //
 // A Bank is not safe for concurrent use: each series has one owner.
 package bank
@@ -30,6 +32,7 @@ import (
 	"unsafe"
 
 	"github.com/augur-ops/augur/models"
+	"github.com/augur-ops/augur/models/drift"
 	"github.com/augur-ops/augur/models/fourier"
 	"github.com/augur-ops/augur/models/holtwinters"
 	"github.com/augur-ops/augur/models/seasonal"
@@ -121,11 +124,13 @@ const (
 	SeasonalNaive = iota
 	HoltWinters
 	Fourier
-	numMembers
+	Drift
+	// NumMembers is the number of members.
+	NumMembers
 )
 
 // memberNames are the model names used in evidence and metrics labels.
-var memberNames = [numMembers]string{"seasonal_naive", "holt_winters", "fourier_rls"}
+var memberNames = [NumMembers]string{"seasonal_naive", "holt_winters", "fourier_rls", "drift"}
 
 // MemberNames lists the members' names, indexed by member.
 func MemberNames() []string { return memberNames[:] }
@@ -172,7 +177,8 @@ type Bank struct {
 	naive seasonal.Naive
 	hw    holtwinters.HoltWinters
 
-	fr fourier.Fourier
+	fr    fourier.Fourier
+	drift drift.Drift
 }
 
 // New returns a Bank for cfg.
@@ -237,7 +243,7 @@ func (b *Bank) hwParams(width int) holtwinters.Params {
 // seed, seasonal state is seeded from the history and the members'
 // trackers (scores, forecasts in flight) are kept.
 func (b *Bank) configure(seed bool) {
-	for i := range numMembers {
+	for i := range NumMembers {
 		b.initMember(i, seed)
 	}
 }
@@ -260,6 +266,8 @@ func (b *Bank) initMember(i int, seed bool) {
 		if seed && short > 0 {
 			b.hw.Seed(b.histAt)
 		}
+	case Drift:
+		b.drift.Init(b.h, b.memory, b.lastY)
 	default:
 		b.fr.Init(b.fourierParams(), b.h, b.memory, b.n)
 		if seed {
@@ -312,7 +320,7 @@ const brokenMASE = 10
 // detection.
 func (b *Bank) repair() int {
 	n := 0
-	for i := range numMembers {
+	for i := range NumMembers {
 		t := b.tracker(i)
 		p := b.forecast(i, b.h).Point
 		if math.IsNaN(p) || math.IsInf(p, 0) || (t.scoredEnough(b.memory) && t.Scores().MASE >= brokenMASE) {
@@ -381,6 +389,7 @@ func (b *Bank) skip(k int64) {
 	b.naive.Skip(k)
 	b.hw.Skip(k)
 	b.fr.Skip(k)
+	b.drift.Skip(k)
 	b.n += k
 	for i := range b.recent {
 		b.recent[i] = math.NaN()
@@ -398,6 +407,7 @@ func (b *Bank) step(y float64) {
 	b.naive.Update(y, naiveH)
 	b.hw.Update(y, naiveH)
 	b.fr.Update(y, naiveH)
+	b.drift.Update(y, naiveH)
 	b.recent[ri] = y
 	b.lastY = y
 	b.addHist(y)
@@ -433,6 +443,8 @@ func (b *Bank) tracker(i int) trackerView {
 		return trackerView{&b.naive.Tracker}
 	case HoltWinters:
 		return trackerView{&b.hw.Tracker}
+	case Drift:
+		return trackerView{&b.drift.Tracker}
 	default:
 		return trackerView{&b.fr.Tracker}
 	}
@@ -472,7 +484,7 @@ func (b *Bank) addHist(y float64) {
 // forecasts are finite.
 func (b *Bank) choose() {
 	best, bestErr := b.served, math.Inf(1)
-	for i, t := range [numMembers]*models.Tracker{&b.naive.Tracker, &b.hw.Tracker, &b.fr.Tracker} {
+	for i, t := range [NumMembers]*models.Tracker{&b.naive.Tracker, &b.hw.Tracker, &b.fr.Tracker, &b.drift.Tracker} {
 		mae, n := t.MAE()
 		if n < float64(b.h) {
 			continue
@@ -592,6 +604,8 @@ func (b *Bank) forecast(i, h int) models.Forecast {
 		return b.naive.Forecast(h)
 	case HoltWinters:
 		return b.hw.Forecast(h)
+	case Drift:
+		return b.drift.Forecast(h)
 	default:
 		return b.fr.Forecast(h)
 	}
@@ -650,6 +664,7 @@ func (b *Bank) MemoryBytes() int {
 	n += b.naive.MemoryBytes() - int(unsafe.Sizeof(b.naive))
 	n += b.hw.MemoryBytes() - int(unsafe.Sizeof(b.hw))
 	n += b.fr.MemoryBytes() - int(unsafe.Sizeof(b.fr))
+	n += b.drift.MemoryBytes() - int(unsafe.Sizeof(b.drift))
 	n += b.tr.MemoryBytes() - int(unsafe.Sizeof(b.tr))
 	return n
 }

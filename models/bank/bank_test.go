@@ -96,18 +96,18 @@ func TestBankLearnsWeeklySeason(t *testing.T) {
 	if got := b.Periods(); len(got) != 2 || got[0] != 24*time.Hour || got[1] != 7*24*time.Hour {
 		t.Fatalf("after 14 days periods = %v, want [24h 168h]", got)
 	}
-	var lo, hi [numMembers]float64
-	for m := range numMembers {
+	var lo, hi [NumMembers]float64
+	for m := range NumMembers {
 		lo[m], hi[m] = math.Inf(1), math.Inf(-1)
 	}
 	for range 2 * 1440 / 10 { // two days, checked every ten samples
 		feed(10)
-		for m := range numMembers {
+		for m := range NumMembers {
 			f := b.MemberForecast(m, 30*time.Minute).Point
 			lo[m], hi[m] = min(lo[m], f), max(hi[m], f)
 		}
 	}
-	for m := range numMembers {
+	for m := range NumMembers {
 		if !(lo[m] > 0 && hi[m] < 180) {
 			t.Errorf("%s: forecasts from %.4g to %.4g for data within [35, 145]", memberNames[m], lo[m], hi[m])
 		}
@@ -282,7 +282,7 @@ func benchSteady(b *testing.B, bk *Bank, t, stepMs int64, vs []float64) {
 	b.ReportMetric(float64(cpuTime()-c0)/float64(i), "cpu-ns/op")
 }
 
-// BenchmarkUpdate measures the whole bank (three members, scoring, served
+// BenchmarkUpdate measures the whole bank (four members, scoring, served
 // tracker, history) per sample, in steady state on a seasonal series.
 func BenchmarkUpdate(b *testing.B) {
 	bk, last, vs := fedBank(b, Config{Horizon: 5 * time.Minute}, 3, 4)

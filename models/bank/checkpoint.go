@@ -11,9 +11,11 @@ import (
 // checkpointMagic and checkpointVersion start every checkpoint, as one
 // little-endian word checkpointMagic<<32 | checkpointVersion: its first byte
 // is the version. The goldens of each version are in testdata/checkpoint.
+// Version 2 added the drift member; a version 1 checkpoint restores with
+// a new drift member, scored from the next sample on.
 const (
 	checkpointMagic   = 0x41554742 // "AUGB"
-	checkpointVersion = 1
+	checkpointVersion = 2
 )
 
 // ErrCheckpointConfig is returned by UnmarshalBinary when the checkpoint was
@@ -46,7 +48,8 @@ func (b *Bank) AppendBinary(dst []byte) []byte {
 	dst = b.tr.AppendBinary(dst)
 	dst = b.naive.AppendBinary(dst)
 	dst = b.hw.AppendBinary(dst)
-	return b.fr.AppendBinary(dst)
+	dst = b.fr.AppendBinary(dst)
+	return b.drift.AppendBinary(dst)
 }
 
 // MarshalBinary implements encoding.BinaryMarshaler.
@@ -67,8 +70,13 @@ func (b *Bank) UnmarshalBinary(data []byte) error {
 
 func (b *Bank) unmarshal(data []byte) error {
 	r := wire.NewReader(data)
-	if v := r.Uint64(); r.Err() == nil && v != checkpointMagic<<32|checkpointVersion {
-		return errors.New("not a bank checkpoint of version 1")
+	v := r.Uint64()
+	if r.Err() == nil && v>>32 != checkpointMagic {
+		return errors.New("not a bank checkpoint")
+	}
+	version := v & 0xffffffff
+	if r.Err() == nil && (version < 1 || version > checkpointVersion) {
+		return fmt.Errorf("bank checkpoint of version %d: this version reads 1 to %d", version, checkpointVersion)
 	}
 	stepMs, h, maxH := r.Int64(), r.Int64(), r.Int64()
 	if r.Err() != nil {
@@ -89,17 +97,23 @@ func (b *Bank) unmarshal(data []byte) error {
 	b.recent = r.Floats(b.recent, b.h)
 	b.hist = r.Floats(b.hist, histLen)
 	if r.Err() == nil && (len(b.recent) != b.h || len(b.hist) != histLen || b.histW < 1 ||
-		b.served < 0 || b.served >= numMembers || b.periods[0] < 0 || b.periods[1] < 0) {
+		b.served < 0 || b.served >= NumMembers || b.periods[0] < 0 || b.periods[1] < 0) {
 		return wire.ErrInvalid
 	}
 	b.tr.ReadBinary(r)
 	b.naive.ReadBinary(r)
 	b.hw.ReadBinary(r)
 	b.fr.ReadBinary(r)
+	if version >= 2 {
+		b.drift.ReadBinary(r)
+	} else {
+		b.drift.Init(b.h, b.memory, b.lastY)
+	}
 	if r.Err() != nil {
 		return r.Err()
 	}
-	if b.tr.Horizon() != b.h || b.naive.Tracker.Horizon() != b.h || b.hw.Tracker.Horizon() != b.h || b.fr.Tracker.Horizon() != b.h {
+	if b.tr.Horizon() != b.h || b.naive.Tracker.Horizon() != b.h || b.hw.Tracker.Horizon() != b.h ||
+		b.fr.Tracker.Horizon() != b.h || b.drift.Tracker.Horizon() != b.h {
 		return wire.ErrInvalid
 	}
 	// The Holt-Winters weights are configuration, derived from the step:
