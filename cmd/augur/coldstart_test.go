@@ -82,3 +82,77 @@ rules_file: %s
 		t.Errorf("last forecast point %+v: want observed and forecast near 17.3, 9 replicas recommended and decided", last)
 	}
 }
+
+// TestRampForecastLeadsTheLoad: on a load that ramps, the served forecast
+// leads it: through `augur run` and a stream of remote-write requests (a
+// counter scraped every 5 s whose rate rises from 10 to 28 req/s over six
+// minutes, and on), every forecast made from three minutes on (two horizons and
+// the first window) is within 5% of the load observed one horizon later.
+// The last value, served alone before the drift member, was a horizon's
+// rise (3 req/s, 11-14%) short.
+func TestRampForecastLeadsTheLoad(t *testing.T) {
+	dir := t.TempDir()
+	broker, listen := freePort(t), freePort(t)
+	writeFile(t, filepath.Join(dir, "rules.yaml"), `rules:
+- name: ramp
+  scaling:
+    selector: 'http_requests_total{job="ramp"}'
+    capacity_per_pod: 2
+    window: 10s
+    horizon: 1m
+    min_replicas: 1
+    max_replicas: 50
+    target: {namespace: demo, name: ramp}
+`)
+	writeFile(t, filepath.Join(dir, "augur.yaml"), fmt.Sprintf(`listen: %s
+data_dir: %s
+kafka: {embedded_addr: %s, partitions: 2}
+rules_file: %s
+`, listen, filepath.Join(dir, "data"), broker, filepath.Join(dir, "rules.yaml")))
+	startRun(t, filepath.Join(dir, "augur.yaml"), listen)
+
+	// rate(s) = 10 + 0.05 s req/s: the counter is its integral. Samples
+	// go on for a minute after the six checked, so their windows close.
+	first := time.Now().Add(-20 * time.Minute).Truncate(10 * time.Second)
+	const n = 7*12 + 1
+	for i := range n {
+		s := 5 * float64(i)
+		pushV1(t, "http://"+listen+"/api/v1/write", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "http_requests_total"}, {Name: "instance", Value: "a:80"}, {Name: "job", Value: "ramp"}},
+			Samples: []prompb.Sample{{Timestamp: first.Add(time.Duration(i) * 5 * time.Second).UnixMilli(), Value: 10*s + 0.025*s*s}},
+		}}})
+	}
+	var fc struct {
+		Points []proto.ForecastPoint `json:"points"`
+	}
+	lastEnd := first.Add(6 * time.Minute).UnixMilli()
+	waitFor(t, time.Minute, "forecast points up to the end of the ramp", func() (bool, string) {
+		_ = json.Unmarshal([]byte(scrape(t, "http://"+listen+"/api/v1/forecasts?rule=ramp")), &fc)
+		if len(fc.Points) == 0 {
+			return false, "no points"
+		}
+		end := fc.Points[len(fc.Points)-1].WindowEnd
+		return end >= lastEnd, fmt.Sprintf("last window end %v", time.UnixMilli(end).Sub(first))
+	})
+	observed := map[int64]float64{}
+	for _, p := range fc.Points {
+		observed[p.WindowEnd] = p.Observed
+	}
+	checked, worst := 0, 0.0
+	for _, p := range fc.Points {
+		later, ok := observed[p.WindowEnd+int64(p.HorizonSeconds*1000)]
+		if !ok || p.WindowEnd < first.Add(3*time.Minute).UnixMilli() {
+			continue
+		}
+		checked++
+		worst = max(worst, math.Abs(p.Forecast/later-1))
+		if math.Abs(p.Forecast-later) > 0.05*later {
+			t.Errorf("forecast at %v by %s: %.2f for %.2f observed one horizon later (now %.2f), want within 5%%",
+				time.UnixMilli(p.WindowEnd).Sub(first), p.Model, p.Forecast, later, p.Observed)
+		}
+	}
+	t.Logf("%d forecasts checked against the load a horizon later: worst %.1f%% off", checked, 100*worst)
+	if checked < 10 {
+		t.Errorf("%d forecasts checked against the load a horizon later, want at least 10 (points: %d)", checked, len(fc.Points))
+	}
+}
