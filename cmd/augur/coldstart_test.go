@@ -19,25 +19,7 @@ import (
 // through `augur run` and a stream of remote-write requests, one scrape
 // every 5 s of a counter rising 17.3 per second.
 func TestFirstDecisionWithinTwoWindows(t *testing.T) {
-	dir := t.TempDir()
-	broker, listen := freePort(t), freePort(t)
-	writeFile(t, filepath.Join(dir, "rules.yaml"), `rules:
-- name: api
-  scaling:
-    selector: 'http_requests_total{job="api"}'
-    capacity_per_pod: 2
-    window: 10s
-    horizon: 1m
-    min_replicas: 1
-    max_replicas: 50
-    target: {namespace: demo, name: api}
-`)
-	writeFile(t, filepath.Join(dir, "augur.yaml"), fmt.Sprintf(`listen: %s
-data_dir: %s
-kafka: {embedded_addr: %s, partitions: 2}
-rules_file: %s
-`, listen, filepath.Join(dir, "data"), broker, filepath.Join(dir, "rules.yaml")))
-	startRun(t, filepath.Join(dir, "augur.yaml"), listen)
+	broker, listen := startScalingRun(t, "api")
 
 	// Three minutes of scrapes, starting mid-window, pushed as they come.
 	first := time.Now().Add(-10 * time.Minute).Truncate(10 * time.Second).Add(3 * time.Second)
@@ -91,25 +73,7 @@ rules_file: %s
 // The last value, served alone before the drift member, was a horizon's
 // rise (3 req/s, 11-14%) short.
 func TestRampForecastLeadsTheLoad(t *testing.T) {
-	dir := t.TempDir()
-	broker, listen := freePort(t), freePort(t)
-	writeFile(t, filepath.Join(dir, "rules.yaml"), `rules:
-- name: ramp
-  scaling:
-    selector: 'http_requests_total{job="ramp"}'
-    capacity_per_pod: 2
-    window: 10s
-    horizon: 1m
-    min_replicas: 1
-    max_replicas: 50
-    target: {namespace: demo, name: ramp}
-`)
-	writeFile(t, filepath.Join(dir, "augur.yaml"), fmt.Sprintf(`listen: %s
-data_dir: %s
-kafka: {embedded_addr: %s, partitions: 2}
-rules_file: %s
-`, listen, filepath.Join(dir, "data"), broker, filepath.Join(dir, "rules.yaml")))
-	startRun(t, filepath.Join(dir, "augur.yaml"), listen)
+	_, listen := startScalingRun(t, "ramp")
 
 	// rate(s) = 10 + 0.05 s req/s: the counter is its integral. Samples
 	// go on for a minute after the six checked, so their windows close.
@@ -155,4 +119,32 @@ rules_file: %s
 	if checked < 10 {
 		t.Errorf("%d forecasts checked against the load a horizon later, want at least 10 (points: %d)", checked, len(fc.Points))
 	}
+}
+
+// startScalingRun starts `augur run` (embedded broker) with one scaling
+// rule, named name, on http_requests_total{job=name}: a 10 s window, a
+// 1 min horizon, 2 req/s per pod, target demo/name. It returns the
+// broker's and augur's addresses.
+func startScalingRun(t *testing.T, name string) (broker, listen string) {
+	t.Helper()
+	dir := t.TempDir()
+	broker, listen = freePort(t), freePort(t)
+	writeFile(t, filepath.Join(dir, "rules.yaml"), fmt.Sprintf(`rules:
+- name: %[1]s
+  scaling:
+    selector: 'http_requests_total{job="%[1]s"}'
+    capacity_per_pod: 2
+    window: 10s
+    horizon: 1m
+    min_replicas: 1
+    max_replicas: 50
+    target: {namespace: demo, name: %[1]s}
+`, name))
+	writeFile(t, filepath.Join(dir, "augur.yaml"), fmt.Sprintf(`listen: %s
+data_dir: %s
+kafka: {embedded_addr: %s, partitions: 2}
+rules_file: %s
+`, listen, filepath.Join(dir, "data"), broker, filepath.Join(dir, "rules.yaml")))
+	startRun(t, filepath.Join(dir, "augur.yaml"), listen)
+	return broker, listen
 }
