@@ -484,7 +484,8 @@ func (b *Bank) addHist(y float64) {
 // forecasts are finite.
 func (b *Bank) choose() {
 	best, bestErr := b.served, math.Inf(1)
-	for i, t := range [NumMembers]*models.Tracker{&b.naive.Tracker, &b.hw.Tracker, &b.fr.Tracker, &b.drift.Tracker} {
+	for i := range NumMembers {
+		t := b.tracker(i)
 		mae, n := t.MAE()
 		if n < float64(b.h) {
 			continue
@@ -566,6 +567,7 @@ func (b *Bank) refit() {
 		b.hw.Tracker.Reset()
 		b.fr.Tracker.Reset()
 		b.naive.Tracker.Reset()
+		// Drift learns nothing a refit could throw away: its scores stay.
 	}
 }
 
