@@ -52,6 +52,7 @@ func main() {
 	summary := flag.Bool("summary", false, "print only the totals line")
 	podsAtP90 := flag.Float64("pods-at-p90", 10, "capacity per pod is the trace's 90th percentile load over this")
 	heldout := flag.Bool("heldout", false, "choose the interval cap, forecast hold and reversal guard leaving one trace out, and print in-sample and held-out totals")
+	synthetic := flag.Bool("synthetic", false, "play generated traces (load shapes at three noise levels) instead of -data's")
 	flag.Parse()
 	var files []string
 	for _, g := range []string{"traces/crane/*.csv.gz", "nab/data/realAWSCloudwatch/*.csv"} {
@@ -59,13 +60,18 @@ func main() {
 		files = append(files, m...)
 	}
 	sort.Strings(files)
-	if len(files) == 0 {
-		fmt.Fprintln(os.Stderr, "no traces under", *data)
-		os.Exit(1)
-	}
 	v := variant{cap: *icap, hold: *fcHold, up: *upStep, down: *downStep, guard: *guard}
 	st := settings{podStart: *start, horizon: *horizon, stab: *stab, hpaMin: *hpaMin, oracle: *useOracle, podsAtP90: *podsAtP90}
-	traces := loadTraces(files)
+	var traces []trace
+	switch {
+	case *synthetic:
+		traces = syntheticTraces()
+	case len(files) == 0:
+		fmt.Fprintln(os.Stderr, "no traces under", *data)
+		os.Exit(1)
+	default:
+		traces = loadTraces(files)
+	}
 	if *heldout {
 		heldOut(traces, st)
 		return
@@ -168,24 +174,29 @@ func loadTraces(files []string) []trace {
 			fmt.Fprintf(os.Stderr, "scalesim: %s: nothing scored (%v of samples, the first %v are warm-up); left out\n", name, span, warmup)
 			continue
 		}
-		points := make([]whatif.Point, len(pts))
-		vals := make([]float64, len(pts))
-		for i, p := range pts {
-			points[i] = whatif.Point{Ts: p.Ts, Value: p.Value}
-			vals[i] = p.Value
-		}
-		slices.Sort(vals)
-		p90 := vals[len(vals)*9/10]
-		if p90 <= 0 {
-			p90 = vals[len(vals)-1]
-		}
-		ts, vs := whatif.CounterFromTrace(points, Scrape)
-		out = append(out, trace{name: name, step: backtest.InferStep(pts), p90: p90, ts: ts, vs: vs})
+		out = append(out, newTrace(name, pts))
 	}
 	if len(out) == 0 {
 		fail(fmt.Errorf("none of %d traces is longer than the %v warm-up", len(files), warmup))
 	}
 	return out
+}
+
+// newTrace makes the counter a trace's load becomes.
+func newTrace(name string, pts []backtest.Point) trace {
+	points := make([]whatif.Point, len(pts))
+	vals := make([]float64, len(pts))
+	for i, p := range pts {
+		points[i] = whatif.Point{Ts: p.Ts, Value: p.Value}
+		vals[i] = p.Value
+	}
+	slices.Sort(vals)
+	p90 := vals[len(vals)*9/10]
+	if p90 <= 0 {
+		p90 = vals[len(vals)-1]
+	}
+	ts, vs := whatif.CounterFromTrace(points, Scrape)
+	return trace{name: name, step: backtest.InferStep(pts), p90: p90, ts: ts, vs: vs}
 }
 
 func runTraces(traces []trace, st settings, v variant) []traceRun {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLoadTracesLeavesShortOnesOut: a trace no longer than the warm-up is
@@ -37,5 +38,31 @@ func TestLoadTracesLeavesShortOnesOut(t *testing.T) {
 	}
 	if tr := traces[0]; tr.step.Minutes() != 5 || tr.p90 <= 0 || len(tr.ts) == 0 || len(tr.ts) != len(tr.vs) {
 		t.Errorf("b_long read as step %v, p90 %v, %d/%d counter samples", tr.step, tr.p90, len(tr.ts), len(tr.vs))
+	}
+}
+
+// TestSyntheticTracesStayCalm plays the generated traces (load shapes at
+// three noise levels, nothing chosen on them) with the stream's policy: in
+// total augur must not reverse itself more often than the HPA, nor run
+// more than 10% more pod-hours, and must leave fewer minutes
+// under-provisioned. A policy that chases noise fails the first.
+func TestSyntheticTracesStayCalm(t *testing.T) {
+	traces := syntheticTraces()
+	if len(traces) != len(synthShapes)*len(synthNoise) {
+		t.Fatalf("%d generated traces, want %d", len(traces), len(synthShapes)*len(synthNoise))
+	}
+	for _, start := range []time.Duration{60 * time.Second, 150 * time.Second} {
+		runs := runTraces(traces, settings{podStart: start, stab: 5 * time.Minute, podsAtP90: 10}, variant{cap: -1, guard: -1})
+		tot := total(runs)
+		t.Logf("pod start %v: under-provisioned %+.1f%%, pod-hours %+.1f%%, reversals HPA %d / augur %d", start, 100*tot.du(), 100*tot.dp(), tot.hr, tot.ar)
+		if tot.ar > tot.hr {
+			t.Errorf("pod start %v: augur reversed itself %d times, the HPA %d", start, tot.ar, tot.hr)
+		}
+		if tot.dp() > 0.10 {
+			t.Errorf("pod start %v: pod-hours %+.1f%% over the HPA's, limit +10%%", start, 100*tot.dp())
+		}
+		if !(tot.au < tot.hu) {
+			t.Errorf("pod start %v: %.0f under-provisioned minutes, the HPA %.0f", start, tot.au, tot.hu)
+		}
 	}
 }
