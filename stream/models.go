@@ -72,14 +72,15 @@ func scalerConfig(r *rules.Rule, tenant string) scaling.Config {
 		Horizon:        s.Horizon,
 		Stabilization:  s.ScaleDownDelay,
 		DecisionTTL:    s.DecisionTTL,
-		// Size on at most three times the point forecast, hold whole
-		// recommendations a minute, and for a minute after a scale
-		// down scale up only for the observed load: chosen in
-		// bench/scalesim leaving one trace out (-heldout, at a 90-s
-		// pod start), among caps 0.5-2, holds 1-5m and guards 0-5m;
-		// without the guard the stream reversed itself 9 times as
-		// often as the HPA (bench/RESULTS-forecast.md).
-		IntervalCap:   2,
+		// Size on at most the rule's interval cap (default three times
+		// the point forecast), hold whole recommendations a minute,
+		// and for a minute after a scale down scale up only for the
+		// observed load: chosen in bench/scalesim leaving one trace
+		// out (-heldout, at a 90-s pod start), among caps 0.5-2, holds
+		// 1-5m and guards 0-5m; without the guard the stream reversed
+		// itself 9 times as often as the HPA
+		// (bench/RESULTS-forecast.md).
+		IntervalCap:   s.IntervalCap,
 		ForecastHold:  min(time.Minute, s.ScaleDownDelay),
 		ReversalGuard: time.Minute,
 		// Steps as large as the HPA's defaults allow (up to the

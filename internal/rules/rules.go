@@ -77,6 +77,12 @@ const (
 // too wide to size a workload by.
 const MaxHorizon = 30 * time.Minute
 
+// DefaultIntervalCap is a scaling rule's default interval_cap: size on at
+// most three times the point forecast. Chosen in bench/scalesim leaving one
+// trace out (-heldout, at a 90-s pod start) among caps 0.5-2
+// (bench/RESULTS-forecast.md).
+const DefaultIntervalCap = 2
+
 // AggregationSumRate is the only aggregation of scaling signals: the sum over
 // the selected series of their per-second rate.
 const AggregationSumRate = "sum_rate"
@@ -130,10 +136,16 @@ type Scaling struct {
 	Mode string `yaml:"mode,omitempty"`
 	// ScaleDownDelay is how long the replicas the observed load needed are
 	// kept before a smaller decision; whole recommendations, the forecast's
-	// headroom included, are kept for 2m or this delay if shorter
+	// headroom included, are kept for 1m or this delay if shorter
 	// (detectors/scaling Config.ForecastHold). Default 5m (the HPA's
 	// scale-down stabilization).
 	ScaleDownDelay time.Duration `yaml:"scale_down_delay,omitempty"`
+	// IntervalCap bounds the headroom the forecast's uncertainty adds:
+	// augur sizes on the forecast's 80% upper bound, but on at most the
+	// point forecast times (1 + IntervalCap) (detectors/scaling
+	// Config.IntervalCap). Default DefaultIntervalCap; > 0 and finite.
+	// Smaller spends fewer pod-hours and leaves more minutes short.
+	IntervalCap float64 `yaml:"interval_cap,omitempty"`
 	// DecisionTTL is how long a decision may be carried out, counted from
 	// when its window closes (its end plus the stream's allowed lateness).
 	// Default 2*Window, at least a minute.
@@ -500,6 +512,12 @@ func (s *Scaling) validate(at string) []error {
 	}
 	if s.ScaleDownDelay < 0 {
 		errs = append(errs, ferr(at+".scale_down_delay", "must be >= 0"))
+	}
+	if s.IntervalCap == 0 {
+		s.IntervalCap = DefaultIntervalCap
+	}
+	if !(s.IntervalCap > 0) || math.IsInf(s.IntervalCap, 0) {
+		errs = append(errs, ferr(at+".interval_cap", "must be a finite number > 0, got %v", s.IntervalCap))
 	}
 	if s.DecisionTTL == 0 {
 		s.DecisionTTL = max(2*s.Window, time.Minute)

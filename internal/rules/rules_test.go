@@ -52,9 +52,14 @@ rules:
   gpu: {selector: 'DCGM_FI_DEV_XID_ERRORS', node_label: Hostname}
 - name: a
   anomaly: {selector: 'y'}
+- name: s
+  scaling: {selector: 'x', capacity_per_pod: 1, min_replicas: 1, max_replicas: 2, target: {namespace: n, name: d}}
 `))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if sc := s.Rule(3).Scaling; sc.IntervalCap != DefaultIntervalCap || sc.ScaleDownDelay != 5*time.Minute || sc.Horizon != 5*time.Minute {
+		t.Errorf("scaling defaults: %+v", sc)
 	}
 	g := s.Rule(0).GrayFailure
 	if g.ShiftExpiry != DefaultShiftExpiry || g.InstanceLabel != "instance" || g.MinInstances != 2 || g.MinRequests != 50 || g.Window != 15*time.Second || g.FalseAlarmDays != 90 {
@@ -111,6 +116,16 @@ rules:
 - name: a
   scaling: {selector: 'x', capacity_per_pod: 1, min_replicas: 3, max_replicas: 2, target: {namespace: n, name: d}}`,
 			"rules[0].scaling.max_replicas: must be >= min_replicas (3)"},
+		{"interval cap", `
+rules:
+- name: a
+  scaling: {selector: 'x', capacity_per_pod: 1, min_replicas: 1, max_replicas: 2, interval_cap: -1, target: {namespace: n, name: d}}`,
+			"rules[0].scaling.interval_cap: must be a finite number > 0, got -1"},
+		{"interval cap inf", `
+rules:
+- name: a
+  scaling: {selector: 'x', capacity_per_pod: 1, min_replicas: 1, max_replicas: 2, interval_cap: .inf, target: {namespace: n, name: d}}`,
+			"rules[0].scaling.interval_cap: must be a finite number > 0, got +Inf"},
 		{"mode", `
 rules:
 - name: a
