@@ -158,7 +158,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "augur_stream_samples_dropped_total",
-			Help: "Samples dropped, by reason: duplicate (equal timestamp), late (older than the series or the watermark), unresolved (a series number whose definition the stream did not read: it began reading after it).",
+			Help: "Samples dropped, by reason: duplicate (equal timestamp), late (older than the series or the watermark), unresolved (a series number whose definition the stream did not read: it began reading after it), not_finite (NaN other than the stale marker, or ±Inf: no consumer can use it).",
 		}, []string{"reason"}),
 		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "augur_stream_bad_records_total",
@@ -241,6 +241,7 @@ func (m *metrics) flush(sh *shard) {
 	m.dropped.WithLabelValues("duplicate").Add(float64(st.duplicates))
 	m.dropped.WithLabelValues("late").Add(float64(st.late))
 	m.dropped.WithLabelValues("unresolved").Add(float64(st.unresolved))
+	m.dropped.WithLabelValues("not_finite").Add(float64(st.notFinite))
 	m.badRecords.Add(float64(st.badRecords))
 	m.created.Add(float64(st.created))
 	m.evicted.Add(float64(st.evicted))

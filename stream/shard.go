@@ -85,7 +85,7 @@ type shard struct {
 
 // shardStats counts what a shard did since the counters were last read.
 type shardStats struct {
-	records, samples, duplicates, late, stale, badRecords, created, evicted, unresolved uint64
+	records, samples, duplicates, late, stale, notFinite, badRecords, created, evicted, unresolved uint64
 }
 
 // group is the state of one workload group: a scaling, gray-failure or GPU
@@ -263,7 +263,8 @@ func (sh *shard) newGroup(key string, rule int, tenant string) int32 {
 //
 //  1. accept: a sample not newer than the series' last (a retried request's
 //     duplicate, or late) or older than the watermark is dropped; a stale
-//     marker ends the series; a DCGM blank is skipped (accept);
+//     marker ends the series; a NaN or infinite value is dropped; a DCGM
+//     blank is skipped (accept);
 //  2. delta: a counter's increase since its previous sample, reset-corrected,
 //     becomes its rate and goes into its scaling window (delta);
 //  3. feed: the group detector gets the point, the anomaly watch the value
@@ -312,6 +313,15 @@ func (sh *shard) accept(row int32, t int64, v float64, wm int64, retry bool) boo
 	}
 	if t < wm {
 		sh.stats.late++
+		return false
+	}
+	if (math.IsNaN(v) && math.Float64bits(v) != StaleNaN) || math.IsInf(v, 0) {
+		// Not a value any consumer can use (a gauge's NaN, an overflowed
+		// counter): dropped, and the series' previous sample stays the
+		// last finite one, so a counter's next rate spans from it. Fed on,
+		// +Inf sized a workload at max_replicas and the next sample read
+		// as a reset; NaN made every later rate NaN.
+		sh.stats.notFinite++
 		return false
 	}
 	if !sh.hasMax || t > sh.maxTs {
@@ -425,7 +435,18 @@ func (sh *shard) advance() {
 		for len(g.windows) > 0 && g.windows[0].start+w <= wm {
 			win := g.windows[0]
 			g.windows = append(g.windows[:0], g.windows[1:]...)
-			ds, pt := sh.env.closeWindow(g, win.start+w, win.sum*1000/float64(w))
+			// The increases in a window cover the time since each
+			// series' previous sample. When no sample at all came in the
+			// windows before it (samples further apart than the window,
+			// or an outage), they cover those windows too: the rate is
+			// over the time since the last window the bank took, not
+			// the window alone, which would multiply it (a 60-s scrape
+			// interval under a 30-s window doubled the load).
+			span := w
+			if last, ok := g.fc.Last(); ok && win.start+w-last > w {
+				span = win.start + w - last
+			}
+			ds, pt := sh.env.closeWindow(g, win.start+w, win.sum*1000/float64(span))
 			sh.out = append(sh.out, ds...)
 			if pt != nil {
 				sh.points = append(sh.points, pt)

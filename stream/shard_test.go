@@ -52,22 +52,26 @@ func TestSeriesSemantics(t *testing.T) {
 		late      uint64
 		series    int
 		wantLastV float64
+		notFinite uint64
 	}{
 		{"duplicates of a retried request", [][]func(*proto.BlockBuilder){
 			{add(cnt, []int64{1000, 2000}, []float64{1, 2})},
 			{add(cnt, []int64{1000, 2000}, []float64{1, 2})},
-		}, 2, 2, 0, 1, 2},
+		}, 2, 2, 0, 1, 2, 0},
 		{"late within the series", [][]func(*proto.BlockBuilder){
 			{add(gauge, []int64{1000, 3000, 2000}, []float64{1, 3, 2})},
-		}, 2, 0, 1, 1, 3},
+		}, 2, 0, 1, 1, 3, 0},
 		{"late behind the watermark", [][]func(*proto.BlockBuilder){
 			{add(gauge, []int64{100_000}, []float64{1})},
 			{add(lbl("__name__", "temp", "a", "2"), []int64{90_000, 100_000}, []float64{5, 6})},
-		}, 2, 0, 1, 2, 1},
+		}, 2, 0, 1, 2, 1, 0},
+		{"NaN and Inf are dropped, the rate spans from the last finite value", [][]func(*proto.BlockBuilder){
+			{add(cnt, []int64{1000, 2000, 3000, 4000, 5000}, []float64{1, math.Inf(1), math.NaN(), math.Inf(-1), 5})},
+		}, 2, 0, 0, 1, 5, 3},
 		{"stale marker ends the series", [][]func(*proto.BlockBuilder){
 			{add(gauge, []int64{1000, 2000}, []float64{1, stale})},
 			{add(gauge, []int64{1_000_000}, []float64{1})}, // watermark moves on: sweep
-		}, 3, 0, 0, 1, 1},
+		}, 3, 0, 0, 1, 1, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +88,9 @@ func TestSeriesSemantics(t *testing.T) {
 			}
 			if sh.lastV[0] != tt.wantLastV {
 				t.Errorf("last value %v, want %v", sh.lastV[0], tt.wantLastV)
+			}
+			if sh.stats.notFinite != tt.notFinite {
+				t.Errorf("%d samples dropped as not finite, want %d", sh.stats.notFinite, tt.notFinite)
 			}
 		})
 	}
@@ -120,6 +127,29 @@ func TestCounterRateAndReset(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(sh.env.fm.value.WithLabelValues("payment-rps", "observed")); v != 1 {
 		t.Fatalf("observed signal %v, want 1/s (a's increase of 10 in the window at 10s)", v)
+	}
+}
+
+// TestScrapeSlowerThanTheWindow: a counter scraped every 20 s under a 10-s
+// window reports each increase in every other window; the rate the bank
+// takes is over the time since the last window it took, not the window
+// alone (which doubled it), and the decision sizes for the real load.
+func TestScrapeSlowerThanTheWindow(t *testing.T) {
+	cfg := testConfig(t)
+	sh := newShard(0, mustEnv(t, &cfg))
+	sh.env.fm = newForecastMetrics()
+	pod := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "a")
+	// 25 requests a second, 10 per pod: 3 pods.
+	for i := range 60 {
+		ts := int64(i) * 20_000
+		sh.processBlock(block(t, "", add(pod, []int64{ts}, []float64{25 * float64(ts) / 1000})))
+		sh.advance()
+	}
+	if v := testutil.ToFloat64(sh.env.fm.value.WithLabelValues("payment-rps", "observed")); v != 25 {
+		t.Errorf("observed signal %v/s, want 25/s", v)
+	}
+	if g := sh.groups[0]; g.last != 3 {
+		t.Errorf("last decision %d replicas, want 3 (25/s at 10 per pod)", g.last)
 	}
 }
 

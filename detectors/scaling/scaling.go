@@ -347,8 +347,10 @@ func (s *Scaler) Stabilize(now time.Time, recommend, hold, cur int32) int32 {
 		return recommend
 	}
 	if recommend >= cur {
-		step := max(1, int32(math.Floor(float64(cur)*s.cfg.MaxScaleUp)))
-		return min(recommend, cur+step)
+		// In float64: cur × MaxScaleUp overflows int32 when the stream
+		// sets MaxScaleUp to a large max_replicas.
+		step := max(1, math.Floor(float64(cur)*s.cfg.MaxScaleUp))
+		return int32(min(float64(recommend), float64(cur)+step))
 	}
 	want := recommend
 	fcut := t - s.cfg.ForecastHold.Milliseconds()

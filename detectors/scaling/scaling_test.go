@@ -296,3 +296,19 @@ func TestSetWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeMaxScaleUp: the stream sets MaxScaleUp to max_replicas (the HPA
+// scales up to the recommendation at once); with a large max_replicas,
+// cur × MaxScaleUp overflowed int32 and the scaler crept up one pod per
+// decision.
+func TestLargeMaxScaleUp(t *testing.T) {
+	for _, maxR := range []int32{1000, 1_000_000, math.MaxInt32} {
+		s := newScaler(t, func(c *Config) { c.MaxReplicas = maxR; c.MaxScaleUp = float64(maxR) })
+		if got := s.Stabilize(time.Unix(1_700_000_000, 0), 500, 500, 10); got != 500 {
+			t.Errorf("max_replicas %d: from 10 toward 500, got %d", maxR, got)
+		}
+		if got := s.Stabilize(time.Unix(1_700_000_060, 0), maxR, maxR, maxR/2+1); got != maxR {
+			t.Errorf("max_replicas %d: from %d toward %d, got %d", maxR, maxR/2+1, maxR, got)
+		}
+	}
+}

@@ -657,6 +657,15 @@ func (b *Bank) Periods() []time.Duration {
 // Steps returns how many steps the bank has seen, gaps included.
 func (b *Bank) Steps() int64 { return b.n }
 
+// Last returns the time (unix ms) of the last step the bank has seen, and
+// false before its first sample.
+func (b *Bank) Last() (int64, bool) {
+	if !b.started {
+		return 0, false
+	}
+	return b.t0 + (b.n-1)*b.stepMs, true
+}
+
 // MemoryBytes returns the memory the bank holds: the struct and the backing
 // arrays of its buffers. Detection scratch space is shared between banks
 // and not counted.
