@@ -241,7 +241,13 @@ func (a *Actuator) poll(ctx context.Context, pollRecords func(context.Context, i
 // writeBatch handles recs and the decisions in force whose try is due, and
 // writes their audit records to l.
 func (a *Actuator) writeBatch(ctx context.Context, l auditLog, recs []*kgo.Record) error {
-	out, acts, err := a.audit(ctx, recs)
+	// The batch in hand is finished when ctx is cancelled (a shutdown, a
+	// lost lease): handled with ctx, every decision after the cancel
+	// failed with "context canceled" without an API call, and its offset
+	// was committed. FinishGrace bounds how long that may take.
+	hctx, stop := finishing(ctx, FinishGrace)
+	defer stop()
+	out, acts, err := a.audit(hctx, recs)
 	if err != nil {
 		return err
 	}
@@ -271,6 +277,18 @@ func (a *Actuator) writeBatch(ctx context.Context, l auditLog, recs []*kgo.Recor
 		a.log.Warn("transaction aborted, decisions will be seen again", "records", len(out))
 	}
 	return nil
+}
+
+// FinishGrace is how long the batch in hand may still take after the
+// actuator's context is cancelled.
+const FinishGrace = 30 * time.Second
+
+// finishing returns a context that is not cancelled with ctx but grace
+// after it.
+func finishing(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return hctx, func() { stop(); cancel() }
 }
 
 // txnLog writes a batch in one Kafka transaction.
@@ -494,9 +512,9 @@ func (a *Actuator) execute(ctx context.Context, d *proto.Decision, now time.Time
 // observedGuardrails, approval, rateLimit) and, when they all pass, applies
 // the decision or a bounded step toward it. It changes nothing in the
 // actuator's memory: it says what to record in t (step, keep). A replica
-// decision stays in force (keep) when a bounded step was applied or a
-// timing guardrail deferred it, in enforce mode only: dry-run changes
-// nothing, so a retry would only repeat itself.
+// decision stays in force (keep) when a bounded step was applied, a
+// timing guardrail deferred it or the API failed, in enforce mode only:
+// dry-run changes nothing, so a retry would only repeat itself.
 func (a *Actuator) try(ctx context.Context, t *attempt) *proto.Action {
 	d := t.d
 	act := &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget(), Mode: string(t.rule.Mode)}
@@ -521,9 +539,21 @@ func (a *Actuator) try(ctx context.Context, t *attempt) *proto.Action {
 		}
 		return refused(act, GuardNoExecutor, "no executor configured for %s", d.GetKind())
 	}
+	// A replica decision whose try failed (an API error, not a refusal,
+	// and not a missing object) stays in force in enforce mode and is
+	// tried again until it expires: one timeout in the middle of bounded
+	// steps ended it there.
+	failed := func(err error) *proto.Action {
+		act := a.failure(act, err)
+		if act.GetOutcome() == proto.OutcomeFailed && enforce && replicaKind(d.GetKind()) && !errors.Is(err, ErrNotFound) {
+			act.Error += ": the decision stays in force and is tried again until it expires"
+			t.keep = true
+		}
+		return act
+	}
 	obs, err := ex.Observe(ctx, d)
 	if err != nil {
-		return a.failure(act, err)
+		return failed(err)
 	}
 	t.obs = &obs
 	act.Before = obs.Before
@@ -565,7 +595,7 @@ func (a *Actuator) try(ctx context.Context, t *attempt) *proto.Action {
 	}
 	after, err := ex.Apply(ctx, step, obs, !enforce)
 	if err != nil {
-		return a.failure(act, err)
+		return failed(err)
 	}
 	t.step = step
 	act.After = after
@@ -594,7 +624,7 @@ func (a *Actuator) bound(cur, want int32) int32 {
 }
 
 // goal is a replica decision in force: a bounded step of it was applied,
-// or a timing guardrail deferred it. It stays until its target is reached,
+// a timing guardrail deferred it, or its try failed. It stays until its target is reached,
 // it expires, or a newer decision for the same target replaces it.
 type goal struct {
 	d    *proto.Decision

@@ -1,6 +1,9 @@
 package actuators
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +140,99 @@ func TestAuditRecordHeaders(t *testing.T) {
 	out, acts, err := a.audit(t.Context(), nil)
 	if err != nil || len(out) != 1 || header(out[0]) != RecordInForce || acts[0].GetDecisionId() != d.GetId() {
 		t.Fatalf("the next step's record: %v, %v, %v", out, acts, err)
+	}
+}
+
+// TestFailedTryStaysInForce: an API error is not a refusal. A decision
+// whose first try fails, or whose next bounded step fails, stays in force
+// and is tried again until it reaches its target (one timeout in the middle
+// of the steps used to end it there).
+func TestFailedTryStaysInForce(t *testing.T) {
+	a, ex, clk, _ := newTest(t, nil)
+	ex.replicas[dep] = 2
+	d := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 10), expiresIn(10*time.Minute))
+	ex.err = errors.New("etcdserver: request timed out")
+	if act := a.Handle(t.Context(), encode(t, d)); act.GetOutcome() != proto.OutcomeFailed || !strings.Contains(act.GetError(), "stays in force") || a.InForce() != 1 {
+		t.Fatalf("first try: %v, %d in force", act, a.InForce())
+	}
+	ex.err = nil
+	clk.Advance(a.cfg.RetryInterval)
+	if acts := a.Reconcile(t.Context()); len(acts) != 1 || acts[0].GetOutcome() != proto.OutcomeApplied || ex.replicas[dep] != 3 {
+		t.Fatalf("retry: %v, %d replicas", acts, ex.replicas[dep])
+	}
+	clk.Advance(time.Minute)
+	ex.err = errors.New("etcdserver: request timed out")
+	if acts := a.Reconcile(t.Context()); len(acts) != 1 || acts[0].GetOutcome() != proto.OutcomeFailed || a.InForce() != 1 {
+		t.Fatalf("a step failing: %v, %d in force", acts, a.InForce())
+	}
+	ex.err = nil
+	reconcileFor(t, a, clk, 5*time.Minute)
+	if ex.replicas[dep] != 10 || a.InForce() != 0 {
+		t.Fatalf("5 minutes later: %d replicas (goal 10), %d in force", ex.replicas[dep], a.InForce())
+	}
+}
+
+// cancellingExec cancels the actuator's context during its first Apply, as
+// a SIGTERM or a lost lease would, and honours the context as client-go
+// does.
+type cancellingExec struct {
+	*fakeExec
+	cancel context.CancelFunc
+}
+
+func (c *cancellingExec) Observe(ctx context.Context, d *proto.Decision) (Observation, error) {
+	if err := ctx.Err(); err != nil {
+		return Observation{}, err
+	}
+	return c.fakeExec.Observe(ctx, d)
+}
+
+func (c *cancellingExec) Apply(ctx context.Context, d *proto.Decision, o Observation, dry bool) (map[string]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	defer c.cancel()
+	return c.fakeExec.Apply(ctx, d, o, dry)
+}
+
+// batchLog records what a batch writes and commits it.
+type batchLog struct{ written []*kgo.Record }
+
+func (l *batchLog) PollRecords(context.Context, int) kgo.Fetches { return nil }
+func (l *batchLog) AllowRebalance()                              {}
+func (l *batchLog) write(_ context.Context, _, out []*kgo.Record) (bool, error) {
+	l.written = append(l.written, out...)
+	return true, nil
+}
+
+// TestCancelFinishesTheBatch: cancelled while the first of two decisions
+// is applied, the actuator still applies the second before it writes the
+// batch's records and commits its offsets (it failed "context canceled"
+// without an API call, and was committed).
+func TestCancelFinishesTheBatch(t *testing.T) {
+	a, ex, clk, _ := newTest(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ce := &cancellingExec{fakeExec: ex, cancel: cancel}
+	a.kube, a.arc = ce, ce
+	other := "k8s/deployment/payment/other"
+	ex.replicas[dep], ex.replicas[other] = 4, 4
+	d1 := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 5))
+	d2 := decision(t, clk.Now(), proto.KindScale, other, scaleTo("payment", "other", 5))
+	var l batchLog
+	if err := a.writeBatch(ctx, &l, []*kgo.Record{{Value: encode(t, d1)}, {Value: encode(t, d2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the context was not cancelled during the batch")
+	}
+	for _, r := range l.written {
+		act, err := proto.UnmarshalAction(r.Value)
+		if err != nil || act.GetOutcome() != proto.OutcomeApplied {
+			t.Errorf("audit record %v (%v), want applied", act, err)
+		}
+	}
+	if len(l.written) != 2 || ex.replicas[dep] != 5 || ex.replicas[other] != 5 {
+		t.Errorf("%d records; replicas %d and %d, want 5 and 5", len(l.written), ex.replicas[dep], ex.replicas[other])
 	}
 }
