@@ -265,7 +265,10 @@ func (a *Actuator) writeBatch(ctx context.Context, l auditLog, recs []*kgo.Recor
 			// A step taken while reconciling has no input record to
 			// bring it back: it is written with the next batch.
 			a.unwritten = append(a.unwritten, act)
-		case act.GetOutcome() != proto.OutcomeDuplicate && act.GetDecisionId() != "":
+		case verifiedOutcome(act) && act.GetDecisionId() != "":
+			// Only a decision that passed the signature, expiry and
+			// replay checks: a forged copy carrying its id must not
+			// replace its record.
 			a.pending[act.GetDecisionId()] = act
 		}
 	}
@@ -478,6 +481,9 @@ func (a *Actuator) admit(value []byte, now time.Time) (d *proto.Decision, act *p
 		return nil, refused(act, GuardSignature, "signature does not verify under any decision key"), false
 	}
 	if p, ok := a.pending[d.GetId()]; ok {
+		// Once: a second record with the id in the same batch is a
+		// duplicate again, as it was before the abort.
+		delete(a.pending, d.GetId())
 		return nil, p, true
 	}
 	exp := d.GetExpiresAt()

@@ -3,11 +3,13 @@ package actuators
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	gproto "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/augur-ops/augur/proto"
@@ -195,14 +197,78 @@ func (c *cancellingExec) Apply(ctx context.Context, d *proto.Decision, o Observa
 	return c.fakeExec.Apply(ctx, d, o, dry)
 }
 
-// batchLog records what a batch writes and commits it.
-type batchLog struct{ written []*kgo.Record }
+// batchLog records what a batch writes and commits it, or aborts it
+// while abort holds batches to abort.
+type batchLog struct {
+	written [][]*kgo.Record
+	abort   int
+}
 
 func (l *batchLog) PollRecords(context.Context, int) kgo.Fetches { return nil }
 func (l *batchLog) AllowRebalance()                              {}
 func (l *batchLog) write(_ context.Context, _, out []*kgo.Record) (bool, error) {
-	l.written = append(l.written, out...)
+	l.written = append(l.written, out)
+	if l.abort > 0 {
+		l.abort--
+		return false, nil
+	}
 	return true, nil
+}
+
+// outcomes returns the outcome (and guardrail) of each record of batch i.
+func (l *batchLog) outcomes(t *testing.T, i int) []string {
+	t.Helper()
+	var out []string
+	for _, r := range l.written[i] {
+		act, err := proto.UnmarshalAction(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.TrimSuffix(act.GetOutcome()+" "+act.GetGuardrail(), " "))
+	}
+	return out
+}
+
+// TestAbortedBatchWrittenAgainUnchanged: after an aborted transaction the
+// batch is read again and each decision's record is written again as it
+// was, once per record as before: a second record with the same id stays a
+// duplicate, and a forged copy carrying a genuine decision's id is refused
+// without replacing the genuine one's record.
+func TestAbortedBatchWrittenAgainUnchanged(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		copy func(*proto.Decision) []byte
+		want []string
+	}{
+		{"the same record twice", func(d *proto.Decision) []byte { return encode(t, d) },
+			[]string{proto.OutcomeApplied, proto.OutcomeDuplicate + " " + GuardDuplicate}},
+		{"a forged copy", func(d *proto.Decision) []byte {
+			f := gproto.Clone(d).(*proto.Decision)
+			f.Desired.Replicas = 60
+			return encode(t, f)
+		}, []string{proto.OutcomeApplied, proto.OutcomeRefused + " " + GuardSignature}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a, ex, clk, _ := newTest(t, nil)
+			ex.replicas[dep] = 4
+			d := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6))
+			recs := []*kgo.Record{{Value: encode(t, d)}, {Value: tt.copy(d)}}
+			l := batchLog{abort: 1}
+			for range 2 {
+				if err := a.writeBatch(t.Context(), &l, recs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 2 {
+				if got := l.outcomes(t, i); !slices.Equal(got, tt.want) {
+					t.Errorf("batch %d (%s): %v, want %v", i, []string{"aborted", "read again"}[i], got, tt.want)
+				}
+			}
+			if ex.replicas[dep] != 6 || ex.applies != 1 {
+				t.Errorf("%d replicas after %d applies, want 6 after 1", ex.replicas[dep], ex.applies)
+			}
+		})
+	}
 }
 
 // TestCancelFinishesTheBatch: cancelled while the first of two decisions
@@ -226,13 +292,10 @@ func TestCancelFinishesTheBatch(t *testing.T) {
 	if ctx.Err() == nil {
 		t.Fatal("the context was not cancelled during the batch")
 	}
-	for _, r := range l.written {
-		act, err := proto.UnmarshalAction(r.Value)
-		if err != nil || act.GetOutcome() != proto.OutcomeApplied {
-			t.Errorf("audit record %v (%v), want applied", act, err)
-		}
+	if got := l.outcomes(t, 0); !slices.Equal(got, []string{proto.OutcomeApplied, proto.OutcomeApplied}) {
+		t.Errorf("audit records %v, want two applied", got)
 	}
-	if len(l.written) != 2 || ex.replicas[dep] != 5 || ex.replicas[other] != 5 {
-		t.Errorf("%d records; replicas %d and %d, want 5 and 5", len(l.written), ex.replicas[dep], ex.replicas[other])
+	if ex.replicas[dep] != 5 || ex.replicas[other] != 5 {
+		t.Errorf("replicas %d and %d, want 5 and 5", ex.replicas[dep], ex.replicas[other])
 	}
 }
