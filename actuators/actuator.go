@@ -91,6 +91,32 @@ func ClientOptions(cfg Config, group string) []kgo.Opt {
 	}
 }
 
+// RebalanceOptions returns the kgo options that make a forget its
+// decisions in force when its consumer group takes partitions away
+// (revoked or lost): another replica now reads their decisions, and a's
+// timer would otherwise go on stepping a target another replica decides
+// for, under cooldowns only a knows. Add them to a client built with
+// ClientOptions or TransactionalOptions when several replicas share the
+// group without leader election.
+func (a *Actuator) RebalanceOptions() []kgo.Opt {
+	return []kgo.Opt{kgo.OnPartitionsRevoked(a.partitionsGone), kgo.OnPartitionsLost(a.partitionsGone)}
+}
+
+// partitionsGone forgets every decision in force and every record saved
+// from an aborted transaction. The decisions of the partitions kept are
+// not lost: the stream decides again when the replicas it reads back are
+// not what it decided (stream/reports.go).
+func (a *Actuator) partitionsGone(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+	a.mu.Lock()
+	n := len(a.goals)
+	clear(a.goals)
+	clear(a.pending)
+	a.mu.Unlock()
+	if n > 0 {
+		a.log.Info("partitions taken away: decisions in force forgotten", "in_force", n, "partitions", gone)
+	}
+}
+
 // New returns an Actuator. cl must be built with ClientOptions (New checks
 // the consumer group and manual commits); the caller owns cl and closes it
 // after Run returns. kube and arc may be nil: decisions of their kinds are

@@ -299,3 +299,61 @@ func TestCancelFinishesTheBatch(t *testing.T) {
 		t.Errorf("replicas %d and %d, want 5 and 5", ex.replicas[dep], ex.replicas[other])
 	}
 }
+
+// TestPartitionsGoneForgetInForce: when a second replica joins the group
+// and takes partitions away, the first forgets its decisions in force
+// (another replica reads their decisions now) instead of stepping a target
+// on its timer under cooldowns only it knows.
+func TestPartitionsGoneForgetInForce(t *testing.T) {
+	suffix := time.Now().Format("150405.000000")
+	decTopic, actTopic, group := "augur.decisions.gone."+suffix, "augur.actions.gone."+suffix, "augur-act-gone-"+suffix
+	seeds := brokers(t, decTopic, actTopic)
+	a, ex, clk, _ := newTest(t, func(c *Config) { c.DecisionsTopic, c.ActionsTopic = decTopic, actTopic })
+	ex.replicas[dep] = 2
+	d := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 10), expiresIn(10*time.Minute))
+	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(decTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(t.Context(), &kgo.Record{Key: []byte(dep), Value: encode(t, d)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	opts := append(ClientOptions(a.cfg, group), kgo.SeedBrokers(seeds...))
+	cl, err := kgo.NewClient(append(opts, a.RebalanceOptions()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.RunClient(ctx, cl) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for range 600 {
+			if ok() {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("not within 60 s: %s (%d in force, %d replicas)", what, a.InForce(), ex.replicas[dep])
+	}
+	waitFor("the decision in force after its first step", func() bool { return a.InForce() == 1 })
+	// A second replica joins: the group's cooperative rebalance moves
+	// partitions to it.
+	other, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	go func() {
+		for ctx.Err() == nil {
+			pctx, pcancel := context.WithTimeout(ctx, time.Second)
+			other.PollRecords(pctx, 10)
+			pcancel()
+			other.AllowRebalance()
+		}
+	}()
+	waitFor("the decision in force forgotten", func() bool { return a.InForce() == 0 })
+}

@@ -130,16 +130,16 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 			return err
 		}
 	}
-	kopts := append(actuators.ClientOptions(cfg, *group), conn...)
 	act, err := actuators.New(cfg, nil, kx, zx, reg, log)
 	if err != nil {
 		return err
 	}
+	kopts := append(append(actuators.ClientOptions(cfg, *group), act.RebalanceOptions()...), conn...)
 	// runOnce joins the consumer group for one run: with leader election a
 	// standby replica must not hold partitions it does not poll.
 	runOnce := func(ctx context.Context) error {
 		if *txn {
-			sess, err := kgo.NewGroupTransactSession(append(actuators.TransactionalOptions(cfg, *group, "augur-act-"+cfg.Actor), conn...)...)
+			sess, err := kgo.NewGroupTransactSession(append(append(actuators.TransactionalOptions(cfg, *group, "augur-act-"+cfg.Actor), act.RebalanceOptions()...), conn...)...)
 			if err != nil {
 				return fmt.Errorf("kafka transactional session: %w", err)
 			}

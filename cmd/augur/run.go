@@ -184,13 +184,6 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if kx != nil {
 		defer kx.Close()
 	}
-	// Audit records and offsets commit in one transaction: exactly one
-	// audit record per decision across restarts.
-	actSession, err := kgo.NewGroupTransactSession(append(actuators.TransactionalOptions(acfg, "augur-act", "augur-act-"+acfg.Actor), conn...)...)
-	if err != nil {
-		return fmt.Errorf("kafka transactional session: %w", err)
-	}
-	defer actSession.Close()
 	var kex actuators.Executor // a nil *kube.Executor must stay a nil interface
 	if kx != nil {
 		kex = kx
@@ -199,6 +192,13 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	// Audit records and offsets commit in one transaction: exactly one
+	// audit record per decision across restarts.
+	actSession, err := kgo.NewGroupTransactSession(append(append(actuators.TransactionalOptions(acfg, "augur-act", "augur-act-"+acfg.Actor), act.RebalanceOptions()...), conn...)...)
+	if err != nil {
+		return fmt.Errorf("kafka transactional session: %w", err)
+	}
+	defer actSession.Close()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
