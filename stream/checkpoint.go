@@ -116,7 +116,9 @@ func (sh *shard) appendSeriesState(b []byte, row int32) ([]byte, error) {
 // varint; the scaler's recommendation window (uvarint count, then at,
 // recommend and hold varints each); the forecaster bank's checkpoint blob;
 // nextClose varint; the group detector's checkpoint blob; then fields
-// added later, which a record may lack: flags byte, last scale down varint.
+// added later, which a record may lack: flags byte, last scale down varint;
+// the scaler's last decided replicas and their time varints, the last
+// decision's id blob and expiry varint.
 func appendGroupState(b []byte, g *group) ([]byte, error) {
 	b = append(b, stateVersion)
 	b = wire.AppendUvarint(b, uint64(len(g.windows)))
@@ -158,11 +160,20 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 	b = append(b, flags)
 	// The scaler's last scale down, after the flags (same rule: an older
 	// record restores it as none).
-	var lastDown int64
+	var lastDown, lastAt int64
+	var last int32
 	if g.sc != nil {
 		lastDown = g.sc.LastDown()
+		last, lastAt = g.sc.Last()
 	}
-	return wire.AppendVarint(b, lastDown), nil
+	b = wire.AppendVarint(b, lastDown)
+	// What the scaler and the group last decided (same rule again): a
+	// restored stream does not repeat a decision still in its TTL, and
+	// reads the actuator's reports against it, as the run it replaces.
+	b = wire.AppendVarint(b, int64(last))
+	b = wire.AppendVarint(b, lastAt)
+	b = wire.AppendBlob(b, []byte(g.lastID))
+	return wire.AppendVarint(b, g.lastExp), nil
 }
 
 // groupOpened is the group state flag of group.opened.
@@ -266,10 +277,18 @@ func (sh *shard) apply(key, value []byte) error {
 		// closed a window.
 		rest := r.Rest()
 		g.opened = len(rest) == 0 || rest[0]&groupOpened != 0
-		var lastDown int64
+		var lastDown, lastAt int64
+		var last int32
 		if len(rest) > 1 {
 			r.Bytes(1)
 			if lastDown = r.Varint(); r.Err() != nil {
+				return r.Err()
+			}
+		}
+		if len(r.Rest()) > 0 {
+			last, lastAt = int32(r.Varint()), r.Varint()
+			g.lastID, g.lastExp = string(r.Blob()), r.Varint()
+			if r.Err() != nil {
 				return r.Err()
 			}
 		}
@@ -280,7 +299,7 @@ func (sh *shard) apply(key, value []byte) error {
 				g.fc, _ = sh.env.newScaling(ri, tenant)
 			}
 			g.refits, g.repairs = g.fc.Refits(), g.fc.Repairs()
-			sh.env.restoreScaler(g, window, lastDown)
+			sh.env.restoreScaler(g, window, lastDown, last, lastAt)
 		}
 		if g.det != nil {
 			if err := g.det.UnmarshalBinary(det); err != nil {

@@ -210,11 +210,12 @@ func retarget(d *proto.Decision, kind, what string, end int64) {
 }
 
 // restoreScaler rebuilds a group's scaler with its checkpointed
-// stabilization window and last scale down.
-func (e *env) restoreScaler(g *group, window []scaling.WindowEntry, lastDown int64) {
+// stabilization window, last scale down and last decision.
+func (e *env) restoreScaler(g *group, window []scaling.WindowEntry, lastDown int64, last int32, lastAt int64) {
 	_, g.sc = e.newScaling(g.rule, g.tenant)
 	g.sc.SetWindow(window)
 	g.sc.SetLastDown(lastDown)
+	g.sc.SetLast(last, lastAt)
 }
 
 // alertDecision makes the alert for a series whose anomaly score made a

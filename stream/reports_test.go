@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -158,4 +159,46 @@ func TestReportsCloseTheLoop(t *testing.T) {
 			t.Fatalf("an old report moved the stream back: %v", ds[0].GetDesired())
 		}
 	})
+}
+
+// TestRestoreDecidesAsTheRunItReplaces: restored from a checkpoint taken
+// right after a decision the actuator refused, the stream makes the same
+// decisions from there as the run that went on: it does not repeat a
+// decision still in its time to live (the scaler's last decision and the
+// group's last decision id are part of the checkpoint).
+func TestRestoreDecidesAsTheRunItReplaces(t *testing.T) {
+	run := func(restore bool) []string {
+		l := newLoop(t)
+		sh := newShard(0, l.e)
+		key := string(l.e.rules.GroupKey(nil, 0, "", nil))
+		l.g = sh.groups[sh.newGroup(key, 0, "")]
+		l.until(10, 50)
+		d := l.until(30, 10)
+		l.report(d, proto.OutcomeRefused, 1, 0)
+		if restore {
+			recs, err := sh.snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := newShard(0, l.e)
+			for _, r := range recs {
+				if err := back.apply(r.key, r.value); err != nil {
+					t.Fatal(err)
+				}
+			}
+			back.finishRestore()
+			l.g = back.groups[back.groupIndex[key]]
+		}
+		var out []string
+		for range 30 {
+			for _, d := range l.window(30) {
+				out = append(out, d.GetSummary())
+			}
+		}
+		return out
+	}
+	went, restored := run(false), run(true)
+	if len(went) == 0 || !slices.Equal(went, restored) {
+		t.Errorf("decisions of the run that went on:\n%q\nof the restored one:\n%q", went, restored)
+	}
 }

@@ -98,7 +98,7 @@ type group struct {
 	fc        *bank.Bank      // scaling: forecaster bank of the summed rate
 	sc        *scaling.Scaler // scaling: replicas from the forecast
 	last      int32           // scaling: replicas of the last decision, 0 when none
-	lastID    string          // scaling: id of the last decision ("" none, or restored)
+	lastID    string          // scaling: id of the last decision ("" none)
 	lastExp   int64           // scaling: its expiry, unix ms
 	opened    bool            // scaling: a window was closed (the first is dropped, see closeWindow)
 	refits    uint64          // scaling: bank refits already counted in the metrics

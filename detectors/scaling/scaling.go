@@ -310,6 +310,14 @@ func (s *Scaler) Hold(in Input) int32 {
 // none), for a checkpoint.
 func (s *Scaler) LastDown() int64 { return s.lastDown }
 
+// Last returns the replicas the scaler last decided (0 none) and when (unix
+// ms), for a checkpoint: a decision equal to the last one is not repeated
+// within DecisionTTL.
+func (s *Scaler) Last() (replicas int32, at int64) { return s.last, s.lastAt }
+
+// SetLast restores Last.
+func (s *Scaler) SetLast(replicas int32, at int64) { s.last, s.lastAt = replicas, at }
+
 // SetLastDown restores LastDown.
 func (s *Scaler) SetLastDown(t int64) { s.lastDown = t }
 
