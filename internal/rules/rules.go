@@ -148,7 +148,7 @@ type Scaling struct {
 	IntervalCap float64 `yaml:"interval_cap,omitempty"`
 	// DecisionTTL is how long a decision may be carried out, counted from
 	// when its window closes (its end plus the stream's allowed lateness).
-	// Default 2*Window, at least a minute.
+	// Default the larger of 2*Window and a minute; > 0.
 	DecisionTTL time.Duration `yaml:"decision_ttl,omitempty"`
 }
 
