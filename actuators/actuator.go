@@ -40,10 +40,10 @@ type Actuator struct {
 	mu      sync.Mutex
 	seen    map[string]time.Time // decision id -> decision expiry
 	targets map[string]targetState
-	changes []time.Time          // rate-limit window, oldest first
-	nodes   map[string]time.Time // node -> when augur tainted it
-	taints  []time.Time          // node actions in the blast-radius window
-	shifts  map[string]int       // resource -> active zonal shifts last seen
+	// live and dry are the changes enforce and dry-run rules made
+	// (budgetFor).
+	live, dry budget
+	shifts    map[string]int // resource -> active zonal shifts last seen
 	// pending holds the audit records of an aborted transaction by
 	// decision id: when the decision is seen again its record is written
 	// again, unchanged, instead of a "duplicate" that would hide what was
@@ -138,7 +138,7 @@ func New(cfg Config, cl *kgo.Client, kube, arc Executor, reg prometheus.Register
 		return nil, err
 	}
 	a := &Actuator{cfg: cfg, cl: cl, kube: kube, arc: arc, log: log, m: m,
-		seen: map[string]time.Time{}, targets: map[string]targetState{}, nodes: map[string]time.Time{}, shifts: map[string]int{}, pending: map[string]*proto.Action{}, goals: map[string]*goal{}}
+		seen: map[string]time.Time{}, targets: map[string]targetState{}, live: newBudget(), dry: newBudget(), shifts: map[string]int{}, pending: map[string]*proto.Action{}, goals: map[string]*goal{}}
 	a.kill.Store(cfg.KillSwitch)
 	return a, nil
 }

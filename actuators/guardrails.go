@@ -193,7 +193,7 @@ func untaintHoldDown(a *Actuator, t *attempt) (string, string) {
 		return "", ""
 	}
 	node := t.d.GetDesired().GetNode()
-	if at, ok := a.nodes[node]; ok && t.now.Sub(at) < a.cfg.UntaintHoldDown {
+	if at, ok := a.budgetFor(t).nodes[node]; ok && t.now.Sub(at) < a.cfg.UntaintHoldDown {
 		return GuardUntaintHoldDown, fmt.Sprintf("node %s tainted %v ago, hold-down %v", node, t.now.Sub(at), a.cfg.UntaintHoldDown)
 	}
 	return "", ""
@@ -282,7 +282,7 @@ func blastRadius(a *Actuator, t *attempt) (string, string) {
 	if obs.TaintedNodes+1 > a.cfg.MaxNodeActions {
 		return GuardBlastRadius, fmt.Sprintf("%d nodes already tainted by augur, limit %d", obs.TaintedNodes, a.cfg.MaxNodeActions)
 	}
-	recent := countSince(a.taints, t.now, a.cfg.NodeWindow, true)
+	recent := countSince(a.budgetFor(t).taints, t.now, a.cfg.NodeWindow, true)
 	if recent+1 > a.cfg.MaxNodeActions {
 		return GuardBlastRadius, fmt.Sprintf("%d node actions in the last %v, limit %d", recent, a.cfg.NodeWindow, a.cfg.MaxNodeActions)
 	}
@@ -338,7 +338,7 @@ func zonalHealthyZones(a *Actuator, t *attempt) (string, string) {
 // rateLimit holds a change back when RateLimit changes happened in the last
 // RateWindow. It runs last, just before a change would be made.
 func rateLimit(a *Actuator, t *attempt) (string, string) {
-	if n := countSince(a.changes, t.now, a.cfg.RateWindow, false); n >= a.cfg.RateLimit {
+	if n := countSince(a.budgetFor(t).changes, t.now, a.cfg.RateWindow, false); n >= a.cfg.RateLimit {
 		return GuardRateLimit, fmt.Sprintf("%d changes in the last %v, limit %d", n, a.cfg.RateWindow, a.cfg.RateLimit)
 	}
 	return "", ""
@@ -356,19 +356,42 @@ func countSince(ts []time.Time, now time.Time, window time.Duration, inclusive b
 	return n
 }
 
+// budget is the memory of the changes made, for the guardrails that limit
+// them across targets: the rate limit, the blast radius and the untaint
+// hold-down.
+type budget struct {
+	changes []time.Time          // rate-limit window, oldest first
+	nodes   map[string]time.Time // node -> when augur tainted it
+	taints  []time.Time          // node actions in the blast-radius window
+}
+
+func newBudget() budget { return budget{nodes: map[string]time.Time{}} }
+
+// budgetFor returns the budget t's rule draws on. Dry-run changes count,
+// so that dry-run shows where enforce would stop, but in a budget of their
+// own: a rule tried in dry-run next to enforced ones never uses up theirs
+// (its pretend taints filled the blast radius and started hold-downs for
+// real ones).
+func (a *Actuator) budgetFor(t *attempt) *budget {
+	if t.rule.Mode == ModeEnforce {
+		return &a.live
+	}
+	return &a.dry
+}
+
 // commit is the one step that changes the actuator's memory after a try:
 // the decision in force for the target, the stabilization window, the
-// cooldowns, the rate limit and the blast radius. Dry-run changes count
-// too, so that dry-run shows what enforce would do.
+// cooldowns, the rate limit and the blast radius (budgetFor).
 func (a *Actuator) commit(t *attempt, act *proto.Action) {
 	d, now, target := t.d, t.now, t.d.GetTarget()
+	b := a.budgetFor(t)
 	// A decision replaces the one in force for its target.
 	delete(a.goals, target)
 	if t.keep {
 		a.goals[target] = &goal{d: d, next: now.Add(a.cfg.RetryInterval)}
 	}
-	a.changes = slices.DeleteFunc(a.changes, func(c time.Time) bool { return now.Sub(c) >= a.cfg.RateWindow })
-	a.taints = slices.DeleteFunc(a.taints, func(c time.Time) bool { return now.Sub(c) > a.cfg.NodeWindow })
+	b.changes = slices.DeleteFunc(b.changes, func(c time.Time) bool { return now.Sub(c) >= a.cfg.RateWindow })
+	b.taints = slices.DeleteFunc(b.taints, func(c time.Time) bool { return now.Sub(c) > a.cfg.NodeWindow })
 	if replicaKind(d.GetKind()) {
 		ts := a.targets[target]
 		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
@@ -390,12 +413,12 @@ func (a *Actuator) commit(t *attempt, act *proto.Action) {
 	if t.step == nil {
 		return
 	}
-	a.changes = append(a.changes, now)
+	b.changes = append(b.changes, now)
 	switch d.GetKind() {
 	case proto.KindTaintNode:
-		a.taints = append(a.taints, now)
-		a.nodes[d.GetDesired().GetNode()] = now
+		b.taints = append(b.taints, now)
+		b.nodes[d.GetDesired().GetNode()] = now
 	case proto.KindUntaintNode:
-		delete(a.nodes, d.GetDesired().GetNode())
+		delete(b.nodes, d.GetDesired().GetNode())
 	}
 }

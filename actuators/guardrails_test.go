@@ -406,12 +406,12 @@ func TestGuardrailsChangeNothing(t *testing.T) {
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	a.targets[dep] = targetState{lastUp: ago(time.Minute), lastChange: ago(time.Minute),
 		recs: []rec{{ago(20 * time.Minute), 9}, {ago(time.Minute), 8}}}
-	a.changes = []time.Time{ago(2 * time.Hour), ago(time.Minute)}
-	a.taints = []time.Time{ago(48 * time.Hour), ago(time.Minute)}
-	a.nodes["gpu-1"] = ago(time.Minute)
+	a.live.changes = []time.Time{ago(2 * time.Hour), ago(time.Minute)}
+	a.live.taints = []time.Time{ago(48 * time.Hour), ago(time.Minute)}
+	a.live.nodes["gpu-1"] = ago(time.Minute)
 	a.goals[dep] = &goal{d: decision(t, now, proto.KindScale, dep, scaleTo("payment", "payment-service", 8)), next: now}
 	snapshot := func() string {
-		return fmt.Sprintf("%v|%v|%v|%v|%v|%v", a.targets, a.changes, a.taints, a.nodes, len(a.goals), a.goals[dep].next)
+		return fmt.Sprintf("%v|%v|%v|%v|%v", a.targets, a.live, a.dry, len(a.goals), a.goals[dep].next)
 	}
 	before := snapshot()
 	decisions := []*proto.Decision{
@@ -439,5 +439,39 @@ func TestGuardrailsChangeNothing(t *testing.T) {
 	}
 	if after := snapshot(); after != before {
 		t.Fatalf("guardrails changed the actuator's memory:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// TestDryRunRuleKeepsItsOwnBudget: a rule tried in dry-run next to
+// enforced ones counts its changes (dry-run shows where enforce would
+// stop) but in a budget of its own: its pretend scale-ups do not use up
+// the enforced rules' rate limit, nor its pretend taints their blast
+// radius.
+func TestDryRunRuleKeepsItsOwnBudget(t *testing.T) {
+	a, ex, clk, _ := newTest(t, func(c *Config) {
+		c.Mode, c.RateLimit, c.MaxNodeActions = ModeEnforce, 2, 1
+		c.Rules = map[string]Rule{"trial": {Mode: ModeDryRun}}
+	})
+	trial := func(d *proto.Decision) { d.Rule = "trial" }
+	if act := a.Handle(t.Context(), encode(t, decision(t, clk.Now(), proto.KindTaintNode, "node/gpu-1", taint("gpu-1", "NoSchedule"), trial))); act.GetOutcome() != proto.OutcomeDryRun {
+		t.Fatalf("dry-run taint: %s %s", act.GetOutcome(), act.GetGuardrail())
+	}
+	for i, target := range []string{"a", "b"} {
+		ex.replicas["k8s/deployment/payment/"+target] = 2
+		act := a.Handle(t.Context(), encode(t, decision(t, clk.Now(), proto.KindScale, "k8s/deployment/payment/"+target, scaleTo("payment", target, 3), trial)))
+		want := proto.OutcomeDryRun
+		if i == 1 {
+			want = proto.OutcomeDeferred // its own budget: two changes
+		}
+		if act.GetOutcome() != want {
+			t.Fatalf("dry-run change %d: %s %s, want %s", i, act.GetOutcome(), act.GetGuardrail(), want)
+		}
+	}
+	ex.replicas[dep] = 2
+	if act := a.Handle(t.Context(), encode(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 3)))); act.GetOutcome() != proto.OutcomeApplied {
+		t.Errorf("enforced scale-up after the dry-run rule's changes: %s %s %q", act.GetOutcome(), act.GetGuardrail(), act.GetError())
+	}
+	if act := a.Handle(t.Context(), encode(t, decision(t, clk.Now(), proto.KindTaintNode, "node/gpu-2", taint("gpu-2", "NoSchedule")))); act.GetOutcome() != proto.OutcomeApplied {
+		t.Errorf("enforced taint after the dry-run rule's taint: %s %s %q", act.GetOutcome(), act.GetGuardrail(), act.GetError())
 	}
 }
