@@ -42,8 +42,10 @@
 // limit in Required of the last Windows windows) and at least two healthy
 // zones remain; two or more degraded zones are a regional event and give an
 // alert, never a shift, and cancel a shift in force (the other zones are
-// no better place). The shift is extended while the zone is unhealthy and
-// cancelled once it has been healthy for HoldDown. Warnings (a zone
+// no better place). The shift is extended while the zone is measured and
+// not yet healthy, and cancelled once it has been healthy for HoldDown; a
+// zone drained of its traffic (too few requests to count) is not extended,
+// and when its shift expires it is judged on its traffic again. Warnings (a zone
 // WarnRatio worse in Required of the last Windows windows) stay m-of-n.
 package grayfailure
 
@@ -143,8 +145,8 @@ type Config struct {
 	PacketLossLimit  float64
 	// ShiftExpiry is the lifetime of a zonal shift at AWS. The detector
 	// decides an extension (another zonal_shift) when less than half of it is
-	// left and the zone has not yet been healthy for HoldDown. Default 1h;
-	// AWS allows 1m to 3 days.
+	// left and the zone, measured in the window, has not yet been healthy
+	// for HoldDown. Default 1h; AWS allows 1m to 3 days.
 	ShiftExpiry time.Duration
 	// HoldDown is how long a shifted zone must be healthy before the shift is
 	// cancelled. Default 15m.

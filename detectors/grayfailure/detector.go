@@ -236,6 +236,13 @@ func (d *Detector) collect(stats []ZoneStats) {
 	}
 }
 
+// logRatioFloor bounds how much better than its peers a window weighs: a
+// zone with no packet loss against peers with some has a ratio of 0, whose
+// log (-Inf) became the zone's healthy mean, then NaN, and a NaN threshold
+// never shifted it again (and its checkpoint no longer decoded). A zone 100
+// times better than its peers weighs as 100 times better.
+var logRatioFloor = -math.Log(100)
+
 // positiveOrNaN maps unknown (0, negative, NaN, Inf) to NaN.
 func positiveOrNaN(v float64) float64 {
 	if v > 0 && !math.IsInf(v, 0) {
@@ -351,7 +358,7 @@ func (d *Detector) compare() {
 				// The log ratio the evidence is weighed on: errors
 				// smoothed, every signal capped at 1 unless it is
 				// significant, material and above the limit.
-				x := math.Log(ratio)
+				x := max(math.Log(ratio), logRatioFloor)
 				if s == sigErr {
 					x = math.Log((v + c.ErrorShareSmoothing) / (peer + c.ErrorShareSmoothing))
 				}
@@ -543,7 +550,11 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 	for i := range d.zones {
 		z := &d.zones[i]
 		if z.shiftedUntil != 0 && now >= z.shiftedUntil {
-			z.shiftedUntil = 0 // expired at AWS
+			// Expired at AWS: its traffic is back, and the zone is shifted
+			// again only on evidence gathered from it (the evidence it had
+			// froze while it was drained).
+			z.shiftedUntil = 0
+			z.ev = [nSignals]float64{}
 		}
 		if z.shiftedUntil != 0 {
 			shifted = i
@@ -618,7 +629,11 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		}
 	}
 
-	// The shifted zone: cancel after the hold-down, extend while unhealthy.
+	// The shifted zone: cancel after the hold-down, extend while measured
+	// and not yet healthy for the hold-down. A zone drained of its traffic
+	// (too few requests or instances to count) is not extended: with no
+	// window measured it never recovered either, and was extended for
+	// ever; its shift expires and the zone is judged on its traffic again.
 	if shifted >= 0 {
 		z := &d.zones[shifted]
 		switch {
@@ -626,7 +641,7 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 			z.shiftedUntil = 0
 			out = append(out, d.shift(at, shifted, proto.KindCancelZonalShift, "recovered"))
 			z.ev = [nSignals]float64{}
-		case time.Duration(z.shiftedUntil-now)*time.Millisecond < c.ShiftExpiry/2:
+		case z.valid&1 != 0 && time.Duration(z.shiftedUntil-now)*time.Millisecond < c.ShiftExpiry/2:
 			z.shiftedUntil = now + c.ShiftExpiry.Milliseconds()
 			out = append(out, d.shift(at, shifted, proto.KindZonalShift, "extend"))
 		}

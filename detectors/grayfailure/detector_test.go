@@ -503,3 +503,42 @@ func BenchmarkUpdateShiftEpisode(b *testing.B) {
 		d.Update(t0.Add(time.Duration(k)*time.Minute), w)
 	}
 }
+
+// TestZeroLossIsNotPoison: a zone reporting no packet loss at all while its
+// peers report some weighs as much better than them, not as -Inf: its
+// healthy estimate stays finite, its checkpoint decodes, and 10% loss on it
+// later shifts it as on a fresh detector.
+func TestZeroLossIsNotPoison(t *testing.T) {
+	shiftAt := func(zeroFirst bool) int {
+		d := newDetector(t, testConfig())
+		for k := 1; k <= 40; k++ {
+			st := zones3(func(i int, s *ZoneStats) {
+				switch {
+				case i == 0 && k <= 5 && zeroFirst:
+					s.PacketLoss = 0
+				case i == 0 && k > 5:
+					s.PacketLoss = 0.10
+				}
+			})
+			for _, dec := range d.Update(t0.Add(time.Duration(k)*time.Minute), st) {
+				if dec.GetKind() == proto.KindZonalShift {
+					return k
+				}
+			}
+			if k == 5 {
+				b, err := d.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := newDetector(t, testConfig()).UnmarshalBinary(b); err != nil {
+					t.Fatalf("after %d windows (zero loss first: %v), the checkpoint does not decode: %v", k, zeroFirst, err)
+				}
+			}
+		}
+		return 0
+	}
+	fresh, afterZero := shiftAt(false), shiftAt(true)
+	if fresh == 0 || afterZero == 0 || afterZero > fresh+1 {
+		t.Errorf("10%% loss shifted at window %d on a fresh detector, at %d after windows of zero loss (0: never)", fresh, afterZero)
+	}
+}
