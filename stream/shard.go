@@ -8,6 +8,7 @@ import (
 	"github.com/augur-ops/augur/detectors"
 	"github.com/augur-ops/augur/detectors/anomaly"
 	"github.com/augur-ops/augur/detectors/gpu"
+	"github.com/augur-ops/augur/detectors/grayfailure"
 	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/models/bank"
@@ -229,6 +230,8 @@ func (sh *shard) bind(tenant string, lbls []proto.Label, metricType string) (g, 
 		case rules.KindGPU:
 			gpuRule = true
 			counter = counter || gpu.Counter(name)
+		case rules.KindGrayFailure:
+			counter = counter || grayfailure.Counter(name)
 		}
 		gk := string(set.GroupKey(nil, ri, tenant, lbls))
 		gi, ok := sh.groupIndex[gk]

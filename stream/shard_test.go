@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -377,4 +378,31 @@ func decisionsJSON(t testing.TB, ds []*proto.Decision) []string {
 		out = append(out, string(b))
 	}
 	return out
+}
+
+// TestUntypedSegmentCountersAreCounters: node_exporter exposes the TCP
+// segment counters a gray-failure rule reads packet loss from untyped, and
+// remote-write 1.0 carries no type: they are bound as counters (their
+// increase is the loss's numerator and denominator), not as gauges.
+func TestUntypedSegmentCountersAreCounters(t *testing.T) {
+	set, err := rules.Parse(strings.NewReader(`
+rules:
+- name: checkout-zones
+  gray_failure:
+    selector: '{__name__=~"node_netstat_Tcp_RetransSegs|node_netstat_Tcp_OutSegs|node_load1"}'
+    zone_label: zone_id
+    resource_arn: arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/checkout/1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Rules = set
+	sh := newShard(0, mustEnv(t, &cfg))
+	for name, want := range map[string]bool{"node_netstat_Tcp_RetransSegs": true, "node_netstat_Tcp_OutSegs": true, "node_load1": false} {
+		g, _, counter, _ := sh.bind("", lbl("__name__", name, "zone_id", "use1-az1", "instance", "i1"), "")
+		if g < 0 || counter != want {
+			t.Errorf("%s: group %d, counter %v; want a group and counter %v", name, g, counter, want)
+		}
+	}
 }

@@ -83,6 +83,14 @@ const (
 	gsOutSegs
 )
 
+// Counter reports whether series of metric name are counters whatever type
+// they arrive with: node_exporter exposes the TCP segment counters untyped
+// (and remote-write 1.0 carries no type), so they would be read as gauges
+// and the packet loss never computed.
+func Counter(name string) bool {
+	return name == "node_netstat_Tcp_RetransSegs" || name == "node_netstat_Tcp_OutSegs"
+}
+
 // graySignal classifies a series by its name and labels.
 func graySignal(name string, lbls []proto.Label) int {
 	switch {
