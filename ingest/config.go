@@ -43,12 +43,20 @@ type Config struct {
 	// MaxInflightRequests bounds requests being processed at once.
 	// Default 256.
 	MaxInflightRequests int `yaml:"max_inflight_requests"`
-	// MaxInflightBytes bounds the compressed bytes of requests being
-	// processed at once. Default 256 MiB.
+	// MaxInflightBytes bounds the bytes of requests being processed at
+	// once: a request is admitted on its compressed size (Content-Length)
+	// and, once its body is read, on its decoded size (snappy expands up to
+	// about 20 times). Default 256 MiB; at least MaxDecodedBytes.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// InflightWait is how long a request waits for room under the two
 	// limits above before it answers 503 with Retry-After. Default 250ms.
 	InflightWait time.Duration `yaml:"inflight_wait"`
+	// BodyTimeout bounds the reading of a request's body, which holds its
+	// in-flight slot and bytes: a client that declares a body and sends
+	// it slowly, or not at all, held them for as long as it kept the
+	// connection open. Default 30s, Prometheus' remote_timeout: a sender
+	// has given up on the request by then.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
 	// RetryAfter is the value of the Retry-After header on 503. Default 1s.
 	RetryAfter time.Duration `yaml:"retry_after"`
 	// ProduceTimeout bounds the wait for Kafka to acknowledge a request's
@@ -135,6 +143,7 @@ func (c *Config) defaults() {
 	def(&c.MaxInflightRequests, 256)
 	def64(&c.MaxInflightBytes, 256<<20)
 	defD(&c.InflightWait, 250*time.Millisecond)
+	defD(&c.BodyTimeout, 30*time.Second)
 	defD(&c.RetryAfter, time.Second)
 	defD(&c.ProduceTimeout, 10*time.Second)
 	def(&c.Limits.MaxLabelsPerSeries, 30)
@@ -190,6 +199,7 @@ func (c *Config) Validate() error {
 		{"max_inflight_requests", int64(c.MaxInflightRequests)},
 		{"max_inflight_bytes", c.MaxInflightBytes},
 		{"inflight_wait", int64(c.InflightWait)},
+		{"body_timeout", int64(c.BodyTimeout)},
 		{"retry_after", int64(c.RetryAfter)},
 		{"produce_timeout", int64(c.ProduceTimeout)},
 		{"limits.max_labels_per_series", int64(c.Limits.MaxLabelsPerSeries)},
@@ -204,8 +214,9 @@ func (c *Config) Validate() error {
 	if c.SeriesRefs < -1 || c.SeriesRefs >= proto.MaxSeriesRef {
 		bad("series_refs", "must be -1 (off) or 1 to %d, got %d", proto.MaxSeriesRef-1, c.SeriesRefs)
 	}
-	if c.MaxInflightBytes > 0 && c.MaxInflightBytes < c.MaxCompressedBytes {
-		bad("max_inflight_bytes", "%d is below max_compressed_bytes %d: a largest request could never run", c.MaxInflightBytes, c.MaxCompressedBytes)
+	if c.MaxInflightBytes > 0 && c.MaxInflightBytes < max(c.MaxCompressedBytes, c.MaxDecodedBytes) {
+		bad("max_inflight_bytes", "%d is below max_compressed_bytes %d or max_decoded_bytes %d: a largest request could never run",
+			c.MaxInflightBytes, c.MaxCompressedBytes, c.MaxDecodedBytes)
 	}
 	if c.ProduceTimeout > 0 && c.ProduceTimeout < time.Second {
 		bad("produce_timeout", "must be at least 1s (the Kafka client's lower bound), got %s", c.ProduceTimeout)

@@ -176,6 +176,8 @@ type seriesDef struct {
 // ServeHTTP implements http.Handler for POST /api/v1/write.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	start := time.Now()
+	// A ResponseWriter without deadlines (a test recorder) reads as before.
+	_ = http.NewResponseController(w).SetReadDeadline(start.Add(r.cfg.BodyTimeout))
 	version, st, err := r.serve(hr)
 	r.respond(w, version, st, err)
 	r.m.requests.WithLabelValues(strconv.Itoa(version), statusReason(err)).Inc()
@@ -306,14 +308,16 @@ func (r *Receiver) serve(hr *http.Request) (version int, st stats, err error) {
 	}()
 
 	req := r.pool.Get().(*request)
-	st, err = r.handle(hr, req, version, tenant)
+	st, err = r.handle(hr, req, version, tenant, weight)
 	if !req.abandoned {
 		r.pool.Put(req)
 	}
 	return version, st, err
 }
 
-func (r *Receiver) handle(hr *http.Request, req *request, version int, tenant string) (stats, error) {
+// handle reads, decodes and writes one admitted request; admitted is the
+// in-flight weight it was admitted with.
+func (r *Receiver) handle(hr *http.Request, req *request, version int, tenant string, admitted int64) (stats, error) {
 	var st stats
 	var err error
 	req.body, err = readBody(req.body[:0], hr.Body, r.cfg.MaxCompressedBytes)
@@ -326,6 +330,20 @@ func (r *Receiver) handle(hr *http.Request, req *request, version int, tenant st
 	}
 	if int64(n) > r.cfg.MaxDecodedBytes {
 		return st, fmt.Errorf("%w: %d bytes, limit %d", errDecodedTooLarge, n, r.cfg.MaxDecodedBytes)
+	}
+	// Admitted on its compressed size, the request is held to its
+	// decoded size too: snappy expands up to about 20 times, and requests
+	// admitted by their Content-Length alone decoded to many times the
+	// in-flight limit together.
+	if extra := int64(n) - admitted; extra > 0 {
+		ctx, cancel := context.WithTimeout(hr.Context(), r.cfg.InflightWait)
+		err := r.inflightBytes.Acquire(ctx, extra)
+		cancel()
+		if err != nil {
+			r.m.overloaded.Inc()
+			return st, errOverloaded
+		}
+		defer r.inflightBytes.Release(extra)
 	}
 	if cap(req.decoded) < n {
 		req.decoded = make([]byte, n)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -642,6 +643,74 @@ func TestOverloadIs503(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("status %d after the slot freed, want 204", resp.StatusCode)
 	}
+}
+
+// TestInflightCountsDecodedBytes: a request is held to its decoded size,
+// not only the Content-Length it was admitted on (snappy expands up to 20
+// times): with the in-flight budget all but a request's compressed size
+// taken, it answers 503 (retry later), and 204 once the budget frees.
+func TestInflightCountsDecodedBytes(t *testing.T) {
+	const budget = 8 << 20
+	e := newEnv(t, func(c *Config) {
+		c.MaxInflightBytes, c.MaxDecodedBytes, c.MaxCompressedBytes = budget, budget, budget
+		c.InflightWait = 10 * time.Millisecond
+	})
+	req := encodeV1(t, manySeries(2000, e.now.UnixMilli()))
+	decoded, err := snappy.DecodedLen(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decoded < 4*len(req) {
+		t.Fatalf("test request: %d bytes decoded from %d, want a body that expands", decoded, len(req))
+	}
+	held := int64(budget - 2*len(req))
+	if err := e.recv.inflightBytes.Acquire(t.Context(), held); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.post(t, post{body: req})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d with %d of %d bytes in flight and a %d-byte request decoding to %d, want 503 with Retry-After",
+			resp.StatusCode, held, budget, len(req), decoded)
+	}
+	e.recv.inflightBytes.Release(held)
+	if resp := e.post(t, post{body: req}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d once the budget freed, want 204", resp.StatusCode)
+	}
+}
+
+// TestStalledBodyFreesItsSlot: a client that declares a body and sends
+// none holds an in-flight slot only until body_timeout; then the next
+// request is served.
+func TestStalledBodyFreesItsSlot(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.MaxInflightRequests = 1
+		c.InflightWait = 10 * time.Millisecond
+		c.BodyTimeout = 300 * time.Millisecond
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"+
+		"Content-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: 1000000\r\n\r\n")
+	for i := 0; testutil.ToFloat64(e.recv.m.inflight) != 1; i++ {
+		if i == 100 {
+			t.Fatal("the stalled request never took the slot")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req := encodeV1(t, manySeries(1, e.now.UnixMilli()))
+	if resp := e.post(t, post{body: req}); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d while the stalled upload holds the only slot, want 503", resp.StatusCode)
+	}
+	for range 100 {
+		if resp := e.post(t, post{body: req}); resp.StatusCode == http.StatusNoContent {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the stalled upload held the only slot for 5 s (body_timeout 300ms)")
 }
 
 func TestDrainRefusesNewRequests(t *testing.T) {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -235,6 +237,16 @@ func (b *BlockBuilder) StartSeriesColumn(series []byte, md Metadata) {
 	b.startRow(md)
 }
 
+// validUTF8 returns s with each invalid UTF-8 sequence replaced by U+FFFD:
+// the metadata columns are Arrow utf8, which readers validate (pyarrow
+// refused a block whose help text a sender had not encoded).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 // startRow ends the series column of a new row and starts its other columns.
 func (b *BlockBuilder) startRow(md Metadata) {
 	b.series.offsets = append(b.series.offsets, int32(len(b.series.data)))
@@ -242,9 +254,9 @@ func (b *BlockBuilder) startRow(md Metadata) {
 	b.tsOffsets = append(b.tsOffsets, int32(len(b.ts)))
 	b.histOffsets = append(b.histOffsets, int32(len(b.hists.offsets)-1))
 	b.exOffsets = append(b.exOffsets, int32(len(b.exemplars.offsets)-1))
-	b.typ.appendString(md.Type)
-	b.help.appendString(md.Help)
-	b.unit.appendString(md.Unit)
+	b.typ.appendString(validUTF8(md.Type))
+	b.help.appendString(validUTF8(md.Help))
+	b.unit.appendString(validUTF8(md.Unit))
 	b.refs = append(b.refs, 0)
 }
 

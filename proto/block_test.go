@@ -100,6 +100,27 @@ func TestStartSeriesColumn(t *testing.T) {
 	}
 }
 
+// TestMetadataIsValidUTF8: help and unit text a sender did not encode as
+// UTF-8 is written with U+FFFD in place of the bad bytes: the metadata
+// columns are Arrow utf8, which readers (pyarrow) validate.
+func TestMetadataIsValidUTF8(t *testing.T) {
+	var b BlockBuilder
+	b.Reset("")
+	b.StartSeries([]Label{{Name: "__name__", Value: "x"}}, Metadata{Type: "gauge", Help: "bad \xff\xfe help", Unit: "s\xc3"})
+	b.AppendSample(1, 2)
+	v, err := b.AppendIPC(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r BlockReader
+	if err := r.Reset(v); err != nil {
+		t.Fatal(err)
+	}
+	if md := r.Metadata(0); md.Help != "bad \uFFFD help" || md.Unit != "s\uFFFD" {
+		t.Fatalf("metadata read back %q / %q, want the bad bytes replaced", md.Help, md.Unit)
+	}
+}
+
 // TestBlockVersion1 reads a block written by version 1 (labels as a map):
 // a topic written before an upgrade reads the same as one written after.
 func TestBlockVersion1(t *testing.T) {
