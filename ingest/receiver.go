@@ -149,6 +149,9 @@ type request struct {
 	inUse    []bool               // per partition: in used
 	lastPart int32                // partition of the series being built
 	err      error                // from encoding a block cut early
+	// room is the size a block may reach with the series being built
+	// (seriesBytes) before it is cut into a record first: max_record_bytes.
+	need, room int
 	// abandoned is set when the wait for Kafka timed out: the client may
 	// still read the record values, so the state is not reused.
 	abandoned bool
@@ -398,6 +401,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	req.records = req.records[:0]
 	req.defs = req.defs[:0]
 	req.err = nil
+	req.need, req.room = 0, r.cfg.MaxRecordBytes
 	var inv *invalidSeriesError
 	reject := func(lbls []proto.Label, discarded int, reason, detail string) {
 		if inv == nil {
@@ -444,6 +448,16 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			}
 		}
 		if badHist {
+			continue
+		}
+		// A block is cut into records between series only: one series
+		// larger than a record would fail at Kafka (MESSAGE_TOO_LARGE)
+		// on every retry of the request, which a 503 asks for, and hold
+		// back the sender's queue for good.
+		req.need = seriesBytes(rw, s, samples, hists)
+		if req.need > r.cfg.MaxRecordBytes {
+			reject(rw.SeriesLabels(s), discarded, reasonSeriesTooLarge,
+				fmt.Sprintf("about %d bytes encoded, more than a Kafka record of max_record_bytes %d; send it in smaller requests", req.need, r.cfg.MaxRecordBytes))
 			continue
 		}
 		var b *proto.BlockBuilder
@@ -585,6 +599,26 @@ func (req *request) wireID(tid seriesHash, rw *remotewrite.Request, s *remotewri
 	return wireID(tid, buf)
 }
 
+// seriesBytes bounds from below the bytes series s adds to a block: its
+// labels, 24 bytes a sample (time, start time, value), its histograms'
+// encodings and its exemplars.
+func seriesBytes(rw *remotewrite.Request, s *remotewrite.Series, samples []remotewrite.Sample, hists []remotewrite.Histogram) int {
+	n := 24 * len(samples)
+	for _, l := range rw.SeriesLabels(s) {
+		n += len(l.Name) + len(l.Value) + 2
+	}
+	for _, h := range hists {
+		n += len(h.Raw)
+	}
+	for _, e := range rw.Exemplars[s.ExemplarsStart:s.ExemplarsEnd] {
+		n += 16
+		for _, l := range rw.ExemplarLabels[e.LabelsStart:e.LabelsEnd] {
+			n += len(l.Name) + len(l.Value) + 2
+		}
+	}
+	return n
+}
+
 // builderFor returns the block builder of the partition lbls route to and,
 // when the series is routed by its own labels, its tenant and series column
 // (rules.RoutingKey's key after its prefix byte; valid until the next call)
@@ -605,9 +639,17 @@ func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (
 func (req *request) builder(p int32, tenant string) *proto.BlockBuilder {
 	req.lastPart = p
 	b := &req.builders[p]
-	if !req.inUse[p] {
+	switch {
+	case !req.inUse[p]:
 		req.inUse[p] = true
 		req.used = append(req.used, p)
+		b.Reset(tenant)
+	case b.Len() > 0 && b.Size()+req.need > req.room:
+		// The series would take the block past a record: cut first (a
+		// block of 4 MiB and a series of 2 failed at Kafka).
+		if err := req.appendRecord(p, tenant); err != nil && req.err == nil {
+			req.err = err
+		}
 		b.Reset(tenant)
 	}
 	return b

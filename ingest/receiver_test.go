@@ -738,6 +738,42 @@ func TestLargeRequestIsCutIntoRecords(t *testing.T) {
 	}
 }
 
+// TestLargeSeriesFitRecords: a block is cut before a series that would take
+// it past a record (a block near max_record_bytes and a large series
+// failed at Kafka, 503 on every retry), and a series larger than a record
+// on its own is refused (400, series_too_large) while the request's other
+// series are written.
+func TestLargeSeriesFitRecords(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxRecordBytes, c.Partitions = 2<<20, 1 })
+	ts := e.now.UnixMilli() - 3_600_000
+	series := func(name string, n int) prompb.TimeSeries {
+		s := prompb.TimeSeries{Labels: lbl("__name__", name, "job", "api")}
+		for i := range n {
+			s.Samples = append(s.Samples, prompb.Sample{Value: float64(i), Timestamp: ts + int64(i)})
+		}
+		return s
+	}
+	// 1.5 MB, then 1.9 MB: each under a record, together past the
+	// producer's batch (max_record_bytes + 1 MiB).
+	fits := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("a", 62_500), series("b", 80_000)}}
+	if resp := e.post(t, post{body: encodeV1(t, fits)}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("two series of 1.5 and 1.9 MB under 2 MiB records: status %d: %s", resp.StatusCode, body(t, resp))
+	}
+	// 2.4 MB alone.
+	tooLarge := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("c", 100_000), series("d", 10)}}
+	resp := e.post(t, post{body: encodeV1(t, tooLarge)})
+	if msg := body(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "series_too_large") {
+		t.Fatalf("a 2.4 MB series under 2 MiB records: status %d: %s", resp.StatusCode, msg)
+	}
+	got := map[string]int{}
+	for _, g := range e.readAllSeries(t, 3) {
+		got[g.labels[0].Value] += len(g.ts)
+	}
+	if got["a"] != 62_500 || got["b"] != 80_000 || got["c"] != 0 || got["d"] != 10 {
+		t.Errorf("samples written per series: %v, want a 62500, b 80000, c none, d 10", got)
+	}
+}
+
 func TestBasicAuth(t *testing.T) {
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pwFile, []byte("hunter2\n"), 0o600); err != nil {

@@ -23,12 +23,13 @@ const (
 	reasonTooFarInFuture     = "too_far_in_future"
 	reasonSymbolOutOfRange   = "symbol_out_of_range"
 	reasonMalformedHistogram = "malformed_histogram"
+	reasonSeriesTooLarge     = "series_too_large"
 )
 
 var discardReasons = []string{reasonMissingMetricName, reasonInvalidMetricName, reasonInvalidLabelName,
 	reasonInvalidLabelValue, reasonDuplicateLabelName, reasonLabelsNotSorted, reasonTooManyLabels,
 	reasonLabelNameTooLong, reasonLabelValueTooLong, reasonTooFarInFuture, reasonSymbolOutOfRange,
-	reasonMalformedHistogram}
+	reasonMalformedHistogram, reasonSeriesTooLarge}
 
 // checkLabels applies the label rules of lim to lbls, which must already be
 // sorted when sorted is true (2.0 senders should sort; 1.0 senders must).

@@ -874,6 +874,9 @@ func (b *BlockBuilder) AddSeries(lbls []Label, ts []int64, vs []float64) {
 	}
 }
 
+// Len returns the number of rows (series) in the block.
+func (b *BlockBuilder) Len() int { return b.n }
+
 // Size estimates the bytes of the block's Arrow buffers so far, within a few
 // percent of what AppendIPC writes; callers use it to cut large blocks.
 func (b *BlockBuilder) Size() int {
