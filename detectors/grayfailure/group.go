@@ -140,7 +140,15 @@ func (g *Group) Observe(p *detectors.Point) []*proto.Decision {
 	if sig == gsNone {
 		return nil
 	}
-	z := g.zone(detectors.WindowStart(p.Ts, g.step), zone)
+	start := detectors.WindowStart(p.Ts, g.step)
+	if last := g.det.lastEnd; last != 0 && start < last {
+		// Its window was judged early (closeEarly): the sample counts in
+		// the next one, not in a window rebuilt and thrown away, where a
+		// counter's increase was lost (the next sample's increase starts
+		// from this one).
+		start = last
+	}
+	z := g.zone(start, zone)
 	inst, ok := proto.LabelValue(p.Labels, g.instanceLabel)
 	if !ok {
 		inst, _ = proto.LabelValue(p.Labels, "pod")
@@ -221,9 +229,9 @@ func (g *Group) Observe(p *detectors.Point) []*proto.Decision {
 // not wait for the watermark (allowed_lateness past the window's end). With
 // the window equal to the scrape interval, a window is judged as soon as
 // the next scrape of its last instance arrives. A sample of a window judged
-// early that still arrives is not counted (it would be dropped as late
-// after the watermark close too, a little later). The watermark's Close
-// remains for windows an instance stops reporting in.
+// early that still arrives (another remote-write shard of the instance,
+// retried or lagging) counts in the next window (Observe). The watermark's
+// Close remains for windows an instance stops reporting in.
 func (g *Group) closeEarly() []*proto.Decision {
 	var out []*proto.Decision
 	for len(g.wins) >= 2 && g.complete(&g.wins[0]) {

@@ -95,3 +95,43 @@ func labelsOf(kv ...string) []proto.Label {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// TestSampleOfAWindowJudgedEarly: an instance's error counter arrives after
+// its request counter of the next window (another remote-write shard,
+// lagging), so its window was judged early; the increase counts in the
+// next window instead of being lost.
+func TestSampleOfAWindowJudgedEarly(t *testing.T) {
+	g, err := NewGroup(Config{Rule: "zones", Resource: "arn:x", Step: 15 * time.Second, MinInstances: 2, MinRequests: 50}, "zone", "instance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const t0 = int64(1_700_000_010_000)
+	obs := func(k, z, i int, name string, inc float64) {
+		p := detectors.Point{Labels: labelsOf("__name__", name, "instance", fmt.Sprintf("i%d-%d", z, i), "zone", fmt.Sprintf("z%d", z)),
+			Ts: t0 + int64(k)*15000 + 2000, Increase: inc}
+		g.Observe(&p)
+	}
+	scrape := func(k int, late bool) {
+		for z := range 3 {
+			for i := range 2 {
+				obs(k, z, i, "http_requests_total", 1000)
+				if !late || z != 0 || i != 0 {
+					obs(k, z, i, "http_errors_total", 1)
+				}
+			}
+		}
+	}
+	scrape(0, true) // zone 0's first instance: its errors come late
+	scrape(1, false)
+	if g.det.lastEnd != t0+15000 {
+		t.Fatalf("window 0 not judged on the next scrape (last judged window ends %d)", g.det.lastEnd)
+	}
+	obs(0, 0, 0, "http_errors_total", 500)
+	scrape(2, false)
+	if g.det.lastEnd != t0+30000 {
+		t.Fatalf("window 1 not judged (last judged window ends %d)", g.det.lastEnd)
+	}
+	if got := g.det.w.errs[0]; got != 502 {
+		t.Errorf("zone z0's errors in window 1: %v, want 502 (its two and the 500 of window 0 that came late)", got)
+	}
+}
