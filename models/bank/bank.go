@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -190,9 +191,6 @@ func New(cfg Config) (*Bank, error) {
 	b.h = ceilSteps(cfg.Horizon, cfg.Step)
 	b.maxH = ceilSteps(cfg.MaxHorizon, cfg.Step)
 	b.memory = float64(cfg.ScoreMemory) / float64(cfg.Step)
-	b.recent = make([]float64, b.h)
-	b.histW = max(1, int64(math.Round(float64(histBucket)/float64(cfg.Step))))
-	b.hist = make([]float64, histLen)
 	b.reset()
 	return b, nil
 }
@@ -201,10 +199,15 @@ func ceilSteps(d, step time.Duration) int {
 	return int((d + step - 1) / step)
 }
 
-// reset forgets everything learnt.
+// reset forgets everything learnt. It also sets what a failed restore may
+// have left at other lengths or values (the buffers, the history's bucket
+// width), so that the bank is usable after one.
 func (b *Bank) reset() {
 	b.started, b.n, b.t0, b.lastY = false, 0, 0, 0
+	b.recent = slices.Grow(b.recent[:0], b.h)[:b.h]
 	clear(b.recent)
+	b.histW = max(1, int64(math.Round(float64(histBucket)/float64(b.cfg.Step))))
+	b.hist = slices.Grow(b.hist[:0], histLen)[:histLen]
 	for i := range b.hist {
 		b.hist[i] = math.NaN()
 	}
@@ -257,14 +260,19 @@ func (b *Bank) initMember(i int, seed bool) {
 	switch i {
 	case SeasonalNaive:
 		b.naive.Init(int(max(short, 1)), b.h, b.memory, b.n)
-		if seed && short > 0 {
+		if seed {
+			// Without a season too: a season lost leaves the last value,
+			// not an empty ring that forecast 0 until the next sample.
 			b.naive.Seed(b.histAt)
 		}
 	case HoltWinters:
 		_, width := models.SlotLayout(int(short))
 		b.hw.Init(b.hwParams(width), int(short), b.h, b.memory, b.n)
-		if seed && short > 0 {
+		switch {
+		case seed && short > 0:
 			b.hw.Seed(b.histAt)
+		case seed && b.started:
+			b.hw.Start(b.lastY)
 		}
 	case Drift:
 		b.drift.Init(b.h, b.memory, b.lastY)

@@ -183,6 +183,68 @@ func TestBankRejectsDuplicatesAndNaN(t *testing.T) {
 	}
 }
 
+// TestSeasonLostKeepsTheLastValue: when detection finds the daily season
+// gone (three days of a daily cycle, then a flat load), the members are
+// set up without a season from the last value: none forecasts the 0 an
+// unseeded member did until the next sample (served when it was the
+// seasonal naive or Holt-Winters member).
+func TestSeasonLostKeepsTheLastValue(t *testing.T) {
+	b, err := New(Config{Step: time.Minute, Horizon: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const day = 1440
+	had, lost := false, false
+	for i := range 20 * day {
+		v := 100.0
+		if i < 3*day {
+			v += 50 * math.Sin(2*math.Pi*float64(i)/day)
+		}
+		b.Update(int64(i)*60_000, v)
+		p := b.Periods()
+		had = had || len(p) > 0
+		if !had || len(p) > 0 || lost {
+			continue
+		}
+		lost = true
+		for m := range NumMembers {
+			if f := b.forecast(m, b.h).Point; math.Abs(f-100) > 1 {
+				t.Errorf("step %d, the season just lost: %s forecasts %.2f on a flat load of 100", i, MemberNames()[m], f)
+			}
+		}
+	}
+	if !lost {
+		t.Fatalf("the daily season was not found and then lost (found %v): the test did not test", had)
+	}
+}
+
+// TestFailedRestoreLeavesABankThatWorks: a truncated checkpoint is an
+// error, and the bank it left takes samples (it panicked on a buffer the
+// failed read had emptied).
+func TestFailedRestoreLeavesABankThatWorks(t *testing.T) {
+	cfg := Config{Step: time.Minute, Horizon: 5 * time.Minute}
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		b.Update(int64(i)*60_000, 10)
+	}
+	data := b.AppendBinary(nil)
+	for _, n := range []int{60, len(data) / 2, len(data) - 1} {
+		c, _ := New(cfg)
+		if err := c.UnmarshalBinary(data[:n]); err == nil {
+			t.Fatalf("%d of %d bytes restored without an error", n, len(data))
+		}
+		for i := range 10 {
+			c.Update(int64(i)*60_000, 10)
+		}
+		if f := c.Forecast(5 * time.Minute); f.Point != 10 {
+			t.Errorf("after a failed restore of %d bytes: forecast %v, want 10", n, f.Point)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string

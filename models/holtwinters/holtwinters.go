@@ -228,6 +228,15 @@ func (m *HoltWinters) Skip(k int64) {
 	m.Tracker.Skip()
 }
 
+// Start sets the level of a model that has seen no sample yet to y, so
+// that it forecasts y (not 0) until its first sample, which starts it as
+// before.
+func (m *HoltWinters) Start(y float64) {
+	if m.seen == 0 {
+		m.level, m.trend = y, 0
+	}
+}
+
 // Seed sets the season and level from history: at(q) returns the value of
 // step q, or false when unknown. The last two periods are read (one when
 // less is known); each slot gets the mean deviation of its values from the

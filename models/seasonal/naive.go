@@ -153,7 +153,9 @@ func (m *Naive) ReadBinary(r *wire.Reader) {
 	m.period = int(r.Int64())
 	m.width = int(r.Int64())
 	m.ring = r.Floats(m.ring, models.MaxSlots)
-	if r.Err() == nil && (m.width < 1 || len(m.ring) < 1 || m.period != m.width*len(m.ring)) {
+	// width is bounded before the product, which a crafted width made
+	// wrap around to the period (and a later Update divide by zero).
+	if r.Err() == nil && (m.width < 1 || m.width > models.MaxPeriod || len(m.ring) < 1 || m.period != m.width*len(m.ring)) {
 		r.Fail(wire.ErrInvalid)
 	}
 	if r.Err() == nil && m.period > models.MaxPeriod {

@@ -90,6 +90,11 @@ func (d *Detector) Detect(values []float64, bucket time.Duration) Result {
 		return res
 	}
 	d.x = detrend(d.x, values)
+	if flat(d.x, values) {
+		// A constant series: its detrended values are rounding residue,
+		// whose spectrum has a "peak" thousands of times its median.
+		return res
+	}
 	d.sorted = clip(d.x, d.sorted)
 	x := d.x
 	power := func() []float64 {
@@ -142,6 +147,19 @@ func (d *Detector) Detect(values []float64, bucket time.Duration) Result {
 			res.ACF[HourIdx] >= acf(x, half)+MinACF
 	}
 	return res
+}
+
+// flat reports whether the detrended x moves less than a billionth of the
+// values' size: nothing but rounding left.
+func flat(x, values []float64) bool {
+	lo, hi, size := math.Inf(1), math.Inf(-1), 0.0
+	for i, v := range x {
+		lo, hi = min(lo, v), max(hi, v)
+		if !math.IsNaN(values[i]) {
+			size = max(size, math.Abs(values[i]))
+		}
+	}
+	return !(hi-lo > 1e-9*size)
 }
 
 // clip clips x in place to its 1st and 99th percentiles, using buf as

@@ -58,6 +58,23 @@ func TestDetect(t *testing.T) {
 // TestDetectHourly checks an hourly job is found, also under a burst
 // thousands of times its size, and that persistence (a slowly wandering
 // series, highly autocorrelated at every short lag) is not taken for it.
+// TestConstantHasNoCycle: on a constant series the detrended values are
+// rounding residue, whose spectrum has a "peak" thousands of times its
+// median: no cycle is found in it.
+func TestConstantHasNoCycle(t *testing.T) {
+	for _, c := range []float64{0, 100.1, 1e9 / 3} {
+		values := make([]float64, 2016)
+		for i := range values {
+			values[i] = c
+		}
+		for _, n := range []int{288, 2016} {
+			if res := Detect(values[:n], 10*time.Minute); res.Daily || res.Weekly || res.Hourly {
+				t.Errorf("constant %v over %d buckets: %+v", c, n, res)
+			}
+		}
+	}
+}
+
 func TestDetectHourly(t *testing.T) {
 	const bucket = 10 * time.Minute
 	job := func(t time.Duration) float64 { // 10 minutes at 12× the base every hour
