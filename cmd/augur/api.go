@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -43,17 +44,24 @@ func mountAPI(mux *http.ServeMux, tail *recent.Tail) {
 // tail of the decisions, actions and forecasts topics read with conn) and
 // the console, until the returned stop is called.
 func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.Config, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	// Bound before anything starts: an address in use is an error at
+	// start-up, not a log line under a role that runs on without metrics.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics-addr: %w", err)
+	}
 	tail := recent.New(tc, log)
 	tailClient, err := kgo.NewClient(append(conn, tail.Options()...)...)
 	if err != nil {
+		_ = ln.Close()
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	tctx, stopTail := context.WithCancel(ctx)
 	tailDone := make(chan struct{})
 	go func() { defer close(tailDone); _ = tail.Run(tctx, tailClient) }()
-	srv := &http.Server{Addr: addr, Handler: roleMux(reg, tail), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: roleMux(reg, tail), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics and API server", "err", err)
 		}
 	}()
