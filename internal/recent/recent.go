@@ -72,18 +72,15 @@ type Tail struct {
 	log *slog.Logger
 
 	mu        sync.RWMutex
-	decisions []entry // ring, oldest first once full
-	dNext     int
+	decisions []entry // by time, oldest first (insert)
 	actions   []entry
-	aNext     int
 	byID      map[string][]json.RawMessage // decision id -> its audit records, oldest first
 	points    map[string]*ring             // rule -> its forecast points
 }
 
-// ring is a bounded ring of entries.
+// ring is a bounded list of entries by time (insert).
 type ring struct {
 	entries []entry
-	next    int
 }
 
 // maxRules bounds the rules whose forecast points are kept.
@@ -144,7 +141,7 @@ func (t *Tail) Add(topic string, value []byte) {
 		}
 		e := entry{raw: clone(value), id: d.GetId(), rule: d.GetRule(), kind: d.GetKind(), target: d.GetTarget(), at: d.GetCreatedAt().AsTime()}
 		t.mu.Lock()
-		if old, full := push(&t.decisions, &t.dNext, e, t.cfg.Size); full {
+		if old, full := insert(&t.decisions, e, t.cfg.Size); full {
 			delete(t.byID, old.id)
 		}
 		t.mu.Unlock()
@@ -155,7 +152,7 @@ func (t *Tail) Add(topic string, value []byte) {
 		}
 		e := entry{raw: clone(value), id: a.GetDecisionId(), kind: a.GetKind(), target: a.GetTarget(), at: a.GetAt().AsTime()}
 		t.mu.Lock()
-		push(&t.actions, &t.aNext, e, t.cfg.Size)
+		insert(&t.actions, e, t.cfg.Size)
 		if recs := t.byID[e.id]; len(recs) < maxActionsPerDecision {
 			t.byID[e.id] = append(recs, e.raw)
 		}
@@ -173,7 +170,7 @@ func (t *Tail) Add(topic string, value []byte) {
 			t.points[p.Rule] = r
 		}
 		if r != nil {
-			push(&r.entries, &r.next, e, t.cfg.Size)
+			insert(&r.entries, e, t.cfg.Size)
 		}
 		t.mu.Unlock()
 	}
@@ -186,14 +183,14 @@ func (t *Tail) Forecasts(rule string) ([]proto.ForecastPoint, []time.Time) {
 	defer t.mu.RUnlock()
 	var pts []proto.ForecastPoint
 	if r := t.points[rule]; r != nil {
-		newestFirst(r.entries, r.next, func(e *entry) bool {
+		newestFirst(r.entries, func(e *entry) bool {
 			pts = append(pts, *e.point)
 			return true
 		})
 	}
 	slices.Reverse(pts)
 	var at []time.Time
-	newestFirst(t.decisions, t.dNext, func(e *entry) bool {
+	newestFirst(t.decisions, func(e *entry) bool {
 		if e.rule == rule {
 			at = append(at, e.at)
 		}
@@ -251,16 +248,31 @@ const maxActionsPerDecision = 32
 
 func clone(b []byte) json.RawMessage { return append(json.RawMessage(nil), b...) }
 
-// push appends e to the ring r of capacity size, returning the entry it
-// overwrote.
-func push(r *[]entry, next *int, e entry, size int) (entry, bool) {
-	if len(*r) < size {
-		*r = append(*r, e)
+// insert adds e to r, kept by time oldest first and at most size long,
+// and returns the entry dropped to make room (the oldest, or e itself when
+// it is older than all of them). Records come partition by partition
+// (after a restart, each partition's last hour in turn): kept in arrival
+// order, newest-first answers showed one partition's records and a full
+// tail dropped the newest of others.
+func insert(r *[]entry, e entry, size int) (entry, bool) {
+	s := *r
+	i := len(s)
+	for i > 0 && s[i-1].at.After(e.at) {
+		i--
+	}
+	if len(s) < size {
+		s = append(s, entry{})
+		copy(s[i+1:], s[i:])
+		s[i] = e
+		*r = s
 		return entry{}, false
 	}
-	old := (*r)[*next]
-	(*r)[*next] = e
-	*next = (*next + 1) % size
+	if i == 0 {
+		return e, true
+	}
+	old := s[0]
+	copy(s, s[1:i])
+	s[i-1] = e
 	return old, true
 }
 
@@ -356,7 +368,7 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/api/v1/decisions":
 		list := []decisionView{}
-		newestFirst(t.decisions, t.dNext, func(e *entry) bool {
+		newestFirst(t.decisions, func(e *entry) bool {
 			if q.match(e, e.rule) {
 				list = append(list, decisionView{Decision: e.raw, Actions: append([]json.RawMessage{}, t.byID[e.id]...)})
 			}
@@ -371,7 +383,7 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		list := []json.RawMessage{}
 		if r := t.points[q.rule]; r != nil {
-			newestFirst(r.entries, r.next, func(e *entry) bool {
+			newestFirst(r.entries, func(e *entry) bool {
 				if q.match(e, e.rule) {
 					list = append(list, e.raw)
 				}
@@ -389,7 +401,7 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		list := []json.RawMessage{}
-		newestFirst(t.actions, t.aNext, func(e *entry) bool {
+		newestFirst(t.actions, func(e *entry) bool {
 			if q.match(e, "") {
 				list = append(list, e.raw)
 			}
@@ -411,14 +423,10 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// newestFirst calls f on the ring's entries from the newest until f
-// returns false.
-func newestFirst(r []entry, next int, f func(*entry) bool) {
-	n := len(r)
-	for i := range n {
-		// The newest is just before next (next is 0 until the ring is full).
-		j := ((next-1-i)%n + n) % n
-		if !f(&r[j]) {
+// newestFirst calls f on r's entries, newest first, until f returns false.
+func newestFirst(r []entry, f func(*entry) bool) {
+	for i := len(r) - 1; i >= 0; i-- {
+		if !f(&r[i]) {
 			return
 		}
 	}

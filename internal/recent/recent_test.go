@@ -147,3 +147,46 @@ func TestForecasts(t *testing.T) {
 		t.Errorf("rules: %d %s", rec.Code, body)
 	}
 }
+
+// TestDecisionsOrderedByTimeAcrossPartitions: records come partition by
+// partition (after a restart each partition's last hour in turn), so in
+// arrival order the newest decisions of earlier partitions come first. The
+// tail orders them by time: newest first is newest by time, and a full
+// tail drops the oldest by time, not the earliest to arrive.
+func TestDecisionsOrderedByTimeAcrossPartitions(t *testing.T) {
+	tl := New(Config{Size: 10}, nil)
+	// Two partitions of 8 decisions each over the same 8 minutes: w0's
+	// records all arrive first, then w1's.
+	for part := range 2 {
+		for m := range 8 {
+			d := &proto.Decision{Id: fmt.Sprintf("p%d-%d", part, m), Kind: proto.KindScale, Rule: "r",
+				Target: fmt.Sprintf("k8s/deployment/ns/w%d", part), CreatedAt: timestamppb.New(t0.Add(time.Duration(m) * time.Minute))}
+			b, err := proto.MarshalJSON(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tl.Add("augur.decisions", b)
+		}
+	}
+	_, out, body := get(t, tl, "/api/v1/decisions?limit=4")
+	var ids []string
+	for _, raw := range out["decisions"] {
+		var v struct {
+			Decision struct{ ID string } `json:"decision"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, v.Decision.ID)
+	}
+	// The newest four by time: minutes 7 and 6 of both partitions.
+	want := map[string]bool{"p0-7": true, "p1-7": true, "p0-6": true, "p1-6": true}
+	if len(ids) != 4 || !want[ids[0]] || !want[ids[1]] || !want[ids[2]] || !want[ids[3]] {
+		t.Errorf("newest four decisions %v, want minutes 7 and 6 of both partitions: %s", ids, body)
+	}
+	// Ten kept of sixteen: the six dropped are the oldest by time.
+	_, out, _ = get(t, tl, "/api/v1/decisions?target=k8s/deployment/ns/w0")
+	if n := len(out["decisions"]); n != 5 {
+		t.Errorf("%d of w0's decisions kept, want 5 (minutes 3 to 7)", n)
+	}
+}
