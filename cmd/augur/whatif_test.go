@@ -112,10 +112,10 @@ func (h *whatifHistory) openMetrics(t *testing.T, path string) {
 			}
 		}
 	}
-	fmt.Fprintln(w, "# TYPE kube_deployment_status_replicas gauge")
+	fmt.Fprintln(w, "# TYPE kube_deployment_spec_replicas gauge")
 	for i, t := range ts {
 		if i%4 == 0 {
-			fmt.Fprintf(w, "kube_deployment_status_replicas{namespace=\"shop\",deployment=\"web-actual\"} 14 %s\n", sec(t))
+			fmt.Fprintf(w, "kube_deployment_spec_replicas{namespace=\"shop\",deployment=\"web-actual\"} 14 %s\n", sec(t))
 		}
 	}
 	fmt.Fprintln(w, "# EOF")

@@ -256,17 +256,20 @@ func span(series []Series) (first, last int64) {
 	return first, last
 }
 
-// actualReplicas reads the workload's replicas from kube-state-metrics,
-// nil when Prometheus has none.
+// actualReplicas reads the replicas the workload was scaled to from
+// kube-state-metrics (the spec, or the HPA's desired replicas), nil when
+// Prometheus has none. Not its status replicas: those count a rolling
+// update's surge pods, which read as scaling reversals and pod-hours of
+// the baseline's own making (a workload deployed daily flattered augur).
 func (p *Prometheus) actualReplicas(ctx context.Context, t rules.KubeObject, from, to time.Time, step time.Duration) ([]Step, error) {
 	var q string
 	switch strings.ToLower(t.Kind) {
 	case "", "deployment":
-		q = fmt.Sprintf(`kube_deployment_status_replicas{namespace=%q,deployment=%q}`, t.Namespace, t.Name)
+		q = fmt.Sprintf(`kube_deployment_spec_replicas{namespace=%q,deployment=%q}`, t.Namespace, t.Name)
 	case "statefulset":
-		q = fmt.Sprintf(`kube_statefulset_status_replicas{namespace=%q,statefulset=%q}`, t.Namespace, t.Name)
+		q = fmt.Sprintf(`kube_statefulset_replicas{namespace=%q,statefulset=%q}`, t.Namespace, t.Name)
 	case "horizontalpodautoscaler":
-		q = fmt.Sprintf(`kube_horizontalpodautoscaler_status_current_replicas{namespace=%q,horizontalpodautoscaler=%q}`, t.Namespace, t.Name)
+		q = fmt.Sprintf(`kube_horizontalpodautoscaler_status_desired_replicas{namespace=%q,horizontalpodautoscaler=%q}`, t.Namespace, t.Name)
 	default:
 		return nil, nil
 	}
