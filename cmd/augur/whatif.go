@@ -35,7 +35,7 @@ func runWhatif(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	out := fs.String("out", "", "directory for report.html and report.json")
 	httpConfig := fs.String("http-config", "", "Prometheus HTTP client settings (YAML, as in Prometheus' remote_read: basic_auth, authorization, oauth2, tls_config, proxy_url, http_headers)")
 	podStart := fs.Duration("pod-start", 90*time.Second, "how long a new pod takes to be ready (created to ready)")
-	step := fs.Duration("step", 0, "sampling step of the series read (default: each rule's scrape interval, estimated)")
+	step := fs.Duration("step", 0, "scrape interval of the series read, when Prometheus cannot estimate it (default: each rule's, estimated; a longer -step gives way to the estimate)")
 	warmup := fs.Duration("warmup", 0, "leading span replayed but not scored (default 0: a new deployment's first minutes count)")
 	maxSeries := fs.Int("max-series", 2000, "most series one rule may select")
 	timeout := fs.Duration("timeout", 2*time.Minute, "timeout of each request to Prometheus")

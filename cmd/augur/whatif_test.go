@@ -217,8 +217,10 @@ func TestWhatifOnPrometheus(t *testing.T) {
 	to := time.UnixMilli(h.trace[len(h.trace)-1].Ts).UTC().Format(time.RFC3339)
 	out := filepath.Join(dir, "report")
 	var stdout, stderr strings.Builder
+	// -step 5m, longer than the 15-s scrape interval, gives way to it
+	// (decisions a step late, and larger queries, otherwise).
 	code := runMain(t.Context(), []string{"whatif", "-prometheus", prom, "-rules", rulesFile, "-from", from, "-to", to,
-		"-out", out, "-warmup", "24h", "-pod-start", "90s"}, &stdout, &stderr, slog.New(slog.DiscardHandler))
+		"-out", out, "-warmup", "24h", "-pod-start", "90s", "-step", "5m"}, &stdout, &stderr, slog.New(slog.DiscardHandler))
 	t.Logf("augur whatif:\n%s", stdout.String())
 	if code != 0 {
 		t.Fatalf("augur whatif exited %d: %s", code, stderr.String())
@@ -285,7 +287,7 @@ func TestWhatifOnPrometheus(t *testing.T) {
 		t.Errorf("whatif (HPA under-prov., augur under-prov., HPA pod-h, augur pod-h, reversals) = %q, bench/scalesim %q", got, want)
 	}
 	if shop.Step != 15 || shop.Series != 1 {
-		t.Errorf("shop: step %v s, %d series; want the 15 s scrape interval estimated, 1 series", shop.Step, shop.Series)
+		t.Errorf("shop: step %v s, %d series; want the 15 s scrape interval estimated (over -step 5m), 1 series", shop.Step, shop.Series)
 	}
 	if shop.Augur.PodHours == 0 || shop.Forecast.Scored == 0 || !(shop.Forecast.MASE > 0) || !(shop.Forecast.Coverage80 > 0) {
 		t.Errorf("shop: augur %+v, forecast %+v: want pods and a scored forecast", shop.Augur, shop.Forecast)

@@ -22,8 +22,9 @@ import (
 // Options configure a Run.
 type Options struct {
 	From, To time.Time
-	// Step is the sampling step of the series read; 0 estimates each
-	// rule's scrape interval (DefaultStep when Prometheus cannot tell).
+	// Step is the scrape interval of the series read; 0 estimates each
+	// rule's (DefaultStep when Prometheus cannot tell). A Step longer than
+	// the interval estimated gives way to it.
 	Step time.Duration
 	// MaxSeries bounds the series one rule may select (default 2000).
 	MaxSeries int
@@ -184,15 +185,25 @@ func replayRule(ctx context.Context, p *Prometheus, r *rules.Rule, o Options, rr
 	case n > o.MaxSeries:
 		return ruleError{fmt.Sprintf("selector %s matches %d series, more than -max-series %d: narrow the selector or raise the limit", rr.Selector, n, o.MaxSeries)}
 	}
+	// The step is the scrape interval: raw samples are read in chunks of
+	// a number of steps, and replayed a step at a time, each decision
+	// made at the end of its step. A -step longer than the scrape
+	// interval only delayed decisions by up to a step and made queries
+	// larger, so the interval estimated wins over it.
+	est, err := p.ScrapeInterval(ctx, rr.Selector, o.From, o.To)
+	if err != nil {
+		return err
+	}
 	step := o.Step
-	if step == 0 {
-		if step, err = p.ScrapeInterval(ctx, rr.Selector, o.From, o.To); err != nil {
-			return err
-		}
-		if step == 0 {
-			step = DefaultStep
-			rr.Notes = append(rr.Notes, fmt.Sprintf("scrape interval not estimated (no series has two samples within 10 minutes at the times tried): read at %v", step))
-		}
+	switch {
+	case step == 0 && est == 0:
+		step = DefaultStep
+		rr.Notes = append(rr.Notes, fmt.Sprintf("scrape interval not estimated (no series has two samples within 10 minutes at the times tried): read at %v", step))
+	case step == 0:
+		step = est
+	case est != 0 && est < step:
+		rr.Notes = append(rr.Notes, fmt.Sprintf("-step %v is longer than the scrape interval %v estimated: read and replayed at %v", step, est, est))
+		step = est
 	}
 	rr.StepSeconds = step.Seconds()
 	series, err := p.Raw(ctx, rr.Selector, n, o.From, o.To, step, func(f float64) { progress("reading", f) })
