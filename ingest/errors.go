@@ -79,7 +79,8 @@ var causes = []cause{
 	{errDecodedTooLarge, http.StatusBadRequest, false, "too_large"},
 	{errSnappy, http.StatusBadRequest, false, "malformed"},
 	{remotewrite.ErrMalformed, http.StatusBadRequest, false, "malformed"},
-	// The client went away or stalled; it will resend.
+	// The client went away, or stalled past body_timeout (by when a
+	// Prometheus sender has given up on the request: remote_timeout 30 s).
 	{errReadBody, http.StatusBadRequest, false, "malformed"},
 	{errBadTenant, http.StatusBadRequest, false, "bad_tenant"},
 	{errOverloaded, http.StatusServiceUnavailable, true, "overloaded"},
