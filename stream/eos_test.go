@@ -454,6 +454,37 @@ func TestEOSJoinLeaveUnderLoad(t *testing.T) {
 	k.check(t, want)
 }
 
+// TestEOSPartitionsBackAfterIdleRebalances: member a owns every partition
+// and sits idle while b, c and d join one after another (franz-go passes on
+// only the first of those revocations: no transaction ends in between),
+// the others process input for their partitions, then leave, and a takes
+// the partitions back. It restores them from augur.state instead of going
+// on with the shards it held before: the decisions and the state are the
+// golden run's.
+func TestEOSPartitionsBackAfterIdleRebalances(t *testing.T) {
+	in, want := eosInput(t)
+	k := newKafkaEnv(t)
+	k.start(t, "a", nil)
+	var others []*member
+	k.produce(t, in, 4, func(i int) {
+		switch i {
+		case 0:
+			k.waitDone(t)
+			for _, id := range []string{"b", "c", "d"} {
+				others = append(others, k.start(t, id, nil))
+				time.Sleep(2 * time.Second) // a rebalance each, a idle
+			}
+		case 1:
+			k.waitDone(t)
+			for _, m := range others {
+				m.stop(t)
+			}
+		}
+	})
+	k.waitDone(t)
+	k.check(t, want)
+}
+
 // TestEOSGroupRestart kills every member mid-transaction, then restarts the
 // whole group with the same identities: the restarted producers fence the
 // dead ones (aborting their open transactions) and resume from augur.state.

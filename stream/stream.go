@@ -699,9 +699,20 @@ func (s *Stream) stableEnd(ctx context.Context, adm *kadm.Client, part int32) (i
 }
 
 func (s *Stream) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-	if ps := m[s.cfg.SamplesTopic]; len(ps) > 0 {
-		s.log.Info("partitions assigned", "partitions", ps)
+	ps := m[s.cfg.SamplesTopic]
+	if len(ps) == 0 {
+		return
 	}
+	s.log.Info("partitions assigned", "partitions", ps)
+	// A partition assigned now starts from augur.state even if this
+	// member still holds a worker for it: franz-go's transactional session
+	// passes on only the first revocation between two transactions, so a
+	// partition taken away again while the member was idle went unnoticed,
+	// and when it came back its stale shard (another member had processed
+	// it meanwhile) made wrong decisions and checkpoints.
+	s.mu.Lock()
+	s.dropped = append(s.dropped, ps...)
+	s.mu.Unlock()
 }
 
 func (s *Stream) onDropped(how string) func(context.Context, *kgo.Client, map[string][]int32) {
