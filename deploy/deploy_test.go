@@ -32,6 +32,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/augur-ops/augur/actuators"
 	"github.com/augur-ops/augur/ingest"
 	"github.com/augur-ops/augur/internal/recent"
 	"github.com/augur-ops/augur/internal/rules"
@@ -469,8 +470,8 @@ type augurConfig struct {
 	DecisionKeyFile string        `yaml:"decision_key_file"`
 	Ingest          ingest.Config `yaml:"ingest"`
 	Act             struct {
-		Mode       string `yaml:"mode"`
-		Kubeconfig string `yaml:"kubeconfig"`
+		actuators.Config `yaml:",inline"`
+		Kubeconfig       string `yaml:"kubeconfig"`
 	} `yaml:"act"`
 }
 

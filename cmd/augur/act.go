@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,7 +38,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	cfg := actuators.DefaultConfig()
 	fs := newFlagSet("act", stdout)
 	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required, here or in -config)")
-	configFile := fs.String("config", "", "YAML config file whose kafka: block (brokers, client_id, tls, sasl) this role connects with")
+	configFile := fs.String("config", "", "YAML config file: its kafka: block (brokers, client_id, tls, sasl) and its act: block (mode, guardrails, rules; the flags below override it)")
 	group := fs.String("group", "augur-act", "consumer group of the actuators")
 	mode := fs.String("mode", string(cfg.Mode), "global mode: off, dry-run or enforce")
 	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
@@ -54,11 +55,30 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	metricsAddr := fs.String("metrics-addr", ":9465", `address serving /metrics, the decisions API (/api/v1/decisions, /api/v1/actions, /api/v1/forecasts, /api/v1/rules) and the console at /; "" disables`)
 	var api apiFlags
 	api.register(fs)
-	fs.StringVar(&cfg.DecisionsTopic, "decisions-topic", cfg.DecisionsTopic, "topic consumed")
-	fs.StringVar(&cfg.ActionsTopic, "actions-topic", cfg.ActionsTopic, "topic the audit records go to")
+	decisionsTopic := fs.String("decisions-topic", cfg.DecisionsTopic, "topic consumed")
+	actionsTopic := fs.String("actions-topic", cfg.ActionsTopic, "topic the audit records go to")
 	kf := registerKafkaFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	// The act: block of -config is the base (its guardrails have no
+	// flags; it was ignored, and with it every guardrail the README
+	// documents); a flag given on the command line overrides it.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	flagOr := func(name string) bool { return given[name] || *configFile == "" }
+	if *configFile != "" {
+		fc, err := loadFileConfig(*configFile)
+		if err != nil {
+			return err
+		}
+		if !fc.Act.Mode.Valid() {
+			return fmt.Errorf("config %s: act.mode: must be off, dry-run or enforce, got %q", *configFile, fc.Act.Mode)
+		}
+		cfg = fc.Act.Config
+		if fc.Act.Kubeconfig != "" && !given["kubeconfig"] {
+			*kubeconfig = fc.Act.Kubeconfig
+		}
 	}
 	kc, err := roleKafka(*configFile, kf, brokers)
 	if err != nil {
@@ -74,11 +94,29 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	cfg.DecisionKeys = [][]byte{key}
-	cfg.Mode = actuators.Mode(*mode)
-	cfg.DenyNamespaces = actList(*deny)
-	cfg.AllowNamespaces = actList(*allow)
-	cfg.KillSwitchFile = *kill
-	cfg.Actor = *actor
+	if flagOr("mode") {
+		cfg.Mode = actuators.Mode(*mode)
+	}
+	if flagOr("deny-namespaces") {
+		cfg.DenyNamespaces = actList(*deny)
+	}
+	if flagOr("allow-namespaces") {
+		cfg.AllowNamespaces = actList(*allow)
+	}
+	if flagOr("kill-switch-file") {
+		cfg.KillSwitchFile = *kill
+	}
+	if given["actor"] {
+		cfg.Actor = *actor
+	} else {
+		cfg.Actor = actHostname(cfg.Actor) // one per replica, as augur run does
+	}
+	if flagOr("decisions-topic") {
+		cfg.DecisionsTopic = *decisionsTopic
+	}
+	if flagOr("actions-topic") {
+		cfg.ActionsTopic = *actionsTopic
+	}
 
 	reg := processRegistry()
 	apiM, err := actuators.NewAPIMetrics(reg)
@@ -126,7 +164,11 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	if *createTopics {
-		if err := createActionsTopic(ctx, conn, cfg.ActionsTopic); err != nil {
+		replication, err := roleReplication(*configFile)
+		if err != nil {
+			return err
+		}
+		if err := createActionsTopic(ctx, conn, cfg.ActionsTopic, replication); err != nil {
 			return err
 		}
 	}
@@ -222,7 +264,7 @@ func actHostname(def string) string {
 // createActionsTopic creates the audit topic when missing: the actuators
 // write it and every stream member reads it back. Without it each audit
 // transaction aborts and the decisions are handled again and again.
-func createActionsTopic(ctx context.Context, conn []kgo.Opt, topic string) error {
+func createActionsTopic(ctx context.Context, conn []kgo.Opt, topic string, replication int16) error {
 	cl, err := kgo.NewClient(conn...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -230,5 +272,5 @@ func createActionsTopic(ctx context.Context, conn []kgo.Opt, topic string) error
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return kafkaconn.ACLHint(stream.CreateMissing(ctx, kadm.NewClient(cl), topic, stream.DecisionPartitions, -1))
+	return kafkaconn.ACLHint(stream.CreateMissing(ctx, kadm.NewClient(cl), topic, stream.DecisionPartitions, replication))
 }

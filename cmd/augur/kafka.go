@@ -141,6 +141,19 @@ func roleKafka(path string, k kafkaFlags, brokers *string) (kafkaconn.Config, er
 	return c, nil
 }
 
+// roleReplication returns the replication of the topics a role creates:
+// kafka.replication of its -config file, -1 (the broker's default)
+// without one. The stream's and act's topics took the broker default
+// whatever the file said (augur.state, the exactly-once offsets, with one
+// replica on a broker defaulting to 1).
+func roleReplication(path string) (int16, error) {
+	fc, err := loadFileConfig(path)
+	if err != nil {
+		return 0, err
+	}
+	return fc.Kafka.Replication, nil
+}
+
 // checkKafka connects once with conn and names the setting at fault when
 // that fails.
 func checkKafka(ctx context.Context, c kafkaconn.Config, conn []kgo.Opt) error {

@@ -434,3 +434,60 @@ func TestActCreatesTheActionsTopic(t *testing.T) {
 		t.Fatalf("augur.actions after augur act: %+v", td)
 	}
 }
+
+// TestActReadsItsConfigBlock: `augur act -config` takes the act: block
+// (mode, guardrails, topics), which it ignored; a flag given on the
+// command line overrides the file.
+func TestActReadsItsConfigBlock(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "augur.decisions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "decision.key")
+	writeFile(t, key, "0123456789abcdef0123456789abcdef")
+	cfgFile := filepath.Join(dir, "augur.yaml")
+	writeFile(t, cfgFile, fmt.Sprintf(`kafka:
+  brokers: [%s]
+act:
+  mode: enforce
+  max_step: 0.25
+  actions_topic: audit.from-file
+`, c.ListenAddrs()[0]))
+	run := func(extra ...string) string {
+		t.Helper()
+		var logs strings.Builder
+		ctx, stop := context.WithTimeout(t.Context(), 3*time.Second)
+		defer stop()
+		args := append([]string{"act", "-config", cfgFile, "-decision-key-file", key, "-kubeconfig", "none", "-metrics-addr", ""}, extra...)
+		if code := runMain(ctx, args, io.Discard, io.Discard, slog.New(slog.NewTextHandler(&logs, nil))); code != 0 {
+			t.Fatalf("augur act %v exited %d: %s", extra, code, logs.String())
+		}
+		return logs.String()
+	}
+	if logs := run(); !strings.Contains(logs, "mode=enforce") {
+		t.Errorf("augur act -config with act.mode enforce started as: %s", firstLine(logs, "actuator started"))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if td, err := kadm.NewClient(cl).ListTopics(t.Context(), "audit.from-file"); err != nil || td["audit.from-file"].Err != nil {
+		t.Errorf("act.actions_topic from the file not created: %v %+v", err, td)
+	}
+	if logs := run("-mode", "off"); !strings.Contains(logs, "mode=off") {
+		t.Errorf("-mode off over act.mode enforce started as: %s", firstLine(logs, "actuator started"))
+	}
+}
+
+// firstLine returns the first line of s containing sub.
+func firstLine(s, sub string) string {
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}

@@ -28,7 +28,7 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	var cfg stream.Config
 	fs := newFlagSet("stream", stdout)
 	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required, here or in -config)")
-	configFile := fs.String("config", "", "YAML config file whose kafka: block (brokers, client_id, tls, sasl) this role connects with")
+	configFile := fs.String("config", "", "YAML config file whose kafka: block (brokers, client_id, tls, sasl; replication of the topics it creates) this role connects with")
 	rulesFile := fs.String("rules", "", "rules file (YAML); empty: no rules")
 	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
 	metricsAddr := fs.String("metrics-addr", ":9464", `address serving /metrics, the decisions API and the console ("" disables)`)
@@ -83,8 +83,12 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 			return fmt.Errorf("kafka client: %w", err)
 		}
 		err = kc.Check(ctx, cl, 15*time.Second)
+		var replication int16
 		if err == nil {
-			err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, -1, stream.DecisionPartitions)
+			replication, err = roleReplication(*configFile)
+		}
+		if err == nil {
+			err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, replication, stream.DecisionPartitions)
 		}
 		cl.Close()
 		if err != nil {
