@@ -9,6 +9,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,8 +37,9 @@ func main() {
 		files = append(files, m...)
 	}
 	sort.Strings(files)
+	files = scoreable(files)
 	if len(files) == 0 {
-		fmt.Fprintln(os.Stderr, "no series found under", *data)
+		fmt.Fprintln(os.Stderr, "no series to score under", *data)
 		os.Exit(1)
 	}
 	if *heldout {
@@ -121,6 +123,31 @@ func names(cols []int) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
 		out[i] = backtest.ColNames[c] + " MASE / cover"
+	}
+	return out
+}
+
+// scoreable leaves out, and names, the series MASE is not defined on: a
+// constant series (the naive forecast is never wrong, so every MASE is
+// 0/0), whose NaN made every mean NaN and every held-out choice the grid's
+// first setting.
+func scoreable(files []string) []string {
+	var out []string
+	for _, f := range files {
+		pts, err := backtest.ReadFile(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, p := range pts {
+			lo, hi = min(lo, p.Value), max(hi, p.Value)
+		}
+		if !(hi > lo) {
+			fmt.Fprintf(os.Stderr, "backtest: %s: constant (%v), MASE undefined; left out\n", backtest.SeriesName(f), lo)
+			continue
+		}
+		out = append(out, f)
 	}
 	return out
 }

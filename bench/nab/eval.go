@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 )
 
@@ -14,9 +17,22 @@ type profile struct {
 	Cost CostMatrix
 }
 
-// loadProfiles reads NAB's profiles.json, sorted by name.
+// nabProfiles are NAB's three scoring profiles (its config/profiles.json),
+// for a corpus folder without reference/profiles.json: the profiles are
+// the benchmark's, not the folder's.
+var nabProfiles = []profile{
+	{"reward_low_FN_rate", CostMatrix{TP: 1, FN: 2, FP: 0.11, TN: 1}},
+	{"reward_low_FP_rate", CostMatrix{TP: 1, FN: 1, FP: 0.22, TN: 1}},
+	{"standard", CostMatrix{TP: 1, FN: 1, FP: 0.11, TN: 1}},
+}
+
+// loadProfiles reads NAB's profiles.json, sorted by name; without the file,
+// NAB's own (nabProfiles).
 func loadProfiles(path string) ([]profile, error) {
 	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return slices.Clone(nabProfiles), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read profiles: %w", err)
 	}

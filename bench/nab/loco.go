@@ -50,6 +50,10 @@ func leaveOneCategoryOut(out io.Writer, files []dataFile, labels map[string][]in
 		scores[i] = s
 	}
 	cats := categories(files)
+	if len(cats) < 2 {
+		// The only category left out leaves nothing to choose on.
+		return fmt.Errorf("leave-one-category-out needs at least two categories of files, found %d (%v)", len(cats), cats)
+	}
 	catOf := make([]string, len(files))
 	for i, f := range files {
 		catOf[i] = filepath.Dir(f.Name)

@@ -2,8 +2,12 @@ package main
 
 import (
 	"math"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/augur-ops/augur/internal/devdata"
 )
 
 // TestSweepByHand checks the scorer on a 10-row file whose score is easy to
@@ -85,5 +89,21 @@ func TestSplitAndSubsample(t *testing.T) {
 	}
 	if got, want := g.Windows, [][2]int{{4, 6}, {150, 186}, {267, 283}}; !slices.Equal(got, want) {
 		t.Errorf("subsampled windows %v, want %v", got, want)
+	}
+}
+
+// TestProfilesWithoutTheFile: a corpus folder without
+// reference/profiles.json is scored with NAB's own profiles (the file's,
+// byte for byte where it exists).
+func TestProfilesWithoutTheFile(t *testing.T) {
+	got, err := loadProfiles(filepath.Join(t.TempDir(), "reference", "profiles.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[2].Name != "standard" || got[2].Cost.FP != 0.11 || got[1].Cost.FP != 0.22 || got[0].Cost.FN != 2 {
+		t.Fatalf("profiles without the file: %+v", got)
+	}
+	if shared, err := loadProfiles(filepath.Join(devdata.Dir(), "nab", "reference", "profiles.json")); err == nil && !reflect.DeepEqual(shared, got) {
+		t.Errorf("NAB's profiles.json %+v differs from the built-in %+v", shared, got)
 	}
 }

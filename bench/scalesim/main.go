@@ -160,8 +160,11 @@ type trace struct {
 	vs   []float64
 }
 
-// loadTraces reads every file once. A trace no longer than the warm-up has
-// nothing to score; it is left out and named.
+// loadTraces reads every file once. A trace that cannot be played is left
+// out and named, so that one odd file does not stop the run: one no longer
+// than the warm-up (nothing scored), one whose step is longer than a rule's
+// longest horizon (no rule can have it as its window), one with no load at
+// all (no capacity per pod to size from).
 func loadTraces(files []string) []trace {
 	var out []trace
 	for _, f := range files {
@@ -170,16 +173,32 @@ func loadTraces(files []string) []trace {
 			fail(err)
 		}
 		name := backtest.SeriesName(f)
-		if span := time.Duration(pts[len(pts)-1].Ts-pts[0].Ts) * time.Millisecond; span <= warmup {
-			fmt.Fprintf(os.Stderr, "scalesim: %s: nothing scored (%v of samples, the first %v are warm-up); left out\n", name, span, warmup)
+		if why := unplayable(pts); why != "" {
+			fmt.Fprintf(os.Stderr, "scalesim: %s: %s; left out\n", name, why)
 			continue
 		}
 		out = append(out, newTrace(name, pts))
 	}
 	if len(out) == 0 {
-		fail(fmt.Errorf("none of %d traces is longer than the %v warm-up", len(files), warmup))
+		fail(fmt.Errorf("none of %d traces can be played (each named above)", len(files)))
 	}
 	return out
+}
+
+// unplayable says why a trace cannot be played, "" when it can.
+func unplayable(pts []backtest.Point) string {
+	if span := time.Duration(pts[len(pts)-1].Ts-pts[0].Ts) * time.Millisecond; span <= warmup {
+		return fmt.Sprintf("nothing scored (%v of samples, the first %v are warm-up)", span, warmup)
+	}
+	if step := backtest.InferStep(pts); step > rules.MaxHorizon {
+		return fmt.Sprintf("a step of %v, longer than a scaling rule's longest horizon (%v)", step, rules.MaxHorizon)
+	}
+	for _, p := range pts {
+		if p.Value > 0 {
+			return ""
+		}
+	}
+	return "no load above 0 (no capacity per pod to size from)"
 }
 
 // newTrace makes the counter a trace's load becomes.

@@ -41,6 +41,38 @@ func TestLoadTracesLeavesShortOnesOut(t *testing.T) {
 	}
 }
 
+// TestOddTracesAreLeftOut: a trace no rule can play (an hourly step, longer
+// than the longest horizon; no load at all) is left out and named instead
+// of stopping the run with a rule error.
+func TestOddTracesAreLeftOut(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, n, stepSec int, v func(i int) int) string {
+		var b strings.Builder
+		b.WriteString("timestamp,value\n")
+		for i := range n {
+			fmt.Fprintf(&b, "%d,%d\n", 1_600_000_000+i*stepSec, v(i))
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := []string{
+		write("a_hourly.csv", 24*7, 3600, func(i int) int { return 10 + i%7 }),
+		write("b_zero.csv", 12*48, 300, func(int) int { return 0 }),
+		write("c_fine.csv", 12*48, 300, func(i int) int { return 10 + i%7 }),
+	}
+	traces := loadTraces(files)
+	if len(traces) != 1 || traces[0].name != "c_fine" {
+		t.Fatalf("%d traces kept, want only c_fine", len(traces))
+	}
+	runs := runTraces(traces, settings{podStart: 90 * time.Second, stab: 5 * time.Minute, podsAtP90: 10}, variant{cap: -1, guard: -1})
+	if len(runs) != 1 || runs[0].hpa.PodHours == 0 {
+		t.Fatalf("the trace kept was not played: %+v", runs)
+	}
+}
+
 // TestSyntheticTracesStayCalm plays the generated traces (load shapes at
 // three noise levels, nothing chosen on them) with the stream's policy: in
 // total augur must not reverse itself more often than the HPA, nor run
