@@ -149,9 +149,9 @@ type request struct {
 	inUse    []bool               // per partition: in used
 	lastPart int32                // partition of the series being built
 	err      error                // from encoding a block cut early
-	// room is the size a block may reach with the series being built
-	// (seriesBytes) before it is cut into a record first: max_record_bytes.
-	need, room int
+	// need bounds from below the bytes of the series being built
+	// (seriesBytes): a block it would take past a record is cut first.
+	need int
 	// abandoned is set when the wait for Kafka timed out: the client may
 	// still read the record values, so the state is not reused.
 	abandoned bool
@@ -403,7 +403,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	req.records = req.records[:0]
 	req.defs = req.defs[:0]
 	req.err = nil
-	req.need, req.room = 0, r.cfg.MaxRecordBytes
+	req.need = 0
 	var inv *invalidSeriesError
 	reject := func(lbls []proto.Label, discarded int, reason, detail string) {
 		if inv == nil {
@@ -464,7 +464,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 		}
 		var b *proto.BlockBuilder
 		if known {
-			b = req.builder(place.part, tenant)
+			b = req.builder(place.part, tenant, r.cfg.MaxRecordBytes)
 			known = b.StartReference(place.dict, place.ref)
 		}
 		if !known {
@@ -627,7 +627,7 @@ func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (
 	var rule int
 	req.key, rule = r.rules.RoutingKey(req.key[:0], tenant, lbls)
 	h := xxhash.Sum64(req.key)
-	b := req.builder(rules.PartitionOfHash(h, r.cfg.Partitions), tenant)
+	b := req.builder(rules.PartitionOfHash(h, r.cfg.Partitions), tenant, r.cfg.MaxRecordBytes)
 	if rule >= 0 {
 		return b, nil, 0
 	}
@@ -635,8 +635,9 @@ func (r *Receiver) builderFor(req *request, tenant string, lbls []proto.Label) (
 }
 
 // builder returns the block builder of partition p, which becomes the
-// partition of the series being built.
-func (req *request) builder(p int32, tenant string) *proto.BlockBuilder {
+// partition of the series being built; a block the series (req.need) would
+// take past maxRecord bytes is cut into a record first.
+func (req *request) builder(p int32, tenant string, maxRecord int) *proto.BlockBuilder {
 	req.lastPart = p
 	b := &req.builders[p]
 	switch {
@@ -644,28 +645,27 @@ func (req *request) builder(p int32, tenant string) *proto.BlockBuilder {
 		req.inUse[p] = true
 		req.used = append(req.used, p)
 		b.Reset(tenant)
-	case b.Len() > 0 && b.Size()+req.need > req.room:
+	case b.Len() > 0 && b.Size()+req.need > maxRecord:
 		// The series would take the block past a record: cut first (a
 		// block of 4 MiB and a series of 2 failed at Kafka).
-		if err := req.appendRecord(p, tenant); err != nil && req.err == nil {
-			req.err = err
-		}
-		b.Reset(tenant)
+		req.cut(p, tenant)
 	}
 	return b
 }
 
 // maybeCut turns the last partition's block into a record once it is large.
 func (r *Receiver) maybeCut(req *request, tenant string) {
-	p := req.lastPart
-	b := &req.builders[p]
-	if b.Size() < r.cfg.MaxRecordBytes {
-		return
+	if p := req.lastPart; req.builders[p].Size() >= r.cfg.MaxRecordBytes {
+		req.cut(p, tenant)
 	}
+}
+
+// cut turns partition p's block into a record and starts a new block.
+func (req *request) cut(p int32, tenant string) {
 	if err := req.appendRecord(p, tenant); err != nil && req.err == nil {
 		req.err = err
 	}
-	b.Reset(tenant)
+	req.builders[p].Reset(tenant)
 }
 
 // appendRecord encodes partition p's block as a record of req.

@@ -64,14 +64,14 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	// The act: block of -config is the base (its guardrails have no
 	// flags; it was ignored, and with it every guardrail the README
 	// documents); a flag given on the command line overrides it.
+	kc, fc, err := roleKafka(*configFile, kf, brokers)
+	if err != nil {
+		return err
+	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	flagOr := func(name string) bool { return given[name] || *configFile == "" }
 	if *configFile != "" {
-		fc, err := loadFileConfig(*configFile)
-		if err != nil {
-			return err
-		}
 		if !fc.Act.Mode.Valid() {
 			return fmt.Errorf("config %s: act.mode: must be off, dry-run or enforce, got %q", *configFile, fc.Act.Mode)
 		}
@@ -79,10 +79,6 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		if fc.Act.Kubeconfig != "" && !given["kubeconfig"] {
 			*kubeconfig = fc.Act.Kubeconfig
 		}
-	}
-	kc, err := roleKafka(*configFile, kf, brokers)
-	if err != nil {
-		return err
 	}
 	if *brokers == "" || *keyFile == "" {
 		fmt.Fprintln(stdout, "augur act: -brokers (or kafka.brokers in -config) and -decision-key-file are required")
@@ -164,11 +160,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	if *createTopics {
-		replication, err := roleReplication(*configFile)
-		if err != nil {
-			return err
-		}
-		if err := createActionsTopic(ctx, conn, cfg.ActionsTopic, replication); err != nil {
+		if err := createActionsTopic(ctx, conn, cfg.ActionsTopic, fc.Kafka.Replication); err != nil {
 			return err
 		}
 	}

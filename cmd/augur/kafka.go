@@ -119,14 +119,17 @@ func (k kafkaFlags) apply(c *kafkaconn.Config) error {
 // roleKafka returns the connection settings of a role that runs alone
 // (augur stream, augur act): the kafka: block of the config file at path
 // (none: plaintext), with the flags and environment over it; and the
-// file's brokers when *brokers is empty.
-func roleKafka(path string, k kafkaFlags, brokers *string) (kafkaconn.Config, error) {
+// file's brokers when *brokers is empty. It also returns the file, read
+// once (the defaults without one), for the role's other settings: the
+// replication of the topics it creates (kafka.replication: -1, the
+// broker's default, without a file), act's act: block.
+func roleKafka(path string, k kafkaFlags, brokers *string) (kafkaconn.Config, fileConfig, error) {
 	var c kafkaconn.Config
+	fc, err := loadFileConfig(path)
+	if err != nil {
+		return c, fc, err
+	}
 	if path != "" {
-		fc, err := loadFileConfig(path)
-		if err != nil {
-			return c, err
-		}
 		if *brokers == "" {
 			*brokers = strings.Join(fc.Kafka.Brokers, ",")
 		}
@@ -134,24 +137,11 @@ func roleKafka(path string, k kafkaFlags, brokers *string) (kafkaconn.Config, er
 	}
 	if err := k.apply(&c); err != nil {
 		if path != "" {
-			return c, fmt.Errorf("config %s: %w", path, err)
+			return c, fc, fmt.Errorf("config %s: %w", path, err)
 		}
-		return c, err
+		return c, fc, err
 	}
-	return c, nil
-}
-
-// roleReplication returns the replication of the topics a role creates:
-// kafka.replication of its -config file, -1 (the broker's default)
-// without one. The stream's and act's topics took the broker default
-// whatever the file said (augur.state, the exactly-once offsets, with one
-// replica on a broker defaulting to 1).
-func roleReplication(path string) (int16, error) {
-	fc, err := loadFileConfig(path)
-	if err != nil {
-		return 0, err
-	}
-	return fc.Kafka.Replication, nil
+	return c, fc, nil
 }
 
 // checkKafka connects once with conn and names the setting at fault when

@@ -48,7 +48,7 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	kc, err := roleKafka(*configFile, kf, brokers)
+	kc, fc, err := roleKafka(*configFile, kf, brokers)
 	if err != nil {
 		return err
 	}
@@ -83,12 +83,8 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 			return fmt.Errorf("kafka client: %w", err)
 		}
 		err = kc.Check(ctx, cl, 15*time.Second)
-		var replication int16
 		if err == nil {
-			replication, err = roleReplication(*configFile)
-		}
-		if err == nil {
-			err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, replication, stream.DecisionPartitions)
+			err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, fc.Kafka.Replication, stream.DecisionPartitions)
 		}
 		cl.Close()
 		if err != nil {
