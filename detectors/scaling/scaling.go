@@ -388,8 +388,14 @@ func (s *Scaler) Decide(in Input) []*proto.Decision {
 	want := s.Stabilize(in.Now, recommend, hold, cur)
 	t := in.Now.UnixMilli()
 	if want > cur && s.lastDown != 0 && t-s.lastDown <= s.cfg.ReversalGuard.Milliseconds() {
-		need := Replicas(in.Observed/(1+HPATolerance), s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
-		want = max(cur, min(want, need))
+		// The tolerance decides whether to move, as the HPA's does; the
+		// move is to what the observed load needs (Hold), as the HPA's
+		// is: sized on the load less the tolerance, it stayed short of it.
+		if Replicas(in.Observed/(1+HPATolerance), s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas) > cur {
+			want = max(cur, min(want, hold))
+		} else {
+			want = cur
+		}
 	}
 	ttl := s.cfg.DecisionTTL.Milliseconds()
 	var out []*proto.Decision

@@ -312,3 +312,19 @@ func TestLargeMaxScaleUp(t *testing.T) {
 		}
 	}
 }
+
+// TestReversalGuardSizesForTheObservedLoad: within the reversal guard a
+// load beyond the HPA's tolerance scales up to what that load needs, as the
+// HPA would (ceil(load / capacity)), not to the load less the tolerance:
+// the package never decides fewer replicas than the observed load needs.
+func TestReversalGuardSizesForTheObservedLoad(t *testing.T) {
+	s := newScaler(t, func(c *Config) {
+		c.MaxScaleUp, c.MaxScaleDown, c.ForecastHold, c.ReversalGuard = 100, 1, time.Minute, time.Minute
+	})
+	t0 := time.Unix(1_700_000_000, 0)
+	s.SetLastDown(t0.UnixMilli())
+	// 1200 at 100 per pod needs 12; 10 run: 20% beyond the tolerance.
+	if got := scaledTo(s, Input{Now: t0.Add(30 * time.Second), Forecast: fc(1200, 1200, 1200), Observed: 1200, CurrentReplicas: 10}); got != 12 {
+		t.Errorf("30 s after a scale down, load needing 12 of 10 running: scale to %d, want 12", got)
+	}
+}
