@@ -74,8 +74,40 @@ type Tail struct {
 	mu        sync.RWMutex
 	decisions []entry // by time, oldest first (insert)
 	actions   []entry
-	byID      map[string][]json.RawMessage // decision id -> its audit records, oldest first
-	points    map[string]*ring             // rule -> its forecast points
+	byID      map[string]*joined // decision id -> its audit records
+	points    map[string]*ring   // rule -> its forecast points
+}
+
+// joined is the audit records of one decision id, oldest first, and how
+// many entries of the tails (the decision, its actions) carry the id: the
+// join is forgotten when none is held any more, so it holds at most the
+// ids of 2 × Size entries. (Forgotten only with the decision, the records
+// of a decision that had left the tail, an expiry or a step arriving
+// after newer decisions pushed it out, stayed for ever.)
+type joined struct {
+	recs []json.RawMessage
+	refs int
+}
+
+// ref counts one more entry held with id (the caller holds t.mu).
+func (t *Tail) ref(id string) *joined {
+	j := t.byID[id]
+	if j == nil {
+		j = &joined{}
+		t.byID[id] = j
+	}
+	j.refs++
+	return j
+}
+
+// unref counts one entry with id less, dropping the join at none (the
+// caller holds t.mu).
+func (t *Tail) unref(id string) {
+	if j := t.byID[id]; j != nil {
+		if j.refs--; j.refs <= 0 {
+			delete(t.byID, id)
+		}
+	}
 }
 
 // ring is a bounded list of entries by time (insert).
@@ -101,7 +133,7 @@ func New(cfg Config, log *slog.Logger) *Tail {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tail{cfg: cfg, log: log, byID: map[string][]json.RawMessage{}, points: map[string]*ring{}}
+	return &Tail{cfg: cfg, log: log, byID: map[string]*joined{}, points: map[string]*ring{}}
 }
 
 // Options are the kgo options Run needs besides the connection: both
@@ -141,8 +173,9 @@ func (t *Tail) Add(topic string, value []byte) {
 		}
 		e := entry{raw: clone(value), id: d.GetId(), rule: d.GetRule(), kind: d.GetKind(), target: d.GetTarget(), at: d.GetCreatedAt().AsTime()}
 		t.mu.Lock()
+		t.ref(e.id)
 		if old, full := insert(&t.decisions, e, t.cfg.Size); full {
-			delete(t.byID, old.id)
+			t.unref(old.id)
 		}
 		t.mu.Unlock()
 	case t.cfg.ActionsTopic:
@@ -152,9 +185,11 @@ func (t *Tail) Add(topic string, value []byte) {
 		}
 		e := entry{raw: clone(value), id: a.GetDecisionId(), kind: a.GetKind(), target: a.GetTarget(), at: a.GetAt().AsTime()}
 		t.mu.Lock()
-		insert(&t.actions, e, t.cfg.Size)
-		if recs := t.byID[e.id]; len(recs) < maxActionsPerDecision {
-			t.byID[e.id] = append(recs, e.raw)
+		if j := t.ref(e.id); len(j.recs) < maxActionsPerDecision {
+			j.recs = append(j.recs, e.raw)
+		}
+		if old, full := insert(&t.actions, e, t.cfg.Size); full {
+			t.unref(old.id)
 		}
 		t.mu.Unlock()
 	case t.cfg.ForecastsTopic:
@@ -239,6 +274,16 @@ func (t *Tail) rules() []ruleView {
 		out = append(out, *v)
 	}
 	slices.SortFunc(out, func(a, b ruleView) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// records returns a copy of the audit records joined to decision id (the
+// caller holds t.mu).
+func (t *Tail) records(id string) []json.RawMessage {
+	out := []json.RawMessage{}
+	if j := t.byID[id]; j != nil {
+		out = append(out, j.recs...)
+	}
 	return out
 }
 
@@ -370,7 +415,7 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		list := []decisionView{}
 		newestFirst(t.decisions, func(e *entry) bool {
 			if q.match(e, e.rule) {
-				list = append(list, decisionView{Decision: e.raw, Actions: append([]json.RawMessage{}, t.byID[e.id]...)})
+				list = append(list, decisionView{Decision: e.raw, Actions: t.records(e.id)})
 			}
 			return len(list) < q.limit
 		})

@@ -190,3 +190,44 @@ func TestDecisionsOrderedByTimeAcrossPartitions(t *testing.T) {
 		t.Errorf("%d of w0's decisions kept, want 5 (minutes 3 to 7)", n)
 	}
 }
+
+// TestJoinStaysBounded: audit records of decisions the tail does not hold
+// (an expiry or a later step arriving after 1,000 newer decisions pushed
+// its decision out, or records read back further than the decisions) do
+// not pile up in the join: it holds at most the ids of the decisions and
+// actions held.
+func TestJoinStaysBounded(t *testing.T) {
+	tl := New(Config{Size: 4}, nil)
+	for i := range 200 {
+		b, err := proto.MarshalJSON(decision(t, i, proto.KindScale, "r"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl.Add("augur.decisions", b)
+		if i < 10 {
+			continue
+		}
+		// The record of a decision ten decisions old: out of the tail.
+		a := &proto.Action{DecisionId: fmt.Sprintf("d%d", i-10), Kind: proto.KindScale, Target: "k8s/deployment/ns/w0",
+			Outcome: proto.OutcomeExpired, At: timestamppb.New(t0.Add(time.Duration(i)*time.Minute + time.Second))}
+		b, _ = proto.MarshalJSON(a)
+		tl.Add("augur.actions", b)
+	}
+	tl.mu.RLock()
+	n := len(tl.byID)
+	tl.mu.RUnlock()
+	if n > 2*4 {
+		t.Errorf("join holds %d decision ids, want at most %d (the decisions and actions held)", n, 2*4)
+	}
+	// The join still joins.
+	b, _ := proto.MarshalJSON(&proto.Action{DecisionId: "d199", Kind: proto.KindScale, Target: "k8s/deployment/ns/w1",
+		Outcome: proto.OutcomeApplied, At: timestamppb.New(t0.Add(199*time.Minute + 2*time.Second))})
+	tl.Add("augur.actions", b)
+	_, out, body := get(t, tl, "/api/v1/decisions?limit=1")
+	var first struct {
+		Actions []map[string]any `json:"actions"`
+	}
+	if len(out["decisions"]) != 1 || json.Unmarshal(out["decisions"][0], &first) != nil || len(first.Actions) != 1 {
+		t.Fatalf("newest decision not joined with its record: %s", body)
+	}
+}
