@@ -91,8 +91,8 @@ type Config struct {
 	// DecisionTTL is how long after it was made a decision may be applied.
 	// Default 10m.
 	DecisionTTL time.Duration
-	// MaxMembers bounds the GPUs plus workers tracked; new ones beyond are
-	// ignored and counted (Dropped). Default 100000.
+	// MaxMembers bounds the GPUs plus workers tracked; samples of new ones
+	// beyond it are ignored. Default 100000.
 	MaxMembers int
 }
 

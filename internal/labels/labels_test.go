@@ -30,3 +30,19 @@ func TestFormat(t *testing.T) {
 		t.Errorf("long series not cut: %d bytes", len(got))
 	}
 }
+
+// TestFormatCutsNames: with maxValue set, the metric name (the value of
+// __name__) and label names are cut too, so that one long name cannot
+// blow up an error body (ingest names each invalid series in its 400,
+// including one refused for a name over the length limit).
+func TestFormatCutsNames(t *testing.T) {
+	long := strings.Repeat("n", 100_000)
+	for _, lbls := range [][]proto.Label{
+		{{Name: "__name__", Value: long}, {Name: "job", Value: "api"}},
+		{{Name: "__name__", Value: "up"}, {Name: long, Value: "v"}},
+	} {
+		if got := Format(lbls, 64); len(got) > 700 {
+			t.Errorf("Format of a series with a 100,000-byte name, maxValue 64: %d bytes, want at most 700", len(got))
+		}
+	}
+}
