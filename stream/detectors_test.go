@@ -317,33 +317,28 @@ rules:
     selector: '{__name__=~"DCGM_FI_.*"}'
     node_label: Hostname`,
 		steps: 30,
-		scrape: func(step int) []point {
-			var ps []point
-			for n := range 3 {
-				xid := 0.0
-				if n == 1 && step >= 20 {
-					xid = 79 // fell off the bus
-				}
-				host := fmt.Sprint("gpu-node-", n)
-				ps = append(ps, point{lbl("__name__", "DCGM_FI_DEV_XID_ERRORS", "Hostname", host, "gpu", "0"), xid},
-					point{lbl("__name__", "DCGM_FI_DEV_GPU_UTIL", "Hostname", host, "gpu", "0"), 90})
-			}
-			return ps
-		},
+		scrape: xidOnNode1(func(n int) []string { return []string{"Hostname", fmt.Sprint("gpu-node-", n)} }),
 		check: func(t *testing.T, ds []*proto.Decision) {
-			var taints []*proto.Decision
-			for _, d := range ds {
-				if d.Kind == proto.KindTaintNode {
-					taints = append(taints, d)
-				}
-			}
-			if len(taints) != 1 || taints[0].Desired.Node != "gpu-node-1" || taints[0].Desired.Taint == nil {
-				t.Fatalf("taints %v, want one taint of gpu-node-1", summaries(taints))
-			}
-			if tk := taints[0].Desired.Taint; tk.Key != "augur.io/gpu-unhealthy" || tk.Effect != "NoSchedule" {
+			taint := oneTaintOf(t, ds, "gpu-node-1")
+			if tk := taint.Desired.Taint; tk == nil || tk.Key != "augur.io/gpu-unhealthy" || tk.Effect != "NoSchedule" {
 				t.Errorf("taint %v, want augur.io/gpu-unhealthy NoSchedule", tk)
 			}
 		},
+	}, {
+		// DCGM exporter run as a DaemonSet reports its own pod name as
+		// Hostname; the node is in the label the rule names.
+		name: "GPU XID 79 on the rule's node_label",
+		rules: `
+rules:
+- name: gpus
+  gpu:
+    selector: '{__name__=~"DCGM_FI_.*"}'
+    node_label: k8s_node`,
+		steps: 30,
+		scrape: xidOnNode1(func(n int) []string {
+			return []string{"Hostname", fmt.Sprint("dcgm-exporter-", n), "k8s_node", fmt.Sprint("gpu-node-", n)}
+		}),
+		check: func(t *testing.T, ds []*proto.Decision) { oneTaintOf(t, ds, "gpu-node-1") },
 	}, {
 		// Half the workers slow down by 1.25x at step 150: the median
 		// moves between the groups and no worker is 1.2x off it; the
@@ -451,4 +446,39 @@ func queueShift(at int) func(step int) []point {
 		}
 		return []point{{lbl("__name__", "queue_depth", "instance", "q-1"), v}}
 	}
+}
+
+// xidOnNode1 scrapes three GPUs, one per node, whose series carry the
+// labels node(n) names: utilisation 90%, and an XID 79 (fallen off the
+// bus) on node 1 from step 20.
+func xidOnNode1(node func(n int) []string) func(step int) []point {
+	return func(step int) []point {
+		var ps []point
+		for n := range 3 {
+			xid := 0.0
+			if n == 1 && step >= 20 {
+				xid = 79
+			}
+			at := append([]string{"gpu", "0"}, node(n)...)
+			ps = append(ps, point{lbl(append([]string{"__name__", "DCGM_FI_DEV_XID_ERRORS"}, at...)...), xid},
+				point{lbl(append([]string{"__name__", "DCGM_FI_DEV_GPU_UTIL"}, at...)...), 90})
+		}
+		return ps
+	}
+}
+
+// oneTaintOf fails t unless ds taints exactly one node, node, and returns
+// that decision.
+func oneTaintOf(t *testing.T, ds []*proto.Decision, node string) *proto.Decision {
+	t.Helper()
+	var taints []*proto.Decision
+	for _, d := range ds {
+		if d.Kind == proto.KindTaintNode {
+			taints = append(taints, d)
+		}
+	}
+	if len(taints) != 1 || taints[0].Desired.Node != node {
+		t.Fatalf("taints %v, want one taint of %s", summaries(taints), node)
+	}
+	return taints[0]
 }

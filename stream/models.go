@@ -163,7 +163,7 @@ func gpuConfig(r *rules.Rule, tenant string) gpu.Config {
 
 // newGPUGroup is the group detector of a gpu rule.
 func newGPUGroup(r *rules.Rule, tenant string, groupVals []string) (*gpu.Group, error) {
-	return gpu.NewGroup(gpuConfig(r, tenant), jobName(groupVals), r.GPU.StepTimeMetric, r.GPU.WorkerLabel)
+	return gpu.NewGroup(gpuConfig(r, tenant), jobName(groupVals), r.GPU.StepTimeMetric, r.GPU.WorkerLabel, r.GPU.NodeLabel)
 }
 
 // jobName is the GPU detector's job of a group: its group_by values.

@@ -208,13 +208,25 @@ type Sample struct {
 // is false for metrics the detector does not use and for DCGM blank values.
 // job is the group key the stream computed from the rule's group_by labels.
 func NewSample(name string, label func(string) string, job string, ts int64, v float64) (s Sample, ok bool) {
+	return newSample(name, label, "", job, ts, v)
+}
+
+// newSample is NewSample with the node taken from the label nodeLabel
+// (a rule's node_label) when the series has it, else as Node finds it.
+func newSample(name string, label func(string) string, nodeLabel, job string, ts int64, v float64) (s Sample, ok bool) {
 	e, known := metricNames[name]
 	if !known || Blank(name, v) {
 		return Sample{}, false
 	}
 	s = Sample{Metric: e.m, Pod: Pod(label), Job: job, Ts: ts, Value: v * e.scale}
 	if e.m != MetricNetRx {
-		s.Node, s.GPU = Node(label), Index(label)
+		if nodeLabel != "" {
+			s.Node = label(nodeLabel)
+		}
+		if s.Node == "" {
+			s.Node = Node(label)
+		}
+		s.GPU = Index(label)
 		if s.Node == "" {
 			return Sample{}, false
 		}

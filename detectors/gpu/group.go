@@ -14,6 +14,7 @@ import (
 // stepTimeMetric to ObserveStep, and each closed window to Tick.
 type Group struct {
 	stepTimeMetric, workerLabel string
+	nodeLabel                   string // the rule's node_label, tried before Node's labels
 	det                         *Detector
 	job                         string
 	lbls                        []proto.Label // labels of the sample being observed, for label
@@ -22,13 +23,15 @@ type Group struct {
 
 // NewGroup returns the Group of a Detector configured by cfg for the job
 // (the group's group_by values), with training step times in the gauge
-// stepTimeMetric ("" none) per worker label workerLabel.
-func NewGroup(cfg Config, job, stepTimeMetric, workerLabel string) (*Group, error) {
+// stepTimeMetric ("" none) per worker label workerLabel. nodeLabel (a
+// gpu rule's node_label) names the node of a series; a series without it
+// falls back to Node's labels.
+func NewGroup(cfg Config, job, stepTimeMetric, workerLabel, nodeLabel string) (*Group, error) {
 	d, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	g := &Group{stepTimeMetric: stepTimeMetric, workerLabel: workerLabel, det: d, job: job}
+	g := &Group{stepTimeMetric: stepTimeMetric, workerLabel: workerLabel, nodeLabel: nodeLabel, det: d, job: job}
 	g.lfn = g.label // bound once: no closure per sample
 	return g, nil
 }
@@ -46,7 +49,14 @@ func (g *Group) Observe(p *detectors.Point) []*proto.Decision {
 	if name == g.stepTimeMetric && name != "" {
 		if !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) {
 			worker, _ := proto.LabelValue(p.Labels, g.workerLabel)
-			g.det.ObserveStep(g.job, worker, Node(g.lfn), p.Ts, p.Value)
+			node := ""
+			if g.nodeLabel != "" {
+				node, _ = proto.LabelValue(p.Labels, g.nodeLabel)
+			}
+			if node == "" {
+				node = Node(g.lfn)
+			}
+			g.det.ObserveStep(g.job, worker, node, p.Ts, p.Value)
 		}
 		return nil
 	}
@@ -57,7 +67,7 @@ func (g *Group) Observe(p *detectors.Point) []*proto.Decision {
 		}
 		v = p.Rate
 	}
-	s, ok := NewSample(name, g.lfn, g.job, p.Ts, v)
+	s, ok := newSample(name, g.lfn, g.nodeLabel, g.job, p.Ts, v)
 	if !ok {
 		return nil
 	}
