@@ -162,9 +162,14 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	defer prodClient.Close()
 
+	samplesTopic := cfg.Ingest.Topic
+	if samplesTopic == "" {
+		samplesTopic = "augur.samples" // ingest.Config's default
+	}
 	scfg := stream.Config{
 		Brokers: seeds, ClientOpts: conn, Rules: rs, SigningKey: key, Registerer: reg, Logger: log,
-		DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic,
+		// The stream consumes what the receiver writes (ingest.topic).
+		SamplesTopic: samplesTopic, DecisionsTopic: cfg.Act.DecisionsTopic, ActionsTopic: cfg.Act.ActionsTopic,
 	}
 	if cluster != nil {
 		scfg.StateTrimInterval = embeddedStateTrim
@@ -209,7 +214,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		"remote_write_url", url, "console", strings.TrimSuffix(url, "api/v1/write"),
 		"prometheus_config", fmt.Sprintf("remote_write: [{url: %s}]", url),
 		"read_decisions", fmt.Sprintf("kcat -b %s -C -t augur.decisions -f '%%k %%s\\n'", seeds[0]),
-		"read_samples", fmt.Sprintf("kcat -b %s -C -t augur.samples -c 1 -f '%%h %%S bytes\\n'", seeds[0]),
+		"read_samples", fmt.Sprintf("kcat -b %s -C -t %s -c 1 -f '%%h %%S bytes\\n'", seeds[0], samplesTopic),
 		"actuator_mode", acfg.Mode, "partitions", parts)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -74,23 +74,7 @@ rules_file: %s
 
 	_, logs := startRun(t, cfgFile, listen)
 
-	// 300 quiet samples at 15s (the rule's default warm-up is 256), then a
-	// sustained jump.
-	start := time.Now().Add(-80 * time.Minute).Truncate(time.Second).UnixMilli()
-	var samples []prompb.Sample
-	for i := range 300 {
-		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: 0.1 + 0.002*math.Sin(float64(i))})
-	}
-	for i := 300; i < 320; i++ {
-		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: 3})
-	}
-	for i := 0; i < len(samples); i += 20 {
-		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
-			Labels:  []prompb.Label{{Name: "__name__", Value: "checkout_latency_seconds"}, {Name: "instance", Value: "a:9100"}, {Name: "job", Value: "checkout"}},
-			Samples: samples[i:min(i+20, len(samples))],
-		}}}
-		pushV1(t, "http://"+listen+"/api/v1/write", req)
-	}
+	pushLatencyJump(t, listen)
 
 	key, err := stream.LoadKey(filepath.Join(dir, "data", "decision.key"))
 	if err != nil {
@@ -248,4 +232,55 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestRunIngestTopic: `augur run` with ingest.topic set writes the samples
+// there, and its stream must consume that topic, not augur.samples.
+func TestRunIngestTopic(t *testing.T) {
+	dir := t.TempDir()
+	broker, listen := freePort(t), freePort(t)
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	writeFile(t, rulesFile, `rules:
+  - name: latency-watch
+    anomaly:
+      selector: 'checkout_latency_seconds{job="checkout"}'
+`)
+	cfgFile := filepath.Join(dir, "augur.yaml")
+	writeFile(t, cfgFile, fmt.Sprintf(`listen: %s
+data_dir: %s
+kafka:
+  embedded_addr: %s
+  partitions: 2
+ingest:
+  topic: team.samples
+rules_file: %s
+`, listen, filepath.Join(dir, "data"), broker, rulesFile))
+	startRun(t, cfgFile, listen)
+	pushLatencyJump(t, listen)
+	readTopic(t, broker, "augur.decisions", func(r *kgo.Record) bool {
+		d, err := proto.UnmarshalDecision(r.Value)
+		return err == nil && d.GetKind() == proto.KindAlert && d.GetRule() == "latency-watch"
+	})
+}
+
+// pushLatencyJump sends `augur run` at listen, over remote write 1.0, 300
+// quiet samples of checkout_latency_seconds{job="checkout"} at 15 s (an
+// anomaly rule's default warm-up is 256), ending 5 minutes ago, then a
+// sustained jump.
+func pushLatencyJump(t *testing.T, listen string) {
+	t.Helper()
+	start := time.Now().Add(-80 * time.Minute).Truncate(time.Second).UnixMilli()
+	var samples []prompb.Sample
+	for i := range 300 {
+		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: 0.1 + 0.002*math.Sin(float64(i))})
+	}
+	for i := 300; i < 320; i++ {
+		samples = append(samples, prompb.Sample{Timestamp: start + int64(i)*15000, Value: 3})
+	}
+	for i := 0; i < len(samples); i += 20 {
+		pushV1(t, "http://"+listen+"/api/v1/write", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "checkout_latency_seconds"}, {Name: "instance", Value: "a:9100"}, {Name: "job", Value: "checkout"}},
+			Samples: samples[i:min(i+20, len(samples))],
+		}}})
+	}
 }
