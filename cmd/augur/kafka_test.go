@@ -412,8 +412,7 @@ func TestActCreatesTheActionsTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	key := filepath.Join(t.TempDir(), "decision.key")
-	writeFile(t, key, "0123456789abcdef0123456789abcdef")
+	key := testKey(t, t.TempDir())
 	ctx, stop := context.WithTimeout(t.Context(), 5*time.Second)
 	defer stop()
 	var stderr strings.Builder
@@ -445,8 +444,7 @@ func TestActReadsItsConfigBlock(t *testing.T) {
 	}
 	defer c.Close()
 	dir := t.TempDir()
-	key := filepath.Join(dir, "decision.key")
-	writeFile(t, key, "0123456789abcdef0123456789abcdef")
+	key := testKey(t, dir)
 	cfgFile := filepath.Join(dir, "augur.yaml")
 	writeFile(t, cfgFile, fmt.Sprintf(`kafka:
   brokers: [%s]
@@ -490,4 +488,28 @@ func firstLine(s, sub string) string {
 		}
 	}
 	return ""
+}
+
+// TestStreamWithoutCreateTopicsChecksTheConnection: a bad SASL setting
+// stops augur stream at start-up naming it, with -create-topics=false too
+// (the least-privilege setup, whose principal may not create topics).
+func TestStreamWithoutCreateTopicsChecksTheConnection(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "augur", "s3cret"),
+		kfake.SeedTopics(1, "augur.samples", "augur.state", "augur.decisions", "augur.actions", "augur.forecasts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dir := t.TempDir()
+	key := testKey(t, dir)
+	writeFile(t, filepath.Join(dir, "wrong"), "guess\n")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var stderr strings.Builder
+	code := runMain(ctx, []string{"stream", "-brokers", c.ListenAddrs()[0], "-create-topics=false", "-decision-key-file", key, "-metrics-addr", "",
+		"-kafka-sasl-mechanism", "scram-sha-512", "-kafka-sasl-username", "augur", "-kafka-sasl-password-file", filepath.Join(dir, "wrong")},
+		io.Discard, &stderr, slog.New(slog.DiscardHandler))
+	if code == 0 || !strings.Contains(stderr.String(), "kafka.sasl") || ctx.Err() != nil {
+		t.Errorf("augur stream -create-topics=false with a wrong password: exit %d after the deadline: %v, %q; want a start-up failure naming kafka.sasl", code, ctx.Err() != nil, stderr.String())
+	}
 }

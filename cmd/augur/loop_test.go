@@ -538,6 +538,14 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
+// testKey writes a decision signing key into dir and returns its path.
+func testKey(t *testing.T, dir string) string {
+	t.Helper()
+	key := filepath.Join(dir, "decision.key")
+	writeFile(t, key, "0123456789abcdef0123456789abcdef")
+	return key
+}
+
 func tailString(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]

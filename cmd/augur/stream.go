@@ -77,19 +77,19 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	if *createTopics {
-		cl, err := kgo.NewClient(cfg.ClientOpts...)
-		if err != nil {
-			return fmt.Errorf("kafka client: %w", err)
-		}
-		err = kc.Check(ctx, cl, 15*time.Second)
-		if err == nil {
-			err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, fc.Kafka.Replication, stream.DecisionPartitions)
-		}
-		cl.Close()
-		if err != nil {
-			return err
-		}
+	// The connection is checked with or without -create-topics, so that a
+	// bad TLS or SASL setting stops the role at start-up, named.
+	cl, err := kgo.NewClient(cfg.ClientOpts...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	err = kc.Check(ctx, cl, 15*time.Second)
+	if err == nil && *createTopics {
+		err = stream.EnsureTopics(ctx, kadm.NewClient(cl), &cfg, fc.Kafka.Replication, stream.DecisionPartitions)
+	}
+	cl.Close()
+	if err != nil {
+		return err
 	}
 	if *metricsAddr != "" {
 		stop, err := serveRoleHTTP(ctx, *metricsAddr, cfg.ClientOpts, recent.Config{DecisionsTopic: cfg.DecisionsTopic, ActionsTopic: "augur.actions",
