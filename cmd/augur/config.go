@@ -147,6 +147,15 @@ func (c *fileConfig) validate() error {
 	if c.Kafka.Partitions <= 0 {
 		errs = append(errs, fmt.Errorf("kafka.partitions: must be > 0, got %d", c.Kafka.Partitions))
 	}
+	if err := c.checkReplication(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Ingest.Partitions != 0 {
+		// ingest.Config has the field, but the receiver routes by the
+		// samples topic's partition count (kafka.partitions when augur
+		// creates it): a value here would be silently dropped.
+		errs = append(errs, fmt.Errorf("ingest.partitions: not a setting (kafka.partitions sets the samples topic's partitions when augur creates it), got %d", c.Ingest.Partitions))
+	}
 	if len(c.Kafka.Brokers) == 0 && !strings.HasPrefix(c.Kafka.EmbeddedAddr, "127.") && !strings.HasPrefix(c.Kafka.EmbeddedAddr, "localhost:") {
 		errs = append(errs, fmt.Errorf("kafka.embedded_addr: the embedded broker listens on loopback only, got %q", c.Kafka.EmbeddedAddr))
 	}
@@ -159,4 +168,15 @@ func (c *fileConfig) validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkReplication checks kafka.replication, which the roles that run
+// alone (augur stream, augur act) use without the rest of validate: a
+// broker refuses 0 or below -1 only when a topic is created, without
+// naming the field.
+func (c *fileConfig) checkReplication() error {
+	if r := c.Kafka.Replication; r == 0 || r < -1 {
+		return fmt.Errorf("kafka.replication: must be -1 (the broker's default) or at least 1, got %d", r)
+	}
+	return nil
 }

@@ -22,6 +22,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"ingest:\n  max_inflight_requests: -3\n", "ingest.max_inflight_requests: must not be negative"},
 		{"ingest:\n  limits:\n    name_validation: ascii\n", "ingest.limits.name_validation"},
 		{"lisen: 1\n", "field lisen not found"},
+		{"kafka:\n  replication: 0\n", "kafka.replication: must be -1 (the broker's default) or at least 1, got 0"},
+		{"ingest:\n  partitions: 16\n", "ingest.partitions: not a setting"},
 	} {
 		p := filepath.Join(dir, "c.yaml")
 		if err := os.WriteFile(p, []byte(c.yaml), 0o600); err != nil {
@@ -36,6 +38,15 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	f := commonFlags{}
 	if _, err := f.load(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+	// augur stream and augur act read the same file through roleKafka.
+	p := filepath.Join(dir, "role.yaml")
+	if err := os.WriteFile(p, []byte("kafka:\n  brokers: [b:9092]\n  replication: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	brokers := ""
+	if _, _, err := roleKafka(p, kafkaFlags{}, &brokers); err == nil || !strings.Contains(err.Error(), "kafka.replication") {
+		t.Errorf("roleKafka with kafka.replication 0: %v, want an error naming the field", err)
 	}
 }
 

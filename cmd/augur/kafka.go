@@ -130,6 +130,9 @@ func roleKafka(path string, k kafkaFlags, brokers *string) (kafkaconn.Config, fi
 		return c, fc, err
 	}
 	if path != "" {
+		if err := fc.checkReplication(); err != nil {
+			return c, fc, fmt.Errorf("config %s: %w", path, err)
+		}
 		if *brokers == "" {
 			*brokers = strings.Join(fc.Kafka.Brokers, ",")
 		}
