@@ -56,6 +56,25 @@ var registeredLiteral = regexp.MustCompile(`"(augur_[a-z0-9_]+)"`)
 func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
+	goSources(t, func(_ string, b []byte) {
+		for _, m := range registeredLiteral.FindAllSubmatch(b, -1) {
+			names[string(m[1])] = true
+		}
+	})
+	// The scan must find the metrics of every component, or the check
+	// below would pass for the wrong reason.
+	for _, want := range []string{"augur_ingest_requests_total", "augur_stream_decisions_total", "augur_actuator_actions_total"} {
+		if !names[want] {
+			t.Fatalf("scan of Go source found no %s (found %d names): the scan is broken", want, len(names))
+		}
+	}
+	return names
+}
+
+// goSources calls fn with the path and contents of every non-test Go file
+// of the module.
+func goSources(t *testing.T, fn func(path string, b []byte)) {
+	t.Helper()
 	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -71,25 +90,14 @@ func registeredMetrics(t *testing.T) map[string]bool {
 			return nil
 		}
 		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
+		if err == nil {
+			fn(path, b)
 		}
-		for _, m := range registeredLiteral.FindAllSubmatch(b, -1) {
-			names[string(m[1])] = true
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Fatalf("scan Go source: %v", err)
 	}
-	// The scan must find the metrics of every component, or the check
-	// below would pass for the wrong reason.
-	for _, want := range []string{"augur_ingest_requests_total", "augur_stream_decisions_total", "augur_actuator_actions_total"} {
-		if !names[want] {
-			t.Fatalf("scan of Go source found no %s (found %d names): the scan is broken", want, len(names))
-		}
-	}
-	return names
 }
 
 // unregistered returns the augur_ metric names in expr that are not in
