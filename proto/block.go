@@ -880,9 +880,13 @@ func (b *BlockBuilder) Len() int { return b.n }
 // Size estimates the bytes of the block's Arrow buffers so far, within a few
 // percent of what AppendIPC writes; callers use it to cut large blocks.
 func (b *BlockBuilder) Size() int {
-	return len(b.series.data) + 8*b.n +
+	n := len(b.series.data) + 8*b.n +
 		24*len(b.ts) + 16*b.n + len(b.typ.data) + len(b.help.data) + len(b.unit.data) + 12*b.n +
 		len(b.hists.data) + 4*len(b.hists.offsets) + len(b.exemplars.data) + 4*len(b.exemplars.offsets) + 1024
+	if b.dict != 0 {
+		n += 4 * b.n // the series_ref column of version 3
+	}
+	return n
 }
 
 // SeriesNames resolves the series references of blocks for a reader that

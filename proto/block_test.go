@@ -446,3 +446,29 @@ func BenchmarkBlockRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/sample")
 }
+
+// TestBlockSizeEstimate: Size, which the receiver cuts records by, stays
+// within a fixed overhead (schema and record batch messages) of what
+// AppendIPC writes, also for a version 3 block of references, whose rows
+// carry a series_ref each and little else.
+func TestBlockSizeEstimate(t *testing.T) {
+	for _, refs := range []bool{false, true} {
+		var b BlockBuilder
+		b.Reset("team-a")
+		for i := range 20000 {
+			if refs {
+				b.StartReference(7, uint32(i+1))
+			} else {
+				b.StartSeries([]Label{{"__name__", "x"}}, Metadata{})
+			}
+			b.AppendSample(int64(i), 1)
+		}
+		out, err := b.AppendIPC(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := len(out) - b.Size(); d > 2048 || d < -2048 {
+			t.Errorf("references %v: Size %d, AppendIPC wrote %d", refs, b.Size(), len(out))
+		}
+	}
+}

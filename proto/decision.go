@@ -115,8 +115,9 @@ func Verify(d *Decision, key []byte) error {
 	return nil
 }
 
-// jsonOpts is the canonical JSON mapping used on the topics. Zero values are
-// emitted so that a reader with kcat sees every field of the schema.
+// jsonOpts is the canonical JSON mapping used on the topics: lowerCamelCase
+// field names, and fields at their zero value left out (a reader treats a
+// missing field as zero, as protobuf does).
 var jsonOpts = protojson.MarshalOptions{EmitUnpopulated: false, UseProtoNames: false}
 
 // MarshalJSON encodes m (a Decision or an Action) in protobuf's canonical

@@ -613,7 +613,7 @@ func (r *Request) decodeMetadataV1(b []byte) error {
 			if err != nil {
 				return err
 			}
-			m.Metadata.Type = metricType(v)
+			m.Metadata.Type = metricType(enum(v))
 		case v1MetadataFamily, v1MetadataHelp, v1MetadataUnit:
 			v, err := p.bytesOf(field, wire)
 			if err != nil {
@@ -636,6 +636,11 @@ func (r *Request) decodeMetadataV1(b []byte) error {
 	r.Metadata = append(r.Metadata, m)
 	return nil
 }
+
+// enum returns the value of an enum field decoded from varint v: protobuf
+// enums are int32, so only the low 32 bits count (a negative value is then
+// large, an unknown value).
+func enum(v uint64) uint64 { return uint64(uint32(v)) }
 
 // metricType maps the metric type enum (identical numbering in 1.0 and 2.0)
 // to the block's type names:
@@ -948,13 +953,15 @@ func (r *Request) decodeMetadataV2(b []byte, s *Series, refs *[2]uint64) error {
 			if err != nil {
 				return err
 			}
+			// type is an enum, the refs uint32: protobuf keeps the low
+			// 32 bits of a longer varint, as appendRefs does.
 			switch field {
 			case v2MetadataType:
-				s.Metadata.Type = metricType(v)
+				s.Metadata.Type = metricType(enum(v))
 			case v2MetadataHelpRef:
-				refs[0] = v
+				refs[0] = uint64(uint32(v))
 			case v2MetadataUnitRef:
-				refs[1] = v
+				refs[1] = uint64(uint32(v))
 			}
 		default:
 			if err := p.skip(wire); err != nil {

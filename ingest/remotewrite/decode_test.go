@@ -536,3 +536,30 @@ func TestUTF8ClaimsAreSound(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeTruncatesNarrowVarints: a varint of a uint32 or enum field is
+// truncated to 32 bits, as protobuf decodes it (help_ref 2^32+3 is symbol
+// 3, type 2^32+1 is COUNTER), like labels_refs.
+func TestDecodeTruncatesNarrowVarints(t *testing.T) {
+	field := func(num int, b []byte) []byte {
+		return append(binary.AppendUvarint([]byte{byte(num<<3 | 2)}, uint64(len(b))), b...)
+	}
+	varint := func(num int, v uint64) []byte { return binary.AppendUvarint([]byte{byte(num << 3)}, v) }
+	sample, err := (&prompb.Sample{Value: 1, Timestamp: 5}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := slices.Concat(varint(1, 1<<32|1), varint(3, 1<<32|3), varint(4, 1<<33))
+	v2 := slices.Concat(field(4, nil), field(4, []byte("__name__")), field(4, []byte("up")), field(4, []byte("Help.")),
+		field(5, slices.Concat(field(1, []byte{1, 2}), field(2, sample), field(5, md))))
+	var r Request
+	checkV2(t, &r, v2, "v2", true)
+	if r.Series[0].HasBadSymbol || r.Series[0].Metadata != (proto.Metadata{Type: "counter", Help: "Help."}) {
+		t.Errorf("v2 series %+v", r.Series[0])
+	}
+	v1 := field(3, slices.Concat(varint(1, 1<<32|2), field(2, []byte("up"))))
+	checkV1(t, &r, v1, "v1", true)
+	if r.Metadata[0].Metadata.Type != "gauge" {
+		t.Errorf("v1 metadata %+v", r.Metadata[0])
+	}
+}

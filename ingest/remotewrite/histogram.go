@@ -63,7 +63,7 @@ func (c *HistogramChecker) Check(raw []byte) error {
 			case histZeroCountInt:
 				zeroInt, hasZeroInt, hasZeroF = v, true, false
 			case histResetHint:
-				resetHint = v
+				resetHint = enum(v)
 			}
 		case histCountFloat, histSum, histZeroThreshold, histZeroCountFloat:
 			v, err := p.fixed64Of(field, wire)
@@ -86,7 +86,7 @@ func (c *HistogramChecker) Check(raw []byte) error {
 			if err != nil {
 				return err
 			}
-			schema = int32(uint32(v>>1) ^ -uint32(v&1))
+			schema = sint32(v)
 		case histNegativeSpans, histPositiveSpans:
 			b, err := p.bytesOf(field, wire)
 			if err != nil {
@@ -141,14 +141,33 @@ func (c *HistogramChecker) Check(raw []byte) error {
 	if !custom && (schema < -4 || schema > 8) {
 		return badHistogram("schema %d out of range [-4, 8] and not custom buckets (-53)", schema)
 	}
+	posEnd, err := checkSpans("positive", c.posSpans, custom)
+	if err != nil {
+		return err
+	}
+	if _, err := checkSpans("negative", c.negSpans, custom); err != nil {
+		return err
+	}
 	if custom {
+		// Prometheus maps a custom bucket's index to its upper bound in
+		// custom_values (the last bucket's is the implicit +Inf): spans
+		// past the bounds make its bucket iterators index out of range.
 		if len(c.negSpans) > 0 || len(c.negDeltas) > 0 || len(c.negCounts) > 0 {
 			return badHistogram("custom-bucket histogram has negative buckets")
 		}
-		for i := 1; i < len(c.custom); i++ {
-			if !(c.custom[i] > c.custom[i-1]) {
+		for i, v := range c.custom {
+			if math.IsNaN(v) || (i > 0 && !(v > c.custom[i-1])) {
 				return badHistogram("custom bucket bounds not increasing at %d", i)
 			}
+		}
+		if n := len(c.custom); n > 0 && math.IsInf(c.custom[n-1], 1) {
+			return badHistogram("custom bucket bounds end with +Inf, which is implicit")
+		}
+		if posEnd > int64(len(c.custom))+1 {
+			return badHistogram("positive spans reach bucket %d, %d custom bounds cover %d buckets", posEnd-1, len(c.custom), len(c.custom)+1)
+		}
+		if zeroThreshold != 0 || zeroInt != 0 || zeroFloat != 0 {
+			return badHistogram("custom-bucket histogram has a zero bucket (threshold %g, count %d or %g)", zeroThreshold, zeroInt, zeroFloat)
 		}
 	} else if len(c.custom) > 0 {
 		return badHistogram("custom bucket bounds with exponential schema %d", schema)
@@ -156,10 +175,17 @@ func (c *HistogramChecker) Check(raw []byte) error {
 	if zeroThreshold < 0 || math.IsNaN(zeroThreshold) {
 		return badHistogram("zero threshold %g", zeroThreshold)
 	}
-	isFloat := hasCountF || hasZeroF || len(c.negCounts) > 0 || len(c.posCounts) > 0
-	isInt := hasCountInt || hasZeroInt || len(c.negDeltas) > 0 || len(c.posDeltas) > 0
-	if isFloat && isInt {
+	// Prometheus (prompb.Histogram.IsFloatHistogram) tells a float
+	// histogram by its count alone and reads only the fields of its kind:
+	// float buckets under no count_float would be read as no buckets.
+	isFloat := hasCountF
+	floatFields := hasZeroF || len(c.negCounts) > 0 || len(c.posCounts) > 0
+	intFields := hasCountInt || hasZeroInt || len(c.negDeltas) > 0 || len(c.posDeltas) > 0
+	switch {
+	case floatFields && intFields, isFloat && intFields:
 		return badHistogram("mixes integer and float counts")
+	case !isFloat && floatFields:
+		return badHistogram("float bucket or zero counts without count_float")
 	}
 	if isFloat {
 		n, err := checkFloatBuckets("negative", c.negSpans, c.negCounts)
@@ -203,6 +229,13 @@ func (c *HistogramChecker) Check(raw []byte) error {
 	return nil
 }
 
+// sint32 decodes a sint32 field from its varint v: protobuf keeps the low
+// 32 bits, then undoes the zigzag encoding.
+func sint32(v uint64) int32 {
+	u := uint32(v)
+	return int32(u>>1) ^ -int32(u&1)
+}
+
 func decodeSpan(b []byte) (span, error) {
 	var s span
 	p := buf{b: b}
@@ -218,7 +251,7 @@ func decodeSpan(b []byte) (span, error) {
 				return s, err
 			}
 			if field == spanOffset {
-				s.offset = int32(uint32(v>>1) ^ -uint32(v&1))
+				s.offset = sint32(v)
 			} else {
 				s.length = uint32(v)
 			}
@@ -253,22 +286,37 @@ func appendPacked(p *buf, wire, elemWire int, one func(*buf) error) error {
 	return nil
 }
 
-func spanBuckets(kind string, spans []span) (uint64, error) {
-	var n uint64
+// checkSpans checks spans as Prometheus does and returns the index after
+// their last bucket. Only the first span of exponential buckets may have a
+// negative offset (of custom buckets, none), and bucket indexes are int32.
+func checkSpans(kind string, spans []span, custom bool) (int64, error) {
+	var end int64
 	for i, s := range spans {
-		if i > 0 && s.offset < 0 {
+		switch {
+		case (i > 0 || custom) && s.offset < 0:
 			return 0, badHistogram("%s span %d has negative offset %d", kind, i, s.offset)
+		case i == 0 && s.offset == math.MinInt32:
+			return 0, badHistogram("%s span 0 starts at bucket index %d, out of the int32 range", kind, s.offset)
 		}
+		end += int64(s.offset) + int64(s.length)
+		if end-1 > math.MaxInt32 {
+			return 0, badHistogram("%s span %d ends at bucket index %d, out of the int32 range", kind, i, end-1)
+		}
+	}
+	return end, nil
+}
+
+// spanBuckets returns the number of buckets spans (checked) need.
+func spanBuckets(spans []span) uint64 {
+	var n uint64
+	for _, s := range spans {
 		n += uint64(s.length)
 	}
-	return n, nil
+	return n
 }
 
 func checkIntBuckets(kind string, spans []span, deltas []int64) (uint64, error) {
-	n, err := spanBuckets(kind, spans)
-	if err != nil {
-		return 0, err
-	}
+	n := spanBuckets(spans)
 	if n != uint64(len(deltas)) {
 		return 0, badHistogram("%s spans need %d buckets, have %d", kind, n, len(deltas))
 	}
@@ -285,10 +333,7 @@ func checkIntBuckets(kind string, spans []span, deltas []int64) (uint64, error) 
 }
 
 func checkFloatBuckets(kind string, spans []span, counts []float64) (float64, error) {
-	n, err := spanBuckets(kind, spans)
-	if err != nil {
-		return 0, err
-	}
+	n := spanBuckets(spans)
 	if n != uint64(len(counts)) {
 		return 0, badHistogram("%s spans need %d buckets, have %d", kind, n, len(counts))
 	}
