@@ -448,7 +448,9 @@ func (a *Actuator) finish(ctx context.Context, act *proto.Action, d *proto.Decis
 		kind = "unknown"
 	}
 	a.m.actions.WithLabelValues(kind, act.GetOutcome()).Inc()
-	if g := act.GetGuardrail(); g != "" && act.GetOutcome() != proto.OutcomeApplied {
+	// A bounded step (guardrail max_step) is applied or dry-run, not
+	// stopped: dry-run must count what enforce counts.
+	if g := act.GetGuardrail(); g != "" && act.GetOutcome() != proto.OutcomeApplied && act.GetOutcome() != proto.OutcomeDryRun {
 		a.m.refusals.WithLabelValues(g).Inc()
 	}
 	if obs != nil {
@@ -769,9 +771,9 @@ func (a *Actuator) updateGauges(d *proto.Decision, act *proto.Action, obs *Obser
 	switch d.GetKind() {
 	case proto.KindTaintNode, proto.KindUntaintNode:
 		n := obs.TaintedNodes
-		if applied && d.GetKind() == proto.KindTaintNode {
+		if applied && d.GetKind() == proto.KindTaintNode && !obs.NodeTainted {
 			n++
-		} else if applied {
+		} else if applied && d.GetKind() == proto.KindUntaintNode && !obs.NodeKeepsTaint {
 			n = max(0, n-1)
 		}
 		a.m.taintedNodes.Set(float64(n))

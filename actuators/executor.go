@@ -50,9 +50,18 @@ type Observation struct {
 	// MaxReplicas is the HPA's maxReplicas when Kind is
 	// HorizontalPodAutoscaler: its minimum cannot be raised above it.
 	MaxReplicas int32
+	// ScaleTargetKind is the kind of the workload the HPA scales when Kind
+	// is HorizontalPodAutoscaler (a StatefulSet needs the rule's opt-in).
+	ScaleTargetKind string
 	// TaintedNodes is how many nodes carry an augur taint now; Nodes how
 	// many nodes the blast radius is a share of.
 	TaintedNodes, Nodes int
+	// NodeTainted is true when the decision's node already carries one of
+	// augur's taints (it is one of TaintedNodes): another taint on it adds
+	// no node to the blast radius. NodeKeepsTaint is true when an untaint
+	// leaves another of augur's taints on the node: it stays one of
+	// TaintedNodes.
+	NodeTainted, NodeKeepsTaint bool
 	// Zones are the AZ IDs of a zonal-shift resource; Shifts its active
 	// zonal shifts.
 	Zones  []string

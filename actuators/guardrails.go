@@ -231,7 +231,8 @@ func zonalExpiry(a *Actuator, t *attempt) (string, string) {
 // statefulSetObserved: the object the change goes to can be a StatefulSet
 // even when the decision did not say so.
 func statefulSetObserved(_ *Actuator, t *attempt) (string, string) {
-	if replicaKind(t.d.GetKind()) && t.obs.Kind == "StatefulSet" && !t.rule.AllowStatefulSets {
+	sts := t.obs.Kind == "StatefulSet" || t.obs.ScaleTargetKind == "StatefulSet"
+	if replicaKind(t.d.GetKind()) && sts && !t.rule.AllowStatefulSets {
 		return GuardStatefulSet, fmt.Sprintf("rule %q has not opted in to StatefulSets", t.d.GetRule())
 	}
 	return "", ""
@@ -279,14 +280,16 @@ func blastRadius(a *Actuator, t *attempt) (string, string) {
 		return "", ""
 	}
 	obs := t.obs
-	if obs.TaintedNodes+1 > a.cfg.MaxNodeActions {
+	// A node already tainted by augur is one of TaintedNodes: another
+	// taint on it adds no node to their count or share.
+	if !obs.NodeTainted && obs.TaintedNodes+1 > a.cfg.MaxNodeActions {
 		return GuardBlastRadius, fmt.Sprintf("%d nodes already tainted by augur, limit %d", obs.TaintedNodes, a.cfg.MaxNodeActions)
 	}
 	recent := countSince(a.budgetFor(t).taints, t.now, a.cfg.NodeWindow, true)
 	if recent+1 > a.cfg.MaxNodeActions {
 		return GuardBlastRadius, fmt.Sprintf("%d node actions in the last %v, limit %d", recent, a.cfg.NodeWindow, a.cfg.MaxNodeActions)
 	}
-	if obs.Nodes > 0 && float64(obs.TaintedNodes+1)/float64(obs.Nodes) > a.cfg.MaxNodeShare &&
+	if !obs.NodeTainted && obs.Nodes > 0 && float64(obs.TaintedNodes+1)/float64(obs.Nodes) > a.cfg.MaxNodeShare &&
 		obs.TaintedNodes > 0 { // the first node is always allowed: a breaker, not a ban
 		return GuardBlastRadius, fmt.Sprintf("%d of %d nodes would be tainted, share limit %.0f%%", obs.TaintedNodes+1, obs.Nodes, a.cfg.MaxNodeShare*100)
 	}

@@ -475,3 +475,22 @@ func TestDryRunRuleKeepsItsOwnBudget(t *testing.T) {
 		t.Errorf("enforced taint after the dry-run rule's taint: %s %s %q", act.GetOutcome(), act.GetGuardrail(), act.GetError())
 	}
 }
+
+// TestDryRunBoundedStepIsNoRefusal: a bounded step is not a refusal in
+// enforce mode (outcome applied, guardrail max_step); its dry run must not
+// be counted as one either, or dry-run shows refusals enforce never makes.
+func TestDryRunBoundedStepIsNoRefusal(t *testing.T) {
+	for _, mode := range []Mode{ModeEnforce, ModeDryRun} {
+		t.Run(string(mode), func(t *testing.T) {
+			a, ex, clk, _ := newTest(t, func(c *Config) { c.Mode = mode })
+			ex.replicas[dep] = 4
+			act := a.Handle(t.Context(), encode(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 20))))
+			if act.GetGuardrail() != GuardMaxStep {
+				t.Fatalf("outcome %s guardrail %q (%s), want a bounded step", act.GetOutcome(), act.GetGuardrail(), act.GetError())
+			}
+			if n := testutil.ToFloat64(a.m.refusals.WithLabelValues(GuardMaxStep)); n != 0 {
+				t.Fatalf("augur_actuator_refusals_total{guardrail=max_step} = %v after a %s bounded step, want 0", n, act.GetOutcome())
+			}
+		})
+	}
+}

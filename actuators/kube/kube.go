@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -261,7 +262,8 @@ func (e *Executor) observeReplicas(ctx context.Context, d *proto.Decision) (actu
 	if h != nil {
 		cur := hpaMin(h)
 		return actuators.Observation{Kind: "HorizontalPodAutoscaler", Namespace: h.Namespace, Name: h.Name,
-			Replicas: cur, MaxReplicas: h.Spec.MaxReplicas, Holds: cur == want, Before: hpaState(h)}, nil
+			Replicas: cur, MaxReplicas: h.Spec.MaxReplicas, ScaleTargetKind: h.Spec.ScaleTargetRef.Kind,
+			Holds: cur == want, Before: hpaState(h)}, nil
 	}
 	s, err := e.getScale(ctx, kind, ns, name)
 	if err != nil {
@@ -311,6 +313,13 @@ func (e *Executor) applyReplicas(ctx context.Context, d *proto.Decision, obs act
 		s, err := e.getScale(ctx, kind, ns, name)
 		if err != nil {
 			return err
+		}
+		if s.Spec.Replicas != obs.Replicas {
+			// Someone else (a user, a controller) changed the replicas
+			// since they were observed: the guardrails and the step were
+			// computed from the old value, so do not overwrite theirs.
+			// The decision is tried again from a new observation.
+			return fmt.Errorf("%s %s/%s: replicas changed from %d to %d since observed, not overwritten", kind, ns, name, obs.Replicas, s.Spec.Replicas)
 		}
 		s.Spec.Replicas = want
 		opts := metav1.UpdateOptions{FieldManager: e.cfg.FieldManager, DryRun: e.dry(dry)}
@@ -431,22 +440,29 @@ func (e *Executor) observeNode(ctx context.Context, d *proto.Decision) (actuator
 		return actuators.Observation{}, apiErr("get node", err)
 	}
 	obs := actuators.Observation{Kind: "Node", Before: nodeState(n), Holds: e.nodeHolds(d, n)}
-	if d.GetKind() == proto.KindTaintNode {
-		var list *corev1.NodeList
-		err := e.call("list_nodes", func() (err error) {
-			list, err = e.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: e.cfg.NodeSelector})
-			return err
-		})
-		if err != nil {
-			return actuators.Observation{}, apiErr("list nodes", err)
+	for _, t := range n.Spec.Taints {
+		if e.ours(t) {
+			obs.NodeTainted = true
+			if !sameTaint(t, ch.GetTaint()) {
+				obs.NodeKeepsTaint = true
+			}
 		}
-		obs.Nodes = len(list.Items)
-		for i := range list.Items {
-			for _, t := range list.Items[i].Spec.Taints {
-				if e.ours(t) {
-					obs.TaintedNodes++
-					break
-				}
+	}
+	// Counted for untaint too: the tainted-nodes gauge is set from it.
+	var list *corev1.NodeList
+	err = e.call("list_nodes", func() (err error) {
+		list, err = e.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: e.cfg.NodeSelector})
+		return err
+	})
+	if err != nil {
+		return actuators.Observation{}, apiErr("list nodes", err)
+	}
+	obs.Nodes = len(list.Items)
+	for i := range list.Items {
+		for _, t := range list.Items[i].Spec.Taints {
+			if e.ours(t) {
+				obs.TaintedNodes++
+				break
 			}
 		}
 	}
@@ -507,7 +523,11 @@ func (e *Executor) applyNode(ctx context.Context, d *proto.Decision, dry bool) (
 			if t.Effect == corev1.TaintEffectNoExecute {
 				t.TimeAdded = &metav1.Time{Time: e.cfg.Now()}
 			}
-			n.Spec.Taints = append(n.Spec.Taints, t)
+			// The taint may be there already with only the cordon
+			// missing: taints are unique by key and effect.
+			if !slices.ContainsFunc(n.Spec.Taints, func(c corev1.Taint) bool { return sameTaint(c, ch.GetTaint()) }) {
+				n.Spec.Taints = append(n.Spec.Taints, t)
+			}
 			if ch.GetCordon() && !n.Spec.Unschedulable {
 				n.Spec.Unschedulable = true
 				if n.Annotations == nil {

@@ -89,21 +89,26 @@ func TestScaleDeployment(t *testing.T) {
 	}
 }
 
-// TestStatefulSetNeedsOptIn: refused without the rule's opt-in, scaled with it.
-func TestStatefulSetNeedsOptIn(t *testing.T) {
-	h := newHarness(t, nil, nil)
-	ns := namespace(t, h.cs, "sts")
-	two := int32(2)
-	labels := map[string]string{"app": "db"}
-	_, err := h.cs.AppsV1().StatefulSets(ns).Create(t.Context(), &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
-		Spec: appsv1.StatefulSetSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: labels},
+// statefulSet creates StatefulSet ns/name of pause pods with replicas.
+func statefulSet(t *testing.T, cs kubernetes.Interface, ns, name string, replicas int32) {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	_, err := cs.AppsV1().StatefulSets(ns).Create(t.Context(), &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.StatefulSetSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "registry.k8s.io/pause:3.10"}}}}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: "registry.k8s.io/pause:3.10"}}}}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStatefulSetNeedsOptIn: refused without the rule's opt-in, scaled with it.
+func TestStatefulSetNeedsOptIn(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	ns := namespace(t, h.cs, "sts")
+	statefulSet(t, h.cs, ns, "db", 2)
 	want(t, h.decide(t, proto.KindScale, "k8s/statefulset/sts/db", scaleTo("StatefulSet", ns, "db", 3)), proto.OutcomeRefused, actuators.GuardStatefulSet)
 	opted := newHarness(t, nil, func(c *actuators.Config) { c.Rules = map[string]actuators.Rule{"test-rule": {AllowStatefulSets: true}} })
 	want(t, opted.decide(t, proto.KindScale, "k8s/statefulset/sts/db", scaleTo("StatefulSet", ns, "db", 3)), proto.OutcomeApplied, "")
@@ -215,16 +220,18 @@ func fakeNode(t *testing.T, cs kubernetes.Interface, name, cpu string, taints ..
 
 var gpuTaint = &proto.Taint{Key: "augur.io/gpu-unhealthy", Value: "xid_79", Effect: "NoSchedule"}
 
-// conflictOnce makes the first node update of the wrapped client lose a
-// race: just before it, another writer adds its own taint.
+// conflictOnce makes the first update (PUT) of the wrapped client whose
+// path contains path lose a race: just before it, other runs (another
+// writer changes the object).
 type conflictOnce struct {
 	rt    http.RoundTripper
+	path  string
 	fired atomic.Bool
 	other func()
 }
 
 func (c *conflictOnce) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/nodes/") && c.fired.CompareAndSwap(false, true) {
+	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, c.path) && c.fired.CompareAndSwap(false, true) {
 		c.other()
 	}
 	return c.rt.RoundTrip(r)
@@ -238,7 +245,7 @@ func TestTaintKeepsOtherOwnersTaints(t *testing.T) {
 	admin, _ := kubernetes.NewForConfig(c.Config)
 	fakeNode(t, admin, "gpu-taint", "8", corev1.Taint{Key: "nvidia.com/gpu", Value: "present", Effect: corev1.TaintEffectNoSchedule})
 	cfg := rest.CopyConfig(c.Config)
-	race := &conflictOnce{other: func() {
+	race := &conflictOnce{path: "/nodes/", other: func() {
 		// kwok writes the node's status too: the other writer retries its
 		// own conflicts, as any controller does.
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {

@@ -82,6 +82,7 @@ type harness struct {
 	ex  *Executor
 	act *actuators.Actuator
 	clk *clock
+	reg *prometheus.Registry
 	n   int
 }
 
@@ -123,7 +124,7 @@ func newHarness(t *testing.T, restCfg *rest.Config, mut func(*actuators.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{cs: admin, ex: ex, act: act, clk: clk}
+	return &harness{cs: admin, ex: ex, act: act, clk: clk, reg: reg}
 }
 
 // decide signs and handles one decision.
