@@ -46,6 +46,23 @@ func runWhatif(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		fmt.Fprintln(fs.Output(), "need -prometheus URL, -rules FILE and -out DIR")
 		return errUsage
 	}
+	// Checked here, naming the flag: past this point a negative -step
+	// became a range selector Prometheus refused as a parse error, a
+	// -timeout of 0 read as "unreachable", and a negative -pod-start or
+	// -warmup, a -pod-start or -max-series of 0 (taken as the default)
+	// changed the report without a word.
+	switch {
+	case *step < 0:
+		return fmt.Errorf("-step %v: must not be negative (0 estimates each rule's scrape interval)", *step)
+	case *podStart <= 0:
+		return fmt.Errorf("-pod-start %v: must be above 0", *podStart)
+	case *warmup < 0:
+		return fmt.Errorf("-warmup %v: must not be negative", *warmup)
+	case *timeout <= 0:
+		return fmt.Errorf("-timeout %v: must be above 0", *timeout)
+	case *maxSeries <= 0:
+		return fmt.Errorf("-max-series %d: must be above 0", *maxSeries)
+	}
 	to, err := parseWhen(*toFlag, time.Now())
 	if err != nil {
 		return fmt.Errorf("-to: %w", err)

@@ -366,8 +366,8 @@ func TestWhatifOnPrometheus(t *testing.T) {
 	t.Logf("screenshot of the report: %s", shot)
 }
 
-// TestWhatifBadInput shows the errors a user gets: an unreachable
-// Prometheus ends the run naming it; a rule with less history than it
+// TestWhatifBadInput shows the errors a user gets: a bad flag value or an
+// unreachable Prometheus ends the run naming it; a rule with less history than it
 // needs is reported and, when no rule could be replayed, the exit code
 // says so.
 func TestWhatifBadInput(t *testing.T) {
@@ -391,6 +391,15 @@ func TestWhatifBadInput(t *testing.T) {
 		return code, stdout.String() + stderr.String()
 	}
 	closed := freePort(t) // nothing listens there
+	// Bad flag values end the run naming the flag, before Prometheus is
+	// read (a -step of -15s became a range selector Prometheus refused
+	// with a parse error naming neither; a -pod-start of 0 was taken as
+	// the default without a word).
+	for _, c := range [][2]string{{"-step", "-15s"}, {"-pod-start", "-1m30s"}, {"-pod-start", "0s"}, {"-warmup", "-1h0m0s"}, {"-timeout", "0s"}, {"-max-series", "0"}} {
+		if code, msg := run("-prometheus", "http://"+closed, c[0], c[1]); code == 0 || !strings.Contains(msg, c[0]+" "+c[1]+": must") {
+			t.Errorf("%s %s: exit %d, %q; want an error naming the flag and its value", c[0], c[1], code, msg)
+		}
+	}
 	code, msg := run("-prometheus", "http://"+closed)
 	if code == 0 || !strings.Contains(msg, "prometheus http://"+closed+" unreachable") {
 		t.Errorf("unreachable Prometheus: exit %d, %q", code, msg)
