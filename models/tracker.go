@@ -121,6 +121,9 @@ func (t *Tracker) Observe(y, naiveH float64) {
 	}
 	i := t.pos // the oldest entry was issued h steps ago
 	p, s := t.points[i], t.scales[i]
+	if math.IsNaN(p) {
+		return // voided: see Void
+	}
 	e := y - p
 	t.nH = min(t.nH+1, 1e9)
 	t.maeH = ewma(t.maeH, math.Abs(e), t.nH, t.alphaS)
@@ -175,6 +178,20 @@ func (t *Tracker) Issued() (f1, fH float64) {
 		i = t.h - 1
 	}
 	return t.prev1, t.points[i]
+}
+
+// Void withdraws the forecasts issued last from scoring: the owner made
+// them from a value it did not have yet at that step (a step filled by
+// interpolation towards the sample after a gap), so scoring them would
+// credit the forecaster with knowing the future. Issued returns NaN for
+// the H-step forecast until the next Issue.
+func (t *Tracker) Void() {
+	i := t.pos - 1
+	if i < 0 {
+		i = t.h - 1
+	}
+	t.points[i] = math.NaN()
+	t.has1 = false
 }
 
 // Skip forgets the forecasts in flight, after a gap in the input.

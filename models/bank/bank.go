@@ -369,7 +369,7 @@ func (b *Bank) Update(tsMs int64, v float64) bool {
 	}
 	if !b.started {
 		b.started, b.t0 = true, tsMs
-		b.step(v)
+		b.step(v, false)
 		return true
 	}
 	a := tsMs - b.t0 + b.stepMs/2
@@ -383,13 +383,13 @@ func (b *Bank) Update(tsMs int64, v float64) bool {
 	if gap := s - b.n; gap > 0 {
 		if gap <= int64(b.maxH) {
 			for i := int64(1); i <= gap; i++ {
-				b.step(b.lastY + (v-b.lastY)*float64(i)/float64(gap+1))
+				b.step(b.lastY+(v-b.lastY)*float64(i)/float64(gap+1), true)
 			}
 		} else {
 			b.skip(gap)
 		}
 	}
-	b.step(v)
+	b.step(v, false)
 	return true
 }
 
@@ -404,8 +404,9 @@ func (b *Bank) skip(k int64) {
 	}
 }
 
-// step feeds the value of step b.n.
-func (b *Bank) step(y float64) {
+// step feeds the value of step b.n; fill says it was interpolated towards
+// the sample after a gap.
+func (b *Bank) step(y float64, fill bool) {
 	ri := int(models.FloorMod(b.n, int64(b.h)))
 	naiveH := math.NaN()
 	if b.n >= int64(b.h) {
@@ -422,6 +423,16 @@ func (b *Bank) step(y float64) {
 	b.n++
 	b.choose()
 	b.tr.Issue(b.tracker(b.served).Issued())
+	if fill {
+		// The forecasts issued at a filled step were made from the sample
+		// after the gap, which the step had not seen: scoring them would
+		// favour the members that extrapolate the interpolation (drift
+		// is exact on it) and narrow the intervals.
+		for i := range NumMembers {
+			b.tracker(i).Void()
+		}
+		b.tr.Void()
+	}
 	if b.n >= b.nextCheck {
 		if !b.detect() {
 			b.repairs += uint64(b.repair())
