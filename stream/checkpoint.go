@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/augur-ops/augur/detectors/scaling"
@@ -21,7 +22,8 @@ import (
 //	'g' group-key    one workload group: open windows, forecaster, last decision
 //	'm'              the partition: max event time, next sweep
 //
-// A nil value (tombstone) deletes a series that was evicted or ended.
+// A nil value (tombstone) deletes a series that was evicted or ended, or a
+// gray-failure or GPU group no series belonged to any more.
 // Values start with a format version byte; a record of another version is
 // skipped, so its series or group warms up again (safe, like a rules change).
 const (
@@ -48,6 +50,10 @@ func (sh *shard) appendCheckpoint(dst []stateRecord) ([]stateRecord, error) {
 		dst = append(dst, stateRecord{key: append([]byte{keySeries}, k...)})
 	}
 	sh.tombs = sh.tombs[:0]
+	for _, k := range sh.gtombs {
+		dst = append(dst, stateRecord{key: append([]byte{keyGroup}, k...)})
+	}
+	sh.gtombs = sh.gtombs[:0]
 	for row := range sh.keys {
 		if sh.flags[row]&fDirty == 0 {
 			continue
@@ -118,7 +124,8 @@ func (sh *shard) appendSeriesState(b []byte, row int32) ([]byte, error) {
 // nextClose varint; the group detector's checkpoint blob; then fields
 // added later, which a record may lack: flags byte, last scale down varint;
 // the scaler's last decided replicas and their time varints, the last
-// decision's id blob and expiry varint.
+// decision's id blob and expiry varint; the end of the last window closed
+// varint.
 func appendGroupState(b []byte, g *group) ([]byte, error) {
 	b = append(b, stateVersion)
 	b = wire.AppendUvarint(b, uint64(len(g.windows)))
@@ -173,7 +180,10 @@ func appendGroupState(b []byte, g *group) ([]byte, error) {
 	b = wire.AppendVarint(b, int64(last))
 	b = wire.AppendVarint(b, lastAt)
 	b = wire.AppendBlob(b, []byte(g.lastID))
-	return wire.AppendVarint(b, g.lastExp), nil
+	b = wire.AppendVarint(b, g.lastExp)
+	// The end of the last window closed (same rule: an older record
+	// restores it as none, and the rate spans from the bank's last step).
+	return wire.AppendVarint(b, g.closed), nil
 }
 
 // groupOpened is the group state flag of group.opened.
@@ -234,6 +244,10 @@ func (sh *shard) apply(key, value []byte) error {
 	case keyGroup:
 		k := string(key[1:])
 		if len(value) == 0 {
+			// An evicted group: no series belonged to it any more.
+			if gi, ok := sh.groupIndex[k]; ok && !slices.Contains(sh.group, gi) {
+				sh.removeGroup(gi)
+			}
 			return nil
 		}
 		tenant, rule, _, ok := parseGroupKey(k)
@@ -292,6 +306,12 @@ func (sh *shard) apply(key, value []byte) error {
 				return r.Err()
 			}
 		}
+		g.closed = 0
+		if len(r.Rest()) > 0 {
+			if g.closed = r.Varint(); r.Err() != nil {
+				return r.Err()
+			}
+		}
 		if g.fc != nil {
 			// A bank whose state format or configuration changed starts
 			// over (it warms up again).
@@ -335,6 +355,7 @@ func (sh *shard) finishRestore() {
 		g.dirty = false
 	}
 	sh.tombs = sh.tombs[:0]
+	sh.gtombs = sh.gtombs[:0]
 	sh.out = sh.out[:0]
 	sh.points = sh.points[:0]
 }

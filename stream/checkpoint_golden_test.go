@@ -62,7 +62,14 @@ rules:
 // goldenEnv returns the env of the golden checkpoints' rules.
 func goldenEnv(t *testing.T) *env {
 	t.Helper()
-	set, err := rules.Parse(strings.NewReader(goldenRulesYAML))
+	return rulesEnv(t, goldenRulesYAML)
+}
+
+// rulesEnv returns the env of rulesYAML with a lateness of 5 s and an idle
+// timeout of a minute.
+func rulesEnv(t *testing.T, rulesYAML string) *env {
+	t.Helper()
+	set, err := rules.Parse(strings.NewReader(rulesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,8 +69,9 @@ type shard struct {
 	nextSweep int64 // watermark at which idle series are swept next
 
 	// Pending output of the current transaction.
-	tombs []string
-	out   []*proto.Decision
+	tombs  []string
+	gtombs []string // keys of groups evicted
+	out    []*proto.Decision
 	// points are the forecast points of the windows closed since the last
 	// job, for augur.forecasts.
 	points []*proto.ForecastPoint
@@ -102,6 +103,7 @@ type group struct {
 	lastID    string          // scaling: id of the last decision ("" none)
 	lastExp   int64           // scaling: its expiry, unix ms
 	opened    bool            // scaling: a window was closed (the first is dropped, see closeWindow)
+	closed    int64           // scaling: end of the last window closed, 0 none (the dropped first one included)
 	refits    uint64          // scaling: bank refits already counted in the metrics
 	repairs   uint64          // scaling: bank member repairs already counted in the metrics
 	det       GroupDetector   // gray-failure and GPU groups
@@ -445,10 +447,19 @@ func (sh *shard) advance() {
 			// over the time since the last window the bank took, not
 			// the window alone, which would multiply it (a 60-s scrape
 			// interval under a 30-s window doubled the load).
+			// Before the bank's first step that is the end of the
+			// window dropped as the group's first (closeWindow): a
+			// 60-s scrape under a 30-s window otherwise sized the first
+			// decision on twice the load.
 			span := w
-			if last, ok := g.fc.Last(); ok && win.start+w-last > w {
+			last, ok := g.fc.Last()
+			if !ok && g.closed != 0 {
+				last, ok = g.closed, true
+			}
+			if ok && win.start+w-last > w {
 				span = win.start + w - last
 			}
+			g.closed = win.start + w
 			ds, pt := sh.env.closeWindow(g, win.start+w, win.sum*1000/float64(span))
 			sh.out = append(sh.out, ds...)
 			if pt != nil {
@@ -537,6 +548,51 @@ func (sh *shard) sweep(wm int64) {
 		sh.stats.evicted++
 		// row now holds what was the last row: look at it again.
 	}
+	sh.sweepGroups()
+}
+
+// sweepGroups evicts the gray-failure and GPU groups no series belongs to
+// any more (each of them was idle or ended), recording a tombstone: a gpu
+// rule's groups are split by job, and those of finished jobs would pile
+// up, each closed every window and checkpointed whole. A scaling group is
+// kept: its forecaster's history outlives a gap in the data, and scaling
+// groups are bounded by the rules and tenants.
+func (sh *shard) sweepGroups() {
+	used := make([]bool, len(sh.groups))
+	for _, gi := range sh.group {
+		if gi >= 0 {
+			used[gi] = true
+		}
+	}
+	for gi := int32(0); gi < int32(len(sh.groups)); {
+		if g := sh.groups[gi]; used[gi] || g.det == nil {
+			gi++
+			continue
+		}
+		sh.gtombs = append(sh.gtombs, sh.groups[gi].key)
+		last := int32(len(sh.groups) - 1)
+		used[gi] = used[last]
+		sh.removeGroup(gi)
+		// gi now holds what was the last group: look at it again.
+	}
+}
+
+// removeGroup deletes a group no series belongs to by moving the last
+// group into its place.
+func (sh *shard) removeGroup(gi int32) {
+	last := int32(len(sh.groups) - 1)
+	delete(sh.groupIndex, sh.groups[gi].key)
+	if gi != last {
+		sh.groups[gi] = sh.groups[last]
+		sh.groupIndex[sh.groups[gi].key] = gi
+		for row, g := range sh.group {
+			if g == last {
+				sh.group[row] = gi
+			}
+		}
+	}
+	sh.groups[last] = nil
+	sh.groups = sh.groups[:last]
 }
 
 // remove deletes a row by moving the last row into its place.

@@ -154,6 +154,53 @@ func TestScrapeSlowerThanTheWindow(t *testing.T) {
 	}
 }
 
+// TestFirstWindowAfterASlowScrape: the window after the dropped first one
+// spans from that one's end, not one window. With a 20-s scrape under a
+// 10-s window its increase covers 20 s: divided by 10 s, the bank's first
+// value was 50/s for a 25/s load, and the first decisions asked for 5, then
+// 6 replicas instead of 3.
+func TestFirstWindowAfterASlowScrape(t *testing.T) {
+	cfg := testConfig(t)
+	sh := newShard(0, mustEnv(t, &cfg))
+	pod := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "a")
+	points := 0
+	for i := range 8 {
+		ts := int64(i) * 20_000
+		sh.processBlock(block(t, "", add(pod, []int64{ts}, []float64{25 * float64(ts) / 1000})))
+		for _, p := range sh.points {
+			points++
+			if p.Observed != 25 {
+				t.Errorf("window ending %d: observed %v/s, want 25/s", p.WindowEnd, p.Observed)
+			}
+		}
+		sh.points = nil
+		for _, d := range sh.out {
+			if d.Desired.Replicas != 3 {
+				t.Errorf("decision at %d: %d replicas, want 3 (25/s at 10 per pod)", ts, d.Desired.Replicas)
+			}
+		}
+		sh.out = nil
+		if i == 2 {
+			// Restored between the dropped window and the next: the
+			// checkpoint keeps where the dropped one ended.
+			snap, err := sh.snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh = newShard(0, sh.env)
+			for _, r := range snap {
+				if err := sh.apply(r.key, r.value); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sh.finishRestore()
+		}
+	}
+	if points == 0 {
+		t.Fatal("no window closed")
+	}
+}
+
 func TestIdleEviction(t *testing.T) {
 	cfg := testConfig(t) // idle timeout 1m
 	sh := newShard(0, mustEnv(t, &cfg))
@@ -403,6 +450,66 @@ rules:
 		g, _, counter, _ := sh.bind("", lbl("__name__", name, "zone_id", "use1-az1", "instance", "i1"), "")
 		if g < 0 || counter != want {
 			t.Errorf("%s: group %d, counter %v; want a group and counter %v", name, g, counter, want)
+		}
+	}
+}
+
+// TestGroupsOfEndedJobsAreEvicted: a gpu rule's groups are split by job;
+// once every series of a job's group was evicted, the group goes too (and a
+// tombstone removes it from augur.state). Kept, a training cluster's groups
+// grew by one detector per job, each closed every window and written in
+// every whole checkpoint, forever.
+func TestGroupsOfEndedJobsAreEvicted(t *testing.T) {
+	sh := newShard(0, rulesEnv(t, `
+rules:
+- name: training-gpus
+  gpu:
+    selector: '{__name__=~"DCGM_FI_.*",cluster="train"}'
+    node_label: Hostname
+    group_by: [job]
+    window: 10s
+`))
+	var state []stateRecord
+	const jobs = 20
+	for j := range jobs {
+		// Each job runs 5 minutes, one after the other.
+		util := lbl("__name__", "DCGM_FI_DEV_GPU_UTIL", "cluster", "train", "Hostname", "node-1", "gpu", "0", "job", "job-"+strconv.Itoa(j))
+		for i := range 30 {
+			ts := int64(j*30+i) * 10_000
+			sh.processBlock(block(t, "", add(util, []int64{ts}, []float64{90})))
+			var err error
+			if state, err = sh.appendCheckpoint(state); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(sh.groups) > 2 {
+		t.Errorf("%d groups after %d jobs ran one after the other, want at most 2", len(sh.groups), jobs)
+	}
+	// The state log restores to the same groups.
+	re := newShard(0, sh.env)
+	for _, r := range state {
+		if err := re.apply(r.key, r.value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	re.finishRestore()
+	if len(re.groups) != len(sh.groups) {
+		t.Errorf("restored %d groups, want %d", len(re.groups), len(sh.groups))
+	}
+	for gi, g := range sh.groups {
+		if _, ok := re.groupIndex[g.key]; !ok {
+			t.Errorf("group %q not restored", g.key)
+		}
+		if sh.groupIndex[g.key] != int32(gi) {
+			t.Errorf("group %q at %d, indexed at %d", g.key, gi, sh.groupIndex[g.key])
+		}
+	}
+	for row, gi := range sh.group {
+		_, lbls, _ := proto.ParseSeriesKey(sh.keys[row], nil)
+		job, _ := proto.LabelValue(lbls, "job")
+		if _, _, vals, _ := rules.ParseGroupKey([]byte(sh.groups[gi].key), nil); len(vals) != 1 || vals[0] != job {
+			t.Errorf("series %q bound to group %q", sh.keys[row], sh.groups[gi].key)
 		}
 	}
 }
