@@ -316,7 +316,7 @@ rules:
   gpu:
     selector: '{__name__=~"DCGM_FI_.*"}'
     node_label: Hostname`,
-		steps: 30,
+		steps:  30,
 		scrape: xidOnNode1(func(n int) []string { return []string{"Hostname", fmt.Sprint("gpu-node-", n)} }),
 		check: func(t *testing.T, ds []*proto.Decision) {
 			taint := oneTaintOf(t, ds, "gpu-node-1")
