@@ -104,7 +104,8 @@ func New(cfg Config, client *kgo.Client, rs *rules.Set, reg prometheus.Registere
 		r.known = newKnownSeries(cfg.SeriesRefs * int(cfg.Partitions))
 	}
 	r.pool.New = func() any {
-		return &request{builders: make([]proto.BlockBuilder, cfg.Partitions), inUse: make([]bool, cfg.Partitions)}
+		return &request{builders: make([]proto.BlockBuilder, cfg.Partitions), inUse: make([]bool, cfg.Partitions),
+			partStats: make([]stats, cfg.Partitions)}
 	}
 	return r, nil
 }
@@ -157,16 +158,30 @@ type request struct {
 	abandoned bool
 	records   []*kgo.Record
 	values    [][]byte
-	key       []byte
-	sortBuf   []proto.Label
-	defs      []seriesDef // series numbers the request's records define
-	refKey    []byte
+	// recStats is, per record, what it carries (the 2.0 headers count
+	// the records Kafka acknowledged); partStats is what the block being
+	// built of each partition carries.
+	recStats  []stats
+	partStats []stats
+	// discards are the samples build discarded, by reason: counted once
+	// the request is written, so that a 503 and its retry count them once.
+	discards []discard
+	key      []byte
+	sortBuf  []proto.Label
+	defs     []seriesDef // series numbers the request's records define
+	refKey   []byte
 	// Per series of rw, its wire identity and known place (placeKnown).
 	idBuf      []byte
 	ids        []seriesHash
 	places     []knownSlot
 	order      []int32
 	partStarts []int32
+}
+
+// discard is a count of samples discarded for one reason.
+type discard struct {
+	reason string
+	n      int
 }
 
 // seriesDef is a series number a row of a request defines.
@@ -190,6 +205,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 // stats counts what a request wrote, for the 2.0 response headers.
 type stats struct {
 	samples, histograms, exemplars int
+}
+
+func (s *stats) add(o stats) {
+	s.samples += o.samples
+	s.histograms += o.histograms
+	s.exemplars += o.exemplars
 }
 
 func (r *Receiver) respond(w http.ResponseWriter, version int, st stats, err error) {
@@ -312,10 +333,21 @@ func (r *Receiver) serve(hr *http.Request) (version int, st stats, err error) {
 
 	req := r.pool.Get().(*request)
 	st, err = r.handle(hr, req, version, tenant, weight)
-	if !req.abandoned {
+	// The state of a request grows with the largest one it served (the
+	// decoded body, the decoded slices, the records): pooled, it stayed
+	// that large outside the in-flight byte limit for as long as traffic
+	// kept it in use. Only requests of a typical size are reused.
+	if !req.abandoned && int64(max(cap(req.decoded), cap(req.body))) <= r.poolMaxBytes() {
 		r.pool.Put(req)
 	}
 	return version, st, err
+}
+
+// poolMaxBytes is the largest decoded body whose request state is reused:
+// the in-flight byte limit's share of one request in flight, at least
+// 1 MiB, so that the pooled state of all requests stays near that limit.
+func (r *Receiver) poolMaxBytes() int64 {
+	return max(1<<20, r.cfg.MaxInflightBytes/int64(r.cfg.MaxInflightRequests))
 }
 
 // handle reads, decodes and writes one admitted request; admitted is the
@@ -366,9 +398,13 @@ func (r *Receiver) handle(hr *http.Request, req *request, version int, tenant st
 		return st, fmt.Errorf("decode remote-write %d.0 request: %w", version, err)
 	}
 	inv := r.build(req, tenant, &st)
-	if err := r.produce(hr.Context(), req, tenant); err != nil {
-		// Nothing of this request counts as written: the sender resends it.
-		return stats{}, err
+	if written, err := r.produce(hr.Context(), req, tenant); err != nil {
+		// The 2.0 headers say what Kafka acknowledged; the metrics count
+		// nothing of the request, which the sender resends whole.
+		return written, err
+	}
+	for _, d := range req.discards {
+		r.m.discarded[d.reason].Add(float64(d.n))
 	}
 	r.m.samples.WithLabelValues(strconv.Itoa(version)).Add(float64(st.samples))
 	r.m.histograms.Add(float64(st.histograms))
@@ -401,6 +437,8 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 	}
 	req.used = req.used[:0]
 	req.records = req.records[:0]
+	req.recStats = req.recStats[:0]
+	req.discards = req.discards[:0]
 	req.defs = req.defs[:0]
 	req.err = nil
 	req.need = 0
@@ -410,7 +448,7 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			inv = &invalidSeriesError{}
 		}
 		inv.add(labels.Format(lbls, 64), reason, detail)
-		r.m.discarded[reason].Add(float64(discarded))
+		req.discards = append(req.discards, discard{reason, discarded})
 	}
 	rw := &req.rw
 	maxTs := r.now().Add(r.cfg.Limits.MaxFutureSkew).UnixMilli()
@@ -474,13 +512,14 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 			}
 			b = r.startRow(req, tenant, s, seriesLabels(rw, s), refNow, id)
 		}
+		var row stats
 		for _, smp := range samples {
 			if smp.Timestamp > maxTs {
 				reject(rw.SeriesLabels(s), 1, reasonTooFarInFuture, fmt.Sprintf("sample at %s", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339)))
 				continue
 			}
 			b.AppendSampleStart(smp.Timestamp, smp.Start, smp.Value)
-			st.samples++
+			row.samples++
 		}
 		for _, h := range hists {
 			if h.Timestamp > maxTs {
@@ -488,12 +527,14 @@ func (r *Receiver) build(req *request, tenant string, st *stats) *invalidSeriesE
 				continue
 			}
 			b.AppendHistogram(h.Raw)
-			st.histograms++
+			row.histograms++
 		}
 		for _, e := range rw.Exemplars[s.ExemplarsStart:s.ExemplarsEnd] {
 			b.AppendExemplar(rw.ExemplarLabels[e.LabelsStart:e.LabelsEnd], e.Value, e.Timestamp)
-			st.exemplars++
+			row.exemplars++
 		}
+		st.add(row)
+		req.partStats[req.lastPart].add(row)
 		r.maybeCut(req, tenant)
 	}
 	// 1.0 metadata travels as rows with the family name and no samples.
@@ -645,6 +686,7 @@ func (req *request) builder(p int32, tenant string, maxRecord int) *proto.BlockB
 		req.inUse[p] = true
 		req.used = append(req.used, p)
 		b.Reset(tenant)
+		req.partStats[p] = stats{}
 	case b.Len() > 0 && b.Size()+req.need > maxRecord:
 		// The series would take the block past a record: cut first (a
 		// block of 4 MiB and a series of 2 failed at Kafka).
@@ -666,6 +708,7 @@ func (req *request) cut(p int32, tenant string) {
 		req.err = err
 	}
 	req.builders[p].Reset(tenant)
+	req.partStats[p] = stats{}
 }
 
 // appendRecord encodes partition p's block as a record of req.
@@ -684,26 +727,29 @@ func (req *request) appendRecord(p int32, tenant string) error {
 		rec.Headers = []kgo.RecordHeader{{Key: "tenant", Value: []byte(tenant)}}
 	}
 	req.records = append(req.records, rec)
+	req.recStats = append(req.recStats, req.partStats[p])
 	return nil
 }
 
 // produce writes the blocks of req to Kafka and waits until every record is
 // acknowledged. Any failure fails the whole request with errKafka: the
-// sender retries it, and consumers drop the samples they already saw.
-func (r *Receiver) produce(ctx context.Context, req *request, tenant string) error {
+// sender retries it, and consumers drop the samples they already saw. It
+// returns what the records Kafka acknowledged carry (when it fails, those
+// acknowledged by then).
+func (r *Receiver) produce(ctx context.Context, req *request, tenant string) (stats, error) {
 	if req.err != nil {
-		return fmt.Errorf("%w: %w", errKafka, req.err)
+		return stats{}, fmt.Errorf("%w: %w", errKafka, req.err)
 	}
 	for _, p := range req.used {
 		if req.builders[p].Series() == 0 {
 			continue // cut by maybeCut and nothing added since
 		}
 		if err := req.appendRecord(p, tenant); err != nil {
-			return fmt.Errorf("%w: %w", errKafka, err)
+			return stats{}, fmt.Errorf("%w: %w", errKafka, err)
 		}
 	}
 	if len(req.records) == 0 {
-		return nil
+		return stats{}, nil
 	}
 	// franz-go's idempotent producer never fails a record whose fate is
 	// unknown (sent, no answer): it retries until the broker answers. The
@@ -718,14 +764,19 @@ func (r *Receiver) produce(ctx context.Context, req *request, tenant string) err
 	var (
 		mu        sync.Mutex
 		firstErr  error
+		written   stats
 		remaining = len(req.records)
 		done      = make(chan struct{})
 	)
-	promise := func(_ *kgo.Record, err error) {
+	// An abandoned request is not reused, so late promises may read it.
+	promise := func(rec *kgo.Record, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil && firstErr == nil {
 			firstErr = err
+		}
+		if err == nil {
+			written.add(req.recStats[slices.Index(req.records, rec)])
 		}
 		if remaining--; remaining == 0 {
 			close(done)
@@ -746,17 +797,20 @@ func (r *Receiver) produce(ctx context.Context, req *request, tenant string) err
 	case <-ctx.Done():
 		req.abandoned = true
 		r.m.produceErrors.Inc()
-		return fmt.Errorf("%w: no acknowledgement within %s: %w", errKafka, r.cfg.ProduceTimeout, ctx.Err())
+		mu.Lock()
+		acked := written
+		mu.Unlock()
+		return acked, fmt.Errorf("%w: no acknowledgement within %s: %w", errKafka, r.cfg.ProduceTimeout, ctx.Err())
 	}
 	r.m.produceDuration.Observe(time.Since(start).Seconds())
 	if firstErr != nil {
 		r.m.produceErrors.Inc()
-		return fmt.Errorf("%w: %w", errKafka, firstErr)
+		return written, fmt.Errorf("%w: %w", errKafka, firstErr)
 	}
 	for _, d := range req.defs {
 		r.refs[d.part].defined(d.dict, d.ref, start.UnixMilli())
 	}
-	return nil
+	return written, nil
 }
 
 // Drain stops intake (new requests answer 503) and waits until the requests
