@@ -310,6 +310,11 @@ func (c *Config) Check(ctx context.Context, cl *kgo.Client, timeout time.Duratio
 		return fmt.Errorf("kafka.sasl: the brokers closed the connection while authenticating as %q (%s): a wrong password or unknown user: %w", c.SASL.Username, c.SASL.Mechanism, err)
 	case !c.TLS.Enabled && errors.As(err, &opErr):
 		return fmt.Errorf("kafka: cannot reach the brokers (kafka.tls.enabled is false: a TLS listener closes plaintext connections): %w", err)
+	case c.TLS.Enabled && errors.Is(err, context.DeadlineExceeded):
+		// A plaintext listener may not answer a TLS handshake at all: kfake
+		// (augur run's embedded broker) reads the ClientHello as a request
+		// length and waits for that many bytes.
+		return fmt.Errorf("kafka: no broker answered within %v (kafka.tls.enabled is true: a plaintext listener does not answer a TLS handshake): %w", timeout, err)
 	}
 	return fmt.Errorf("kafka: no broker answered within %v: %w", timeout, err)
 }

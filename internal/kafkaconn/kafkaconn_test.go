@@ -284,3 +284,25 @@ func TestCAFileReadAtEveryConnection(t *testing.T) {
 		t.Fatalf("after the CA file was replaced: %v", err)
 	}
 }
+
+// TestTLSToPlaintextBroker: a TLS client against a plaintext listener that
+// does not answer the handshake at all (kfake, augur run's embedded broker,
+// reads the ClientHello as the length of a request and waits for it) fails
+// with an error naming kafka.tls.enabled, not only a timeout.
+func TestTLSToPlaintextBroker(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cfg := Config{TLS: TLS{Enabled: true}}
+	cl, err := client(t, cfg, c.ListenAddrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Check(t.Context(), cl, 2*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "kafka.tls.enabled") {
+		t.Fatalf("check: %v, want an error naming kafka.tls.enabled", err)
+	}
+	t.Log(err)
+}
