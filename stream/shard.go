@@ -220,6 +220,13 @@ func (sh *shard) bind(tenant string, lbls []proto.Label, metricType string) (g, 
 	switch metricType {
 	case "counter":
 		counter = true
+	case "histogram", "summary":
+		// Prometheus gives a classic histogram's (or summary's) _bucket,
+		// _sum and _count series the family's type in remote-write 2.0
+		// metadata: they are counters all the same (read as gauges, a
+		// gray-failure rule had no p99 or mean latency). A summary's
+		// quantile series are gauges.
+		counter = strings.HasSuffix(name, "_count") || strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_bucket")
 	case "":
 		counter = strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_count") ||
 			strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_bucket")

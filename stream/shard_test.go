@@ -432,20 +432,7 @@ func decisionsJSON(t testing.TB, ds []*proto.Decision) []string {
 // remote-write 1.0 carries no type: they are bound as counters (their
 // increase is the loss's numerator and denominator), not as gauges.
 func TestUntypedSegmentCountersAreCounters(t *testing.T) {
-	set, err := rules.Parse(strings.NewReader(`
-rules:
-- name: checkout-zones
-  gray_failure:
-    selector: '{__name__=~"node_netstat_Tcp_RetransSegs|node_netstat_Tcp_OutSegs|node_load1"}'
-    zone_label: zone_id
-    resource_arn: arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/checkout/1
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
-	cfg.Rules = set
-	sh := newShard(0, mustEnv(t, &cfg))
+	sh := grayFailureShard(t, `{__name__=~"node_netstat_Tcp_RetransSegs|node_netstat_Tcp_OutSegs|node_load1"}`)
 	for name, want := range map[string]bool{"node_netstat_Tcp_RetransSegs": true, "node_netstat_Tcp_OutSegs": true, "node_load1": false} {
 		g, _, counter, _ := sh.bind("", lbl("__name__", name, "zone_id", "use1-az1", "instance", "i1"), "")
 		if g < 0 || counter != want {
@@ -512,4 +499,58 @@ rules:
 			t.Errorf("series %q bound to group %q", sh.keys[row], sh.groups[gi].key)
 		}
 	}
+}
+
+// TestTypedHistogramSeriesAreCounters: remote-write 2.0 gives a classic
+// histogram's _bucket, _sum and _count series the family's type,
+// "histogram" (a summary's, "summary"), not "counter". They are counters
+// all the same: read as gauges, they had no increase, and a gray-failure
+// rule lost its p99 (the _bucket increases) and its mean latency (_sum /
+// _count) whenever Prometheus sent metadata. A summary's quantile series
+// stay gauges.
+func TestTypedHistogramSeriesAreCounters(t *testing.T) {
+	sh := grayFailureShard(t, `{__name__=~"http_request_duration_seconds.*|rpc_duration_seconds.*"}`)
+	for _, tc := range []struct {
+		name, typ, le, quantile string
+		want                    bool
+	}{
+		{"http_request_duration_seconds_bucket", "histogram", "0.25", "", true},
+		{"http_request_duration_seconds_sum", "histogram", "", "", true},
+		{"http_request_duration_seconds_count", "histogram", "", "", true},
+		{"rpc_duration_seconds_sum", "summary", "", "", true},
+		{"rpc_duration_seconds_count", "summary", "", "", true},
+		{"rpc_duration_seconds", "summary", "", "0.99", false},
+	} {
+		kv := []string{"__name__", tc.name, "zone_id", "use1-az1", "instance", "i1"}
+		if tc.le != "" {
+			kv = append(kv, "le", tc.le)
+		}
+		if tc.quantile != "" {
+			kv = append(kv, "quantile", tc.quantile)
+		}
+		g, _, counter, _ := sh.bind("", lbl(kv...), tc.typ)
+		if g < 0 || counter != tc.want {
+			t.Errorf("%s of type %s: group %d, counter %v; want a group and counter %v", tc.name, tc.typ, g, counter, tc.want)
+		}
+	}
+}
+
+// grayFailureShard returns a shard of one gray_failure rule over selector,
+// zones in label zone_id.
+func grayFailureShard(t *testing.T, selector string) *shard {
+	t.Helper()
+	set, err := rules.Parse(strings.NewReader(`
+rules:
+- name: checkout-zones
+  gray_failure:
+    selector: '` + selector + `'
+    zone_label: zone_id
+    resource_arn: arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/checkout/1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Rules = set
+	return newShard(0, mustEnv(t, &cfg))
 }

@@ -40,7 +40,10 @@
 // A zonal_shift is decided only when exactly one zone is impaired, no other
 // zone is degraded (half its threshold of evidence, or above an absolute
 // limit in Required of the last Windows windows) and at least two healthy
-// zones remain; two or more degraded zones are a regional event and give an
+// zones remain, none of them worse than the others once the impaired zone
+// is left out of the peers (ShiftRatio worse on the window's mean latency,
+// error share or packet loss: beside a zone 5x slower, one 2x slower than
+// the third is faster than the median of its peers); two or more degraded zones are a regional event and give an
 // alert, never a shift, and cancel a shift in force (the other zones are
 // no better place). The shift is extended while the zone is measured and
 // not yet healthy, and cancelled once it has been healthy for HoldDown; a

@@ -251,13 +251,13 @@ func positiveOrNaN(v float64) float64 {
 	return math.NaN()
 }
 
-// medianOthers is the median of vals over ok zones except skip and with a
-// known value; NaN when there is none.
-func medianOthers(vals *[MaxZones]float64, ok *[MaxZones]bool, n, skip int) float64 {
+// medianOthers is the median of vals over ok zones except skip and skip2
+// (-1: none) and with a known value; NaN when there is none.
+func medianOthers(vals *[MaxZones]float64, ok *[MaxZones]bool, n, skip, skip2 int) float64 {
 	var buf [MaxZones]float64
 	m := 0
 	for j := 0; j < n; j++ {
-		if j == skip || !ok[j] || math.IsNaN(vals[j]) {
+		if j == skip || j == skip2 || !ok[j] || math.IsNaN(vals[j]) {
 			continue
 		}
 		v := vals[j]
@@ -293,8 +293,7 @@ func (d *Detector) compare() {
 			totErr += w.errs[i]
 		}
 	}
-	limits := [nSignals]float64{c.MeanLatencyLimit, c.P99LatencyLimit, c.ErrorShareLimit, c.PacketLossLimit}
-	mins := [nSignals]float64{c.MinLatencyDelta, c.MinLatencyDelta, c.MinErrorShareDelta, c.MinPacketLossDelta}
+	limits, mins := d.limits()
 	lnShift := math.Log(c.ShiftRatio)
 	for i := 0; i < n; i++ {
 		z := &d.zones[i]
@@ -333,16 +332,9 @@ func (d *Detector) compare() {
 						continue
 					}
 					peer = othErr / othReq
-					exp := totErr * w.req[i] / totReq
-					w.chi[i] = chiSquared(w.errs[i], exp, totErr)
-					significant = w.errs[i] > exp && w.chi[i] > d.crit[k]
-					if significant && exp < 5 {
-						// Too few expected errors for the chi-squared
-						// approximation: use the exact Poisson tail.
-						significant = distuv.Poisson{Lambda: exp}.Survival(w.errs[i]-1) < d.cfg.Significance/float64(k)
-					}
+					significant, w.chi[i] = d.errorsSignificant(w.errs[i], w.req[i], totErr, totReq, k)
 				} else {
-					peer = medianOthers(&w.val[s], &w.ok, n, i)
+					peer = medianOthers(&w.val[s], &w.ok, n, i, -1)
 				}
 				if math.IsNaN(v) || math.IsNaN(peer) {
 					continue
@@ -411,6 +403,70 @@ func (d *Detector) compare() {
 			}
 		}
 	}
+}
+
+// limits returns each signal's absolute limit (0: none) and the least
+// excess over peers that can make a zone worse.
+func (d *Detector) limits() (limits, mins [nSignals]float64) {
+	c := &d.cfg
+	return [nSignals]float64{c.MeanLatencyLimit, c.P99LatencyLimit, c.ErrorShareLimit, c.PacketLossLimit},
+		[nSignals]float64{c.MinLatencyDelta, c.MinLatencyDelta, c.MinErrorShareDelta, c.MinPacketLossDelta}
+}
+
+// degradedWithout returns a zone other than i, reporting in the window, that
+// is worse than the zones other than it and i (ShiftRatio worse on its mean
+// latency, error share or packet loss, significant, material and above the
+// limit, as compare weighs a window), or -1. Zone i, about to be shifted
+// away from, is in every other zone's peers, and a zone half as bad as it
+// then looks healthy: with three zones the median of two peers is their
+// mean, and a zone 2x slower than the third is faster than the mean of
+// the third and one 5x slower; with four, a second slow zone moves every
+// median. The p99 is left out: one window of it is too noisy to judge on.
+func (d *Detector) degradedWithout(i int) int {
+	w := &d.w
+	c := &d.cfg
+	n := len(d.zones)
+	limits, mins := d.limits()
+	lnShift := math.Log(c.ShiftRatio)
+	for j := range n {
+		if j == i || !w.ok[j] {
+			continue
+		}
+		k := 0
+		var othReq, othErr float64
+		for l := range n {
+			if l != i && w.ok[l] {
+				k++
+				if l != j {
+					othReq += w.req[l]
+					othErr += w.errs[l]
+				}
+			}
+		}
+		if k < 2 {
+			continue
+		}
+		for _, s := range [...]int{sigMean, sigErr, sigLoss} {
+			v := w.val[s][j]
+			var peer, x float64
+			significant := true
+			if s == sigErr {
+				if othReq <= 0 {
+					continue
+				}
+				peer = othErr / othReq
+				significant, _ = d.errorsSignificant(w.errs[j], w.req[j], w.errs[j]+othErr, w.req[j]+othReq, k)
+				x = math.Log((v + c.ErrorShareSmoothing) / (peer + c.ErrorShareSmoothing))
+			} else {
+				peer = medianOthers(&w.val[s], &w.ok, n, i, j)
+				x = math.Log(v / peer)
+			}
+			if significant && v-peer >= mins[s] && (limits[s] == 0 || v > limits[s]) && x > lnShift {
+				return j
+			}
+		}
+	}
+	return -1
 }
 
 // weigh adds one window's increment inc to signal s's evidence of zone z:
@@ -526,6 +582,23 @@ func (d *Detector) fraction(i int) (float64, int) {
 	return best, sig
 }
 
+// errorsSignificant reports whether o errors among req requests are
+// significantly more than the zone's share of tot errors among totReq
+// requests of it and its peers, k zones in all (chi-squared with one degree
+// of freedom, Bonferroni over the zones; the exact Poisson tail when fewer
+// than 5 errors are expected), and the chi-squared statistic.
+func (d *Detector) errorsSignificant(o, req, tot, totReq float64, k int) (bool, float64) {
+	exp := tot * req / totReq
+	chi := chiSquared(o, exp, tot)
+	significant := o > exp && chi > d.crit[k]
+	if significant && exp < 5 {
+		// Too few expected errors for the chi-squared approximation: use
+		// the exact Poisson tail.
+		significant = distuv.Poisson{Lambda: exp}.Survival(o-1) < d.cfg.Significance/float64(k)
+	}
+	return significant, chi
+}
+
 // chiSquared is the one-degree-of-freedom goodness-of-fit statistic of
 // observed errors o in a zone against expected e, with total errors t split
 // into this zone and the rest.
@@ -546,7 +619,7 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 	now := at.UnixMilli()
 	var out []*proto.Decision
 	impaired, degraded, healthy, shifted := -1, 0, 0, -1
-	nImpaired, othersSick := 0, 0
+	nImpaired, othersSick, halfSick := 0, 0, 0
 	for i := range d.zones {
 		z := &d.zones[i]
 		if z.shiftedUntil != 0 && now >= z.shiftedUntil {
@@ -573,6 +646,9 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		}
 		if frac >= 1 || breached {
 			degraded++
+		}
+		if frac >= 0.5 || breached {
+			halfSick++
 		}
 		if z.valid&1 != 0 && frac < 0.5 && z.breach&1 == 0 && z.shiftedUntil == 0 {
 			// Healthy now: reporting, under no limit, with less than half
@@ -616,7 +692,27 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 			}
 			continue
 		}
-		if shifted < 0 && healthy >= 2 {
+		// No shift while another zone is degrading too (half its
+		// threshold, or above a limit: halfSick counts this zone as
+		// well), nor while one is worse than the zones that would be
+		// left: the traffic would move to a zone no better, and the
+		// shift be cancelled as regional a few windows later.
+		var why string
+		switch {
+		case shifted >= 0:
+			why = "zone " + d.zones[shifted].name + " is already shifted away"
+		case healthy < 2:
+			why = fmt.Sprintf("only %d healthy zones would remain", healthy)
+		case halfSick == 2:
+			why = "another zone is degrading too"
+		case halfSick > 2:
+			why = fmt.Sprintf("%d other zones are degrading too", halfSick-1)
+		default:
+			if j := d.degradedWithout(i); j >= 0 {
+				why = "zone " + d.zones[j].name + " is worse than the other zones that would take the traffic"
+			}
+		}
+		if why == "" {
 			z.shiftedUntil = now + c.ShiftExpiry.Milliseconds()
 			z.healthy = 0
 			shifted = i
@@ -625,7 +721,7 @@ func (d *Detector) decide(at time.Time) []*proto.Decision {
 		}
 		if !z.alerted {
 			z.alerted = true
-			out = append(out, d.noShiftAlert(at, i, healthy, shifted))
+			out = append(out, d.noShiftAlert(at, i, why))
 		}
 	}
 
@@ -785,11 +881,7 @@ func (d *Detector) regionalAlert(at time.Time, degraded, othersSick, shifted int
 		ev, float64(degraded)/float64(len(d.zones)), summary)
 }
 
-func (d *Detector) noShiftAlert(at time.Time, i, healthy, shifted int) *proto.Decision {
-	why := fmt.Sprintf("only %d healthy zones would remain", healthy)
-	if shifted >= 0 {
-		why = "zone " + d.zones[shifted].name + " is already shifted away"
-	}
+func (d *Detector) noShiftAlert(at time.Time, i int, why string) *proto.Decision {
 	frac, _ := d.fraction(i)
 	return d.alert(at, i, "critical", "zonal_impairment_no_shift", min(frac, 1),
 		fmt.Sprintf("zone %s impaired but not shifted: %s", d.zones[i].name, why))
