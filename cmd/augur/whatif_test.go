@@ -375,16 +375,7 @@ func TestWhatifBadInput(t *testing.T) {
 		t.Skip("starts Prometheus")
 	}
 	dir := t.TempDir()
-	rulesFile := filepath.Join(dir, "rules.yaml")
-	writeFile(t, rulesFile, `rules:
-- name: shop
-  scaling:
-    selector: requests_total{namespace="shop"}
-    capacity_per_pod: 10
-    min_replicas: 2
-    max_replicas: 50
-    target: {namespace: shop, name: web}
-`)
+	rulesFile := whatifRulesFile(t, dir)
 	run := func(args ...string) (int, string) {
 		var stdout, stderr strings.Builder
 		code := runMain(t.Context(), append([]string{"whatif", "-rules", rulesFile, "-out", filepath.Join(dir, "out")}, args...), &stdout, &stderr, slog.New(slog.DiscardHandler))

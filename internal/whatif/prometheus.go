@@ -49,7 +49,9 @@ func NewPrometheus(addr string, rt http.RoundTripper) (*Prometheus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus %s: %w", addr, err)
 	}
-	return &Prometheus{addr: addr, api: v1.NewAPI(c), Timeout: 2 * time.Minute}, nil
+	// addr is what reports and errors show: a password in the URL (Go's
+	// client sends it as basic auth) is not printed or written there.
+	return &Prometheus{addr: u.Redacted(), api: v1.NewAPI(c), Timeout: 2 * time.Minute}, nil
 }
 
 // explain turns a client error into one naming the server and what failed.
