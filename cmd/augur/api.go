@@ -59,7 +59,7 @@ func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.C
 	tctx, stopTail := context.WithCancel(ctx)
 	tailDone := make(chan struct{})
 	go func() { defer close(tailDone); _ = tail.Run(tctx, tailClient) }()
-	srv := &http.Server{Handler: roleMux(reg, tail), ReadHeaderTimeout: 5 * time.Second}
+	srv := newHTTPServer(roleMux(reg, tail), 5*time.Second)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics and API server", "err", err)
@@ -71,6 +71,22 @@ func serveRoleHTTP(ctx context.Context, addr string, conn []kgo.Opt, tc recent.C
 		<-tailDone
 		tailClient.Close()
 	}, nil
+}
+
+// httpIdleTimeout closes a keep-alive connection idle this long. Without
+// it (http.Server has none by default, and ReadHeaderTimeout starts only
+// with a request's first bytes) a client held a connection, its goroutine
+// and buffers for as long as it liked after one request, so connections
+// piled up until the process ran out of file descriptors. Remote-write
+// senders post every few seconds, well within it. A variable for tests.
+var httpIdleTimeout = 2 * time.Minute
+
+// newHTTPServer is the http.Server of every listener: headers must arrive
+// within readHeader and an idle connection is closed after
+// httpIdleTimeout. Bodies are bounded where they are read (ingest's
+// body_timeout); no WriteTimeout, which would cut long API answers.
+func newHTTPServer(h http.Handler, readHeader time.Duration) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: readHeader, IdleTimeout: httpIdleTimeout}
 }
 
 // roleMux serves what every role's HTTP server serves: /metrics of reg

@@ -390,7 +390,7 @@ func serveHTTP(ctx context.Context, cfg fileConfig, ln net.Listener, recv *inges
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(mux, 10*time.Second)
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLS.CertFile != "" {
