@@ -220,13 +220,7 @@ func newSample(name string, label func(string) string, nodeLabel, job string, ts
 	}
 	s = Sample{Metric: e.m, Pod: Pod(label), Job: job, Ts: ts, Value: v * e.scale}
 	if e.m != MetricNetRx {
-		if nodeLabel != "" {
-			s.Node = label(nodeLabel)
-		}
-		if s.Node == "" {
-			s.Node = Node(label)
-		}
-		s.GPU = Index(label)
+		s.Node, s.GPU = nodeOf(label, nodeLabel), Index(label)
 		if s.Node == "" {
 			return Sample{}, false
 		}

@@ -49,14 +49,7 @@ func (g *Group) Observe(p *detectors.Point) []*proto.Decision {
 	if name == g.stepTimeMetric && name != "" {
 		if !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) {
 			worker, _ := proto.LabelValue(p.Labels, g.workerLabel)
-			node := ""
-			if g.nodeLabel != "" {
-				node, _ = proto.LabelValue(p.Labels, g.nodeLabel)
-			}
-			if node == "" {
-				node = Node(g.lfn)
-			}
-			g.det.ObserveStep(g.job, worker, node, p.Ts, p.Value)
+			g.det.ObserveStep(g.job, worker, nodeOf(g.lfn, g.nodeLabel), p.Ts, p.Value)
 		}
 		return nil
 	}

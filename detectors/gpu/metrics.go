@@ -124,6 +124,17 @@ func Node(label func(name string) string) string {
 	return ""
 }
 
+// nodeOf returns the node a series is about: its label nodeLabel (a gpu
+// rule's node_label; "" none) when it has one, else Node's.
+func nodeOf(label func(name string) string, nodeLabel string) string {
+	if nodeLabel != "" {
+		if v := label(nodeLabel); v != "" {
+			return v
+		}
+	}
+	return Node(label)
+}
+
 // Index returns the GPU a DCGM series is about: the gpu (index) label, else
 // the UUID.
 func Index(label func(name string) string) string {
