@@ -521,6 +521,10 @@ func (a *Actuator) admit(value []byte, now time.Time) (d *proto.Decision, act *p
 		act.Error = "decision expired or has no expiry"
 		return nil, act, false
 	}
+	if exp.AsTime().Sub(now) > a.cfg.MaxDecisionTTL {
+		return nil, refused(act, GuardMaxDecisionTTL, "decision expires in %v, more than max_decision_ttl %v",
+			exp.AsTime().Sub(now).Round(time.Second), a.cfg.MaxDecisionTTL), false
+	}
 	if _, dup := a.seen[d.GetId()]; dup || d.GetId() == "" {
 		act.Outcome = proto.OutcomeDuplicate
 		act.Guardrail = GuardDuplicate

@@ -179,23 +179,7 @@ func TestRunAuditsEveryDecision(t *testing.T) {
 		}
 	}
 
-	runOnce := func(a *Actuator) {
-		t.Helper()
-		cl, err := kgo.NewClient(append(ClientOptions(a.cfg, group), kgo.SeedBrokers(seeds...), kgo.AllowAutoTopicCreation())...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- a.RunClient(ctx, cl) }()
-		waitActions(t, seeds, actTopic, len(values))
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		cl.Close()
-	}
-	runOnce(a)
+	runUntilActions(t, a, group, seeds, len(values))
 
 	got := waitActions(t, seeds, actTopic, len(values))
 	want := []struct{ id, outcome, guardrail string }{
@@ -223,13 +207,32 @@ func TestRunAuditsEveryDecision(t *testing.T) {
 	if err := prod.ProduceSync(t.Context(), &kgo.Record{Key: []byte(dep), Value: values[len(values)-1]}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	runOnce(b)
+	runUntilActions(t, b, group, seeds, len(values))
 	got = waitActions(t, seeds, actTopic, len(values))
 	if len(got) != len(values) || got[len(got)-1].GetOutcome() != proto.OutcomeNoop {
 		t.Fatalf("after restart: %d actions, last %v", len(got), got[len(got)-1])
 	}
 	if ex2.applies != 0 {
 		t.Errorf("restarted actuator applied %d changes", ex2.applies)
+	}
+}
+
+// runUntilActions runs a in group until its actions topic holds n audit
+// records.
+func runUntilActions(t *testing.T, a *Actuator, group string, seeds []string, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(append(ClientOptions(a.cfg, group), kgo.SeedBrokers(seeds...), kgo.AllowAutoTopicCreation())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.RunClient(ctx, cl) }()
+	waitActions(t, seeds, a.cfg.ActionsTopic, n)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
 

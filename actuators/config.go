@@ -168,6 +168,11 @@ type Config struct {
 	// recorded with outcome pending_approval. Default false.
 	ZonalShiftApproval bool `yaml:"zonal_shift_approval"`
 
+	// MaxDecisionTTL bounds how far ahead a decision may expire: a
+	// decision expiring later than this after it arrives is refused
+	// (guardrail "max_decision_ttl"). It is also how far back Recall
+	// reads the audit records to rebuild the replay set. Default 1h.
+	MaxDecisionTTL time.Duration `yaml:"max_decision_ttl"`
 	// SeenCapacity bounds the set of decision ids remembered for replay
 	// protection; ids of expired decisions are dropped first. Default
 	// 100000.
@@ -203,6 +208,7 @@ func DefaultConfig() Config {
 		UntaintHoldDown:        10 * time.Minute,
 		MinHealthyZones:        2,
 		MaxZonalShiftExpiry:    3 * time.Hour,
+		MaxDecisionTTL:         time.Hour,
 		SeenCapacity:           100000,
 		MaxPollRecords:         100,
 		Now:                    time.Now,
@@ -257,6 +263,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxZonalShiftExpiry <= 0 || c.MaxZonalShiftExpiry > 72*time.Hour {
 		errs = append(errs, fmt.Errorf("max zonal shift expiry %v: want (0, 72h]", c.MaxZonalShiftExpiry))
+	}
+	if c.MaxDecisionTTL <= 0 || c.MaxDecisionTTL > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("max decision ttl %v: want (0, 168h]", c.MaxDecisionTTL))
 	}
 	if c.SeenCapacity <= 0 || c.MaxPollRecords <= 0 {
 		errs = append(errs, errors.New("seen capacity and max poll records must be > 0"))

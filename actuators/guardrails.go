@@ -15,6 +15,7 @@ const (
 	GuardSignature         = "signature"
 	GuardExpired           = "expired"
 	GuardDuplicate         = "duplicate"
+	GuardMaxDecisionTTL    = "max_decision_ttl"
 	GuardKillSwitch        = "kill_switch"
 	GuardModeOff           = "mode_off"
 	GuardUnknownKind       = "unknown_kind"

@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/augur-ops/augur/actuators"
 )
 
 // roleACLs are the Kafka ACLs each role needs, as README "Kafka ACLs"
@@ -35,7 +37,7 @@ var roleACLs = map[string][]kfake.ACL{
 	),
 	"act": join(
 		topicACL("augur.decisions", kmsg.ACLOperationDescribe, kmsg.ACLOperationRead),
-		topicACL("augur.actions", kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite),
+		topicACL("augur.actions", kmsg.ACLOperationDescribe, kmsg.ACLOperationRead, kmsg.ACLOperationWrite),
 		[]kfake.ACL{{Resource: kmsg.ACLResourceTypeGroup, Name: "augur-act", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationRead, Allow: true}},
 		txnACL("augur-act-"),
 	),
@@ -209,6 +211,15 @@ kafka:
 	stopIngest()
 	if code := <-done; code != 0 {
 		t.Fatalf("augur ingest as its principal exited %d: %s", code, ingestErr.String())
+	}
+
+	// An audit record of an earlier run: act reads augur.actions back
+	// when it starts (actuators.Recall), which needs READ there.
+	audit := &kgo.Record{Topic: "augur.actions", Key: []byte("k8s/deployment/a/b"),
+		Value:   []byte(`{"decisionId":"d-earlier","kind":"scale","outcome":"noop"}`),
+		Headers: []kgo.RecordHeader{{Key: actuators.RecordHeader, Value: []byte(actuators.RecordDecision)}}}
+	if err := admin.ProduceSync(t.Context(), audit).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 
 	// stream and act run as their principals until stopped.

@@ -172,6 +172,14 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	// runOnce joins the consumer group for one run: with leader election a
 	// standby replica must not hold partitions it does not poll.
 	runOnce := func(ctx context.Context) error {
+		// What this replica or the one before it admitted is refused if
+		// written to augur.decisions again.
+		if _, err := act.Recall(ctx, conn); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while recalling
+			}
+			return err
+		}
 		if *txn {
 			sess, err := kgo.NewGroupTransactSession(append(append(actuators.TransactionalOptions(cfg, *group, "augur-act-"+cfg.Actor), act.RebalanceOptions()...), conn...)...)
 			if err != nil {

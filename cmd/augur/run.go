@@ -232,7 +232,16 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if disk != nil {
 		g.Go(func() error { disk.run(gctx); return nil })
 	}
-	g.Go(func() error { return act.RunSession(gctx, actSession) })
+	g.Go(func() error {
+		// Decisions admitted before a restart are refused if written again.
+		if _, err := act.Recall(gctx, conn); err != nil {
+			if gctx.Err() != nil {
+				return nil // stopped while recalling
+			}
+			return err
+		}
+		return act.RunSession(gctx, actSession)
+	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // a signal, not a failure
