@@ -296,12 +296,33 @@ func (e *Executor) applyReplicas(ctx context.Context, d *proto.Decision, obs act
 		if want > obs.MaxReplicas {
 			return nil, actuators.Refuse(actuators.GuardMaxReplicas, "HPA %s/%s maxReplicas is %d, below %d", ns, hpaName, obs.MaxReplicas, want)
 		}
-		patch := fmt.Appendf(nil, `{"spec":{"minReplicas":%d}}`, want)
 		var h *autoscalingv1.HorizontalPodAutoscaler
-		err := e.call("patch_hpa", func() (err error) {
-			h, err = e.cs.AutoscalingV1().HorizontalPodAutoscalers(ns).Patch(ctx, hpaName, types.MergePatchType, patch,
-				metav1.PatchOptions{FieldManager: e.cfg.FieldManager, DryRun: e.dry(dry)})
-			return err
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var cur *autoscalingv1.HorizontalPodAutoscaler
+			err := e.call("get_hpa", func() (err error) {
+				cur, err = e.cs.AutoscalingV1().HorizontalPodAutoscalers(ns).Get(ctx, hpaName, metav1.GetOptions{})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if hpaMin(cur) != obs.Replicas || cur.Spec.MaxReplicas != obs.MaxReplicas || cur.Spec.ScaleTargetRef.Kind != obs.ScaleTargetKind {
+				// Someone else changed the HPA's bounds or target since
+				// they were observed: the guardrails and the step were
+				// computed from the old ones, so do not overwrite theirs.
+				// The decision is tried again from a new observation.
+				return fmt.Errorf("HPA %s/%s: min %d, max %d, target kind %s changed to min %d, max %d, target kind %s since observed, not overwritten",
+					ns, hpaName, obs.Replicas, obs.MaxReplicas, obs.ScaleTargetKind, hpaMin(cur), cur.Spec.MaxReplicas, cur.Spec.ScaleTargetRef.Kind)
+			}
+			// The resourceVersion makes the patch conditional on the
+			// object just read: a write in between is a conflict,
+			// retried on fresh data.
+			patch := fmt.Appendf(nil, `{"metadata":{"resourceVersion":%q},"spec":{"minReplicas":%d}}`, cur.ResourceVersion, want)
+			return e.call("patch_hpa", func() (err error) {
+				h, err = e.cs.AutoscalingV1().HorizontalPodAutoscalers(ns).Patch(ctx, hpaName, types.MergePatchType, patch,
+					metav1.PatchOptions{FieldManager: e.cfg.FieldManager, DryRun: e.dry(dry)})
+				return err
+			})
 		})
 		if err != nil {
 			return nil, apiErr("patch horizontal pod autoscaler", err)

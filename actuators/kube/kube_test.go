@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -220,18 +221,24 @@ func fakeNode(t *testing.T, cs kubernetes.Interface, name, cpu string, taints ..
 
 var gpuTaint = &proto.Taint{Key: "augur.io/gpu-unhealthy", Value: "xid_79", Effect: "NoSchedule"}
 
-// conflictOnce makes the first update (PUT) of the wrapped client whose
-// path contains path lose a race: just before it, other runs (another
-// writer changes the object).
+// conflictOnce makes the first write of the wrapped client whose path
+// contains path lose a race: just before it, other runs (another writer
+// changes the object). A write is a request with one of methods, PUT (an
+// update) when methods is empty.
 type conflictOnce struct {
-	rt    http.RoundTripper
-	path  string
-	fired atomic.Bool
-	other func()
+	rt      http.RoundTripper
+	path    string
+	methods []string
+	fired   atomic.Bool
+	other   func()
 }
 
 func (c *conflictOnce) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, c.path) && c.fired.CompareAndSwap(false, true) {
+	write := r.Method == http.MethodPut
+	if len(c.methods) > 0 {
+		write = slices.Contains(c.methods, r.Method)
+	}
+	if write && strings.Contains(r.URL.Path, c.path) && c.fired.CompareAndSwap(false, true) {
 		c.other()
 	}
 	return c.rt.RoundTrip(r)

@@ -91,7 +91,10 @@ func DemandAt(pts []Point, i *int, t int64) float64 {
 }
 
 // Simulate replays sc under p. New pods are ready PodStart after the tick that
-// created them; pods removed are the newest first.
+// created them; pods removed are the newest first. A tick stands for the
+// time to the next one, cut to the scored span, from the first point plus
+// Warmup to the last point: the outcome covers exactly the data's span
+// after the warmup.
 func Simulate(sc Scenario, p Policy) Outcome {
 	var out Outcome
 	if len(sc.Demand) == 0 {
@@ -112,7 +115,7 @@ func Simulate(sc Scenario, p Policy) Outcome {
 	next, di := 0, 0
 	lastDown := int64(math.MinInt64)
 	end := sc.Demand[len(sc.Demand)-1].Ts
-	for t := t0; t <= end; t += tick {
+	for t := t0; t < end; t += tick {
 		for next < len(sc.Demand) && sc.Demand[next].Ts+seen <= t {
 			p.Observe(sc.Demand[next].Ts, sc.Demand[next].Value)
 			next++
@@ -141,10 +144,11 @@ func Simulate(sc Scenario, p Policy) Outcome {
 				ready++
 			}
 		}
-		if t < score {
+		from, to := max(t, score), min(t+tick, end)
+		if from >= to {
 			continue
 		}
-		mins := float64(tick) / 60000
+		mins := float64(to-from) / 60000
 		if c := float64(ready) * sc.Capacity; d > c {
 			out.UnderProvisionedMinutes += mins
 			out.Shortfall += (d - c) * mins

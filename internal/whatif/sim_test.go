@@ -34,8 +34,8 @@ func TestSimulateCountsWhatReadyPodsMiss(t *testing.T) {
 	if out.UnderProvisionedMinutes != 2 {
 		t.Errorf("under-provisioned %v minutes, want 2", out.UnderProvisionedMinutes)
 	}
-	// 2 pods for the 40 ticks before 10:00, 8 for the 81 from 10:00 to 30:00.
-	if want := (40*2 + 81*8) * 0.25 / 60; math.Abs(out.PodHours-want) > 1e-9 {
+	// 2 pods for the 40 ticks before 10:00, 8 for the 80 from 10:00 to 30:00.
+	if want := (40*2 + 80*8) * 0.25 / 60; math.Abs(out.PodHours-want) > 1e-9 {
 		t.Errorf("pod-hours %v, want %v", out.PodHours, want)
 	}
 	if out.Reversals != 0 || len(out.Replicas) != 2 || out.Replicas[1] != (Step{At: 10 * minute, Replicas: 8}) {
@@ -45,6 +45,35 @@ func TestSimulateCountsWhatReadyPodsMiss(t *testing.T) {
 	// (50 - 20) × 2.
 	if !(out.Shortfall > 0 && out.Shortfall <= 60) {
 		t.Errorf("shortfall %v", out.Shortfall)
+	}
+}
+
+// TestSimulateScoresExactlyTheDataSpan: each tick stands for the time
+// to the next one, so a replay scores the data's span, last minus first
+// point, after the warmup, whether or not the span or the warmup is a
+// whole number of ticks: 2 pods that can never serve the load are 2 × the
+// span's hours and under-provisioned for all its minutes.
+func TestSimulateScoresExactlyTheDataSpan(t *testing.T) {
+	for _, c := range []struct {
+		last, warmup time.Duration
+		mins         float64
+	}{
+		{30 * time.Minute, 0, 30},
+		{30*time.Minute + 6*time.Second, 0, 30.1},
+		{30 * time.Minute, 10 * time.Minute, 20},
+		{30 * time.Minute, 10*time.Minute + 6*time.Second, 19.9},
+		{0, 0, 0},
+	} {
+		sc := Scenario{Demand: []Point{{Ts: 0, Value: 100}}, Capacity: 10, PodStart: 90 * time.Second, Tick: 15 * time.Second,
+			Warmup: c.warmup, MinPods: 2, MaxPods: 2}
+		if c.last > 0 {
+			sc.Demand = append(sc.Demand, Point{Ts: c.last.Milliseconds(), Value: 100})
+		}
+		out := Simulate(sc, NewRecorded(nil, nil))
+		if math.Abs(out.UnderProvisionedMinutes-c.mins) > 1e-9 || math.Abs(out.PodHours-2*c.mins/60) > 1e-9 {
+			t.Errorf("data over %v, warmup %v: under-provisioned %v minutes, %v pod-hours, want %v and %v",
+				c.last, c.warmup, out.UnderProvisionedMinutes, out.PodHours, c.mins, 2*c.mins/60)
+		}
 	}
 }
 
