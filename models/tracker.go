@@ -205,15 +205,23 @@ func (t *Tracker) Scale(h int) float64 {
 	if t.nH == 0 {
 		b = a * math.Sqrt(float64(t.h))
 	}
+	// The squares are taken in units of the larger error: errors above
+	// about 1e154 (one sample of 1e160 in the series) overflow a square,
+	// and Inf - Inf made every later interval NaN.
+	m := max(a, b)
+	if !(m > 0) || math.IsInf(m, 0) {
+		m = 1
+	}
+	a, b = a/m, b/m
 	v1, vH := a*a, b*b
 	if t.h == 1 {
-		return math.Sqrt(vH * float64(h))
+		return m * math.Sqrt(vH*float64(h))
 	}
 	v := v1 + (vH-v1)*float64(h-1)/float64(t.h-1)
 	if v < 0 {
 		v = 0
 	}
-	return math.Sqrt(v)
+	return m * math.Sqrt(v)
 }
 
 // Interval returns the forecast at horizon h steps around point p.

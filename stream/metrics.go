@@ -158,7 +158,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "augur_stream_samples_dropped_total",
-			Help: "Samples dropped, by reason: duplicate (equal timestamp), late (older than the series or the watermark), unresolved (a series number whose definition the stream did not read: it began reading after it), not_finite (NaN other than the stale marker, or ±Inf: no consumer can use it).",
+			Help: "Samples dropped, by reason: duplicate (equal timestamp), late (older than the series or the watermark), unresolved (a series number whose definition the stream did not read: it began reading after it), not_finite (NaN other than the stale marker, or ±Inf: no consumer can use it), negative_counter (a counter's value below 0).",
 		}, []string{"reason"}),
 		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "augur_stream_bad_records_total",
@@ -242,6 +242,7 @@ func (m *metrics) flush(sh *shard) {
 	m.dropped.WithLabelValues("late").Add(float64(st.late))
 	m.dropped.WithLabelValues("unresolved").Add(float64(st.unresolved))
 	m.dropped.WithLabelValues("not_finite").Add(float64(st.notFinite))
+	m.dropped.WithLabelValues("negative_counter").Add(float64(st.negative))
 	m.badRecords.Add(float64(st.badRecords))
 	m.created.Add(float64(st.created))
 	m.evicted.Add(float64(st.evicted))

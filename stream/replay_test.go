@@ -1,9 +1,11 @@
 package stream
 
 import (
+	"math"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/augur-ops/augur/proto"
 )
@@ -111,5 +113,114 @@ func TestLastScaleDownIsCheckpointed(t *testing.T) {
 	}
 	if got := back.groups[bi].sc.LastDown(); got != 1_700_000_123_000 {
 		t.Errorf("restored last scale down %d, want 1700000123000", got)
+	}
+}
+
+// replayCounter feeds one payment pod's counter, rising 100 a second
+// (10 pods of load under payment-rps), sampled every second for n
+// seconds with bad[i] in place of sample i, and returns the decisions and
+// forecast points.
+func replayCounter(t *testing.T, n int, bad map[int]float64) (*Replayer, []Replayed, []*proto.ForecastPoint) {
+	t.Helper()
+	rp, err := NewReplayer(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "payment-0")
+	const t0 = int64(1_700_000_000_000)
+	var ds []Replayed
+	var pts []*proto.ForecastPoint
+	for i := range n {
+		v, ok := bad[i]
+		if !ok {
+			v = float64(i) * 100
+		}
+		if err := rp.Add("", pod, "counter", []int64{t0 + int64(i)*1000}, []float64{v}); err != nil {
+			t.Fatal(err)
+		}
+		rp.Advance()
+		d, p := rp.Drain()
+		ds, pts = append(ds, d...), append(pts, p...)
+	}
+	return rp, ds, pts
+}
+
+// TestHugeCounterSampleLeavesFiniteForecasts: one counter sample of 1e160
+// (its increase, and the forecast errors it causes, are finite; their
+// squares are not) must leave the forecast intervals finite. They were
+// NaN from then on, and the scaler, reading the NaN bound as no load,
+// sized the workload at min_replicas while it needed 10 pods.
+func TestHugeCounterSampleLeavesFiniteForecasts(t *testing.T) {
+	_, ds, pts := replayCounter(t, 900, map[int]float64{300: 1e160})
+	for _, p := range pts {
+		for _, x := range []float64{p.Observed, p.Forecast, p.Lower, p.Upper} {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				t.Fatalf("window ending %d: forecast point %+v is not finite", p.WindowEnd, p)
+			}
+		}
+	}
+	for _, d := range ds {
+		if d.MadeAt > 1_700_000_000_000+400_000 && d.Decision.Desired.Replicas < 10 {
+			t.Errorf("%s", d.Decision.Summary)
+		}
+	}
+	if last := pts[len(pts)-1]; last.Recommended < 10 {
+		t.Errorf("last window recommends %d replicas for a load of %g/s (10 per pod)", last.Recommended, last.Observed)
+	}
+}
+
+// TestNegativeCounterSampleIsDropped: a counter's -1 (an exporter's
+// "unknown") is dropped and counted. Read as a reset, the next sample's
+// increase was the whole counter: max_replicas for a steady load.
+func TestNegativeCounterSampleIsDropped(t *testing.T) {
+	rp, ds, _ := replayCounter(t, 600, map[int]float64{309: -1})
+	if rp.sh.stats.negative != 1 {
+		t.Errorf("%d negative counter samples counted, want 1", rp.sh.stats.negative)
+	}
+	for _, d := range ds {
+		if r := d.Decision.Desired.Replicas; r > 12 {
+			t.Errorf("%d replicas for a steady 100/s (10 per pod): %s", r, d.Decision.Summary)
+		}
+	}
+}
+
+// TestPodBackAfterAGapIsNotASurge: of two payment pods serving 50/s each,
+// one goes unsampled for 10 minutes (its counter still counting) and comes
+// back. Its increase over the gap went into one 10-s window: 31 times the
+// load, and a scale to max_replicas; the windows in the gap were closed
+// on the other pod's load already.
+func TestPodBackAfterAGapIsNotASurge(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.IdleTimeout = 15 * time.Minute // the default: the pod is not evicted in the gap
+	rp, err := NewReplayer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "payment-0")
+	b := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "payment-1")
+	const t0 = int64(1_700_000_000_000)
+	for i := range 2400 {
+		ts := []int64{t0 + int64(i)*1000}
+		v := []float64{float64(i) * 50}
+		if err := rp.Add("", a, "counter", ts, v); err != nil {
+			t.Fatal(err)
+		}
+		if i < 1000 || i > 1600 {
+			if err := rp.Add("", b, "counter", ts, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rp.Advance()
+		ds, pts := rp.Drain()
+		for _, p := range pts {
+			if p.Observed > 200 {
+				t.Errorf("window ending %d: observed %g/s, the pods serve 100/s", p.WindowEnd, p.Observed)
+			}
+		}
+		for _, d := range ds {
+			if d.Decision.Desired.Replicas > 20 {
+				t.Errorf("step %d: %s", i, d.Decision.Summary)
+			}
+		}
 	}
 }

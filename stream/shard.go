@@ -87,7 +87,7 @@ type shard struct {
 
 // shardStats counts what a shard did since the counters were last read.
 type shardStats struct {
-	records, samples, duplicates, late, stale, notFinite, badRecords, created, evicted, unresolved uint64
+	records, samples, duplicates, late, stale, notFinite, negative, badRecords, created, evicted, unresolved uint64
 }
 
 // group is the state of one workload group: a scaling, gray-failure or GPU
@@ -275,8 +275,8 @@ func (sh *shard) newGroup(key string, rule int, tenant string) int32 {
 //
 //  1. accept: a sample not newer than the series' last (a retried request's
 //     duplicate, or late) or older than the watermark is dropped; a stale
-//     marker ends the series; a NaN or infinite value is dropped; a DCGM
-//     blank is skipped (accept);
+//     marker ends the series; a NaN or infinite value, and a counter's
+//     negative one, is dropped; a DCGM blank is skipped (accept);
 //  2. delta: a counter's increase since its previous sample, reset-corrected,
 //     becomes its rate and goes into its scaling window (delta);
 //  3. feed: the group detector gets the point, the anomaly watch the value
@@ -336,6 +336,14 @@ func (sh *shard) accept(row int32, t int64, v float64, wm int64, retry bool) boo
 		sh.stats.notFinite++
 		return false
 	}
+	if v < 0 && sh.flags[row]&fCounter != 0 {
+		// A counter is never negative (an exporter's -1 for "unknown", a
+		// gauge read as a counter): dropped like a value that is not
+		// finite. Read as a reset, its next sample's increase was the
+		// whole counter, and one -1 sized a workload at max_replicas.
+		sh.stats.negative++
+		return false
+	}
 	if !sh.hasMax || t > sh.maxTs {
 		sh.maxTs, sh.hasMax = t, true
 	}
@@ -378,7 +386,7 @@ func (sh *shard) feed(row int32, t int64, v, rate, inc float64) {
 	if gi := sh.group[row]; gi >= 0 {
 		switch g := sh.groups[gi]; {
 		case g.fc != nil && !math.IsNaN(inc):
-			g.add(t, inc, sh.env.windowMs(g.rule))
+			g.add(t, g.share(sh.lastTs[row], t, inc), sh.env.windowMs(g.rule))
 		case g.det != nil:
 			sh.observe(g, row, t, v, rate, inc)
 		}
@@ -405,6 +413,25 @@ func (sh *shard) feed(row int32, t int64, v, rate, inc float64) {
 		}
 	}
 	sh.flags[row] = f
+}
+
+// staleAfter is how long a series may go without a sample before its next
+// increase is spread over the gap: Prometheus' lookback delta, after which
+// PromQL takes a series without samples as gone.
+const staleAfter = 5 * 60_000
+
+// share returns the part of a counter's increase inc over (prev, t] that
+// goes into the window of t. A series silent for more than staleAfter while
+// the group closed windows without it gives only the part since the last
+// window closed, at its mean rate over the gap: all of it put minutes of a
+// pod's requests in one window (a pod back after 10 minutes sized the
+// workload at max_replicas). When the whole group was silent no window
+// closed in the gap, and the window's rate is taken over the gap (advance).
+func (g *group) share(prev, t int64, inc float64) float64 {
+	if t-prev <= staleAfter || g.closed <= prev {
+		return inc
+	}
+	return inc * float64(t-g.closed) / float64(t-prev)
 }
 
 // add counts an increase d at time t into its window.

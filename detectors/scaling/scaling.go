@@ -246,10 +246,11 @@ func (s *Scaler) Target() string { return s.target }
 
 // Recommend returns the replicas the forecast asks for, before
 // stabilization and step bounds: ceil(max(Load(forecast), observed) /
-// capacity), clamped.
+// capacity), clamped. A forecast that is not a number sizes on the
+// observed load alone.
 func (s *Scaler) Recommend(in Input) int32 {
 	load := s.Load(in.Forecast.Forecast)
-	if in.Observed > load {
+	if in.Observed > load || math.IsNaN(load) {
 		load = in.Observed
 	}
 	return Replicas(load, s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)

@@ -222,6 +222,23 @@ func TestIntervalCap(t *testing.T) {
 	}
 }
 
+// TestNaNForecastSizesOnTheObservedLoad: a forecast bound that is not a
+// number (a diverged model) leaves the observed load to size on. It was
+// read as no load at all, and the scaler decided min_replicas for a load
+// that needed 8 pods.
+func TestNaNForecastSizesOnTheObservedLoad(t *testing.T) {
+	for _, cap := range []float64{0, 2} {
+		s := newScaler(t, func(c *Config) { c.IntervalCap = cap })
+		in := Input{Now: time.Unix(1_700_000_000, 0), Forecast: fc(math.NaN(), math.NaN(), math.NaN()), Observed: 750, CurrentReplicas: 8}
+		if got := s.Recommend(in); got != 8 {
+			t.Errorf("interval cap %v: Recommend = %d for an observed load of 750 (100 per pod), want 8", cap, got)
+		}
+		if ds := s.Decide(in); len(ds) != 0 {
+			t.Errorf("interval cap %v: decided %s", cap, ds[0].Summary)
+		}
+	}
+}
+
 // TestPeak checks the forecast path the scaler sizes on: a rise before the
 // horizon lifts it, the path is linear between the bank's steps, and on a
 // fall the observed load is the peak.
