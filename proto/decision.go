@@ -145,6 +145,26 @@ func UnmarshalAction(b []byte) (*Action, error) {
 	return a, nil
 }
 
+// FiniteDecision replaces NaN and infinities in d's confidence and evidence
+// by 0 (Finite): whatever number a detector computed, a reader of
+// augur.decisions never gets the string "NaN" where it expects a number.
+func FiniteDecision(d *Decision) {
+	d.Confidence = Finite(d.Confidence)
+	ev := d.GetEvidence()
+	if ev == nil {
+		return
+	}
+	for _, f := range []*float64{&ev.HorizonSeconds, &ev.Forecast, &ev.Lower, &ev.Upper, &ev.Accuracy,
+		&ev.Observed, &ev.CapacityPerPod, &ev.BandLower, &ev.BandUpper, &ev.Score} {
+		*f = Finite(*f)
+	}
+	for _, m := range []map[string]float64{ev.Peers, ev.Values} {
+		for k, v := range m {
+			m[k] = Finite(v)
+		}
+	}
+}
+
 // Finite replaces NaN and infinities by 0 so that evidence always encodes in
 // JSON (protojson writes them as strings, which readers rarely expect).
 func Finite(v float64) float64 {

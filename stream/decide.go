@@ -260,6 +260,7 @@ func (e *env) alertDecision(key string, watch int, t int64, v float64, res anoma
 }
 
 func (e *env) sign(d *proto.Decision) {
+	proto.FiniteDecision(d)
 	// Sign only fails when the message does not marshal, which a Decision
 	// built from finite numbers and UTF-8 strings always does.
 	if err := proto.Sign(d, e.key); err != nil {
