@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -21,7 +22,7 @@ import (
 // compacts augur.state (kfake's log.cleaner.backoff.ms).
 const cleanerInterval = 10 * time.Second
 
-func startEmbeddedBroker(cfg fileConfig) (*kfake.Cluster, error) {
+func startEmbeddedBroker(cfg fileConfig, log *slog.Logger) (*kfake.Cluster, error) {
 	_, portStr, err := net.SplitHostPort(cfg.Kafka.EmbeddedAddr)
 	if err != nil {
 		return nil, fmt.Errorf("kafka.embedded_addr: %w", err)
@@ -34,15 +35,40 @@ func startEmbeddedBroker(cfg fileConfig) (*kfake.Cluster, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("embedded broker data dir: %w", err)
 	}
+	// Without meta.json or topics.json the broker starts empty and writes
+	// new offsets over the log still in partitions/: refuse instead.
+	if ents, err := os.ReadDir(filepath.Join(dir, "partitions")); err == nil && len(ents) > 0 {
+		for _, name := range []string{"meta.json", "topics.json"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("embedded broker data dir %s: %s is missing but partitions/ holds a log: restore the file, or move the directory away to start empty", dir, name)
+			}
+		}
+	}
 	c, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1), kfake.DataDir(dir),
+		kfake.WithLogger(brokerLog{log.With("data_dir", dir)}),
 		kfake.BrokerConfigs(map[string]string{
 			"message.max.bytes":      strconv.Itoa(64 << 20),
 			"log.cleaner.backoff.ms": strconv.FormatInt(cleanerInterval.Milliseconds(), 10),
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Kafka.EmbeddedAddr, err)
+		// The broker names a file by its base name: say where it is.
+		return nil, fmt.Errorf("start embedded broker on %s with data dir %s: %w", cfg.Kafka.EmbeddedAddr, dir, err)
 	}
 	return c, nil
+}
+
+// brokerLog passes the embedded broker's warnings and errors to augur's
+// log: what it repaired when loading the data dir (a segment cut short,
+// corrupt log entries dropped) and writes that failed.
+type brokerLog struct{ log *slog.Logger }
+
+func (b brokerLog) Logf(level kfake.LogLevel, format string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		b.log.Error("embedded broker", "detail", fmt.Sprintf(format, args...))
+	case kfake.LogLevelWarn:
+		b.log.Warn("embedded broker", "detail", fmt.Sprintf(format, args...))
+	}
 }
 
 // embeddedStateTrim is how often the stream writes a partition's whole

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -226,4 +227,136 @@ ingest:
 	if again["503"] != 0 || again["204"] == 0 {
 		t.Errorf("statuses %v once the filesystem has room: want every write accepted", again)
 	}
+}
+
+// TestRunRefusesADataDirInUse: a second `augur run` on the data dir of a
+// running one (with ports of its own) stops at once with an error naming
+// the data dir: two embedded brokers writing one log corrupt it.
+func TestRunRefusesADataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	config := func(name string) (file, listen string) {
+		broker, listen := freePort(t), freePort(t)
+		file = filepath.Join(dir, name)
+		writeFile(t, file, fmt.Sprintf("listen: %s\ndata_dir: %s\nrules_file: none\nkafka:\n  embedded_addr: %s\n  partitions: 1\n", listen, data, broker))
+		return file, listen
+	}
+	first, listen := config("first.yaml")
+	startRun(t, first, listen)
+	second, _ := config("second.yaml")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	code := runMain(ctx, []string{"run", "-config", second}, io.Discard, &stderr, slog.New(slog.DiscardHandler))
+	if code != 1 || !strings.Contains(stderr.String(), "data_dir "+data+" is in use by another augur run") {
+		t.Fatalf("second augur run on the data dir: exit %d, %q; want exit 1 naming the data dir in use", code, stderr.String())
+	}
+	waitReady(t, "http://"+listen+"/readyz") // the first one runs on
+}
+
+// TestEmbeddedBrokerReportsADamagedDataDir: what the embedded broker
+// repairs when it loads its data dir (a segment cut short by a torn
+// write loses its last batch) is logged, naming the partition and the
+// dir; a file it cannot parse, or a log whose meta.json or topics.json is
+// gone (the broker would start empty over it), stops the start with an
+// error naming the file and the dir.
+func TestEmbeddedBrokerReportsADamagedDataDir(t *testing.T) {
+	cfg := defaultFileConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Kafka.EmbeddedAddr = freePort(t)
+	kdir := filepath.Join(cfg.DataDir, "kafka")
+	start := func() (*kfake.Cluster, string, error) {
+		t.Helper()
+		var logs syncBuffer
+		c, err := startEmbeddedBroker(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		return c, logs.String(), err
+	}
+
+	c, _, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: "t", Partition: 0, Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	c.Close()
+
+	// A torn last write: the segment ends in the middle of a batch.
+	seg := filepath.Join(kdir, "partitions", "t-0", "0.dat")
+	fi, err := os.Stat(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(seg, fi.Size()-5); err != nil {
+		t.Fatal(err)
+	}
+	c, logs, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "partition t-0 segment 0: truncating") || !strings.Contains(logs, kdir) {
+		t.Errorf("segment cut short: log %q, want a warning naming the partition and %s", logs, kdir)
+	}
+
+	topics := filepath.Join(kdir, "topics.json")
+	saved, err := os.ReadFile(topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		content []byte // nil: removed
+	}{
+		{"topics.json", []byte("{not json")},
+		{"topics.json", nil},
+		{"meta.json", nil},
+	} {
+		path := filepath.Join(kdir, tc.name)
+		was, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.content == nil {
+			err = os.Remove(path)
+		} else {
+			err = os.WriteFile(path, tc.content, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		damage := "removed"
+		if tc.content != nil {
+			damage = fmt.Sprintf("%q", tc.content)
+		}
+		c, _, err := start()
+		if err == nil {
+			c.Close()
+			t.Errorf("%s %s: the broker started; want an error naming it", tc.name, damage)
+		} else if !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), kdir) {
+			t.Errorf("%s %s: error %q does not name the file and %s", tc.name, damage, err, kdir)
+		}
+		if err := os.WriteFile(path, was, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(topics, saved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Restored, the data dir loads again.
+	c, _, err = start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }

@@ -116,7 +116,14 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	replication := cfg.Kafka.Replication
 	var cluster *kfake.Cluster
 	if len(seeds) == 0 {
-		cluster, err = startEmbeddedBroker(cfg)
+		// One process per data dir: the lock is released after the
+		// broker closes.
+		release, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
+		cluster, err = startEmbeddedBroker(cfg, log)
 		if err != nil {
 			return err
 		}
