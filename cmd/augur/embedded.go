@@ -23,7 +23,7 @@ import (
 const cleanerInterval = 10 * time.Second
 
 func startEmbeddedBroker(cfg fileConfig, log *slog.Logger) (*kfake.Cluster, error) {
-	_, portStr, err := net.SplitHostPort(cfg.Kafka.EmbeddedAddr)
+	host, portStr, err := net.SplitHostPort(cfg.Kafka.EmbeddedAddr)
 	if err != nil {
 		return nil, fmt.Errorf("kafka.embedded_addr: %w", err)
 	}
@@ -44,7 +44,16 @@ func startEmbeddedBroker(cfg fileConfig, log *slog.Logger) (*kfake.Cluster, erro
 			}
 		}
 	}
-	c, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1), kfake.DataDir(dir),
+	// kfake listens on 127.0.0.1; the address configured may be another
+	// loopback one (127.0.0.2, localhost).
+	listen := func(network, addr string) (net.Listener, error) {
+		_, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		return net.Listen(network, net.JoinHostPort(host, p))
+	}
+	c, err := kfake.NewCluster(kfake.Ports(port), kfake.ListenFn(listen), kfake.NumBrokers(1), kfake.DataDir(dir),
 		kfake.WithLogger(brokerLog{log.With("data_dir", dir)}),
 		kfake.BrokerConfigs(map[string]string{
 			"message.max.bytes":      strconv.Itoa(64 << 20),

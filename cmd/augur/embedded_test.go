@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -359,4 +360,38 @@ func TestEmbeddedBrokerReportsADamagedDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// TestEmbeddedBrokerOnAnotherLoopbackAddress: kafka.embedded_addr
+// 127.0.0.2:PORT is where the broker listens and what it advertises (it
+// listened on 127.0.0.1 whatever the address said).
+func TestEmbeddedBrokerOnAnotherLoopbackAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2 is not a loopback address here: %v", err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := defaultFileConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Kafka.EmbeddedAddr = addr
+	c, err := startEmbeddedBroker(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.ListenAddrs(); len(got) != 1 || got[0] != addr {
+		t.Fatalf("broker listens on %v, want %s", got, addr)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("produce through %s: %v", addr, err)
+	}
 }
