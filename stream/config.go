@@ -129,6 +129,9 @@ type Config struct {
 	testBeforeEnd func(txn int) error
 }
 
+// DefaultAllowedLateness is AllowedLateness when not set.
+const DefaultAllowedLateness = 30 * time.Second
+
 // defaults fills the zero fields of c. It is the one place the defaults
 // are written; Validate calls it.
 func (c *Config) defaults() {
@@ -158,7 +161,7 @@ func (c *Config) defaults() {
 			*d = v
 		}
 	}
-	dur(&c.AllowedLateness, 30*time.Second)
+	dur(&c.AllowedLateness, DefaultAllowedLateness)
 	dur(&c.IdleTimeout, 15*time.Minute)
 	dur(&c.TransactionTimeout, 10*time.Second)
 	dur(&c.SessionTimeout, 10*time.Second)

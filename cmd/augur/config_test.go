@@ -84,3 +84,28 @@ func TestKafkaFlagsAndEnv(t *testing.T) {
 		t.Errorf("bad mechanism: %v", err)
 	}
 }
+
+// TestRunRefusesADecisionTTLTheActuatorRefuses: a scaling rule whose
+// decisions would be valid for longer than act.max_decision_ttl stops
+// `augur run` at start, naming both settings (every decision would be
+// refused).
+func TestRunRefusesADecisionTTLTheActuatorRefuses(t *testing.T) {
+	dir := t.TempDir()
+	rulesFile, cfgFile := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "augur.yaml")
+	writeFile(t, rulesFile, `rules:
+  - name: web
+    scaling:
+      selector: 'http_requests_total{job="web"}'
+      capacity_per_pod: 10
+      min_replicas: 1
+      max_replicas: 10
+      target: {kind: Deployment, namespace: shop, name: web}
+      decision_ttl: 2h
+`)
+	listen := freePort(t)
+	writeFile(t, cfgFile, "listen: "+listen+"\ndata_dir: "+filepath.Join(dir, "data")+"\nrules_file: "+rulesFile+"\n")
+	code, stderr, ready := failsAtStartup(t, []string{"run", "-config", cfgFile}, listen)
+	if code == 0 || ready || !strings.Contains(stderr, `rule "web": scaling.decision_ttl 2h0m0s`) || !strings.Contains(stderr, "act.max_decision_ttl 1h0m0s") {
+		t.Fatalf("exit %d, ready %v, stderr %q", code, ready, stderr)
+	}
+}

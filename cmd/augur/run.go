@@ -111,6 +111,9 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	if err := checkDecisionTTLs(rs, stream.DefaultAllowedLateness, cfg.Act.MaxDecisionTTL); err != nil {
+		return err
+	}
 
 	seeds := cfg.Kafka.Brokers
 	replication := cfg.Kafka.Replication
@@ -301,6 +304,20 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		err = nil
 	}
 	return err
+}
+
+// checkDecisionTTLs reports a scaling rule whose decisions would reach the
+// actuator valid for longer than act.max_decision_ttl (decision_ttl plus
+// the stream's allowed lateness): the actuator would refuse every one.
+func checkDecisionTTLs(rs *rules.Set, lateness, maxTTL time.Duration) error {
+	for i := range rs.Len() {
+		r := rs.Rule(i)
+		if r.Scaling != nil && r.Scaling.DecisionTTL+lateness > maxTTL {
+			return fmt.Errorf("rule %q: scaling.decision_ttl %v (plus the stream's allowed lateness %v) is longer than act.max_decision_ttl %v: the actuator would refuse its decisions",
+				r.Name, r.Scaling.DecisionTTL, lateness, maxTTL)
+		}
+	}
+	return nil
 }
 
 func loadRules(path string) (*rules.Set, error) {
