@@ -32,6 +32,17 @@ const recallIdle = 3 * time.Second
 // Call it before each Run, RunClient or RunSession: a replica taking over
 // the consumer group recalls what the replica before it did.
 func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
+	began, since := time.Now(), a.cfg.Now().Add(-a.cfg.MaxDecisionTTL)
+	n, err := a.recall(ctx, conn, since)
+	if err == nil {
+		a.log.Info("decisions recalled from the audit records", "topic", a.cfg.ActionsTopic, "since", since, "decisions", n,
+			"duration", time.Since(began).Round(time.Millisecond))
+	}
+	return n, err
+}
+
+// recall is Recall's read of the audit records written since.
+func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time) (int, error) {
 	// Control records (transaction markers) are kept so that the last
 	// offset below the listed end is always seen: with transactions it is
 	// a commit or abort marker, not an audit record.
@@ -40,8 +51,7 @@ func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
 		return 0, fmt.Errorf("recall decisions: kafka client: %w", err)
 	}
 	defer cl.Close()
-	topic, began := a.cfg.ActionsTopic, time.Now()
-	since := a.cfg.Now().Add(-a.cfg.MaxDecisionTTL)
+	topic := a.cfg.ActionsTopic
 	adm := kadm.NewClient(cl)
 	starts, err := adm.ListOffsetsAfterMilli(ctx, since.UnixMilli(), topic)
 	if err == nil {
@@ -101,7 +111,6 @@ func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
 			}
 		})
 	}
-	a.log.Info("decisions recalled from the audit records", "topic", topic, "since", since, "decisions", n, "duration", time.Since(began).Round(time.Millisecond))
 	return n, nil
 }
 
