@@ -51,17 +51,7 @@ func TestDiscardsCountedOnceAcrossRetries(t *testing.T) {
 		t.Fatalf("status %d while Kafka fails, want 503: %s", resp.StatusCode, body(t, resp))
 	}
 	failing.Store(false)
-	ok := false
-	for range 20 {
-		if resp := e.post(t, post{body: req}); resp.StatusCode == http.StatusBadRequest {
-			ok = true
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !ok {
-		t.Fatal("the retry never answered 400")
-	}
+	e.retryUntil(t, req, http.StatusBadRequest)
 	if got := testutil.ToFloat64(e.recv.m.discarded[reasonMissingMetricName]); got != 2 {
 		t.Errorf("discarded{reason=missing_metric_name} = %v after a 503 and its retry, want 2 (the series' two samples, once)", got)
 	}

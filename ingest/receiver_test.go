@@ -120,6 +120,22 @@ type post struct {
 	headers map[string]string
 }
 
+// retryUntil posts body again, as a sender retrying it, until the
+// receiver answers status (at most 20 tries, 100 ms apart), and fails the
+// test when it never does.
+func (e *testEnv) retryUntil(t *testing.T, body []byte, status int) {
+	t.Helper()
+	for range 20 {
+		resp := e.post(t, post{body: body})
+		resp.Body.Close()
+		if resp.StatusCode == status {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the retries never answered %d", status)
+}
+
 func (e *testEnv) post(t *testing.T, p post) *http.Response {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.URL+"/api/v1/write", bytes.NewReader(p.body))
@@ -604,17 +620,7 @@ func TestKafkaFailureIs503AndRetrySucceeds(t *testing.T) {
 	}
 	failing.Store(false)
 	// The sender retries the same request; now every sample lands.
-	var ok bool
-	for range 20 {
-		if resp := e.post(t, post{body: req}); resp.StatusCode == http.StatusNoContent {
-			ok = true
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !ok {
-		t.Fatal("retry never succeeded")
-	}
+	e.retryUntil(t, req, http.StatusNoContent)
 	got := e.readAllSeries(t, 100)
 	seen := map[string]bool{}
 	for _, g := range got {

@@ -293,7 +293,7 @@ func (d *Detector) compare() {
 			totErr += w.errs[i]
 		}
 	}
-	limits, mins := d.limits()
+	limits, _ := d.limits()
 	lnShift := math.Log(c.ShiftRatio)
 	for i := 0; i < n; i++ {
 		z := &d.zones[i]
@@ -339,22 +339,10 @@ func (d *Detector) compare() {
 				if math.IsNaN(v) || math.IsNaN(peer) {
 					continue
 				}
-				ratio := v / peer
-				if peer <= 0 {
-					ratio = math.Inf(1)
-					if v <= 0 {
-						ratio = 1
-					}
-				}
+				ratio, x, counts := d.excess(s, v, peer, significant)
 				w.ratio[s][i] = ratio
-				// The log ratio the evidence is weighed on: errors
-				// smoothed, every signal capped at 1 unless it is
-				// significant, material and above the limit.
-				x := max(math.Log(ratio), logRatioFloor)
-				if s == sigErr {
-					x = math.Log((v + c.ErrorShareSmoothing) / (peer + c.ErrorShareSmoothing))
-				}
-				counts := significant && v-peer >= mins[s] && (limits[s] == 0 || v > limits[s])
+				// The evidence is weighed on x, capped at 0 (a ratio of
+				// 1) unless the excess counts.
 				if !counts {
 					x = min(x, 0)
 				}
@@ -424,10 +412,8 @@ func (d *Detector) limits() (limits, mins [nSignals]float64) {
 // median. The p99 is left out: one window of it is too noisy to judge on.
 func (d *Detector) degradedWithout(i int) int {
 	w := &d.w
-	c := &d.cfg
 	n := len(d.zones)
-	limits, mins := d.limits()
-	lnShift := math.Log(c.ShiftRatio)
+	lnShift := math.Log(d.cfg.ShiftRatio)
 	for j := range n {
 		if j == i || !w.ok[j] {
 			continue
@@ -448,7 +434,7 @@ func (d *Detector) degradedWithout(i int) int {
 		}
 		for _, s := range [...]int{sigMean, sigErr, sigLoss} {
 			v := w.val[s][j]
-			var peer, x float64
+			var peer float64
 			significant := true
 			if s == sigErr {
 				if othReq <= 0 {
@@ -456,12 +442,13 @@ func (d *Detector) degradedWithout(i int) int {
 				}
 				peer = othErr / othReq
 				significant, _ = d.errorsSignificant(w.errs[j], w.req[j], w.errs[j]+othErr, w.req[j]+othReq, k)
-				x = math.Log((v + c.ErrorShareSmoothing) / (peer + c.ErrorShareSmoothing))
 			} else {
 				peer = medianOthers(&w.val[s], &w.ok, n, i, j)
-				x = math.Log(v / peer)
 			}
-			if significant && v-peer >= mins[s] && (limits[s] == 0 || v > limits[s]) && x > lnShift {
+			if math.IsNaN(v) || math.IsNaN(peer) {
+				continue
+			}
+			if _, x, counts := d.excess(s, v, peer, significant); counts && x > lnShift {
 				return j
 			}
 		}
@@ -580,6 +567,29 @@ func (d *Detector) fraction(i int) (float64, int) {
 		}
 	}
 	return best, sig
+}
+
+// excess weighs a zone's value v of signal s against its peers' value peer:
+// ratio is v / peer (+Inf when only the peer is 0, 1 when both are); x the
+// log ratio the evidence is weighed on (floored at logRatioFloor, the
+// error share's smoothed); counts whether the excess may make the zone
+// worse: significant, at least the signal's least excess over peers and
+// above its absolute limit.
+func (d *Detector) excess(s int, v, peer float64, significant bool) (ratio, x float64, counts bool) {
+	c := &d.cfg
+	ratio = v / peer
+	if peer <= 0 {
+		ratio = math.Inf(1)
+		if v <= 0 {
+			ratio = 1
+		}
+	}
+	x = max(math.Log(ratio), logRatioFloor)
+	if s == sigErr {
+		x = math.Log((v + c.ErrorShareSmoothing) / (peer + c.ErrorShareSmoothing))
+	}
+	limits, mins := d.limits()
+	return ratio, x, significant && v-peer >= mins[s] && (limits[s] == 0 || v > limits[s])
 }
 
 // errorsSignificant reports whether o errors among req requests are
