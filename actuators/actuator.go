@@ -542,6 +542,20 @@ func (a *Actuator) admit(value []byte, now time.Time) (d *proto.Decision, act *p
 func (a *Actuator) execute(ctx context.Context, d *proto.Decision, now time.Time, retry bool) (*proto.Action, *Observation) {
 	t := &attempt{d: d, rule: a.cfg.rule(d.GetRule()), now: now, retry: retry}
 	act := a.try(ctx, t)
+	if replicaKind(d.GetKind()) && t.obs != nil {
+		// The record of every observed replica decision names the
+		// replicas decided, whatever it ends in, so that Recall can
+		// rebuild from the records what commit records for the target:
+		// the stabilization window and, with the replicas observed
+		// (before), whether a change raised them. A no-op's after is the
+		// observation's before: copied, not written into.
+		after := maps.Clone(act.After)
+		if after == nil {
+			after = map[string]string{}
+		}
+		after["goal"] = strconv.Itoa(int(d.GetDesired().GetReplicas()))
+		act.After = after
+	}
 	a.commit(t, act)
 	return act, t.obs
 }
@@ -645,11 +659,7 @@ func (a *Actuator) try(ctx context.Context, t *attempt) *proto.Action {
 		act.Guardrail = GuardMaxStep
 		act.Error = fmt.Sprintf("bounded step %d -> %d toward %d (max step %.0f%%): the decision stays in force until reached or expired",
 			obs.Replicas, step.GetDesired().GetReplicas(), want, a.cfg.MaxStep*100)
-		if act.After == nil {
-			act.After = map[string]string{}
-		}
-		act.After["goal"] = strconv.Itoa(int(want))
-		t.keep = enforce
+		t.keep = enforce // after["goal"] is the decided replicas (execute)
 	}
 	return act
 }

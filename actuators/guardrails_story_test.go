@@ -411,7 +411,9 @@ func (s *guardStory) world(act *proto.Action) string {
 		if before != now {
 			w = fmt.Sprintf("replicas %d -> %d", before, now)
 		}
-		if g := act.GetAfter()["goal"]; g != "" {
+		// Every observed replica decision's record has its goal: shown
+		// for a bounded step, where it is not where the step went.
+		if g := act.GetAfter()["goal"]; g != "" && act.GetGuardrail() == GuardMaxStep {
 			w += " (goal " + g + ")"
 		}
 		return w

@@ -1,9 +1,12 @@
 package actuators
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,24 +22,44 @@ import (
 // retention during the read).
 const recallIdle = 3 * time.Second
 
-// Recall adds to the replay set every decision the audit records of the
-// last MaxDecisionTTL say an actuator admitted (any outcome past the
-// signature, expiry and replay checks), so that a decision applied before
-// a restart, or by another replica, is refused as a duplicate when its
-// record is written to augur.decisions again. No admitted decision can
-// still be valid after MaxDecisionTTL (longer expiries are refused), so
-// older records are not read. conn are the connection options (seed
-// brokers, TLS, SASL). It returns how many decision ids it recalled; an
-// actions topic that does not exist yet recalls none.
+// Recall reads back the audit records of augur.actions that an actuator
+// (this one before a restart, or another replica) wrote recently and
+// restores from them the memory the guardrails read:
+//
+//   - the replay set: every decision the records of the last
+//     MaxDecisionTTL say was admitted (any outcome past the signature,
+//     expiry and replay checks), so that a decision acted on before is
+//     refused as a duplicate when its record is written to
+//     augur.decisions again. No admitted decision can still be valid after
+//     MaxDecisionTTL (longer expiries are refused);
+//   - each target's cooldowns and stabilization window, as commit built
+//     them: the time of the last change applied or dry-run (the first try
+//     of a decision or a later step of one in force), of the last such
+//     change that raised the replicas, and the replicas every decision
+//     asked for on its first observed try (after["goal"] with the
+//     replicas observed, before["replicas"]), a refusal as a StatefulSet
+//     excepted. Records of decisions that failed those checks, or that
+//     were not observed, count for nothing, as they changed nothing.
+//
+// It reads back as far as the longest of MaxDecisionTTL, CooldownUp,
+// CooldownDown and ScaleDownStabilization; nothing older can matter.
+// conn are the connection options (seed brokers, TLS, SASL). It returns
+// how many decision ids it recalled; an actions topic that does not exist
+// yet recalls none. What is recalled adds to what the actuator remembers
+// already.
 //
 // Call it before each Run, RunClient or RunSession: a replica taking over
 // the consumer group recalls what the replica before it did.
 func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
-	began, since := time.Now(), a.cfg.Now().Add(-a.cfg.MaxDecisionTTL)
+	back := max(a.cfg.MaxDecisionTTL, a.cfg.CooldownUp, a.cfg.CooldownDown, a.cfg.ScaleDownStabilization)
+	began, since := time.Now(), a.cfg.Now().Add(-back)
 	n, err := a.recall(ctx, conn, since)
+	a.mu.Lock()
+	targets := a.settleRecalled(a.cfg.Now())
+	a.mu.Unlock()
 	if err == nil {
-		a.log.Info("decisions recalled from the audit records", "topic", a.cfg.ActionsTopic, "since", since, "decisions", n,
-			"duration", time.Since(began).Round(time.Millisecond))
+		a.log.Info("decisions and target memory recalled from the audit records", "topic", a.cfg.ActionsTopic, "since", since,
+			"decisions", n, "targets", targets, "duration", time.Since(began).Round(time.Millisecond))
 	}
 	return n, err
 }
@@ -114,8 +137,10 @@ func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time) 
 	return n, nil
 }
 
-// recallRecord remembers the decision of one audit record when it is the
-// record of an admitted decision, and reports whether it was.
+// recallRecord takes one audit record: the id of an admitted decision
+// into the replay set (a decision's own record only) and what the try
+// changed in its target's memory (recallTarget). It reports whether it
+// recalled a decision id.
 func (a *Actuator) recallRecord(r *kgo.Record) bool {
 	record := ""
 	for _, h := range r.Headers {
@@ -123,11 +148,11 @@ func (a *Actuator) recallRecord(r *kgo.Record) bool {
 			record = string(h.Value)
 		}
 	}
-	if record != RecordDecision {
+	if record != RecordDecision && record != RecordInForce {
 		return false
 	}
 	act, err := proto.UnmarshalAction(r.Value)
-	if err != nil || act.GetDecisionId() == "" || !verifiedOutcome(act) {
+	if err != nil || !verifiedOutcome(act) {
 		return false
 	}
 	at := r.Timestamp
@@ -136,7 +161,70 @@ func (a *Actuator) recallRecord(r *kgo.Record) bool {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := a.cfg.Now()
+	a.recallTarget(act, at, record == RecordDecision)
 	// The decision expired at most MaxDecisionTTL after it was admitted.
-	a.remember(act.GetDecisionId(), at.Add(a.cfg.MaxDecisionTTL), a.cfg.Now())
+	exp := at.Add(a.cfg.MaxDecisionTTL)
+	if record != RecordDecision || act.GetDecisionId() == "" || !now.Before(exp) {
+		return false
+	}
+	a.remember(act.GetDecisionId(), exp, now)
 	return true
+}
+
+// recallTarget puts into its target's memory what commit put there when
+// the audit record act was written at at. first is true for the record of
+// a decision read from augur.decisions, false for a later try of a
+// decision in force (Reconcile).
+//
+// after["goal"] is on the record of every replica decision the executor
+// observed (execute), before["replicas"] the replicas observed. As commit
+// does: a first observed try puts its goal in the stabilization window
+// unless it was refused as a StatefulSet; a change applied or dry-run
+// (every such record was observed: one without an executor to ask has no
+// goal) is the target's last change, and its last scale-up when it raised
+// the replicas (a bounded step goes the way of its goal).
+func (a *Actuator) recallTarget(act *proto.Action, at time.Time, first bool) {
+	target := act.GetTarget()
+	if !replicaKind(act.GetKind()) || target == "" {
+		return
+	}
+	goal, err := strconv.ParseInt(act.GetAfter()["goal"], 10, 32)
+	if err != nil {
+		return // not observed: commit recorded nothing
+	}
+	ts := a.targets[target]
+	if first && act.GetGuardrail() != GuardStatefulSet {
+		ts.recs = append(ts.recs, rec{at, int32(goal)})
+	}
+	switch act.GetOutcome() {
+	case proto.OutcomeApplied, proto.OutcomeDryRun:
+		if at.After(ts.lastChange) {
+			ts.lastChange = at
+		}
+		before, err := strconv.ParseInt(act.GetBefore()["replicas"], 10, 32)
+		if err == nil && goal > before && at.After(ts.lastUp) {
+			ts.lastUp = at
+		}
+	}
+	a.targets[target] = ts
+}
+
+// settleRecalled puts every target's stabilization records in time order
+// (the partitions of augur.actions are read side by side, and a record
+// recalled twice, or already remembered, is kept once) and drops those
+// older than the window, as commit does. It returns how many targets have
+// a memory. a.mu must be held.
+func (a *Actuator) settleRecalled(now time.Time) int {
+	n := 0
+	for target, ts := range a.targets {
+		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
+		slices.SortFunc(ts.recs, func(x, y rec) int { return cmp.Or(x.at.Compare(y.at), cmp.Compare(x.replicas, y.replicas)) })
+		ts.recs = slices.CompactFunc(ts.recs, func(x, y rec) bool { return x.at.Equal(y.at) && x.replicas == y.replicas })
+		a.targets[target] = ts
+		if len(ts.recs) > 0 || !ts.lastUp.IsZero() || !ts.lastChange.IsZero() {
+			n++
+		}
+	}
+	return n
 }

@@ -695,10 +695,11 @@ type Action struct {
 	Kind       string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	Target     string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
 	// outcome is one of: applied, dry_run, refused, expired, duplicate,
-	// failed, pending_approval, noop, deferred. An applied replica change
-	// bounded by the max_step guardrail has guardrail "max_step" and the
-	// decided replicas in after["goal"]; the decision stays in force and later
-	// steps get records of their own.
+	// failed, pending_approval, noop, deferred. The record of a replica
+	// decision whose object was observed has the decided replicas in
+	// after["goal"], whatever the outcome. An applied replica change bounded
+	// by the max_step guardrail has guardrail "max_step"; the decision stays
+	// in force and later steps get records of their own.
 	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// guardrail names the rule that refused it (outcome refused).
 	Guardrail string `protobuf:"bytes,5,opt,name=guardrail,proto3" json:"guardrail,omitempty"`

@@ -243,7 +243,8 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		g.Go(func() error { disk.run(gctx); return nil })
 	}
 	g.Go(func() error {
-		// Decisions admitted before a restart are refused if written again.
+		// Decisions admitted before a restart are refused if written
+		// again, and the cooldowns and stabilization windows hold.
 		if _, err := act.Recall(gctx, conn); err != nil {
 			if gctx.Err() != nil {
 				return nil // stopped while recalling
