@@ -542,18 +542,24 @@ func (a *Actuator) admit(value []byte, now time.Time) (d *proto.Decision, act *p
 func (a *Actuator) execute(ctx context.Context, d *proto.Decision, now time.Time, retry bool) (*proto.Action, *Observation) {
 	t := &attempt{d: d, rule: a.cfg.rule(d.GetRule()), now: now, retry: retry}
 	act := a.try(ctx, t)
-	if replicaKind(d.GetKind()) && t.obs != nil {
+	if (replicaKind(d.GetKind()) || nodeKind(d.GetKind())) && t.obs != nil {
 		// The record of every observed replica decision names the
 		// replicas decided, whatever it ends in, so that Recall can
 		// rebuild from the records what commit records for the target:
 		// the stabilization window and, with the replicas observed
-		// (before), whether a change raised them. A no-op's after is the
-		// observation's before: copied, not written into.
+		// (before), whether a change raised them. The record of every
+		// observed node decision names its node, for the taint hold-down
+		// (an executor's before and after need not). A no-op's after is
+		// the observation's before: copied, not written into.
 		after := maps.Clone(act.After)
 		if after == nil {
 			after = map[string]string{}
 		}
-		after["goal"] = strconv.Itoa(int(d.GetDesired().GetReplicas()))
+		if nodeKind(d.GetKind()) {
+			after["node"] = d.GetDesired().GetNode()
+		} else {
+			after["goal"] = strconv.Itoa(int(d.GetDesired().GetReplicas()))
+		}
 		act.After = after
 	}
 	a.commit(t, act)
@@ -585,7 +591,7 @@ func (a *Actuator) try(ctx context.Context, t *attempt) *proto.Action {
 			// `augur run` without a cluster: dry-run means "say what would
 			// be done", which needs no API to answer.
 			act.Outcome = proto.OutcomeDryRun
-			act.Error = fmt.Sprintf("no executor configured for %s: recorded only", d.GetKind())
+			act.Error = fmt.Sprintf("no executor configured for %s: %s", d.GetKind(), recordedOnly)
 			act.After = desiredState(d)
 			return act
 		}
@@ -806,6 +812,11 @@ func (a *Actuator) updateGauges(d *proto.Decision, act *proto.Action, obs *Obser
 		a.m.zonalShifts.Set(float64(total))
 	}
 }
+
+// recordedOnly ends the error of the audit record of a dry run that had
+// no executor to ask: nothing was observed or changed (Recall counts no
+// change for it).
+const recordedOnly = "recorded only"
 
 // desiredState describes what a decision asks for, for audit records of
 // dry runs that had no executor to ask.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -38,11 +39,20 @@ const recallIdle = 3 * time.Second
 //     change that raised the replicas, and the replicas every decision
 //     asked for on its first observed try (after["goal"] with the
 //     replicas observed, before["replicas"]), a refusal as a StatefulSet
-//     excepted. Records of decisions that failed those checks, or that
-//     were not observed, count for nothing, as they changed nothing.
+//     excepted;
+//   - the budgets of enforce and of dry-run rules (budgetFor), as commit
+//     built them: the time of every change applied (enforce) or dry-run
+//     by an executor, of any kind, for the rate limit; of every taint
+//     among them for the blast radius' node window; and, node by node,
+//     the last such taint (after["node"]) unless a later untaint took it
+//     away, for the untaint hold-down.
+//
+// Records of decisions that failed those checks, or that were not
+// observed, count for nothing, as they changed nothing.
 //
 // It reads back as far as the longest of MaxDecisionTTL, CooldownUp,
-// CooldownDown and ScaleDownStabilization; nothing older can matter.
+// CooldownDown, ScaleDownStabilization, RateWindow, NodeWindow and
+// UntaintHoldDown; nothing older can matter.
 // conn are the connection options (seed brokers, TLS, SASL). It returns
 // how many decision ids it recalled; an actions topic that does not exist
 // yet recalls none. What is recalled adds to what the actuator remembers
@@ -51,11 +61,13 @@ const recallIdle = 3 * time.Second
 // Call it before each Run, RunClient or RunSession: a replica taking over
 // the consumer group recalls what the replica before it did.
 func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
-	back := max(a.cfg.MaxDecisionTTL, a.cfg.CooldownUp, a.cfg.CooldownDown, a.cfg.ScaleDownStabilization)
+	back := max(a.cfg.MaxDecisionTTL, a.cfg.CooldownUp, a.cfg.CooldownDown, a.cfg.ScaleDownStabilization,
+		a.cfg.RateWindow, a.cfg.NodeWindow, a.cfg.UntaintHoldDown)
 	began, since := time.Now(), a.cfg.Now().Add(-back)
-	n, err := a.recall(ctx, conn, since)
+	var got recalledBudgets
+	n, err := a.recall(ctx, conn, since, &got)
 	a.mu.Lock()
-	targets := a.settleRecalled(a.cfg.Now())
+	targets := a.settleRecalled(a.cfg.Now(), &got)
 	a.mu.Unlock()
 	if err == nil {
 		a.log.Info("decisions and target memory recalled from the audit records", "topic", a.cfg.ActionsTopic, "since", since,
@@ -64,8 +76,9 @@ func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
 	return n, err
 }
 
-// recall is Recall's read of the audit records written since.
-func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time) (int, error) {
+// recall is Recall's read of the audit records written since. What they
+// say of the budgets goes to got.
+func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time, got *recalledBudgets) (int, error) {
 	// Control records (transaction markers) are kept so that the last
 	// offset below the listed end is always seen: with transactions it is
 	// a commit or abort marker, not an audit record.
@@ -129,7 +142,7 @@ func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time) 
 			if r.Offset >= last[r.Partition] {
 				delete(last, r.Partition)
 			}
-			if !r.Attrs.IsControl() && a.recallRecord(r) {
+			if !r.Attrs.IsControl() && a.recallRecord(r, got) {
 				n++
 			}
 		})
@@ -138,10 +151,10 @@ func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time) 
 }
 
 // recallRecord takes one audit record: the id of an admitted decision
-// into the replay set (a decision's own record only) and what the try
-// changed in its target's memory (recallTarget). It reports whether it
-// recalled a decision id.
-func (a *Actuator) recallRecord(r *kgo.Record) bool {
+// into the replay set (a decision's own record only), what the try
+// changed in its target's memory (recallTarget) and in its budget (into
+// got: recalledBudgets.add). It reports whether it recalled a decision id.
+func (a *Actuator) recallRecord(r *kgo.Record, got *recalledBudgets) bool {
 	record := ""
 	for _, h := range r.Headers {
 		if h.Key == RecordHeader {
@@ -163,6 +176,7 @@ func (a *Actuator) recallRecord(r *kgo.Record) bool {
 	defer a.mu.Unlock()
 	now := a.cfg.Now()
 	a.recallTarget(act, at, record == RecordDecision)
+	got.add(act, at)
 	// The decision expired at most MaxDecisionTTL after it was admitted.
 	exp := at.Add(a.cfg.MaxDecisionTTL)
 	if record != RecordDecision || act.GetDecisionId() == "" || !now.Before(exp) {
@@ -210,12 +224,111 @@ func (a *Actuator) recallTarget(act *proto.Action, at time.Time, first bool) {
 	a.targets[target] = ts
 }
 
+// recalledBudgets is what one Recall read back for the budgets of enforce
+// (live) and dry-run (dry) rules.
+type recalledBudgets struct{ live, dry recalledBudget }
+
+// recalledBudget is what one Recall read back for a budget: the times of
+// the changes and of the taints, and each node's last taint or untaint.
+type recalledBudget struct {
+	changes, taints []time.Time
+	nodes           map[string]nodeChange
+}
+
+type nodeChange struct {
+	at      time.Time
+	tainted bool // a taint, or an untaint
+}
+
+// add takes what commit put into a budget for the try whose audit record
+// act was written at at. commit counts a try that made a change (its
+// step): every applied one, in the enforce budget, and every dry-run one
+// but a dry run without an executor (try: it was never observed; its
+// record's error ends in recordedOnly), in the dry-run one. Every
+// such change counts for the rate limit, a taint for the node window
+// too, and a taint or an untaint is the last one of its node so far when
+// no record read before was later (records of one node are read in the
+// order they were written when they share a partition; across partitions
+// their times order them).
+func (g *recalledBudgets) add(act *proto.Action, at time.Time) {
+	var b *recalledBudget
+	switch act.GetOutcome() {
+	case proto.OutcomeApplied:
+		b = &g.live
+	case proto.OutcomeDryRun:
+		if strings.HasSuffix(act.GetError(), recordedOnly) {
+			return // no executor: nothing changed
+		}
+		b = &g.dry
+	default:
+		return
+	}
+	b.changes = append(b.changes, at)
+	kind, node := act.GetKind(), act.GetAfter()["node"]
+	if kind == proto.KindTaintNode {
+		b.taints = append(b.taints, at)
+	}
+	if !nodeKind(kind) || node == "" {
+		return
+	}
+	if last, ok := b.nodes[node]; ok && at.Before(last.at) {
+		return
+	}
+	if b.nodes == nil {
+		b.nodes = map[string]nodeChange{}
+	}
+	b.nodes[node] = nodeChange{at, kind == proto.KindTaintNode}
+}
+
+// settle merges got into b and drops what commit drops: changes RateWindow
+// old or older, taints older than NodeWindow. The changes at one instant
+// (changes made at once, as with a clock that does not move, are told
+// apart only by their number) are kept as many times as b or got has
+// them, whichever has more: recalled twice, or recalled by the actuator
+// that made them, they count once. A node's last taint recalled is kept
+// unless b remembers a later one; its last untaint forgets the node
+// unless b remembers a taint after it. a.mu must be held.
+func (a *Actuator) settle(b *budget, got *recalledBudget, now time.Time) {
+	b.changes = mergeTimes(b.changes, got.changes, func(c time.Time) bool { return now.Sub(c) >= a.cfg.RateWindow })
+	b.taints = mergeTimes(b.taints, got.taints, func(c time.Time) bool { return now.Sub(c) > a.cfg.NodeWindow })
+	for node, c := range got.nodes {
+		at, ok := b.nodes[node]
+		switch {
+		case c.tainted && (!ok || c.at.After(at)):
+			b.nodes[node] = c.at
+		case !c.tainted && ok && !at.After(c.at):
+			delete(b.nodes, node)
+		}
+	}
+}
+
+// mergeTimes returns have with the times of got it has fewer of, in time
+// order, without those old says are too old.
+func mergeTimes(have, got []time.Time, old func(time.Time) bool) []time.Time {
+	n := map[int64]int{}
+	for _, t := range have {
+		n[t.UnixNano()]++
+	}
+	for _, t := range got {
+		if n[t.UnixNano()] > 0 {
+			n[t.UnixNano()]--
+			continue
+		}
+		have = append(have, t)
+	}
+	have = slices.DeleteFunc(have, old)
+	slices.SortStableFunc(have, func(x, y time.Time) int { return x.Compare(y) })
+	return have
+}
+
 // settleRecalled puts every target's stabilization records in time order
 // (the partitions of augur.actions are read side by side, and a record
 // recalled twice, or already remembered, is kept once) and drops those
-// older than the window, as commit does. It returns how many targets have
-// a memory. a.mu must be held.
-func (a *Actuator) settleRecalled(now time.Time) int {
+// older than the window, as commit does, and merges the budgets recalled
+// (settle). It returns how many targets have a memory. a.mu must be held.
+func (a *Actuator) settleRecalled(now time.Time, got *recalledBudgets) int {
+	a.settle(&a.live, &got.live, now)
+	a.settle(&a.dry, &got.dry, now)
 	n := 0
 	for target, ts := range a.targets {
 		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })

@@ -142,6 +142,34 @@ func (e *recallEnv) decide(t *testing.T, ds ...*proto.Decision) {
 	}
 }
 
+// rule sets a decision's rule.
+func rule(r string) func(*proto.Decision) { return func(d *proto.Decision) { d.Rule = r } }
+
+// batch has a handle ds as one batch of Run (audit: the batch's decisions,
+// then the decisions in force that are due), writes their audit records to
+// e's actions topic and checks their outcomes (and guardrails).
+func (e *recallEnv) batch(t *testing.T, a *Actuator, want string, ds ...*proto.Decision) {
+	t.Helper()
+	recs := make([]*kgo.Record, len(ds))
+	for i, d := range ds {
+		recs[i] = &kgo.Record{Topic: e.decisions, Key: []byte(d.GetTarget()), Value: encode(t, d)}
+	}
+	out, acts, err := a.audit(t.Context(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.prod.ProduceSync(t.Context(), out...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, act := range acts {
+		got = append(got, strings.TrimSuffix(act.GetOutcome()+" "+act.GetGuardrail(), " "))
+	}
+	if g := strings.Join(got, ", "); g != want {
+		t.Fatalf("at %v: %s, want %s", a.cfg.Now().Sub(t0), g, want)
+	}
+}
+
 // recall runs a.Recall against e and returns how many decisions it
 // recalled.
 func (e *recallEnv) recall(t *testing.T, a *Actuator) int {
@@ -153,66 +181,59 @@ func (e *recallEnv) recall(t *testing.T, a *Actuator) int {
 	return n
 }
 
-// TestRecallKeepsCooldownUp: an actuator scales payment-service up (4 ->
-// 6). 30 s later a fresh actuator (a restart, or a replica taking over the
-// group) that recalled the audit records gets a decision for 8: it defers
-// it by cooldown_up (1m), as the first actuator would have. One that
-// forgot the scale-up applied it.
-func TestRecallKeepsCooldownUp(t *testing.T) {
-	e := newRecallEnv(t, "cooldown")
-	a, ex, clk, _ := newTest(t, e.topics)
-	ex.replicas[dep] = 4
-	e.decide(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6)))
-	runUntilActions(t, a, e.group, e.seeds, 1)
-	if ex.applies != 1 || ex.replicas[dep] != 6 {
-		t.Fatalf("first actuator: %s", fmtWorld(ex))
-	}
+// TestRecallKeepsGuardrails: an actuator scales payment-service up (4 ->
+// 6). A fresh actuator (a restart, or a replica taking over the group)
+// that recalled the audit records gets the next decision and defers it as
+// the first actuator would have; one that forgot the scale-up applied it:
+//   - 30 s later, payment-service to 8: cooldown_up (1m);
+//   - with the down cooldown off, a minute later payment-service to 5:
+//     scale_down_stabilization (a decision in the 5-minute window asked
+//     for 6);
+//   - with one change a minute allowed, 30 s later another Deployment,
+//     which no cooldown holds back: rate_limit.
+func TestRecallKeepsGuardrails(t *testing.T) {
+	const cart = "k8s/deployment/payment/cart"
+	for _, c := range []struct {
+		guardrail string
+		cfg       func(*Config)
+		after     time.Duration
+		target    string
+		from, to  int32
+	}{
+		{GuardCooldownUp, func(*Config) {}, 30 * time.Second, dep, 6, 8},
+		{GuardStabilization, func(c *Config) { c.CooldownDown = 0 }, time.Minute, dep, 6, 5},
+		{GuardRateLimit, func(c *Config) { c.RateLimit = 1 }, 30 * time.Second, cart, 2, 3},
+	} {
+		t.Run(c.guardrail, func(t *testing.T) {
+			e := newRecallEnv(t, c.guardrail)
+			cfg := func(cf *Config) { e.topics(cf); c.cfg(cf) }
+			a, ex, clk, _ := newTest(t, cfg)
+			ex.replicas[dep] = 4
+			e.decide(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6)))
+			runUntilActions(t, a, e.group, e.seeds, 1)
+			if ex.applies != 1 || ex.replicas[dep] != 6 {
+				t.Fatalf("first actuator: %s", fmtWorld(ex))
+			}
 
-	b, ex2, clk2, _ := newTest(t, e.topics)
-	clk2.Advance(30 * time.Second)
-	ex2.replicas[dep] = 6
-	e.decide(t, decision(t, clk2.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 8)))
-	if n := e.recall(t, b); n != 1 {
-		t.Errorf("recalled %d decisions, want 1", n)
-	}
-	runUntilActions(t, b, e.group, e.seeds, 2)
-	got := waitActions(t, e.seeds, e.actions, 2)[1]
-	if got.GetOutcome() != proto.OutcomeDeferred || got.GetGuardrail() != GuardCooldownUp {
-		t.Errorf("scale-up 30s after one: %s %s (%s), want deferred %s", got.GetOutcome(), got.GetGuardrail(), got.GetError(), GuardCooldownUp)
-	}
-	if ex2.applies != 0 || ex2.replicas[dep] != 6 {
-		t.Errorf("restarted actuator: %s", fmtWorld(ex2))
-	}
-}
-
-// TestRecallKeepsStabilization: with the down cooldown off, an actuator
-// scales payment-service up to 6. A minute later a fresh actuator that
-// recalled the audit records gets a decision for 5: it defers it, as a
-// decision in the 5-minute window asked for 6. One that forgot it scaled
-// down at once.
-func TestRecallKeepsStabilization(t *testing.T) {
-	e := newRecallEnv(t, "stabilization")
-	cfg := func(c *Config) { e.topics(c); c.CooldownDown = 0 }
-	a, ex, clk, _ := newTest(t, cfg)
-	ex.replicas[dep] = 4
-	e.decide(t, decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6)))
-	runUntilActions(t, a, e.group, e.seeds, 1)
-	if ex.applies != 1 || ex.replicas[dep] != 6 {
-		t.Fatalf("first actuator: %s", fmtWorld(ex))
-	}
-
-	b, ex2, clk2, _ := newTest(t, cfg)
-	clk2.Advance(time.Minute)
-	ex2.replicas[dep] = 6
-	e.decide(t, decision(t, clk2.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 5)))
-	e.recall(t, b)
-	runUntilActions(t, b, e.group, e.seeds, 2)
-	got := waitActions(t, e.seeds, e.actions, 2)[1]
-	if got.GetOutcome() != proto.OutcomeDeferred || got.GetGuardrail() != GuardStabilization {
-		t.Errorf("scale-down a minute after a decision for more: %s %s (%s), want deferred %s", got.GetOutcome(), got.GetGuardrail(), got.GetError(), GuardStabilization)
-	}
-	if ex2.applies != 0 || ex2.replicas[dep] != 6 {
-		t.Errorf("restarted actuator: %s", fmtWorld(ex2))
+			b, ex2, clk2, _ := newTest(t, cfg)
+			clk2.Advance(c.after)
+			ex2.replicas[c.target] = c.from
+			name := strings.TrimPrefix(c.target, "k8s/deployment/payment/")
+			next := decision(t, clk2.Now(), proto.KindScale, c.target, scaleTo("payment", name, c.to))
+			e.decide(t, next)
+			if n := e.recall(t, b); n != 1 {
+				t.Errorf("recalled %d decisions, want 1", n)
+			}
+			runUntilActions(t, b, e.group, e.seeds, 2)
+			acts := waitActions(t, e.seeds, e.actions, 2)
+			got := acts[slices.IndexFunc(acts, func(act *proto.Action) bool { return act.GetDecisionId() == next.GetId() })]
+			if got.GetOutcome() != proto.OutcomeDeferred || got.GetGuardrail() != c.guardrail {
+				t.Errorf("%s to %d %v after the scale-up: %s %s (%s), want deferred %s", name, c.to, c.after, got.GetOutcome(), got.GetGuardrail(), got.GetError(), c.guardrail)
+			}
+			if ex2.applies != 0 || ex2.replicas[c.target] != c.from {
+				t.Errorf("restarted actuator: %s", fmtWorld(ex2))
+			}
+		})
 	}
 }
 
@@ -242,31 +263,8 @@ func TestRecallRebuildsTargetMemory(t *testing.T) {
 		admitted++
 		return decision(t, clk.Now(), proto.KindScale, target(name), scaleTo("payment", name, n), mut...)
 	}
-	rule := func(r string) func(*proto.Decision) { return func(d *proto.Decision) { d.Rule = r } }
 	clock := func(at time.Duration) { clk.Advance(t0.Add(at).Sub(clk.Now())) }
-	// batch handles ds as one batch of Run, writes its audit records and
-	// checks their outcomes (and guardrails).
-	batch := func(want string, ds ...*proto.Decision) {
-		t.Helper()
-		recs := make([]*kgo.Record, len(ds))
-		for i, d := range ds {
-			recs[i] = &kgo.Record{Topic: e.decisions, Key: []byte(d.GetTarget()), Value: encode(t, d)}
-		}
-		out, acts, err := a.audit(t.Context(), recs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.prod.ProduceSync(t.Context(), out...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, act := range acts {
-			got = append(got, strings.TrimSuffix(act.GetOutcome()+" "+act.GetGuardrail(), " "))
-		}
-		if g := strings.Join(got, ", "); g != want {
-			t.Fatalf("at %v: %s, want %s", clk.Now().Sub(t0), g, want)
-		}
-	}
+	batch := func(want string, ds ...*proto.Decision) { t.Helper(); e.batch(t, a, want, ds...) }
 	spoof := decision(t, clk.Now(), proto.KindScale, target("ledger"), scaleTo("payment", "ledger", 20))
 	spoof.Desired.Replicas = 30 // the signature no longer verifies
 
@@ -305,18 +303,28 @@ search: up 0s change 0s window []`
 	if got := targetMemory(a); got != want {
 		t.Fatalf("the first actuator remembers\n%s\nwant\n%s", got, want)
 	}
-	b, _, clk2, _ := newTest(t, cfg)
-	clk2.Advance(clk.Now().Sub(t0))
-	if n := e.recall(t, b); n != admitted {
+	if n := e.checkRecalled(t, a, clk, cfg, targetMemory, want); n != admitted {
 		t.Errorf("recalled %d decisions, want %d", n, admitted)
 	}
-	if got := targetMemory(b); got != want {
+}
+
+// checkRecalled checks that a fresh actuator with cfg, its clock at clk's
+// time, remembers want (as memory renders it) after recalling e's audit
+// records, and that a, which wrote them, still does after recalling them
+// too. It returns how many decisions the fresh actuator recalled.
+func (e *recallEnv) checkRecalled(t *testing.T, a *Actuator, clk *fakeClock, cfg func(*Config), memory func(*Actuator) string, want string) int {
+	t.Helper()
+	b, _, clk2, _ := newTest(t, cfg)
+	clk2.Advance(clk.Now().Sub(t0))
+	n := e.recall(t, b)
+	if got := memory(b); got != want {
 		t.Errorf("the actuator that recalled remembers\n%s\nwant\n%s", got, want)
 	}
 	e.recall(t, a)
-	if got := targetMemory(a); got != want {
+	if got := memory(a); got != want {
 		t.Errorf("the first actuator, having recalled its own records, remembers\n%s\nwant\n%s", got, want)
 	}
+	return n
 }
 
 // targetMemory renders a's per-target memory as it stands now: times as
@@ -349,4 +357,99 @@ func targetMemory(a *Actuator) string {
 			at(ts.lastUp), at(ts.lastChange), strings.Join(window, " ")))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestRecallRebuildsBudgets: taints, untaints, zonal shifts and replica
+// changes of enforce and dry-run rules go through one actuator as Run
+// takes them, some held back by the rate limit, the blast radius and the
+// untaint hold-down, and their audit records go to augur.actions on Kafka.
+// A fresh actuator that recalled them has the budgets the first one built,
+// enforce and dry-run apart: the changes in the rate window (a taint
+// deferred by the rate limit and applied later in force included; a dry
+// run without an executor left out), the taints in the node window and
+// the nodes tainted (untainted ones left out). Recalling again into the
+// first actuator changes nothing.
+func TestRecallRebuildsBudgets(t *testing.T) {
+	e := newRecallEnv(t, "budgets")
+	cfg := func(c *Config) {
+		e.topics(c)
+		c.Rules = map[string]Rule{"dry": {Mode: ModeDryRun}}
+		c.RateLimit, c.RateWindow = 3, time.Minute
+		c.MaxNodeActions, c.MaxNodeShare, c.NodeWindow = 3, 0.5, time.Hour
+		c.UntaintHoldDown = 10 * time.Minute
+	}
+	a, ex, clk, _ := newTest(t, cfg)
+	const cart, search = "k8s/deployment/payment/cart", "k8s/deployment/payment/search"
+	ex.replicas[dep], ex.replicas[cart], ex.replicas[search] = 4, 2, 3
+	clock := func(at time.Duration) { clk.Advance(t0.Add(at).Sub(clk.Now())) }
+	batch := func(want string, ds ...*proto.Decision) { t.Helper(); e.batch(t, a, want, ds...) }
+	node := func(kind, name string, mut ...func(*proto.Decision)) *proto.Decision {
+		return decision(t, clk.Now(), kind, "k8s/node/"+name, taint(name, "NoSchedule"), mut...)
+	}
+	const taintN, untaintN = proto.KindTaintNode, proto.KindUntaintNode
+
+	batch("applied, dry_run, applied, applied, refused untaint_hold_down, deferred rate_limit",
+		node(taintN, "gpu-1"),
+		node(taintN, "gpu-2", rule("dry")),
+		decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 5)),
+		decision(t, clk.Now(), proto.KindZonalShift, "aws/zonalshift/web", shift("use1-az1", 3600)),
+		node(untaintN, "gpu-1"),
+		node(taintN, "gpu-3", expiresIn(10*time.Minute)), // in force
+	)
+	clock(70 * time.Second)
+	batch("refused untaint_hold_down, dry_run, applied", // in force: gpu-3 tainted
+		node(untaintN, "gpu-2", rule("dry")),
+		decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6), rule("dry")),
+	)
+	clock(11 * time.Minute)
+	kube := a.kube
+	a.kube = nil // a dry run without an executor changes nothing
+	batch("dry_run", node(taintN, "gpu-9", rule("dry")))
+	a.kube = kube
+	ex.tainted["gpu-2"] = true // by hand, as the dry run would have
+	batch("applied, dry_run, applied, refused blast_radius, applied, deferred rate_limit",
+		node(untaintN, "gpu-1"),
+		node(untaintN, "gpu-2", rule("dry")),
+		node(taintN, "gpu-4"),
+		node(taintN, "gpu-5"),
+		decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6)),
+		decision(t, clk.Now(), proto.KindScale, cart, scaleTo("payment", "cart", 3)), // in force
+	)
+	clock(11*time.Minute + 20*time.Second)
+	batch("dry_run", decision(t, clk.Now(), proto.KindScale, search, scaleTo("payment", "search", 5), rule("dry")))
+
+	const want = `enforce: changes [11m0s 11m0s 11m0s] taints [0s 1m10s 11m0s] nodes [gpu-3:1m10s gpu-4:11m0s]
+dry-run: changes [11m0s 11m20s] taints [0s] nodes []`
+	if got := budgetMemory(a); got != want {
+		t.Fatalf("the first actuator remembers\n%s\nwant\n%s", got, want)
+	}
+	e.checkRecalled(t, a, clk, cfg, budgetMemory, want)
+}
+
+// budgetMemory renders a's budgets as the guardrails read them now: times
+// as offsets from t0, without the changes and taints older than their
+// windows (commit drops them at the next change).
+func budgetMemory(a *Actuator) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.cfg.Now()
+	render := func(name string, b budget) string {
+		var changes, taints, nodes []string
+		for _, c := range b.changes {
+			if now.Sub(c) < a.cfg.RateWindow {
+				changes = append(changes, c.Sub(t0).String())
+			}
+		}
+		for _, c := range b.taints {
+			if now.Sub(c) <= a.cfg.NodeWindow {
+				taints = append(taints, c.Sub(t0).String())
+			}
+		}
+		for _, n := range slices.Sorted(maps.Keys(b.nodes)) {
+			nodes = append(nodes, n+":"+b.nodes[n].Sub(t0).String())
+		}
+		return fmt.Sprintf("%s: changes [%s] taints [%s] nodes [%s]", name,
+			strings.Join(changes, " "), strings.Join(taints, " "), strings.Join(nodes, " "))
+	}
+	return render("enforce", a.live) + "\n" + render("dry-run", a.dry)
 }
