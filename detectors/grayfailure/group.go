@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,13 +31,23 @@ type Group struct {
 type grayWindow struct {
 	start int64
 	zones []zoneAcc
+	// pending counts the instances of the window (of all its zones) not
+	// yet seen in the same zone of a later window: the window is complete
+	// (closeEarly) at 0.
+	pending int
 }
 
 // zoneAcc accumulates one zone's signals over a window. Counter fields are
 // sums of increases; gauge fields sums and counts of samples.
 type zoneAcc struct {
-	zone                string
-	instances           []string
+	zone      string
+	instances []string // in the order they first reported
+	// index maps an instance to its position in instances; later[i] is
+	// whether instances[i] reported in the same zone of a later window.
+	// A sample's lookup and the completeness of a window are O(1) in the
+	// zone's instances (thousands in one zone made a window O(n²)).
+	index               map[string]int32
+	later               []bool
 	requests, errors    float64 // request and error counters
 	hasRequests         bool
 	latSum, latCount    float64 // histogram or summary _sum / _count
@@ -148,14 +157,14 @@ func (g *Group) Observe(p *detectors.Point) []*proto.Decision {
 		// from this one).
 		start = last
 	}
-	z := g.zone(start, zone)
+	wi, z := g.zone(start, zone)
 	inst, ok := proto.LabelValue(p.Labels, g.instanceLabel)
 	if !ok {
 		inst, _ = proto.LabelValue(p.Labels, "pod")
 	}
 	var ds []*proto.Decision
-	if !slices.Contains(z.instances, inst) {
-		z.instances = append(z.instances, inst)
+	if _, seen := z.index[inst]; !seen {
+		g.addInstance(wi, z, inst)
 		ds = g.closeEarly()
 	}
 	inc := p.Increase
@@ -241,36 +250,95 @@ func (g *Group) closeEarly() []*proto.Decision {
 }
 
 // complete reports whether every instance of w reported in a later window.
-func (g *Group) complete(w *grayWindow) bool {
-	for i := range w.zones {
-		for _, inst := range w.zones[i].instances {
-			seen := false
-			for j := range g.wins {
-				if g.wins[j].start <= w.start {
-					continue
-				}
-				for k := range g.wins[j].zones {
-					if g.wins[j].zones[k].zone == w.zones[i].zone && slices.Contains(g.wins[j].zones[k].instances, inst) {
-						seen = true
-						break
-					}
-				}
-				if seen {
-					break
-				}
-			}
-			if !seen {
-				return false
+func (g *Group) complete(w *grayWindow) bool { return w.pending == 0 }
+
+// addInstance adds inst, not yet in z, to z, the accumulator of its zone in
+// window wi (-1: a zone beyond MaxZones, in no window), and keeps the
+// windows' completeness: inst counts as pending in wi unless a later
+// window has it, and is no longer pending in the earlier windows that
+// have it.
+func (g *Group) addInstance(wi int, z *zoneAcc, inst string) {
+	if wi < 0 {
+		return // the accumulator is thrown away
+	}
+	z.index[inst] = int32(len(z.instances))
+	z.instances = append(z.instances, inst)
+	seen := false
+	for j := wi + 1; j < len(g.wins) && !seen; j++ {
+		if o := g.wins[j].find(z.zone); o != nil {
+			_, seen = o.index[inst]
+		}
+	}
+	z.later = append(z.later, seen)
+	if !seen {
+		g.wins[wi].pending++
+	}
+	for j := range wi {
+		if o := g.wins[j].find(z.zone); o != nil {
+			if k, ok := o.index[inst]; ok && !o.later[k] {
+				o.later[k] = true
+				g.wins[j].pending--
 			}
 		}
 	}
-	return true
+}
+
+// find returns the accumulator of zone in w, nil when w has none.
+func (w *grayWindow) find(zone string) *zoneAcc {
+	for i := range w.zones {
+		if w.zones[i].zone == zone {
+			return &w.zones[i]
+		}
+	}
+	return nil
+}
+
+// reindex rebuilds the instance indexes and completeness of the open
+// windows from their instance lists (a restored checkpoint). An instance
+// listed twice in a zone counts once, at its first entry.
+func (g *Group) reindex() {
+	for wi := range g.wins {
+		for zi := range g.wins[wi].zones {
+			z := &g.wins[wi].zones[zi]
+			z.index = make(map[string]int32, len(z.instances))
+			z.later = make([]bool, len(z.instances))
+			for k, inst := range z.instances {
+				if _, dup := z.index[inst]; !dup {
+					z.index[inst] = int32(k)
+				}
+			}
+		}
+	}
+	for wi := range g.wins {
+		w := &g.wins[wi]
+		w.pending = 0
+		for zi := range w.zones {
+			z := &w.zones[zi]
+			for k, inst := range z.instances {
+				if z.index[inst] != int32(k) {
+					continue // a repeat, counted at its first entry
+				}
+				seen := false
+				for j := wi + 1; j < len(g.wins) && !seen; j++ {
+					if o := g.wins[j].find(z.zone); o != nil {
+						_, seen = o.index[inst]
+					}
+				}
+				z.later[k] = seen
+				if !seen {
+					w.pending++
+				}
+			}
+		}
+	}
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// zone returns the accumulator of zone in the window starting at start.
-func (g *Group) zone(start int64, zone string) *zoneAcc {
+// zone returns the accumulator of zone in the window starting at start,
+// and the window's index (-1 with an accumulator in no window, for a zone
+// beyond MaxZones).
+func (g *Group) zone(start int64, zone string) (int, *zoneAcc) {
 	i := len(g.wins)
 	for i > 0 && g.wins[i-1].start > start {
 		i--
@@ -283,18 +351,16 @@ func (g *Group) zone(start int64, zone string) *zoneAcc {
 		i--
 	}
 	w := &g.wins[i]
-	for j := range w.zones {
-		if w.zones[j].zone == zone {
-			return &w.zones[j]
-		}
+	if z := w.find(zone); z != nil {
+		return i, z
 	}
 	if len(w.zones) >= MaxZones {
 		// The detector ignores zones beyond MaxZones; so does the
 		// aggregation, which keeps a hostile label from growing the state.
-		return &zoneAcc{}
+		return -1, &zoneAcc{}
 	}
-	w.zones = append(w.zones, zoneAcc{zone: zone})
-	return &w.zones[len(w.zones)-1]
+	w.zones = append(w.zones, zoneAcc{zone: zone, index: map[string]int32{}})
+	return i, &w.zones[len(w.zones)-1]
 }
 
 // maxBuckets bounds the histogram buckets kept per zone and window.
@@ -527,5 +593,6 @@ func (g *Group) UnmarshalBinary(b []byte) error {
 		return err
 	}
 	g.wins = wins
+	g.reindex()
 	return nil
 }
