@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -506,7 +507,7 @@ func (a *Actuator) admit(value []byte, now time.Time) (d *proto.Decision, act *p
 	}
 	act = &proto.Action{DecisionId: d.GetId(), Kind: d.GetKind(), Target: d.GetTarget()}
 	if !a.verify(d) {
-		return nil, refused(act, GuardSignature, "signature does not verify under any decision key"), false
+		return nil, refused(act, GuardSignature, "signature does not verify under any decision key (%s): altered after signing, or signed with another key (augur stream logs the fingerprint of its key at start)", a.keyPrints()), false
 	}
 	if p, ok := a.pending[d.GetId()]; ok {
 		// Once: a second record with the id in the same batch is a
@@ -736,6 +737,16 @@ func (a *Actuator) failure(act *proto.Action, err error) *proto.Action {
 	act.Outcome = proto.OutcomeFailed
 	act.Error = err.Error()
 	return act
+}
+
+// keyPrints names the decision keys by fingerprint (proto.KeyFingerprint),
+// as augur stream and augur act log them at start.
+func (a *Actuator) keyPrints() string {
+	fps := make([]string, len(a.cfg.DecisionKeys))
+	for i, k := range a.cfg.DecisionKeys {
+		fps[i] = proto.KeyFingerprint(k)
+	}
+	return "fingerprint " + strings.Join(fps, ", ")
 }
 
 func (a *Actuator) verify(d *proto.Decision) bool {

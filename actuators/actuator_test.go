@@ -352,6 +352,24 @@ func TestAbortedRecordIsReplayed(t *testing.T) {
 	}
 }
 
+// TestSignatureRefusalNamesTheKey: a decision signed with another key is
+// refused naming the fingerprint of the key the actuator verifies with, the
+// one augur stream and augur act log at start, so that the operator sees
+// which side holds a different key.
+func TestSignatureRefusalNamesTheKey(t *testing.T) {
+	a, _, clk, _ := newTest(t, nil)
+	d := decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6))
+	other := []byte("fedcba9876543210fedcba9876543210")
+	if err := proto.Sign(d, other); err != nil {
+		t.Fatal(err)
+	}
+	got := a.Handle(t.Context(), encode(t, d))
+	if got.GetGuardrail() != GuardSignature || !strings.Contains(got.GetError(), "fingerprint "+proto.KeyFingerprint(testKey)) ||
+		strings.Contains(got.GetError(), proto.KeyFingerprint(other)) {
+		t.Errorf("decision signed with another key: %s %q, want a refusal naming the fingerprint %s", got.GetGuardrail(), got.GetError(), proto.KeyFingerprint(testKey))
+	}
+}
+
 // TestNoExecutorDryRun shows `augur run` without a cluster: in dry-run a
 // decision is recorded with what it asks for; in enforce it is refused.
 func TestNoExecutorDryRun(t *testing.T) {

@@ -39,7 +39,7 @@ go build -o "$WORK/augur" ./cmd/augur
 lib=$(KAFKA_VERSION=$KAFKA_VERSION bash .ci/kafka/fetch.sh)
 mvn -B -q dependency:copy -Dartifact="org.apache.kafka:kafka-tools:$KAFKA_VERSION" -DoutputDirectory="$WORK/tools" >&2
 cp="$lib/*:$WORK/tools/*"
-head -c 32 /dev/urandom >"$WORK/key"
+od -An -N32 -tx1 /dev/urandom | tr -d " \n" >"$WORK/key" # 64 hex digits, as augur run generates
 
 brokers=$(KAFKA_PORT=$KAFKA_PORT KAFKA_RUN_DIR="$WORK/kafka" bash .ci/kafka/start.sh 2>"$WORK/kafka-start.log")
 "$WORK/augur" ingest -brokers "$brokers" -listen "127.0.0.1:$INGEST_PORT" -partitions 8 >"$WORK/ingest.log" 2>&1 &

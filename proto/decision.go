@@ -96,6 +96,15 @@ func Sign(d *Decision, key []byte) error {
 	return nil
 }
 
+// KeyFingerprint returns the first 8 hex digits of the SHA-256 of a
+// decision key: what augur stream, augur act and augur run log at start, so
+// that the key a signer and a verifier loaded can be compared without
+// showing it.
+func KeyFingerprint(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:4])
+}
+
 // Verify checks d.Signature against its content under key. It returns
 // ErrBadSignature when they do not match.
 func Verify(d *Decision, key []byte) error {

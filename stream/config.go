@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -208,31 +209,53 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LoadKey reads a decision signing key: the file's bytes with surrounding
-// whitespace trimmed.
+// KeyHexDigits is the length of a decision key file's key: 64 hex digits,
+// 32 random bytes, as EnsureKey generates and `openssl rand -hex 32` prints.
+const KeyHexDigits = 64
+
+// keyForm is what a decision key file must hold, for errors.
+const keyForm = "want 64 hex digits (32 random bytes, as augur run generates and `openssl rand -hex 32` prints)"
+
+// LoadKey reads a decision signing key: a file holding 64 hex digits, with
+// surrounding whitespace (a trailing newline) ignored. The key is those 64
+// characters as they are (the bytes decisions have always been signed
+// with), not the 32 bytes they spell. Anything else is refused naming the
+// file and what is wrong: a file cut short still held 16 bytes or more,
+// was taken as another key, and every decision then failed the actuator's
+// signature check.
 func LoadKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read signing key: %w", err)
+		return nil, fmt.Errorf("read decision key: %w", err)
 	}
 	k := bytes.TrimSpace(b)
-	if len(k) < 16 {
-		return nil, fmt.Errorf("signing key %s: %d bytes, need at least 16", path, len(k))
+	for i, c := range k {
+		if strings.IndexByte("0123456789abcdefABCDEF", c) < 0 {
+			return nil, fmt.Errorf("decision key %s: character %d (%q) is not a hex digit: %s", path, i+1, string(k[i:i+1]), keyForm)
+		}
+	}
+	switch {
+	case len(k) == 0:
+		return nil, fmt.Errorf("decision key %s: empty: %s", path, keyForm)
+	case len(k) < KeyHexDigits:
+		return nil, fmt.Errorf("decision key %s: %d characters, %s: the file looks cut short", path, len(k), keyForm)
+	case len(k) > KeyHexDigits:
+		return nil, fmt.Errorf("decision key %s: %d characters, %s", path, len(k), keyForm)
 	}
 	return k, nil
 }
 
-// EnsureKey loads the key at path, creating it first (64 random hex digits,
-// mode 0600) when the file does not exist. `augur run` uses it for a local
-// key when none is given.
+// EnsureKey loads the key at path, creating it first (64 random hex digits
+// and a newline, mode 0600) when the file does not exist. `augur run` uses
+// it for a local key when none is given.
 func EnsureKey(path string) ([]byte, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		var raw [32]byte
+		var raw [KeyHexDigits / 2]byte
 		if _, err := rand.Read(raw[:]); err != nil {
-			return nil, fmt.Errorf("generate signing key: %w", err)
+			return nil, fmt.Errorf("generate decision key: %w", err)
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("create signing key: %w", err)
+			return nil, fmt.Errorf("create decision key: %w", err)
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
@@ -242,7 +265,7 @@ func EnsureKey(path string) ([]byte, error) {
 			}
 		}
 		if err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("create signing key: %w", err)
+			return nil, fmt.Errorf("create decision key: %w", err)
 		}
 	}
 	return LoadKey(path)

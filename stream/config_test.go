@@ -2,6 +2,8 @@ package stream
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +60,75 @@ func TestEnsureKey(t *testing.T) {
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file mode %v (%v), want 0600", fi.Mode(), err)
+	}
+}
+
+// TestLoadKeyRefusesWhatAugurDidNotMake: a decision key is 64 hex digits
+// (what augur run generates and `openssl rand -hex 32` prints). A file cut
+// short (a partial copy, a Secret pasted by hand) was accepted as long as
+// 16 bytes were left, and became another key: every decision then failed
+// the actuator's signature check, which named no file. Loading refuses it,
+// naming the file and what is wrong; the forms augur makes load to the
+// same key bytes as before (a stream and an actuator of different versions
+// still agree).
+func TestLoadKeyRefusesWhatAugurDidNotMake(t *testing.T) {
+	dir := t.TempDir()
+	gen := filepath.Join(dir, "decision.key")
+	key, err := EnsureKey(gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hexKey := string(key)
+	for _, tt := range []struct {
+		name, content, want string
+	}{
+		{"truncated", hexKey[:40], "40 characters, want 64 hex digits"},
+		{"truncated to 16", hexKey[:16] + "\n", "16 characters, want 64 hex digits"},
+		{"two keys", hexKey + hexKey, "128 characters, want 64 hex digits"},
+		{"not hex", "zz" + hexKey[2:], `character 1 ("z") is not a hex digit`},
+		{"a passphrase", "correct horse battery staple, a long passphrase of 64 characters", "not a hex digit"},
+		{"inner space", hexKey[:32] + " " + hexKey[32:63], "not a hex digit"},
+		{"empty", "\n", "empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			k, err := LoadKey(path)
+			if err == nil {
+				t.Fatalf("%q loaded as a key of %d bytes", tt.content, len(k))
+			}
+			if !strings.Contains(err.Error(), "decision key "+path+": ") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want one naming %s and saying %q", err, path, tt.want)
+			}
+			if _, err := EnsureKey(path); err == nil {
+				t.Error("EnsureKey accepted it too")
+			}
+		})
+	}
+	for _, tt := range []struct{ name, content string }{
+		{"generated", hexKey + "\n"},
+		{"no newline", hexKey},
+		{"CRLF", hexKey + "\r\n"},
+		{"upper case", strings.ToUpper(hexKey)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			k, err := LoadKey(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strings.TrimSpace(tt.content); string(k) != want {
+				t.Errorf("key %q, want the file's %q (the bytes decisions were always signed with)", k, want)
+			}
+		})
+	}
+	if fp := proto.KeyFingerprint(key); len(fp) != 8 || fp != fmt.Sprintf("%x", sha256.Sum256(key))[:8] {
+		t.Errorf("fingerprint %q, want the first 8 hex digits of the key's SHA-256", fp)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"time"
 
 	"github.com/augur-ops/augur/proto"
 )
@@ -19,9 +21,33 @@ import (
 // watermark (latest time minus AllowedLateness) are late and dropped, as in
 // the stream. Without augur.actions the stream takes its own decisions as
 // applied.
+//
+// The stream never sees a sample far in the future: augur ingest refuses
+// one more than limits.max_future_skew past its clock. A Replayer told the
+// replay's clock (SetNow) drops such a sample too, counted as Future:
+// applied, it moved the partition's newest time years ahead, and every
+// later sample was late against the watermark and dropped.
 type Replayer struct {
-	sh *shard
-	wm int64 // watermark of the current batch: as of the last Advance
+	sh     *shard
+	wm     int64 // watermark of the current batch: as of the last Advance
+	limit  int64 // latest sample time accepted: the clock plus ReplayMaxFutureSkew
+	future uint64
+	ts     []int64 // scratch: a series' samples within limit
+	vs     []float64
+}
+
+// ReplayMaxFutureSkew is how far past the replay's clock (SetNow) a sample
+// may be: augur ingest's default limits.max_future_skew.
+const ReplayMaxFutureSkew = 10 * time.Minute
+
+// ReplayStats counts what a Replayer did with the samples fed to it.
+type ReplayStats struct {
+	Samples    uint64 // applied
+	Late       uint64 // behind the watermark, or older than their series' last
+	Duplicates uint64 // their series' last again (a retried request)
+	// Future were more than ReplayMaxFutureSkew past the replay's clock,
+	// dropped as augur ingest refuses them (too_far_in_future).
+	Future uint64
 }
 
 // Replayed is a decision and the event time at which the stream made it:
@@ -47,7 +73,21 @@ func NewReplayer(cfg Config) (*Replayer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Replayer{sh: newShard(0, e), wm: math.MinInt64}, nil
+	return &Replayer{sh: newShard(0, e), wm: math.MinInt64, limit: math.MaxInt64}, nil
+}
+
+// SetNow sets the replay's clock, unix ms: the time at which the samples
+// Added next arrive, as augur ingest's clock would read it when remote
+// write sent them. Samples more than ReplayMaxFutureSkew past it are
+// dropped and counted (ReplayStats.Future), as the receiver refuses them.
+// Until SetNow is called no sample is too far ahead.
+func (r *Replayer) SetNow(now int64) {
+	skew := ReplayMaxFutureSkew.Milliseconds()
+	if now > math.MaxInt64-skew {
+		r.limit = math.MaxInt64
+		return
+	}
+	r.limit = now + skew
 }
 
 // Add feeds samples of one series: labels sorted by name (the __name__
@@ -64,6 +104,20 @@ func (r *Replayer) Add(tenant string, lbls []proto.Label, metricType string, ts 
 		if lbls[i-1].Name >= lbls[i].Name {
 			return errors.New("replay: labels not sorted by name, or repeated")
 		}
+	}
+	if j := slices.IndexFunc(ts, func(t int64) bool { return t > r.limit }); j >= 0 {
+		r.ts, r.vs = append(r.ts[:0], ts[:j]...), append(r.vs[:0], vs[:j]...)
+		for ; j < len(ts); j++ {
+			if ts[j] > r.limit {
+				r.future++
+				continue
+			}
+			r.ts, r.vs = append(r.ts, ts[j]), append(r.vs, vs[j])
+		}
+		if len(r.ts) == 0 {
+			return nil // as if never sent: no series made of it
+		}
+		ts, vs = r.ts, r.vs
 	}
 	r.sh.series(tenant, lbls, metricType, r.wm, ts, vs)
 	return nil
@@ -108,9 +162,9 @@ func (r *Replayer) Drain() ([]Replayed, []*proto.ForecastPoint) {
 	return out, pts
 }
 
-// Stats returns how many samples were applied and how many were dropped as
-// late or duplicate.
-func (r *Replayer) Stats() (samples, late, duplicates uint64) {
+// Stats returns how many samples were applied, and how many were dropped
+// and why.
+func (r *Replayer) Stats() ReplayStats {
 	s := r.sh.stats
-	return s.samples, s.late, s.duplicates
+	return ReplayStats{Samples: s.samples, Late: s.late, Duplicates: s.duplicates, Future: r.future}
 }

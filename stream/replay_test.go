@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -58,8 +59,8 @@ func TestReplayerIsTheStream(t *testing.T) {
 		a, b := diffLines(got, want.decisions)
 		t.Errorf("replayer made %d decisions, the stream %d; only the replayer: %q; only the stream: %q", len(got), len(want.decisions), a, b)
 	}
-	if s, late, dup := rp.Stats(); s != want.stats.samples || late != want.stats.late || dup != want.stats.duplicates {
-		t.Errorf("replayer samples/late/duplicates %d/%d/%d, stream %d/%d/%d", s, late, dup, want.stats.samples, want.stats.late, want.stats.duplicates)
+	if st := rp.Stats(); st.Samples != want.stats.samples || st.Late != want.stats.late || st.Duplicates != want.stats.duplicates || st.Future != 0 {
+		t.Errorf("replayer samples/late/duplicates/future %d/%d/%d/%d, stream %d/%d/%d/0", st.Samples, st.Late, st.Duplicates, st.Future, want.stats.samples, want.stats.late, want.stats.duplicates)
 	}
 	if err := rp.Add("", []proto.Label{{Name: "b"}, {Name: "a"}}, "", nil, nil); err == nil {
 		t.Error("unsorted labels accepted")
@@ -143,6 +144,67 @@ func replayCounter(t *testing.T, n int, bad map[int]float64) (*Replayer, []Repla
 		ds, pts = append(ds, d...), append(pts, p...)
 	}
 	return rp, ds, pts
+}
+
+// TestReplayerDropsAFarFutureSample: a history with one sample ten years
+// ahead in the middle of it. Applied, it moved the partition's newest time
+// ten years on: every later sample was late against the watermark and
+// dropped, and the replay decided nothing more. As augur ingest refuses it
+// (limits.max_future_skew past its clock), the Replayer drops it against
+// the replay's clock and counts it; the samples after it are replayed and
+// the decisions and forecasts are those of the history without it.
+func TestReplayerDropsAFarFutureSample(t *testing.T) {
+	const t0 = int64(1_700_000_000_000)
+	const future = t0 + 10*365*24*3600_000
+	pod := lbl("__name__", "http_requests_total", "namespace", "payment", "service", "payment", "pod", "payment-0")
+	run := func(withFuture bool) ([]string, ReplayStats) {
+		rp, err := NewReplayer(testConfig(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for i := range 900 {
+			now := t0 + int64(i)*1000
+			rp.SetNow(now)
+			ts, vs := []int64{now}, []float64{float64(i) * 100}
+			if withFuture && i == 300 {
+				ts, vs = append(ts, future), append(vs, float64(i)*100+50)
+			}
+			if err := rp.Add("", pod, "counter", ts, vs); err != nil {
+				t.Fatal(err)
+			}
+			rp.Advance()
+			ds, pts := rp.Drain()
+			for _, d := range ds {
+				b, err := proto.MarshalJSON(d.Decision)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, fmt.Sprintf("%d %s", d.MadeAt, b))
+			}
+			for _, p := range pts {
+				out = append(out, fmt.Sprintf("point %+v", p))
+			}
+		}
+		rp.Flush()
+		ds, _ := rp.Drain()
+		for _, d := range ds {
+			out = append(out, d.Decision.GetSummary())
+		}
+		return out, rp.Stats()
+	}
+	want, wantStats := run(false)
+	got, gotStats := run(true)
+	if len(want) == 0 {
+		t.Fatal("the history decided nothing")
+	}
+	if gotStats != (ReplayStats{Samples: wantStats.Samples, Future: 1}) {
+		t.Errorf("stats %+v, want the %d samples of the history applied, none late, and 1 too far in the future", gotStats, wantStats.Samples)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		a, b := diffLines(got, want)
+		t.Errorf("with a sample ten years ahead: %d decisions and points, without it %d; only with it: %q; only without: %q", len(got), len(want), a, b)
+	}
 }
 
 // TestHugeCounterSampleLeavesFiniteForecasts: one counter sample of 1e160

@@ -252,7 +252,7 @@ func (h *harness) setUp(ctx context.Context, p profile, interval time.Duration) 
 		return err
 	}
 	key := filepath.Join(h.dir, "decision.key")
-	if err := os.WriteFile(key, []byte("chaos-decision-key-0123456789abcdef"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte("c4a05dec15104bee0123456789abcdef0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
 		return err
 	}
 	ports, err := kubetest.FreePorts(7)

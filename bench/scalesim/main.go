@@ -232,7 +232,7 @@ func runTraces(traces []trace, st settings, v variant) []traceRun {
 			fail(err)
 		}
 		series := []whatif.Series{{Labels: []proto.Label{{Name: "__name__", Value: "requests_total"}}, Type: "counter", Ts: tr.ts, Vs: tr.vs}}
-		rep, err := whatif.Replay(rule, series, Scrape, v.apply())
+		rep, err := whatif.Replay(rule, series, time.UnixMilli(tr.ts[len(tr.ts)-1]), Scrape, v.apply())
 		if err != nil {
 			fail(err)
 		}

@@ -169,7 +169,7 @@ func rolesWithTheirACLs(t *testing.T, broker string, admin *kgo.Client, tls stri
 
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "pw"), "pw\n")
-	writeFile(t, filepath.Join(dir, "decision.key"), "0123456789abcdef0123456789abcdef\n")
+	writeFile(t, filepath.Join(dir, "decision.key"), testHexKey+"\n")
 	cfgFor := func(user, listen string) string {
 		f := filepath.Join(dir, user+".yaml")
 		writeFile(t, f, fmt.Sprintf(`listen: %s

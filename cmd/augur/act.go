@@ -41,7 +41,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	configFile := fs.String("config", "", "YAML config file: its kafka: block (brokers, client_id, tls, sasl) and its act: block (mode, guardrails, rules; the flags below override it)")
 	group := fs.String("group", "augur-act", "consumer group of the actuators")
 	mode := fs.String("mode", string(cfg.Mode), "global mode: off, dry-run or enforce")
-	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
+	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with: 64 hex digits, e.g. from openssl rand -hex 32 (required)")
 	kubeconfig := fs.String("kubeconfig", kubeInCluster, `Kubernetes API: "in-cluster" (the pod's service account), "none" (no Kubernetes actions), or a kubeconfig path`)
 	arc := fs.Bool("zonal-shift", false, "enable AWS ARC zonal shifts (credentials and region from the AWS SDK's default chain)")
 	arcEndpoint := fs.String("zonal-shift-endpoint", "", "override the ARC endpoint (tests, VPC endpoints)")
@@ -89,6 +89,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	logKey(log, "verifies decisions", *keyFile, key)
 	cfg.DecisionKeys = [][]byte{key}
 	if flagOr("mode") {
 		cfg.Mode = actuators.Mode(*mode)

@@ -57,8 +57,9 @@ type fileConfig struct {
 	// RulesFile is the rules YAML (internal/rules/README.md). Empty: no
 	// rules; every series is routed by its own labels.
 	RulesFile string `yaml:"rules_file"`
-	// DecisionKeyFile holds the HMAC key decisions are signed with. Empty:
-	// `augur run` creates <data_dir>/decision.key.
+	// DecisionKeyFile holds the HMAC key decisions are signed with, 64 hex
+	// digits (stream.LoadKey). Empty: `augur run` creates
+	// <data_dir>/decision.key.
 	DecisionKeyFile string `yaml:"decision_key_file"`
 	// API sizes the decisions API's tail (/api/v1/decisions, actions,
 	// forecasts, rules) and the console reading it.

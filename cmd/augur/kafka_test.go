@@ -390,17 +390,65 @@ printf '{"Version":1,"AccessKeyId":"AKIDPROC%%d","SecretAccessKey":"secret","Ses
 	}
 }
 
-// TestActRefusesAShortKey: augur act reads the decision key as augur stream
-// does, so a key the stream would refuse (under 16 bytes) is refused at
-// start-up naming the file, not accepted to verify nothing.
-func TestActRefusesAShortKey(t *testing.T) {
-	key := filepath.Join(t.TempDir(), "key")
-	writeFile(t, key, "short\n")
-	var stderr strings.Builder
-	code := runMain(t.Context(), []string{"act", "-brokers", "127.0.0.1:1", "-decision-key-file", key, "-kubeconfig", "none", "-metrics-addr", ""},
-		io.Discard, &stderr, slog.New(slog.DiscardHandler))
-	if code == 0 || !strings.Contains(stderr.String(), "signing key "+key+": 5 bytes, need at least 16") {
-		t.Errorf("augur act with a 5-byte key: exit %d, %q", code, stderr.String())
+// testHexKey is a decision key as augur generates them: 64 hex digits.
+const testHexKey = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// TestRolesRefuseATruncatedKey: augur stream and augur act read the
+// decision key alike, and a key file cut short (here to 40 of its 64 hex
+// digits, still well over 16 bytes) is refused at start-up naming the file
+// and what is wrong. It was taken as another key: the stream signed every
+// decision with it, or the actuator refused every decision as
+// "signature does not verify".
+func TestRolesRefuseATruncatedKey(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "decision.key")
+	writeFile(t, key, testHexKey[:40]+"\n")
+	for role, args := range map[string][]string{
+		"stream": {"stream", "-brokers", "127.0.0.1:1", "-decision-key-file", key, "-metrics-addr", "", "-create-topics=false"},
+		"act":    {"act", "-brokers", "127.0.0.1:1", "-decision-key-file", key, "-kubeconfig", "none", "-metrics-addr", ""},
+	} {
+		var stderr strings.Builder
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		code := runMain(ctx, args, io.Discard, &stderr, slog.New(slog.DiscardHandler))
+		cancel()
+		if want := "decision key " + key + ": 40 characters, want 64 hex digits"; code == 0 || !strings.Contains(stderr.String(), want) {
+			t.Errorf("augur %s with a key cut short: exit %d, %q; want an error saying %q", role, code, stderr.String(), want)
+		}
+	}
+}
+
+// TestRolesLogTheKeyFingerprint: augur stream (which signs) and augur act
+// (which verifies) log the fingerprint of the decision key they loaded at
+// start, the same for the same key, so that an operator can compare them
+// without reading the key.
+func TestRolesLogTheKeyFingerprint(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "augur.samples", "augur.decisions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := testKey(t, t.TempDir())
+	want := proto.KeyFingerprint([]byte(testHexKey))
+	for role, args := range map[string][]string{
+		"stream": {"stream", "-brokers", c.ListenAddrs()[0], "-decision-key-file", key, "-metrics-addr", "", "-group", "augur-stream-fp", "-transactional-id", "augur-stream-fp"},
+		"act":    {"act", "-brokers", c.ListenAddrs()[0], "-decision-key-file", key, "-kubeconfig", "none", "-metrics-addr", "", "-group", "augur-act-fp"},
+	} {
+		var logs strings.Builder
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		code := runMain(ctx, args, io.Discard, io.Discard, slog.New(slog.NewJSONHandler(&logs, nil)))
+		cancel()
+		found := false
+		for line := range strings.Lines(logs.String()) {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "decision key loaded" {
+				found = true
+				if rec["fingerprint"] != want || rec["file"] != key {
+					t.Errorf("augur %s logged %v, want fingerprint %s and file %s", role, rec, want, key)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("augur %s (exit %d) logged no fingerprint of its decision key: %s", role, code, tailString(logs.String(), 2000))
+		}
 	}
 }
 

@@ -542,7 +542,7 @@ func writeFile(t *testing.T, path, content string) {
 func testKey(t *testing.T, dir string) string {
 	t.Helper()
 	key := filepath.Join(dir, "decision.key")
-	writeFile(t, key, "0123456789abcdef0123456789abcdef")
+	writeFile(t, key, testHexKey)
 	return key
 }
 

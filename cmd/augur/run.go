@@ -145,6 +145,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	logKey(log, "signs and verifies decisions", keyFile, key)
 
 	reg := newRegistry()
 	conn, err := connOptions(ctx, cfg.Kafka.Config, seeds, cluster != nil)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/augur-ops/augur/internal/recent"
 	"github.com/augur-ops/augur/internal/rules"
+	"github.com/augur-ops/augur/proto"
 	"github.com/augur-ops/augur/stream"
 )
 
@@ -30,7 +31,7 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	brokers := fs.String("brokers", os.Getenv("AUGUR_KAFKA_BROKERS"), "comma-separated Kafka seed brokers (required, here or in -config)")
 	configFile := fs.String("config", "", "YAML config file whose kafka: block (brokers, client_id, tls, sasl; replication of the topics it creates) this role connects with")
 	rulesFile := fs.String("rules", "", "rules file (YAML); empty: no rules")
-	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with (required)")
+	keyFile := fs.String("decision-key-file", "", "file holding the HMAC key decisions are signed with: 64 hex digits, e.g. from openssl rand -hex 32 (required)")
 	metricsAddr := fs.String("metrics-addr", ":9464", `address serving /metrics, the decisions API and the console ("" disables)`)
 	var api apiFlags
 	api.register(fs)
@@ -64,6 +65,7 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
+	logKey(log, "signs decisions", *keyFile, key)
 	cfg.SigningKey = key
 	if *rulesFile != "" {
 		if cfg.Rules, err = rules.Load(*rulesFile); err != nil {
@@ -100,4 +102,11 @@ func runStream(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		defer stop()
 	}
 	return s.Run(ctx)
+}
+
+// logKey logs the fingerprint of the decision key a role loaded
+// (proto.KeyFingerprint): augur stream's and augur act's must be the same,
+// or every decision fails the actuator's signature check.
+func logKey(log *slog.Logger, use, path string, key []byte) {
+	log.Info("decision key loaded", "use", use, "file", path, "fingerprint", proto.KeyFingerprint(key))
 }

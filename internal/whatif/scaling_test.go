@@ -1,7 +1,6 @@
 package whatif
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -28,23 +27,12 @@ func TestIntervalCapReachesTheScaler(t *testing.T) {
 	series := []Series{{Labels: []proto.Label{{Name: "__name__", Value: "requests_total"}}, Type: "counter", Ts: ts, Vs: vs}}
 	run := func(capLine string) (podHours float64, over int) {
 		t.Helper()
-		set, err := rules.Parse(strings.NewReader(fmt.Sprintf(`
-rules:
-- name: web
-  scaling:
-    selector: requests_total
-    capacity_per_pod: 10
-    window: 1m
-    horizon: 3m
-    min_replicas: 2
-    max_replicas: 100
-    target: {namespace: sim, name: web}
-%s`, capLine)))
+		set, err := rules.Parse(strings.NewReader(webRule + capLine))
 		if err != nil {
 			t.Fatal(err)
 		}
 		rule := set.Rule(0)
-		rep, err := Replay(rule, series, 15*time.Second, nil)
+		rep, err := Replay(rule, series, time.UnixMilli(ts[len(ts)-1]), 15*time.Second, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,3 +57,18 @@ rules:
 		t.Errorf("scale ups above max(point × (1 + cap), observed): %d with the default cap, %d with 0.1", overDef, overSmall)
 	}
 }
+
+// webRule scales sim/web on requests_total, 10 per pod, a 3-minute
+// horizon: the rule of the replay tests.
+const webRule = `
+rules:
+- name: web
+  scaling:
+    selector: requests_total
+    capacity_per_pod: 10
+    window: 1m
+    horizon: 3m
+    min_replicas: 2
+    max_replicas: 100
+    target: {namespace: sim, name: web}
+`

@@ -17,6 +17,7 @@ import (
 
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/proto"
+	"github.com/augur-ops/augur/stream"
 )
 
 // Options configure a Run.
@@ -224,12 +225,15 @@ func replayRule(ctx context.Context, p *Prometheus, r *rules.Rule, o Options, rr
 	}
 	rr.Gaps = Gaps(series, o.From, o.To, step)
 	progress("replaying", 0)
-	replayed, err := Replay(r, series, step, nil)
+	replayed, err := Replay(r, series, o.To, step, nil)
 	if err != nil {
 		return err
 	}
 	if replayed.Dropped > 0 {
 		rr.Notes = append(rr.Notes, fmt.Sprintf("%d of %d samples dropped as late or repeated", replayed.Dropped, replayed.Samples+replayed.Dropped))
+	}
+	if replayed.Future > 0 {
+		rr.Notes = append(rr.Notes, futureNote(replayed.Future))
 	}
 	for _, d := range replayed.Decisions {
 		rr.DecisionCounts[d.Decision.Kind]++
@@ -253,6 +257,13 @@ func replayRule(ctx context.Context, p *Prometheus, r *rules.Rule, o Options, rr
 	}
 	progress("done", 1)
 	return nil
+}
+
+// futureNote is the report's note on n samples dropped as too far in the
+// future.
+func futureNote(n uint64) string {
+	return fmt.Sprintf("%d samples dropped as too far in the future: more than %v past the replay's clock when they arrived "+
+		"(augur ingest refuses them, limits.max_future_skew); the samples after them were replayed", n, stream.ReplayMaxFutureSkew)
 }
 
 // span returns the first and last sample times of series; first > last
