@@ -174,8 +174,9 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	// standby replica must not hold partitions it does not poll.
 	runOnce := func(ctx context.Context) error {
 		// What this replica or the one before it admitted is refused if
-		// written to augur.decisions again, and the cooldowns and
-		// stabilization windows of its targets hold.
+		// written to augur.decisions again, and the guardrails' memory
+		// (cooldowns, stabilization windows, rate limit, blast radius,
+		// untaint hold-down) holds.
 		if _, err := act.Recall(ctx, conn); err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while recalling

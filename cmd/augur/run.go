@@ -245,7 +245,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	g.Go(func() error {
 		// Decisions admitted before a restart are refused if written
-		// again, and the cooldowns and stabilization windows hold.
+		// again, and the guardrails' memory holds (Actuator.Recall).
 		if _, err := act.Recall(gctx, conn); err != nil {
 			if gctx.Err() != nil {
 				return nil // stopped while recalling

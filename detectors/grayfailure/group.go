@@ -263,12 +263,7 @@ func (g *Group) addInstance(wi int, z *zoneAcc, inst string) {
 	}
 	z.index[inst] = int32(len(z.instances))
 	z.instances = append(z.instances, inst)
-	seen := false
-	for j := wi + 1; j < len(g.wins) && !seen; j++ {
-		if o := g.wins[j].find(z.zone); o != nil {
-			_, seen = o.index[inst]
-		}
-	}
+	seen := g.seenLater(wi, z.zone, inst)
 	z.later = append(z.later, seen)
 	if !seen {
 		g.wins[wi].pending++
@@ -281,6 +276,19 @@ func (g *Group) addInstance(wi int, z *zoneAcc, inst string) {
 			}
 		}
 	}
+}
+
+// seenLater reports whether inst reported in zone in a window after
+// window wi.
+func (g *Group) seenLater(wi int, zone, inst string) bool {
+	for j := wi + 1; j < len(g.wins); j++ {
+		if o := g.wins[j].find(zone); o != nil {
+			if _, ok := o.index[inst]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // find returns the accumulator of zone in w, nil when w has none.
@@ -318,12 +326,7 @@ func (g *Group) reindex() {
 				if z.index[inst] != int32(k) {
 					continue // a repeat, counted at its first entry
 				}
-				seen := false
-				for j := wi + 1; j < len(g.wins) && !seen; j++ {
-					if o := g.wins[j].find(z.zone); o != nil {
-						_, seen = o.index[inst]
-					}
-				}
+				seen := g.seenLater(wi, z.zone, inst)
 				z.later[k] = seen
 				if !seen {
 					w.pending++
