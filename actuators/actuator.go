@@ -38,13 +38,12 @@ type Actuator struct {
 
 	// mu guards the guardrail state below. Handle is called from Run's one
 	// goroutine, but tests and HandleDecision callers may call it directly.
-	mu      sync.Mutex
-	seen    map[string]time.Time // decision id -> decision expiry
-	targets map[string]targetState
-	// live and dry are the changes enforce and dry-run rules made
-	// (budgetFor).
-	live, dry budget
-	shifts    map[string]int // resource -> active zonal shifts last seen
+	mu   sync.Mutex
+	seen map[string]time.Time // decision id -> decision expiry
+	// memory is what the guardrails remember of the tries before: only
+	// commit and Recall change it.
+	memory
+	shifts map[string]int // resource -> active zonal shifts last seen
 	// pending holds the audit records of an aborted transaction by
 	// decision id: when the decision is seen again its record is written
 	// again, unchanged, instead of a "duplicate" that would hide what was
@@ -139,7 +138,7 @@ func New(cfg Config, cl *kgo.Client, kube, arc Executor, reg prometheus.Register
 		return nil, err
 	}
 	a := &Actuator{cfg: cfg, cl: cl, kube: kube, arc: arc, log: log, m: m,
-		seen: map[string]time.Time{}, targets: map[string]targetState{}, live: newBudget(), dry: newBudget(), shifts: map[string]int{}, pending: map[string]*proto.Action{}, goals: map[string]*goal{}}
+		seen: map[string]time.Time{}, memory: newMemory(), shifts: map[string]int{}, pending: map[string]*proto.Action{}, goals: map[string]*goal{}}
 	a.kill.Store(cfg.KillSwitch)
 	return a, nil
 }

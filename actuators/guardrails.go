@@ -2,6 +2,7 @@ package actuators
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -194,8 +195,8 @@ func untaintHoldDown(a *Actuator, t *attempt) (string, string) {
 		return "", ""
 	}
 	node := t.d.GetDesired().GetNode()
-	if at, ok := a.budgetFor(t).nodes[node]; ok && t.now.Sub(at) < a.cfg.UntaintHoldDown {
-		return GuardUntaintHoldDown, fmt.Sprintf("node %s tainted %v ago, hold-down %v", node, t.now.Sub(at), a.cfg.UntaintHoldDown)
+	if c := a.budgetFor(t).nodes[node]; c.tainted && t.now.Sub(c.at) < a.cfg.UntaintHoldDown {
+		return GuardUntaintHoldDown, fmt.Sprintf("node %s tainted %v ago, hold-down %v", node, t.now.Sub(c.at), a.cfg.UntaintHoldDown)
 	}
 	return "", ""
 }
@@ -364,12 +365,20 @@ func countSince(ts []time.Time, now time.Time, window time.Duration, inclusive b
 // them across targets: the rate limit, the blast radius and the untaint
 // hold-down.
 type budget struct {
-	changes []time.Time          // rate-limit window, oldest first
-	nodes   map[string]time.Time // node -> when augur tainted it
-	taints  []time.Time          // node actions in the blast-radius window
+	changes []time.Time // rate-limit window, oldest first
+	taints  []time.Time // node actions in the blast-radius window
+	// nodes holds each node's last taint or untaint by augur; an untaint
+	// is kept while the hold-down could still read it, so that a merge
+	// (Recall) knows the taint before it was taken away.
+	nodes map[string]nodeChange
 }
 
-func newBudget() budget { return budget{nodes: map[string]time.Time{}} }
+type nodeChange struct {
+	at      time.Time
+	tainted bool // a taint, or an untaint
+}
+
+func newBudget() budget { return budget{nodes: map[string]nodeChange{}} }
 
 // budgetFor returns the budget t's rule draws on. Dry-run changes count,
 // so that dry-run shows where enforce would stop, but in a budget of their
@@ -384,45 +393,100 @@ func (a *Actuator) budgetFor(t *attempt) *budget {
 }
 
 // commit is the one step that changes the actuator's memory after a try:
-// the decision in force for the target, the stabilization window, the
-// cooldowns, the rate limit and the blast radius (budgetFor).
+// the decision in force for the target, and what the try did (tried) to
+// the cooldowns, the stabilization window, the rate limit and the blast
+// radius (memory.apply).
 func (a *Actuator) commit(t *attempt, act *proto.Action) {
-	d, now, target := t.d, t.now, t.d.GetTarget()
-	b := a.budgetFor(t)
+	target := t.d.GetTarget()
 	// A decision replaces the one in force for its target.
 	delete(a.goals, target)
 	if t.keep {
-		a.goals[target] = &goal{d: d, next: now.Add(a.cfg.RetryInterval)}
+		a.goals[target] = &goal{d: t.d, next: t.now.Add(a.cfg.RetryInterval)}
 	}
-	b.changes = slices.DeleteFunc(b.changes, func(c time.Time) bool { return now.Sub(c) >= a.cfg.RateWindow })
-	b.taints = slices.DeleteFunc(b.taints, func(c time.Time) bool { return now.Sub(c) > a.cfg.NodeWindow })
-	if replicaKind(d.GetKind()) {
-		ts := a.targets[target]
-		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
-		// A first try that was observed puts its replicas in the
-		// stabilization window, whatever it ends in (a no-op too: the
-		// replicas it found were asked for), as the HPA keeps every
-		// recommendation.
-		if !t.retry && t.obs != nil && act.GetGuardrail() != GuardStatefulSet {
-			ts.recs = append(ts.recs, rec{now, d.GetDesired().GetReplicas()})
+	a.apply(t.tried(act), &a.cfg)
+}
+
+// tried is what one try did to the guardrails' memory. commit takes it
+// from the attempt; Recall reads it back from the try's audit record
+// (triedFrom), so that both apply it the one way (memory.apply).
+type tried struct {
+	at           time.Time
+	kind, target string
+	node         string // of a node decision
+	enforce      bool   // in the enforce budget, or the dry-run one
+	// window: the replicas decided (goal) enter the target's
+	// stabilization window: a replica decision's first try that was
+	// observed, whatever it ends in (a no-op too: the replicas it found
+	// were asked for), as the HPA keeps every recommendation; a refusal
+	// as a StatefulSet excepted.
+	window bool
+	goal   int32
+	// changed: a change (the decision or a bounded step toward it) was
+	// applied or dry-run by an executor; raised: it raised the replicas.
+	changed, raised bool
+}
+
+// tried is what t did; act is its audit record.
+func (t *attempt) tried(act *proto.Action) tried {
+	d := t.d
+	tr := tried{at: t.now, kind: d.GetKind(), target: d.GetTarget(), node: d.GetDesired().GetNode(),
+		enforce: t.rule.Mode == ModeEnforce, goal: d.GetDesired().GetReplicas(), changed: t.step != nil}
+	tr.window = replicaKind(tr.kind) && !t.retry && t.obs != nil && act.GetGuardrail() != GuardStatefulSet
+	tr.raised = t.step != nil && t.step.GetDesired().GetReplicas() > t.obs.Replicas
+	return tr
+}
+
+// memory is what the guardrails remember of the tries before: each
+// target's cooldowns and stabilization window, and the budgets of enforce
+// (live) and dry-run rules (budgetFor).
+type memory struct {
+	targets   map[string]targetState
+	live, dry budget
+}
+
+func newMemory() memory {
+	return memory{targets: map[string]targetState{}, live: newBudget(), dry: newBudget()}
+}
+
+// apply records what a try did, dropping first what the windows no
+// longer hold at its time.
+func (m *memory) apply(tr tried, cfg *Config) {
+	b := &m.dry
+	if tr.enforce {
+		b = &m.live
+	}
+	b.prune(tr.at, cfg)
+	if replicaKind(tr.kind) {
+		ts := m.targets[tr.target]
+		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return tr.at.Sub(r.at) > cfg.ScaleDownStabilization })
+		if tr.window {
+			ts.recs = append(ts.recs, rec{tr.at, tr.goal})
 		}
-		if t.step != nil {
-			if t.step.GetDesired().GetReplicas() > t.obs.Replicas {
-				ts.lastUp = now
+		if tr.changed {
+			if tr.raised {
+				ts.lastUp = tr.at
 			}
-			ts.lastChange = now
+			ts.lastChange = tr.at
 		}
-		a.targets[target] = ts
+		m.targets[tr.target] = ts
 	}
-	if t.step == nil {
+	if !tr.changed {
 		return
 	}
-	b.changes = append(b.changes, now)
-	switch d.GetKind() {
-	case proto.KindTaintNode:
-		b.taints = append(b.taints, now)
-		b.nodes[d.GetDesired().GetNode()] = now
-	case proto.KindUntaintNode:
-		delete(b.nodes, d.GetDesired().GetNode())
+	b.changes = append(b.changes, tr.at)
+	if tr.kind == proto.KindTaintNode {
+		b.taints = append(b.taints, tr.at)
 	}
+	if nodeKind(tr.kind) && tr.node != "" {
+		b.nodes[tr.node] = nodeChange{tr.at, tr.kind == proto.KindTaintNode}
+	}
+}
+
+// prune drops what no guardrail reads at now: changes RateWindow old or
+// older, taints older than NodeWindow, untaints UntaintHoldDown old or
+// older (a taint stays until untainted).
+func (b *budget) prune(now time.Time, cfg *Config) {
+	b.changes = slices.DeleteFunc(b.changes, func(c time.Time) bool { return now.Sub(c) >= cfg.RateWindow })
+	b.taints = slices.DeleteFunc(b.taints, func(c time.Time) bool { return now.Sub(c) > cfg.NodeWindow })
+	maps.DeleteFunc(b.nodes, func(_ string, c nodeChange) bool { return !c.tainted && now.Sub(c.at) >= cfg.UntaintHoldDown })
 }

@@ -408,7 +408,8 @@ func TestGuardrailsChangeNothing(t *testing.T) {
 		recs: []rec{{ago(20 * time.Minute), 9}, {ago(time.Minute), 8}}}
 	a.live.changes = []time.Time{ago(2 * time.Hour), ago(time.Minute)}
 	a.live.taints = []time.Time{ago(48 * time.Hour), ago(time.Minute)}
-	a.live.nodes["gpu-1"] = ago(time.Minute)
+	a.live.nodes["gpu-1"] = nodeChange{ago(time.Minute), true}
+	a.live.nodes["gpu-3"] = nodeChange{ago(time.Minute), false}
 	a.goals[dep] = &goal{d: decision(t, now, proto.KindScale, dep, scaleTo("payment", "payment-service", 8)), next: now}
 	snapshot := func() string {
 		return fmt.Sprintf("%v|%v|%v|%v|%v", a.targets, a.live, a.dry, len(a.goals), a.goals[dep].next)

@@ -48,7 +48,9 @@ const recallIdle = 3 * time.Second
 //     away, for the untaint hold-down.
 //
 // Records of decisions that failed those checks, or that were not
-// observed, count for nothing, as they changed nothing.
+// observed, count for nothing, as they changed nothing. What each record
+// says the try did (triedFrom) is applied as commit applies it
+// (memory.apply), to a fresh memory merged into the actuator's (merge).
 //
 // It reads back as far as the longest of MaxDecisionTTL, CooldownUp,
 // CooldownDown, ScaleDownStabilization, RateWindow, NodeWindow and
@@ -64,10 +66,18 @@ func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
 	back := max(a.cfg.MaxDecisionTTL, a.cfg.CooldownUp, a.cfg.CooldownDown, a.cfg.ScaleDownStabilization,
 		a.cfg.RateWindow, a.cfg.NodeWindow, a.cfg.UntaintHoldDown)
 	began, since := time.Now(), a.cfg.Now().Add(-back)
-	var got recalledBudgets
+	var got []tried
 	n, err := a.recall(ctx, conn, since, &got)
+	// The tries are applied in the order commit applied them: records of
+	// one target or node share a partition and are read in the order
+	// they were written; across partitions their times order them.
+	slices.SortStableFunc(got, func(x, y tried) int { return x.at.Compare(y.at) })
+	recalled := newMemory()
+	for _, tr := range got {
+		recalled.apply(tr, &a.cfg)
+	}
 	a.mu.Lock()
-	targets := a.settleRecalled(a.cfg.Now(), &got)
+	targets := a.merge(&recalled, a.cfg.Now(), &a.cfg)
 	a.mu.Unlock()
 	if err == nil {
 		a.log.Info("decisions and target memory recalled from the audit records", "topic", a.cfg.ActionsTopic, "since", since,
@@ -76,9 +86,9 @@ func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
 	return n, err
 }
 
-// recall is Recall's read of the audit records written since. What they
-// say of the budgets goes to got.
-func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time, got *recalledBudgets) (int, error) {
+// recall is Recall's read of the audit records written since. What the
+// tries they record did goes to got.
+func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time, got *[]tried) (int, error) {
 	// Control records (transaction markers) are kept so that the last
 	// offset below the listed end is always seen: with transactions it is
 	// a commit or abort marker, not an audit record.
@@ -151,10 +161,9 @@ func (a *Actuator) recall(ctx context.Context, conn []kgo.Opt, since time.Time, 
 }
 
 // recallRecord takes one audit record: the id of an admitted decision
-// into the replay set (a decision's own record only), what the try
-// changed in its target's memory (recallTarget) and in its budget (into
-// got: recalledBudgets.add). It reports whether it recalled a decision id.
-func (a *Actuator) recallRecord(r *kgo.Record, got *recalledBudgets) bool {
+// into the replay set (a decision's own record only) and what the try did
+// into got (triedFrom). It reports whether it recalled a decision id.
+func (a *Actuator) recallRecord(r *kgo.Record, got *[]tried) bool {
 	record := ""
 	for _, h := range r.Headers {
 		if h.Key == RecordHeader {
@@ -172,11 +181,10 @@ func (a *Actuator) recallRecord(r *kgo.Record, got *recalledBudgets) bool {
 	if act.GetAt() != nil {
 		at = act.GetAt().AsTime()
 	}
+	*got = append(*got, triedFrom(act, at, record == RecordDecision))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.cfg.Now()
-	a.recallTarget(act, at, record == RecordDecision)
-	got.add(act, at)
 	// The decision expired at most MaxDecisionTTL after it was admitted.
 	exp := at.Add(a.cfg.MaxDecisionTTL)
 	if record != RecordDecision || act.GetDecisionId() == "" || !now.Before(exp) {
@@ -186,125 +194,89 @@ func (a *Actuator) recallRecord(r *kgo.Record, got *recalledBudgets) bool {
 	return true
 }
 
-// recallTarget puts into its target's memory what commit put there when
-// the audit record act was written at at. first is true for the record of
-// a decision read from augur.decisions, false for a later try of a
-// decision in force (Reconcile).
+// triedFrom reads back from its audit record act, written at at, what a
+// try did (commit's attempt.tried). first is true for the record of a
+// decision read from augur.decisions, false for a later try of a decision
+// in force (Reconcile).
 //
-// after["goal"] is on the record of every replica decision the executor
-// observed (execute), before["replicas"] the replicas observed. As commit
-// does: a first observed try puts its goal in the stabilization window
-// unless it was refused as a StatefulSet; a change applied or dry-run
-// (every such record was observed: one without an executor to ask has no
-// goal) is the target's last change, and its last scale-up when it raised
-// the replicas (a bounded step goes the way of its goal).
-func (a *Actuator) recallTarget(act *proto.Action, at time.Time, first bool) {
-	target := act.GetTarget()
-	if !replicaKind(act.GetKind()) || target == "" {
-		return
-	}
-	goal, err := strconv.ParseInt(act.GetAfter()["goal"], 10, 32)
-	if err != nil {
-		return // not observed: commit recorded nothing
-	}
-	ts := a.targets[target]
-	if first && act.GetGuardrail() != GuardStatefulSet {
-		ts.recs = append(ts.recs, rec{at, int32(goal)})
-	}
-	switch act.GetOutcome() {
-	case proto.OutcomeApplied, proto.OutcomeDryRun:
-		if at.After(ts.lastChange) {
-			ts.lastChange = at
-		}
-		before, err := strconv.ParseInt(act.GetBefore()["replicas"], 10, 32)
-		if err == nil && goal > before && at.After(ts.lastUp) {
-			ts.lastUp = at
-		}
-	}
-	a.targets[target] = ts
-}
-
-// recalledBudgets is what one Recall read back for the budgets of enforce
-// (live) and dry-run (dry) rules.
-type recalledBudgets struct{ live, dry recalledBudget }
-
-// recalledBudget is what one Recall read back for a budget: the times of
-// the changes and of the taints, and each node's last taint or untaint.
-type recalledBudget struct {
-	changes, taints []time.Time
-	nodes           map[string]nodeChange
-}
-
-type nodeChange struct {
-	at      time.Time
-	tainted bool // a taint, or an untaint
-}
-
-// add takes what commit put into a budget for the try whose audit record
-// act was written at at. commit counts a try that made a change (its
-// step): every applied one, in the enforce budget, and every dry-run one
-// but a dry run without an executor (try: it was never observed; its
-// record's error ends in recordedOnly), in the dry-run one. Every
-// such change counts for the rate limit, a taint for the node window
-// too, and a taint or an untaint is the last one of its node so far when
-// no record read before was later (records of one node are read in the
-// order they were written when they share a partition; across partitions
-// their times order them).
-func (g *recalledBudgets) add(act *proto.Action, at time.Time) {
-	var b *recalledBudget
+// The record of every replica decision the executor observed names the
+// replicas decided (after["goal"]) next to those observed
+// (before["replicas"]); that of every observed node decision its node
+// (after["node"]) (execute). A change was made when the record says
+// applied (enforce) or dry_run, a dry run without an executor to ask
+// excepted (its error ends in recordedOnly): it was never observed. A
+// replica decision's first try enters the stabilization window when it
+// was observed (it has a goal) and not refused as a StatefulSet; a change
+// raised the replicas when its goal is above those observed (a bounded
+// step goes the way of its goal).
+func triedFrom(act *proto.Action, at time.Time, first bool) tried {
+	tr := tried{at: at, kind: act.GetKind(), target: act.GetTarget(), node: act.GetAfter()["node"]}
 	switch act.GetOutcome() {
 	case proto.OutcomeApplied:
-		b = &g.live
+		tr.enforce, tr.changed = true, true
 	case proto.OutcomeDryRun:
-		if strings.HasSuffix(act.GetError(), recordedOnly) {
-			return // no executor: nothing changed
-		}
-		b = &g.dry
-	default:
-		return
+		tr.changed = !strings.HasSuffix(act.GetError(), recordedOnly)
 	}
-	b.changes = append(b.changes, at)
-	kind, node := act.GetKind(), act.GetAfter()["node"]
-	if kind == proto.KindTaintNode {
-		b.taints = append(b.taints, at)
+	goal, err := strconv.ParseInt(act.GetAfter()["goal"], 10, 32)
+	if err != nil || !replicaKind(tr.kind) {
+		return tr
 	}
-	if !nodeKind(kind) || node == "" {
-		return
-	}
-	if last, ok := b.nodes[node]; ok && at.Before(last.at) {
-		return
-	}
-	if b.nodes == nil {
-		b.nodes = map[string]nodeChange{}
-	}
-	b.nodes[node] = nodeChange{at, kind == proto.KindTaintNode}
+	tr.goal = int32(goal)
+	tr.window = first && act.GetGuardrail() != GuardStatefulSet
+	before, err := strconv.ParseInt(act.GetBefore()["replicas"], 10, 32)
+	tr.raised = tr.changed && err == nil && goal > before
+	return tr
 }
 
-// settle merges got into b and drops what commit drops: changes RateWindow
-// old or older, taints older than NodeWindow. The changes at one instant
-// (changes made at once, as with a clock that does not move, are told
-// apart only by their number) are kept as many times as b or got has
-// them, whichever has more: recalled twice, or recalled by the actuator
-// that made them, they count once. A node's last taint recalled is kept
-// unless b remembers a later one; its last untaint forgets the node
-// unless b remembers a taint after it. a.mu must be held.
-func (a *Actuator) settle(b *budget, got *recalledBudget, now time.Time) {
-	b.changes = mergeTimes(b.changes, got.changes, func(c time.Time) bool { return now.Sub(c) >= a.cfg.RateWindow })
-	b.taints = mergeTimes(b.taints, got.taints, func(c time.Time) bool { return now.Sub(c) > a.cfg.NodeWindow })
-	for node, c := range got.nodes {
-		at, ok := b.nodes[node]
-		switch {
-		case c.tainted && (!ok || c.at.After(at)):
-			b.nodes[node] = c.at
-		case !c.tainted && ok && !at.After(c.at):
-			delete(b.nodes, node)
+// merge adds to m what got remembers, then drops what the windows no
+// longer hold at now. Each target keeps the later of the two last changes
+// and last scale-ups and the stabilization records of both, in time order,
+// one recorded by both kept once. The budgets keep the changes and taints
+// at one instant (changes made at once, as with a clock that does not
+// move, are told apart only by their number) as many times as m or got
+// has them, whichever has more: recalled twice, or recalled by the
+// actuator that made them, they count once. Each node keeps the later of
+// its last taints or untaints (m's at the same time). It returns how many
+// targets have a memory.
+func (m *memory) merge(got *memory, now time.Time, cfg *Config) int {
+	for _, p := range []struct{ have, got *budget }{{&m.live, &got.live}, {&m.dry, &got.dry}} {
+		p.have.changes = mergeTimes(p.have.changes, p.got.changes)
+		p.have.taints = mergeTimes(p.have.taints, p.got.taints)
+		for node, c := range p.got.nodes {
+			h, ok := p.have.nodes[node]
+			if !ok || c.at.After(h.at) {
+				p.have.nodes[node] = c
+			}
+		}
+		p.have.prune(now, cfg)
+	}
+	for target, g := range got.targets {
+		ts := m.targets[target]
+		if g.lastUp.After(ts.lastUp) {
+			ts.lastUp = g.lastUp
+		}
+		if g.lastChange.After(ts.lastChange) {
+			ts.lastChange = g.lastChange
+		}
+		ts.recs = append(ts.recs, g.recs...)
+		m.targets[target] = ts
+	}
+	n := 0
+	for target, ts := range m.targets {
+		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > cfg.ScaleDownStabilization })
+		slices.SortFunc(ts.recs, func(x, y rec) int { return cmp.Or(x.at.Compare(y.at), cmp.Compare(x.replicas, y.replicas)) })
+		ts.recs = slices.CompactFunc(ts.recs, func(x, y rec) bool { return x.at.Equal(y.at) && x.replicas == y.replicas })
+		m.targets[target] = ts
+		if len(ts.recs) > 0 || !ts.lastUp.IsZero() || !ts.lastChange.IsZero() {
+			n++
 		}
 	}
+	return n
 }
 
 // mergeTimes returns have with the times of got it has fewer of, in time
-// order, without those old says are too old.
-func mergeTimes(have, got []time.Time, old func(time.Time) bool) []time.Time {
+// order.
+func mergeTimes(have, got []time.Time) []time.Time {
 	n := map[int64]int{}
 	for _, t := range have {
 		n[t.UnixNano()]++
@@ -316,28 +288,6 @@ func mergeTimes(have, got []time.Time, old func(time.Time) bool) []time.Time {
 		}
 		have = append(have, t)
 	}
-	have = slices.DeleteFunc(have, old)
 	slices.SortStableFunc(have, func(x, y time.Time) int { return x.Compare(y) })
 	return have
-}
-
-// settleRecalled puts every target's stabilization records in time order
-// (the partitions of augur.actions are read side by side, and a record
-// recalled twice, or already remembered, is kept once) and drops those
-// older than the window, as commit does, and merges the budgets recalled
-// (settle). It returns how many targets have a memory. a.mu must be held.
-func (a *Actuator) settleRecalled(now time.Time, got *recalledBudgets) int {
-	a.settle(&a.live, &got.live, now)
-	a.settle(&a.dry, &got.dry, now)
-	n := 0
-	for target, ts := range a.targets {
-		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > a.cfg.ScaleDownStabilization })
-		slices.SortFunc(ts.recs, func(x, y rec) int { return cmp.Or(x.at.Compare(y.at), cmp.Compare(x.replicas, y.replicas)) })
-		ts.recs = slices.CompactFunc(ts.recs, func(x, y rec) bool { return x.at.Equal(y.at) && x.replicas == y.replicas })
-		a.targets[target] = ts
-		if len(ts.recs) > 0 || !ts.lastUp.IsZero() || !ts.lastChange.IsZero() {
-			n++
-		}
-	}
-	return n
 }

@@ -446,7 +446,9 @@ func budgetMemory(a *Actuator) string {
 			}
 		}
 		for _, n := range slices.Sorted(maps.Keys(b.nodes)) {
-			nodes = append(nodes, n+":"+b.nodes[n].Sub(t0).String())
+			if b.nodes[n].tainted {
+				nodes = append(nodes, n+":"+b.nodes[n].at.Sub(t0).String())
+			}
 		}
 		return fmt.Sprintf("%s: changes [%s] taints [%s] nodes [%s]", name,
 			strings.Join(changes, " "), strings.Join(taints, " "), strings.Join(nodes, " "))
