@@ -35,6 +35,9 @@ type Actuator struct {
 	m    *metrics
 
 	kill atomic.Bool
+	// recalled is set by Recall and cleared by the next partition
+	// assignment (partitionsAssigned).
+	recalled atomic.Bool
 
 	// mu guards the guardrail state below. Handle is called from Run's one
 	// goroutine, but tests and HandleDecision callers may call it directly.
@@ -91,15 +94,32 @@ func ClientOptions(cfg Config, group string) []kgo.Opt {
 	}
 }
 
-// RebalanceOptions returns the kgo options that make a forget its
-// decisions in force when its consumer group takes partitions away
-// (revoked or lost): another replica now reads their decisions, and a's
-// timer would otherwise go on stepping a target another replica decides
-// for, under cooldowns only a knows. Add them to a client built with
-// ClientOptions or TransactionalOptions when several replicas share the
-// group without leader election.
-func (a *Actuator) RebalanceOptions() []kgo.Opt {
-	return []kgo.Opt{kgo.OnPartitionsRevoked(a.partitionsGone), kgo.OnPartitionsLost(a.partitionsGone)}
+// RebalanceOptions returns the kgo options for a replica that shares its
+// consumer group with others (without leader election). When the group
+// takes partitions away (revoked or lost), a forgets its decisions in
+// force: another replica now reads their decisions, and a's timer would
+// otherwise go on stepping a target another replica decides for, under
+// cooldowns only a knows. When the group gives a partitions while it runs
+// (a replica left or died), a recalls (Recall, with conn) before it reads
+// them: the replica before it may have changed their targets a moment
+// ago. Add them to a client built with ClientOptions or
+// TransactionalOptions.
+func (a *Actuator) RebalanceOptions(conn []kgo.Opt) []kgo.Opt {
+	assigned := func(ctx context.Context, _ *kgo.Client, got map[string][]int32) { a.partitionsAssigned(ctx, conn, got) }
+	return []kgo.Opt{kgo.OnPartitionsAssigned(assigned), kgo.OnPartitionsRevoked(a.partitionsGone), kgo.OnPartitionsLost(a.partitionsGone)}
+}
+
+// partitionsAssigned recalls unless a Recall ran since the last
+// assignment: the first assignment of a run follows the Recall made
+// before it. The group's callback can only log a failure; the replica
+// then knows of the targets it takes over what it did itself.
+func (a *Actuator) partitionsAssigned(ctx context.Context, conn []kgo.Opt, got map[string][]int32) {
+	if a.recalled.Swap(false) {
+		return
+	}
+	if _, err := a.Recall(ctx, conn); err != nil {
+		a.log.Warn("partitions given: recall failed, the guardrails know only what this replica did", "partitions", got, "err", err)
+	}
 }
 
 // partitionsGone forgets every decision in force and every record saved

@@ -320,7 +320,7 @@ func TestPartitionsGoneForgetInForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := append(ClientOptions(a.cfg, group), kgo.SeedBrokers(seeds...))
-	cl, err := kgo.NewClient(append(opts, a.RebalanceOptions()...)...)
+	cl, err := kgo.NewClient(append(opts, a.RebalanceOptions([]kgo.Opt{kgo.SeedBrokers(seeds...)})...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,8 @@ const recallIdle = 3 * time.Second
 // already.
 //
 // Call it before each Run, RunClient or RunSession: a replica taking over
-// the consumer group recalls what the replica before it did.
+// the consumer group recalls what the replica before it did. A replica
+// given partitions while it runs recalls again (RebalanceOptions).
 func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
 	back := max(a.cfg.MaxDecisionTTL, a.cfg.CooldownUp, a.cfg.CooldownDown, a.cfg.ScaleDownStabilization,
 		a.cfg.RateWindow, a.cfg.NodeWindow, a.cfg.UntaintHoldDown)
@@ -79,6 +80,7 @@ func (a *Actuator) Recall(ctx context.Context, conn []kgo.Opt) (int, error) {
 	a.mu.Lock()
 	targets := a.merge(&recalled, a.cfg.Now(), &a.cfg)
 	a.mu.Unlock()
+	a.recalled.Store(true)
 	if err == nil {
 		a.log.Info("decisions and target memory recalled from the audit records", "topic", a.cfg.ActionsTopic, "since", since,
 			"decisions", n, "targets", targets, "duration", time.Since(began).Round(time.Millisecond))

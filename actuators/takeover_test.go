@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/augur-ops/augur/proto"
@@ -140,4 +142,104 @@ func TestTakeoverAfterCrash(t *testing.T) {
 	if ex.applies != 1 {
 		t.Fatalf("the other replica applied %d changes, want 1", ex.applies)
 	}
+}
+
+// TestPartitionsGivenRecall: two replicas share the consumer group without
+// leader election. The second joins first, recalls (nothing yet) and runs;
+// the first joins and is given a partition, applies a scale-up of a
+// target whose decisions go there and leaves the group. The second, given
+// that partition while it runs, recalls the first's audit records before
+// it reads it: a scale-up of the same target 20 s later is deferred by
+// cooldown_up, where before it was applied (the second knew only what it
+// did itself).
+func TestPartitionsGivenRecall(t *testing.T) {
+	suffix := time.Now().Format("150405.000000")
+	decTopic, actTopic, group := "augur.decisions.given."+suffix, "augur.actions.given."+suffix, "augur-act-given-"+suffix
+	seeds := brokers(t, decTopic, actTopic)
+	conn := []kgo.Opt{kgo.SeedBrokers(seeds...)}
+	cfg := func(c *Config) { c.DecisionsTopic, c.ActionsTopic, c.Mode = decTopic, actTopic, ModeEnforce }
+	run := func(a *Actuator) (*kgo.Client, func()) {
+		t.Helper()
+		cl, err := kgo.NewClient(append(append(ClientOptions(a.cfg, group), a.RebalanceOptions(conn)...), conn...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- a.RunClient(ctx, cl) }()
+		stop := sync.OnceFunc(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("RunClient: %v", err)
+			}
+			cl.Close() // leaves the group
+		})
+		t.Cleanup(stop)
+		return cl, stop
+	}
+
+	second, ex2, clk2, _ := newTest(t, cfg)
+	if _, err := second.Recall(t.Context(), conn); err != nil {
+		t.Fatal(err)
+	}
+	run(second)
+	first, ex, clk, _ := newTest(t, cfg)
+	ex.replicas[dep] = 4
+	cl, stop := run(first)
+	part := givenPartition(t, cl, group, decTopic)
+
+	prod, err := kgo.NewClient(append(conn, kgo.DefaultProduceTopic(decTopic), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(d *proto.Decision) {
+		t.Helper()
+		if err := prod.ProduceSync(t.Context(), &kgo.Record{Key: []byte(dep), Value: encode(t, d), Partition: part}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 6)))
+	if got := waitActions(t, seeds, actTopic, 1); got[0].GetOutcome() != proto.OutcomeApplied {
+		t.Fatalf("the first replica's audit record %s %s, want applied", got[0].GetOutcome(), got[0].GetError())
+	}
+	stop()
+
+	ex2.replicas[dep] = 6 // as the first replica left it
+	clk2.Advance(20 * time.Second)
+	produce(decision(t, clk2.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", 8)))
+	got := waitActions(t, seeds, actTopic, 2)
+	if got[1].GetOutcome() != proto.OutcomeDeferred || got[1].GetGuardrail() != GuardCooldownUp {
+		t.Fatalf("the second replica's audit record %s %s (%s), want deferred %s", got[1].GetOutcome(), got[1].GetGuardrail(), got[1].GetError(), GuardCooldownUp)
+	}
+	if ex2.replicas[dep] != 6 {
+		t.Errorf("replicas %d, want 6", ex2.replicas[dep])
+	}
+}
+
+// givenPartition waits until the group gives cl's member a partition of
+// topic and returns it.
+func givenPartition(t *testing.T, cl *kgo.Client, group, topic string) int32 {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	for range 600 {
+		member, _ := cl.GroupMetadata()
+		described, err := adm.DescribeGroups(t.Context(), group)
+		if err == nil && member != "" {
+			for _, m := range described[group].Members {
+				c, ok := m.Assigned.AsConsumer()
+				if !ok || m.MemberID != member {
+					continue
+				}
+				for _, tp := range c.Topics {
+					if tp.Topic == topic && len(tp.Partitions) > 0 {
+						return tp.Partitions[0]
+					}
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the group gave the member no partition of %s within 60 s", topic)
+	return 0
 }

@@ -169,7 +169,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	kopts := append(append(actuators.ClientOptions(cfg, *group), act.RebalanceOptions()...), conn...)
+	kopts := append(append(actuators.ClientOptions(cfg, *group), act.RebalanceOptions(conn)...), conn...)
 	// runOnce joins the consumer group for one run: with leader election a
 	// standby replica must not hold partitions it does not poll.
 	runOnce := func(ctx context.Context) error {
@@ -184,7 +184,7 @@ func runAct(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 			return err
 		}
 		if *txn {
-			sess, err := kgo.NewGroupTransactSession(append(append(actuators.TransactionalOptions(cfg, *group, "augur-act-"+cfg.Actor), act.RebalanceOptions()...), conn...)...)
+			sess, err := kgo.NewGroupTransactSession(append(append(actuators.TransactionalOptions(cfg, *group, "augur-act-"+cfg.Actor), act.RebalanceOptions(conn)...), conn...)...)
 			if err != nil {
 				return fmt.Errorf("kafka transactional session: %w", err)
 			}

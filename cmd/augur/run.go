@@ -210,7 +210,7 @@ func runRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	// Audit records and offsets commit in one transaction: exactly one
 	// audit record per decision across restarts.
-	actSession, err := kgo.NewGroupTransactSession(append(append(actuators.TransactionalOptions(acfg, "augur-act", "augur-act-"+acfg.Actor), act.RebalanceOptions()...), conn...)...)
+	actSession, err := kgo.NewGroupTransactSession(append(append(actuators.TransactionalOptions(acfg, "augur-act", "augur-act-"+acfg.Actor), act.RebalanceOptions(conn)...), conn...)...)
 	if err != nil {
 		return fmt.Errorf("kafka transactional session: %w", err)
 	}
