@@ -111,13 +111,16 @@ func (a *Actuator) RebalanceOptions(conn []kgo.Opt) []kgo.Opt {
 
 // partitionsAssigned recalls unless a Recall ran since the last
 // assignment: the first assignment of a run follows the Recall made
-// before it. The group's callback can only log a failure; the replica
-// then knows of the targets it takes over what it did itself.
+// before it. Its own Recall covers this assignment only, not the next.
+// The group's callback can only log a failure; the replica then knows of
+// the targets it takes over what it did itself.
 func (a *Actuator) partitionsAssigned(ctx context.Context, conn []kgo.Opt, got map[string][]int32) {
 	if a.recalled.Swap(false) {
 		return
 	}
-	if _, err := a.Recall(ctx, conn); err != nil {
+	_, err := a.Recall(ctx, conn)
+	a.recalled.Store(false)
+	if err != nil {
 		a.log.Warn("partitions given: recall failed, the guardrails know only what this replica did", "partitions", got, "err", err)
 	}
 }

@@ -455,3 +455,38 @@ func budgetMemory(a *Actuator) string {
 	}
 	return render("enforce", a.live) + "\n" + render("dry-run", a.dry)
 }
+
+// TestEveryLaterAssignmentRecalls: the first assignment after a Recall
+// reads nothing again; every later one recalls what was written since,
+// each time (an assignment's own recall does not stand in for the next).
+func TestEveryLaterAssignmentRecalls(t *testing.T) {
+	e := newRecallEnv(t, "assigned")
+	conn := []kgo.Opt{kgo.SeedBrokers(e.seeds...)}
+	a, ex, clk, _ := newTest(t, e.topics)
+	b, _, clk2, _ := newTest(t, e.topics)
+	ex.replicas[dep] = 4
+	e.recall(t, b)
+	scale := func(to int32) {
+		t.Helper()
+		e.batch(t, a, "applied", decision(t, clk.Now(), proto.KindScale, dep, scaleTo("payment", "payment-service", to)))
+	}
+	lastUp := func() time.Time {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.targets[dep].lastUp
+	}
+	scale(5)
+	b.partitionsAssigned(t.Context(), conn, nil)
+	if got := lastUp(); !got.IsZero() {
+		t.Fatalf("after the first assignment the last scale-up is at %v, want none: the Recall before it stands for it", got.Sub(t0))
+	}
+	for _, at := range []time.Duration{2 * time.Minute, 4 * time.Minute} {
+		clk.Advance(2 * time.Minute)
+		clk2.Advance(2 * time.Minute)
+		scale(5 + int32(at/time.Minute))
+		b.partitionsAssigned(t.Context(), conn, nil)
+		if got := lastUp().Sub(t0); got != at {
+			t.Fatalf("after an assignment the last scale-up is at %v, want %v", got, at)
+		}
+	}
+}
