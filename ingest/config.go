@@ -115,6 +115,12 @@ type Auth struct {
 	BasicPasswordFile string `yaml:"basic_password_file"`
 }
 
+// DefaultMaxFutureSkew is limits.max_future_skew's default: samples
+// later than the receiver's clock plus this are refused. augur whatif's
+// replay drops the same (stream.ReplayMaxFutureSkew, held equal by
+// cmd/augur's TestReplayDropsWhatIngestRefuses).
+const DefaultMaxFutureSkew = 10 * time.Minute
+
 // defaults fills the zero fields of c. It is the one place the defaults
 // are written; Validate calls it.
 func (c *Config) defaults() {
@@ -149,7 +155,7 @@ func (c *Config) defaults() {
 	def(&c.Limits.MaxLabelsPerSeries, 30)
 	def(&c.Limits.MaxLabelNameLength, 1024)
 	def(&c.Limits.MaxLabelValueLength, 2048)
-	defD(&c.Limits.MaxFutureSkew, 10*time.Minute)
+	defD(&c.Limits.MaxFutureSkew, DefaultMaxFutureSkew)
 	if c.Limits.NameValidation == "" {
 		c.Limits.NameValidation = "utf8"
 	}

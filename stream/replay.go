@@ -37,7 +37,9 @@ type Replayer struct {
 }
 
 // ReplayMaxFutureSkew is how far past the replay's clock (SetNow) a sample
-// may be: augur ingest's default limits.max_future_skew.
+// may be: augur ingest's default limits.max_future_skew
+// (ingest.DefaultMaxFutureSkew; the stream does not import the receiver,
+// so cmd/augur's TestReplayDropsWhatIngestRefuses holds the two equal).
 const ReplayMaxFutureSkew = 10 * time.Minute
 
 // ReplayStats counts what a Replayer did with the samples fed to it.

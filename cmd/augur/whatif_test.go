@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/augur-ops/augur/ingest"
 	"github.com/augur-ops/augur/internal/testca"
 	"github.com/augur-ops/augur/internal/whatif"
+	"github.com/augur-ops/augur/stream"
 )
 
 // whatifHistory is the history TestWhatifOnPrometheus loads into
@@ -510,5 +512,17 @@ func TestParseWhen(t *testing.T) {
 		if _, err := parseWhen(bad, ref); err == nil {
 			t.Errorf("parseWhen(%q) accepted", bad)
 		}
+	}
+}
+
+// TestReplayDropsWhatIngestRefuses: augur whatif's replay drops a sample
+// as too far in the future exactly where augur ingest, with its default
+// limits, refuses it. The stream does not import the receiver, so the two
+// limits meet here.
+func TestReplayDropsWhatIngestRefuses(t *testing.T) {
+	var c ingest.Config
+	_ = c.Validate() // fills the defaults; the zero config's other errors do not matter here
+	if c.Limits.MaxFutureSkew != stream.ReplayMaxFutureSkew {
+		t.Fatalf("augur ingest refuses samples %v ahead by default, whatif's replay %v", c.Limits.MaxFutureSkew, stream.ReplayMaxFutureSkew)
 	}
 }
