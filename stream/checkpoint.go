@@ -293,8 +293,10 @@ func (sh *shard) apply(key, value []byte) error {
 		g.opened = len(rest) == 0 || rest[0]&groupOpened != 0
 		var lastDown, lastAt int64
 		var last int32
-		if len(rest) > 1 {
-			r.Bytes(1)
+		if len(rest) > 0 {
+			r.Bytes(1) // the flags; a record may end with them
+		}
+		if len(r.Rest()) > 0 {
 			if lastDown = r.Varint(); r.Err() != nil {
 				return r.Err()
 			}

@@ -263,3 +263,43 @@ func checkGoldenShard(t *testing.T, sh *shard) {
 		}
 	}
 }
+
+// TestGroupRecordEndingWithFlags: group records written before the last
+// scale down was added end with the flags byte (the same stateVersion).
+// The byte was read again as the last decision, and the record failed as
+// truncated: the whole partition was not restored.
+func TestGroupRecordEndingWithFlags(t *testing.T) {
+	cfg := testConfig(t)
+	e := mustEnv(t, &cfg)
+	sh := newShard(0, e)
+	key := string(cfg.Rules.GroupKey(nil, 0, "", nil))
+	gi := sh.newGroup(key, 0, "")
+	sh.groups[gi].opened = true
+	sh.groups[gi].dirty = true
+	recs, err := sh.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range recs {
+		if len(r.key) == 0 || r.key[0] != keyGroup {
+			continue
+		}
+		// After the flags (opened): lastDown, last, lastAt, an empty
+		// lastID, lastExp and closed, each a zero byte.
+		if !bytes.HasSuffix(r.value, []byte{groupOpened, 0, 0, 0, 0, 0, 0}) {
+			t.Fatalf("group record ends % x, want the flags and six zero fields", r.value[max(len(r.value)-8, 0):])
+		}
+		back := newShard(0, e)
+		if err := back.apply(r.key, r.value[:len(r.value)-6]); err != nil {
+			t.Fatalf("a group record ending with the flags byte: %v", err)
+		}
+		if g := back.groups[len(back.groups)-1]; !g.opened || g.last != 0 || g.closed != 0 {
+			t.Errorf("restored opened %v, last %d, closed %d; want opened, 0, 0", g.opened, g.last, g.closed)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no group record in the snapshot")
+	}
+}
