@@ -190,7 +190,7 @@ type Input struct {
 }
 
 // Replicas returns ceil(load / capacity) clamped to [lo, hi]; a load that is
-// not a finite positive number gives lo.
+// NaN or not positive gives lo, +Inf gives hi.
 func Replicas(load, capacity float64, lo, hi int32) int32 {
 	if !(load > 0) || !(capacity > 0) {
 		return lo
@@ -250,7 +250,7 @@ func (s *Scaler) Target() string { return s.target }
 // observed load alone.
 func (s *Scaler) Recommend(in Input) int32 {
 	load := s.Load(in.Forecast.Forecast)
-	if in.Observed > load || math.IsNaN(load) {
+	if in.Observed > load || !(load < math.Inf(1)) { // a diverged forecast: NaN or +Inf
 		load = in.Observed
 	}
 	return Replicas(load, s.cfg.CapacityPerPod, s.cfg.MinReplicas, s.cfg.MaxReplicas)
@@ -271,7 +271,8 @@ func (s *Scaler) Load(f models.Forecast) float64 {
 // Config.Horizon, taken linear between the bank's steps (as the load moves
 // between samples), Point is the largest point forecast and Upper the
 // largest Load. The other fields are those of the forecast at the first
-// step at or after the horizon. Sizing on the whole path scales up for a
+// step at or after the horizon, but Horizon, which is Config.Horizon when
+// the bank sees that far. Sizing on the whole path scales up for a
 // rise that peaks before the horizon; scaling down is left to the
 // stabilization window. It costs one Forecast per step of the horizon and
 // allocates nothing.
@@ -293,6 +294,7 @@ func (s *Scaler) Peak(b *bank.Bank, observed float64) bank.Result {
 		f := 1.0
 		if r.Horizon >= at {
 			f = float64(h-(at-step)) / float64(step)
+			r.Horizon = h // the values are the horizon's, not the step's
 		}
 		r.Point = max(pkP, prevP+f*(p-prevP))
 		r.Upper = max(pkL, prevL+f*(l-prevL))
@@ -369,6 +371,9 @@ func (s *Scaler) Stabilize(now time.Time, recommend, hold, cur int32) int32 {
 			want = max(want, r.Recommend)
 		}
 	}
+	// A window restored from a run with a larger max_replicas holds no
+	// more than today's maximum.
+	want = min(want, s.cfg.MaxReplicas)
 	if want >= cur {
 		return cur
 	}

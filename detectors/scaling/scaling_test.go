@@ -44,6 +44,8 @@ func TestReplicas(t *testing.T) {
 		{5000, 100, 2, 10, 10},
 		{-1, 100, 2, 10, 2},
 		{100, 0, 2, 10, 2},
+		{math.NaN(), 100, 2, 10, 2},
+		{math.Inf(1), 100, 2, 10, 10},
 	}
 	for _, tt := range tests {
 		if got := Replicas(tt.load, tt.capacity, tt.lo, tt.hi); got != tt.want {
@@ -222,20 +224,36 @@ func TestIntervalCap(t *testing.T) {
 	}
 }
 
-// TestNaNForecastSizesOnTheObservedLoad: a forecast bound that is not a
-// number (a diverged model) leaves the observed load to size on. It was
-// read as no load at all, and the scaler decided min_replicas for a load
-// that needed 8 pods.
-func TestNaNForecastSizesOnTheObservedLoad(t *testing.T) {
-	for _, cap := range []float64{0, 2} {
-		s := newScaler(t, func(c *Config) { c.IntervalCap = cap })
-		in := Input{Now: time.Unix(1_700_000_000, 0), Forecast: fc(math.NaN(), math.NaN(), math.NaN()), Observed: 750, CurrentReplicas: 8}
-		if got := s.Recommend(in); got != 8 {
-			t.Errorf("interval cap %v: Recommend = %d for an observed load of 750 (100 per pod), want 8", cap, got)
+// TestDivergedForecastSizesOnTheObservedLoad: a forecast bound that is
+// not a number or infinite (a diverged model) leaves the observed load to
+// size on. NaN was read as no load at all, and the scaler decided
+// min_replicas for a load that needed 8 pods; +Inf decided max_replicas.
+func TestDivergedForecastSizesOnTheObservedLoad(t *testing.T) {
+	for _, bad := range []float64{math.NaN(), math.Inf(1)} {
+		for _, cap := range []float64{0, 2} {
+			s := newScaler(t, func(c *Config) { c.IntervalCap = cap })
+			in := Input{Now: time.Unix(1_700_000_000, 0), Forecast: fc(bad, bad, bad), Observed: 750, CurrentReplicas: 8}
+			if got := s.Recommend(in); got != 8 {
+				t.Errorf("forecast %v, interval cap %v: Recommend = %d for an observed load of 750 (100 per pod), want 8", bad, cap, got)
+			}
+			if ds := s.Decide(in); len(ds) != 0 {
+				t.Errorf("forecast %v, interval cap %v: decided %s", bad, cap, ds[0].Summary)
+			}
 		}
-		if ds := s.Decide(in); len(ds) != 0 {
-			t.Errorf("interval cap %v: decided %s", cap, ds[0].Summary)
-		}
+	}
+}
+
+// TestRestoredWindowWithinMax: a window restored from a run with a larger
+// max_replicas held the workload above today's maximum for the whole
+// stabilization.
+func TestRestoredWindowWithinMax(t *testing.T) {
+	s := newScaler(t, func(c *Config) { c.MaxReplicas = 20; c.MaxScaleDown = 1 })
+	t0 := time.Unix(1_700_000_000, 0)
+	s.SetWindow([]WindowEntry{{At: t0.UnixMilli(), Hold: 50, Recommend: 50}})
+	s.SetLast(50, t0.UnixMilli())
+	ds := s.Decide(Input{Now: t0.Add(time.Minute), Forecast: fc(100, 100, 100), Observed: 100, CurrentReplicas: 50})
+	if len(ds) != 1 || ds[0].Desired.Replicas != 20 {
+		t.Fatalf("decisions %v, want one to max_replicas 20", ds)
 	}
 }
 
@@ -277,7 +295,7 @@ func TestPeak(t *testing.T) {
 		if got.Upper < got.Point || got.Upper > 1.5*got.Point+1e-9 {
 			t.Errorf("%s: peak load %v outside [point, 1.5 point] for point %v", tt.name, got.Upper, got.Point)
 		}
-		if got.Horizon != 3*time.Minute || got.Model == "" {
+		if got.Horizon != 150*time.Second || got.Model == "" {
 			t.Errorf("%s: horizon %v, model %q", tt.name, got.Horizon, got.Model)
 		}
 	}
