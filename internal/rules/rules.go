@@ -29,6 +29,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/augur-ops/augur/detectors/anomaly"
+	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/proto"
 )
 
@@ -512,6 +513,11 @@ func (s *Scaling) validate(at string) []error {
 	}
 	if s.ScaleDownDelay < 0 {
 		errs = append(errs, ferr(at+".scale_down_delay", "must be >= 0"))
+	}
+	if s.Window >= time.Second && s.ScaleDownDelay/s.Window >= scaling.MaxWindow {
+		// The stabilization keeps one entry per window.
+		errs = append(errs, ferr(at+".scale_down_delay", "must be under %d windows (%s at a window of %s), got %s",
+			scaling.MaxWindow, time.Duration(scaling.MaxWindow)*s.Window, s.Window, s.ScaleDownDelay))
 	}
 	if s.IntervalCap == 0 {
 		s.IntervalCap = DefaultIntervalCap

@@ -126,6 +126,11 @@ rules:
 - name: a
   scaling: {selector: 'x', capacity_per_pod: 1, min_replicas: 1, max_replicas: 2, interval_cap: .inf, target: {namespace: n, name: d}}`,
 			"rules[0].scaling.interval_cap: must be a finite number > 0, got +Inf"},
+		{"stabilization beyond its memory", `
+rules:
+- name: a
+  scaling: {selector: 'x', window: 1s, scale_down_delay: 2h, capacity_per_pod: 1, min_replicas: 1, max_replicas: 2, target: {namespace: n, name: d}}`,
+			"rules[0].scaling.scale_down_delay: must be under 4096 windows (1h8m16s at a window of 1s), got 2h0m0s"},
 		{"mode", `
 rules:
 - name: a
