@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/augur-ops/augur/detectors"
 	"github.com/augur-ops/augur/detectors/scaling"
 	"github.com/augur-ops/augur/internal/rules"
 	"github.com/augur-ops/augur/internal/wire"
@@ -283,6 +284,11 @@ func (sh *shard) apply(key, value []byte) error {
 		}
 		fc := r.Blob()
 		g.nextClose = r.Varint()
+		if w := sh.env.windowMs(ri); g.nextClose != 0 && g.nextClose%w != 0 {
+			// Written under another window (the rule's window changed):
+			// close on this window's grid from the next end on.
+			g.nextClose = detectors.WindowStart(g.nextClose, w) + w
+		}
 		det := r.Blob()
 		if r.Err() != nil {
 			return r.Err()
