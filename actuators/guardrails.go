@@ -458,7 +458,7 @@ func (m *memory) apply(tr tried, cfg *Config) {
 	b.prune(tr.at, cfg)
 	if replicaKind(tr.kind) {
 		ts := m.targets[tr.target]
-		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return tr.at.Sub(r.at) > cfg.ScaleDownStabilization })
+		ts.prune(tr.at, cfg)
 		if tr.window {
 			ts.recs = append(ts.recs, rec{tr.at, tr.goal})
 		}
@@ -480,6 +480,12 @@ func (m *memory) apply(tr tried, cfg *Config) {
 	if nodeKind(tr.kind) && tr.node != "" {
 		b.nodes[tr.node] = nodeChange{tr.at, tr.kind == proto.KindTaintNode}
 	}
+}
+
+// prune drops the stabilization records older than ScaleDownStabilization
+// at now, which the stabilization guard no longer reads.
+func (ts *targetState) prune(now time.Time, cfg *Config) {
+	ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > cfg.ScaleDownStabilization })
 }
 
 // prune drops what no guardrail reads at now: changes RateWindow old or

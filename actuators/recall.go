@@ -265,7 +265,7 @@ func (m *memory) merge(got *memory, now time.Time, cfg *Config) int {
 	}
 	n := 0
 	for target, ts := range m.targets {
-		ts.recs = slices.DeleteFunc(ts.recs, func(r rec) bool { return now.Sub(r.at) > cfg.ScaleDownStabilization })
+		ts.prune(now, cfg)
 		slices.SortFunc(ts.recs, func(x, y rec) int { return cmp.Or(x.at.Compare(y.at), cmp.Compare(x.replicas, y.replicas)) })
 		ts.recs = slices.CompactFunc(ts.recs, func(x, y rec) bool { return x.at.Equal(y.at) && x.replicas == y.replicas })
 		m.targets[target] = ts

@@ -44,6 +44,15 @@ type Group interface {
 	UnmarshalBinary(b []byte) error
 }
 
+// WindowCeil returns the smallest multiple of w at or after t: a time on
+// the grid of windows of length w, t itself when it is on it.
+func WindowCeil(t, w int64) int64 {
+	if s := WindowStart(t, w); s != t {
+		return s + w
+	}
+	return t
+}
+
 // WindowStart returns the start of the window of length w holding t: the
 // largest multiple of w at or before t.
 func WindowStart(t, w int64) int64 {

@@ -284,11 +284,9 @@ func (sh *shard) apply(key, value []byte) error {
 		}
 		fc := r.Blob()
 		g.nextClose = r.Varint()
-		if w := sh.env.windowMs(ri); g.nextClose != 0 && g.nextClose%w != 0 {
-			// Written under another window (the rule's window changed):
-			// close on this window's grid from the next end on.
-			g.nextClose = detectors.WindowStart(g.nextClose, w) + w
-		}
+		// Written under another window (the rule's window changed):
+		// close on this window's grid from the next end on.
+		g.nextClose = detectors.WindowCeil(g.nextClose, sh.env.windowMs(ri))
 		det := r.Blob()
 		if r.Err() != nil {
 			return r.Err()

@@ -599,9 +599,7 @@ func (g *Group) UnmarshalBinary(b []byte) error {
 	// A state of another window length (the rule's window changed): the
 	// last window judged ends on this window's grid, and open windows off
 	// it are dropped (Close would never judge them).
-	if le := g.det.lastEnd; le != 0 && le%g.step != 0 {
-		g.det.lastEnd = detectors.WindowStart(le+g.step-1, g.step)
-	}
+	g.det.lastEnd = detectors.WindowCeil(g.det.lastEnd, g.step)
 	wins = slices.DeleteFunc(wins, func(w grayWindow) bool { return w.start%g.step != 0 })
 	g.wins = wins
 	g.reindex()
